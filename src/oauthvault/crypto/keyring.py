@@ -1,0 +1,117 @@
+"""The key ring behind ``OAUTH_ENCRYPTION_KEY``: one or more 32-byte keys, newest first.
+
+The newest key encrypts; any key in the ring decrypts. Each key has a short id,
+derived from the key itself, that every ciphertext carries so decryption knows
+which key to try. A ``Fernet.generate_key()`` value is a valid key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from oauthvault.errors import ConfigError
+
+__all__ = ["KEY_ID_SIZE", "EncryptionKey", "KeyRing", "generate_key"]
+
+KEY_SIZE = 32
+KEY_ID_SIZE = 4
+_SETTING = "OAUTH_ENCRYPTION_KEY"
+
+
+def generate_key() -> str:
+    """Return a new random key as url-safe base64 text, the form the key ring reads."""
+    return base64.urlsafe_b64encode(os.urandom(KEY_SIZE)).decode("ascii")
+
+
+def _key_id(secret: bytes) -> bytes:
+    # A one-way digest with a domain tag: the id reveals nothing usable about the key.
+    return hashlib.sha256(b"oauthvault key id\x00" + secret).digest()[:KEY_ID_SIZE]
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionKey:
+    """One AES-256-GCM key. Only its id shows in ``repr``."""
+
+    key_id: bytes
+    aead: AESGCM = field(repr=False, compare=False)
+
+    @property
+    def key_id_hex(self) -> str:
+        return self.key_id.hex()
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> EncryptionKey:
+        if len(secret) != KEY_SIZE:
+            raise ValueError("an encryption key is 32 bytes")
+        return cls(key_id=_key_id(secret), aead=AESGCM(secret))
+
+
+class KeyRing:
+    """Keys newest first: :attr:`primary` encrypts, :meth:`find` looks any key up by id."""
+
+    __slots__ = ("_by_id", "_keys")
+
+    def __init__(self, keys: list[EncryptionKey]) -> None:
+        if not keys:
+            raise ConfigError(_SETTING, "the key ring needs at least one key")
+        by_id: dict[bytes, EncryptionKey] = {}
+        for key in keys:
+            if key.key_id in by_id:
+                raise ConfigError(_SETTING, "the same key is listed twice")
+            by_id[key.key_id] = key
+        self._keys = tuple(keys)
+        self._by_id = by_id
+
+    @classmethod
+    def from_text(cls, text: str, setting: str = _SETTING) -> KeyRing:
+        """Parse comma-separated url-safe base64 keys, newest first.
+
+        Raises:
+            ConfigError: naming ``setting`` and the position of a bad entry, never its value.
+        """
+        entries = [entry.strip() for entry in text.split(",")]
+        keys: list[EncryptionKey] = []
+        for position, entry in enumerate(entries, start=1):
+            if not entry:
+                raise ConfigError(setting, f"entry {position} is empty")
+            try:
+                secret = base64.urlsafe_b64decode(entry + "=" * (-len(entry) % 4))
+            except (binascii.Error, ValueError):
+                raise ConfigError(setting, f"entry {position} is not url-safe base64") from None
+            if len(secret) != KEY_SIZE:
+                raise ConfigError(
+                    setting, f"entry {position} decodes to {len(secret)} bytes, not {KEY_SIZE}"
+                )
+            keys.append(EncryptionKey.from_secret(secret))
+        return cls(keys)
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        """A ring of one fresh random key (for ephemeral use and tests)."""
+        return cls([EncryptionKey.from_secret(os.urandom(KEY_SIZE))])
+
+    @property
+    def primary(self) -> EncryptionKey:
+        """The newest key: every new ciphertext is sealed with it."""
+        return self._keys[0]
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Hex ids of the keys, newest first."""
+        return [key.key_id_hex for key in self._keys]
+
+    def find(self, key_id: bytes) -> EncryptionKey | None:
+        """The key with this id, or ``None`` if the ring does not hold it."""
+        return self._by_id.get(key_id)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(key_ids={self.key_ids!r})"

@@ -1,0 +1,105 @@
+"""Errors raised by oauthvault.
+
+Every error derives from :class:`VaultError`; none of them ever carries a token,
+a key or a password in its message.
+
+    VaultError
+    ├── ConfigError          names the setting, never its value
+    ├── InvalidInput         names the argument and the rule it broke (also a ValueError)
+    ├── DecryptionError      says nothing more (like fernet's InvalidToken)
+    ├── TokenNotFound
+    ├── StorageUnavailable
+    └── FlowError
+        ├── InvalidState     unknown, expired or reused
+        └── ProviderError    .error, .error_description (RFC 6749 §5.2)
+            └── ReauthorizationRequired   invalid_grant on refresh
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DecryptionError",
+    "FlowError",
+    "InvalidInput",
+    "InvalidState",
+    "ProviderError",
+    "ReauthorizationRequired",
+    "StorageUnavailable",
+    "TokenNotFound",
+    "VaultError",
+]
+
+
+class VaultError(Exception):
+    """Base class of every error oauthvault raises on purpose."""
+
+
+class ConfigError(VaultError):
+    """A setting is missing or malformed. ``.setting`` names it; its value is never shown."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"{setting}: {problem}")
+
+
+class InvalidInput(VaultError, ValueError):
+    """An argument broke a rule. ``.argument`` names it; secret values are never shown."""
+
+    def __init__(self, argument: str, problem: str) -> None:
+        self.argument = argument
+        self.problem = problem
+        super().__init__(f"{argument}: {problem}")
+
+
+class DecryptionError(VaultError):
+    """A ciphertext could not be authenticated: wrong key, wrong row, or tampered."""
+
+    def __init__(self) -> None:
+        super().__init__("ciphertext could not be decrypted")
+
+
+class TokenNotFound(VaultError):
+    """No tokens are stored for the requested connection."""
+
+
+class StorageUnavailable(VaultError):
+    """The database could not be reached or refused the operation."""
+
+
+class FlowError(VaultError):
+    """An OAuth flow could not go on."""
+
+
+class InvalidState(FlowError):
+    """The OAuth ``state`` is unknown, expired, already used, or bound to something else."""
+
+
+class ProviderError(FlowError):
+    """The provider answered with an OAuth error (RFC 6749 §5.2)."""
+
+    def __init__(self, error: str, error_description: str | None = None) -> None:
+        self.error = error
+        self.error_description = error_description
+        message = error if not error_description else f"{error}: {error_description}"
+        super().__init__(message)
+
+
+class ReauthorizationRequired(ProviderError):
+    """The grant is gone (``invalid_grant``): the user must connect again."""
+
+
+for _error in (
+    VaultError,
+    ConfigError,
+    InvalidInput,
+    DecryptionError,
+    TokenNotFound,
+    StorageUnavailable,
+    FlowError,
+    InvalidState,
+    ProviderError,
+    ReauthorizationRequired,
+):
+    _error.__module__ = "oauthvault"

@@ -1,0 +1,131 @@
+"""The values the vault stores and hands out: connection keys and token sets.
+
+Both are frozen. A :class:`TokenSet` keeps its tokens out of ``repr`` and ``str``.
+Validation lives here so that nothing invalid ever reaches storage or the cache.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from oauthvault.errors import InvalidInput
+
+__all__ = ["MAX_SCOPE_LENGTH", "MAX_TOKEN_LENGTH", "TokenKey", "TokenSet"]
+
+MAX_PROVIDER_LENGTH = 50
+MAX_WORKSPACE_ID_LENGTH = 255
+MAX_ACTOR_ID_LENGTH = 255
+# Real tokens are a few kilobytes at most (large JWTs from Microsoft run ~4 KiB).
+MAX_TOKEN_LENGTH = 16_384
+MAX_SCOPE_LENGTH = 8_192
+# Ten years: anything longer is a unit mistake (milliseconds passed as seconds).
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+# C0 and C1 controls, DEL, and lone surrogates (which cannot be stored as UTF-8).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_text(argument: str, value: object, max_length: int, *, secret: bool) -> str:
+    """Return ``value`` if it is a usable non-empty string, else raise :class:`InvalidInput`.
+
+    The message never quotes ``value``: for tokens it is a secret, for ids it may be huge.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(argument, f"must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidInput(argument, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidInput(argument, f"is longer than {max_length} characters")
+    if _FORBIDDEN.search(value):
+        kind = "control characters" if secret else "control characters or lone surrogates"
+        raise InvalidInput(argument, f"must not contain {kind}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKey:
+    """Identifies one connection: a provider account of one actor in one workspace.
+
+    Ids are exact strings: no case folding, trimming or normalization.
+
+    Raises:
+        InvalidInput: an id is not a string, empty, too long or holds control characters.
+    """
+
+    provider: str
+    workspace_id: str
+    actor_id: str
+
+    def __post_init__(self) -> None:
+        _check_text("provider", self.provider, MAX_PROVIDER_LENGTH, secret=False)
+        _check_text("workspace_id", self.workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
+        _check_text("actor_id", self.actor_id, MAX_ACTOR_ID_LENGTH, secret=False)
+
+
+_TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "scope")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet(Mapping[str, object]):
+    """The tokens of one connection, as a read-only mapping.
+
+    ``tokens["access_token"]``, ``["refresh_token"]``, ``["expires_at"]`` (timezone-aware
+    ``datetime`` or ``None`` when the provider gave no lifetime) and ``["scope"]`` work as
+    in the seed design; attributes of the same names do too.
+    """
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_at: datetime | None
+    scope: str | None
+
+    def __getitem__(self, name: str) -> object:
+        if name not in _TOKEN_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_TOKEN_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_TOKEN_FIELDS)
+
+    def seconds_left(self, now: datetime) -> float | None:
+        """Seconds until the access token expires (negative once it has), or ``None``."""
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - now).total_seconds()
+
+
+def validate_tokens(
+    access_token: object,
+    refresh_token: object,
+    expires_in: object,
+    scope: object,
+) -> None:
+    """Check the token half of a ``store_tokens`` call.
+
+    Raises:
+        InvalidInput: naming the argument; token values are never quoted.
+    """
+    _check_text("access_token", access_token, MAX_TOKEN_LENGTH, secret=True)
+    if refresh_token is not None:
+        _check_text("refresh_token", refresh_token, MAX_TOKEN_LENGTH, secret=True)
+    if scope is not None:
+        if not isinstance(scope, str):
+            raise InvalidInput("scope", f"must be a string, not {type(scope).__name__}")
+        if len(scope) > MAX_SCOPE_LENGTH:
+            raise InvalidInput("scope", f"is longer than {MAX_SCOPE_LENGTH} characters")
+        if _FORBIDDEN.search(scope):
+            raise InvalidInput("scope", "must not contain control characters")
+    if expires_in is not None:
+        # bool is an int subclass; True seconds is never what a caller meant.
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+            raise InvalidInput("expires_in", "must be an integer number of seconds")
+        if expires_in < 0:
+            raise InvalidInput("expires_in", "must not be negative")
+        if expires_in > MAX_EXPIRES_IN:
+            raise InvalidInput("expires_in", f"must be at most {MAX_EXPIRES_IN} seconds")

@@ -1,0 +1,163 @@
+"""Turning a :class:`TokenSet` into what the database and the cache hold, and back.
+
+Pure functions, no I/O. Every ciphertext is bound by its associated data to the
+connection it belongs to and to its purpose, so a value copied to another row, another
+field or another cache key fails to decrypt instead of handing out someone else's token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from oauthvault.crypto.envelope import open_sealed, seal, sealed_key_id
+from oauthvault.crypto.keyring import KeyRing
+from oauthvault.errors import DecryptionError
+from oauthvault.models import TokenKey, TokenSet
+
+__all__ = [
+    "SealedRow",
+    "associated_data",
+    "open_cache_record",
+    "open_row",
+    "seal_cache_record",
+    "seal_row",
+]
+
+ACCESS_FIELD = "access_token"
+REFRESH_FIELD = "refresh_token"
+CACHE_FIELD = "cache_record"
+_DOMAIN = b"oauthvault/v1"
+_SEPARATOR = "\x1f"  # control characters are rejected in tokens and scope, so this is free
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRow:
+    """One ``oauth_tokens`` row as stored: ciphertexts are url-safe base64 text."""
+
+    access_token_encrypted: str = field(repr=False)
+    refresh_token_encrypted: str | None = field(repr=False)
+    key_id: str
+    expires_at: datetime | None
+    scope: str | None
+
+
+def associated_data(key: TokenKey, purpose: str) -> bytes:
+    """Length-prefixed (provider, workspace_id, actor_id, purpose): unambiguous for any ids."""
+    parts = [_DOMAIN]
+    for text in (key.provider, key.workspace_id, key.actor_id, purpose):
+        encoded = text.encode("utf-8")
+        parts.append(len(encoded).to_bytes(4, "big"))
+        parts.append(encoded)
+    return b"".join(parts)
+
+
+def _to_text(sealed: bytes) -> str:
+    return base64.urlsafe_b64encode(sealed).decode("ascii")
+
+
+def _from_text(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text)
+    except (binascii.Error, ValueError):
+        raise DecryptionError from None
+
+
+def seal_row(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> SealedRow:
+    """Encrypt both tokens with the newest key, each bound to its row and field."""
+    access = seal(keyring, tokens.access_token.encode(), associated_data(key, ACCESS_FIELD))
+    refresh = None
+    if tokens.refresh_token is not None:
+        refresh = _to_text(
+            seal(keyring, tokens.refresh_token.encode(), associated_data(key, REFRESH_FIELD))
+        )
+    return SealedRow(
+        access_token_encrypted=_to_text(access),
+        refresh_token_encrypted=refresh,
+        key_id=keyring.primary.key_id_hex,
+        expires_at=tokens.expires_at,
+        scope=tokens.scope,
+    )
+
+
+def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
+    """Decrypt a stored row of connection ``key``.
+
+    Raises:
+        DecryptionError: the row was sealed for another connection, with an unknown key,
+            or was altered.
+    """
+    access = open_sealed(
+        keyring, _from_text(row.access_token_encrypted), associated_data(key, ACCESS_FIELD)
+    )
+    refresh = None
+    if row.refresh_token_encrypted is not None:
+        refresh = open_sealed(
+            keyring, _from_text(row.refresh_token_encrypted), associated_data(key, REFRESH_FIELD)
+        ).decode()
+    return TokenSet(
+        access_token=access.decode(),
+        refresh_token=refresh,
+        expires_at=row.expires_at,
+        scope=row.scope,
+    )
+
+
+def row_needs_rotation(keyring: KeyRing, row: SealedRow) -> bool:
+    """True when any ciphertext of the row was sealed with a key other than the newest."""
+    primary = keyring.primary.key_id
+    sealed = [row.access_token_encrypted, row.refresh_token_encrypted]
+    return any(text is not None and sealed_key_id(_from_text(text)) != primary for text in sealed)
+
+
+def _optional(text: str | None) -> str:
+    # "-" marks None, "+" prefixes a value, so "" and None stay distinct.
+    return "-" if text is None else "+" + text
+
+
+def _restore(text: str) -> str | None:
+    return None if text == "-" else text[1:]
+
+
+def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> bytes:
+    """The whole token set as one sealed value, for the cache."""
+    expires = "" if tokens.expires_at is None else str(_to_micros(tokens.expires_at))
+    plaintext = _SEPARATOR.join(
+        (expires, _optional(tokens.scope), tokens.access_token, _optional(tokens.refresh_token))
+    )
+    return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))
+
+
+def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSet:
+    """Decrypt a cache value of connection ``key``.
+
+    Raises:
+        DecryptionError: the value is not a record of this connection, or was altered.
+    """
+    plaintext = open_sealed(keyring, sealed, associated_data(key, CACHE_FIELD)).decode()
+    try:
+        expires, scope, access, refresh = plaintext.split(_SEPARATOR)
+        expires_at = None if not expires else _from_micros(int(expires))
+    except ValueError:
+        # Authenticated but malformed: only a bug or an incompatible writer does this.
+        raise DecryptionError from None
+    return TokenSet(
+        access_token=access,
+        refresh_token=_restore(refresh),
+        expires_at=expires_at,
+        scope=_restore(scope),
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _to_micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
