@@ -1,0 +1,97 @@
+"""What the vault needs from a database, whichever one it is.
+
+The database is the source of truth. It holds sealed rows (never plaintext tokens) and
+the cache invalidation log. Implementations: :mod:`oauthvault.storage.postgres` and
+:mod:`oauthvault.storage.sqlite`; both pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from oauthvault.models import TokenKey
+from oauthvault.records import SealedRow
+
+__all__ = [
+    "AsyncTokenStore",
+    "ConnectionInfo",
+    "Resealer",
+    "RotationBatch",
+    "TokenStore",
+]
+
+# Rewrites one row with the newest key; None when the row cannot be decrypted.
+Resealer = Callable[[TokenKey, SealedRow], SealedRow | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What may be shown about a stored connection: everything but its tokens."""
+
+    provider: str
+    workspace_id: str
+    actor_id: str
+    expires_at: datetime | None
+    scope: str | None
+    has_refresh_token: bool
+    key_id: str
+    updated_at: datetime
+
+    @property
+    def key(self) -> TokenKey:
+        return TokenKey(self.provider, self.workspace_id, self.actor_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationBatch:
+    """The outcome of re-sealing one batch of rows."""
+
+    rotated: list[TokenKey]
+    undecryptable: list[TokenKey]
+    last_row_id: str | None
+
+
+class TokenStore(Protocol):
+    """Synchronous storage of sealed token rows."""
+
+    @property
+    def description(self) -> str:
+        """Where the data lives, with no password (for logs and ``doctor``)."""
+        ...
+
+    def get(self, key: TokenKey) -> SealedRow | None: ...
+    def upsert(self, key: TokenKey, row: SealedRow) -> None: ...
+    def delete(self, key: TokenKey) -> bool: ...
+    def list_connections(
+        self, provider: str | None, workspace_id: str | None, limit: int
+    ) -> list[ConnectionInfo]: ...
+    def count_by_key_id(self) -> dict[str, int]: ...
+    def reseal_batch(
+        self, primary_key_id: str, after_row_id: str | None, limit: int, reseal: Resealer
+    ) -> RotationBatch: ...
+    def record_invalidation(self, cache_key: str) -> None: ...
+    def pending_invalidations(self, limit: int) -> list[str]: ...
+    def clear_invalidations(self, cache_keys: list[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+class AsyncTokenStore(Protocol):
+    """The asyncio twin of :class:`TokenStore` (rotation stays a sync, offline task)."""
+
+    @property
+    def description(self) -> str: ...
+
+    async def open(self) -> None: ...
+    async def get(self, key: TokenKey) -> SealedRow | None: ...
+    async def upsert(self, key: TokenKey, row: SealedRow) -> None: ...
+    async def delete(self, key: TokenKey) -> bool: ...
+    async def list_connections(
+        self, provider: str | None, workspace_id: str | None, limit: int
+    ) -> list[ConnectionInfo]: ...
+    async def record_invalidation(self, cache_key: str) -> None: ...
+    async def pending_invalidations(self, limit: int) -> list[str]: ...
+    async def clear_invalidations(self, cache_keys: list[str]) -> None: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,365 @@
+"""PostgreSQL through psycopg 3 and psycopg_pool: autocommit, prepared statements.
+
+Every single-row call is one statement in autocommit mode, so it costs one round trip.
+The sync and async stores share their SQL and row conversion and differ only by ``await``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from oauthvault.errors import StorageUnavailable
+from oauthvault.models import TokenKey
+from oauthvault.records import SealedRow
+from oauthvault.storage.base import ConnectionInfo, Resealer, RotationBatch
+from oauthvault.storage.location import DatabaseLocation
+from oauthvault.storage.migrations import HEAD_REVISION
+
+__all__ = ["AsyncPostgresTokenStore", "PostgresTokenStore"]
+
+SELECT_ROW = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
+FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+UPSERT_ROW = """
+INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
+    refresh_token_encrypted, key_id, expires_at, scope)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
+    access_token_encrypted = EXCLUDED.access_token_encrypted,
+    refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
+    key_id = EXCLUDED.key_id,
+    expires_at = EXCLUDED.expires_at,
+    scope = EXCLUDED.scope,
+    updated_at = now()
+"""
+DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
+LIST_ROWS = """
+SELECT provider, workspace_id, actor_id, expires_at, scope,
+    refresh_token_encrypted IS NOT NULL, key_id, updated_at
+FROM oauth_tokens
+WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
+  AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+ORDER BY provider, workspace_id, actor_id
+LIMIT %(limit)s
+"""
+COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
+SELECT_FOR_ROTATION = """
+SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
+    refresh_token_encrypted, key_id, expires_at, scope
+FROM oauth_tokens
+WHERE key_id <> %s AND id > %s
+ORDER BY id
+LIMIT %s
+FOR UPDATE
+"""
+UPDATE_SEALED = """
+UPDATE oauth_tokens
+SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s
+WHERE id = %s
+"""
+RECORD_INVALIDATION = (
+    "INSERT INTO oauth_cache_invalidations (cache_key) VALUES (%s) ON CONFLICT DO NOTHING"
+)
+PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %s"
+CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
+SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+_NIL_UUID = uuid.UUID(int=0)
+
+
+def _key_params(key: TokenKey) -> tuple[str, str, str]:
+    return (key.provider, key.workspace_id, key.actor_id)
+
+
+def _upsert_params(key: TokenKey, row: SealedRow) -> tuple[Any, ...]:
+    return (
+        uuid.uuid4(),
+        key.provider,
+        key.workspace_id,
+        key.actor_id,
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        row.expires_at,
+        row.scope,
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # timestamptz comes back in the session's time zone; the vault speaks UTC.
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def _sealed_row(found: Sequence[Any]) -> SealedRow:
+    access, refresh, key_id, expires_at, scope = found
+    return SealedRow(access, refresh, key_id, _utc(expires_at), scope)
+
+
+def _connection_info(found: Sequence[Any]) -> ConnectionInfo:
+    provider, workspace_id, actor_id, expires_at, scope, has_refresh, key_id, updated = found
+    return ConnectionInfo(
+        provider=provider,
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        expires_at=_utc(expires_at),
+        scope=scope,
+        has_refresh_token=has_refresh,
+        key_id=key_id,
+        updated_at=updated.astimezone(UTC),
+    )
+
+
+def _check_revision(revision: str | None, description: str) -> None:
+    if revision != HEAD_REVISION:
+        found = "no schema" if revision is None else f"schema revision {revision}"
+        raise StorageUnavailable(
+            f"{description} has {found}, this version needs {HEAD_REVISION}:"
+            " run `oauthvault migrate`"
+        )
+
+
+class _PostgresBase:
+    def __init__(self, location: DatabaseLocation) -> None:
+        if location.kind != "postgres":
+            raise ValueError("not a PostgreSQL location")
+        self._location = location
+
+    @property
+    def description(self) -> str:
+        return self._location.description
+
+    def _unavailable(self, error: Exception) -> StorageUnavailable:
+        # psycopg messages name hosts and SQL states, never parameters or passwords.
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return StorageUnavailable(
+            f"PostgreSQL at {self.description}: {type(error).__name__}"
+            + (f": {detail}" if detail else "")
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+_CONNECTION_OPTIONS = {"autocommit": True, "prepare_threshold": 0}
+
+
+class PostgresTokenStore(_PostgresBase):
+    """Sealed token rows in PostgreSQL.
+
+    Raises:
+        StorageUnavailable: the server cannot be reached in ``connect_timeout`` seconds,
+            or its schema is not at this version's revision.
+    """
+
+    def __init__(
+        self,
+        location: DatabaseLocation,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(location)
+        self._pool = ConnectionPool(
+            location.conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            kwargs=_CONNECTION_OPTIONS,
+            open=False,
+            name="oauthvault",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+            with self._pool.connection() as connection:
+                found = connection.execute(SCHEMA_REVISION).fetchone()
+                revision = found[0] if found else None
+        except psycopg.errors.UndefinedTable:
+            revision = None
+        except (psycopg.Error, PoolTimeout) as error:
+            self._pool.close()
+            raise self._unavailable(error) from None
+        if revision != HEAD_REVISION:
+            self._pool.close()
+            _check_revision(revision, self.description)
+
+    def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
+        try:
+            with self._pool.connection() as connection:
+                return connection.execute(query, params, prepare=True).fetchone()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+
+    def _fetchall(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        try:
+            with self._pool.connection() as connection:
+                return connection.execute(query, params, prepare=True).fetchall()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+
+    def _rowcount(self, query: str, params: Sequence[Any]) -> int:
+        try:
+            with self._pool.connection() as connection:
+                return connection.execute(query, params, prepare=True).rowcount
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+
+    def get(self, key: TokenKey) -> SealedRow | None:
+        found = self._fetchone(SELECT_ROW, _key_params(key))
+        return None if found is None else _sealed_row(found)
+
+    def upsert(self, key: TokenKey, row: SealedRow) -> None:
+        self._rowcount(UPSERT_ROW, _upsert_params(key, row))
+
+    def delete(self, key: TokenKey) -> bool:
+        return self._rowcount(DELETE_ROW, _key_params(key)) > 0
+
+    def list_connections(
+        self, provider: str | None, workspace_id: str | None, limit: int
+    ) -> list[ConnectionInfo]:
+        params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
+        return [_connection_info(row) for row in self._fetchall(LIST_ROWS, params)]
+
+    def count_by_key_id(self) -> dict[str, int]:
+        return {key_id: count for key_id, count in self._fetchall(COUNT_BY_KEY, ())}
+
+    def reseal_batch(
+        self, primary_key_id: str, after_row_id: str | None, limit: int, reseal: Resealer
+    ) -> RotationBatch:
+        rotated: list[TokenKey] = []
+        failed: list[TokenKey] = []
+        last_row_id = None
+        after = uuid.UUID(after_row_id) if after_row_id else _NIL_UUID
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                rows = connection.execute(
+                    SELECT_FOR_ROTATION, (primary_key_id, after, limit)
+                ).fetchall()
+                for row_id, provider, workspace_id, actor_id, *sealed in rows:
+                    last_row_id = str(row_id)
+                    key = TokenKey(provider, workspace_id, actor_id)
+                    new = reseal(key, _sealed_row(sealed))
+                    if new is None:
+                        failed.append(key)
+                        continue
+                    connection.execute(
+                        UPDATE_SEALED,
+                        (
+                            new.access_token_encrypted,
+                            new.refresh_token_encrypted,
+                            new.key_id,
+                            row_id,
+                        ),
+                    )
+                    rotated.append(key)
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+        return RotationBatch(rotated, failed, last_row_id)
+
+    def record_invalidation(self, cache_key: str) -> None:
+        self._rowcount(RECORD_INVALIDATION, (cache_key,))
+
+    def pending_invalidations(self, limit: int) -> list[str]:
+        return [row[0] for row in self._fetchall(PENDING_INVALIDATIONS, (limit,))]
+
+    def clear_invalidations(self, cache_keys: list[str]) -> None:
+        self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class AsyncPostgresTokenStore(_PostgresBase):
+    """The asyncio twin of :class:`PostgresTokenStore`; call :meth:`open` first."""
+
+    def __init__(
+        self,
+        location: DatabaseLocation,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(location)
+        self._connect_timeout = connect_timeout
+        self._pool = AsyncConnectionPool(
+            location.conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=connect_timeout,
+            kwargs=_CONNECTION_OPTIONS,
+            open=False,
+            name="oauthvault-async",
+        )
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=self._connect_timeout)
+            async with self._pool.connection() as connection:
+                found = await (await connection.execute(SCHEMA_REVISION)).fetchone()
+                revision = found[0] if found else None
+        except psycopg.errors.UndefinedTable:
+            revision = None
+        except (psycopg.Error, PoolTimeout) as error:
+            await self._pool.close()
+            raise self._unavailable(error) from None
+        if revision != HEAD_REVISION:
+            await self._pool.close()
+            _check_revision(revision, self.description)
+
+    async def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(query, params, prepare=True)
+                return await cursor.fetchone()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+
+    async def _fetchall(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(query, params, prepare=True)
+                return await cursor.fetchall()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+
+    async def _rowcount(self, query: str, params: Sequence[Any]) -> int:
+        try:
+            async with self._pool.connection() as connection:
+                return (await connection.execute(query, params, prepare=True)).rowcount
+        except (psycopg.Error, PoolTimeout) as error:
+            raise self._unavailable(error) from None
+
+    async def get(self, key: TokenKey) -> SealedRow | None:
+        found = await self._fetchone(SELECT_ROW, _key_params(key))
+        return None if found is None else _sealed_row(found)
+
+    async def upsert(self, key: TokenKey, row: SealedRow) -> None:
+        await self._rowcount(UPSERT_ROW, _upsert_params(key, row))
+
+    async def delete(self, key: TokenKey) -> bool:
+        return await self._rowcount(DELETE_ROW, _key_params(key)) > 0
+
+    async def list_connections(
+        self, provider: str | None, workspace_id: str | None, limit: int
+    ) -> list[ConnectionInfo]:
+        params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
+        return [_connection_info(row) for row in await self._fetchall(LIST_ROWS, params)]
+
+    async def record_invalidation(self, cache_key: str) -> None:
+        await self._rowcount(RECORD_INVALIDATION, (cache_key,))
+
+    async def pending_invalidations(self, limit: int) -> list[str]:
+        return [row[0] for row in await self._fetchall(PENDING_INVALIDATIONS, (limit,))]
+
+    async def clear_invalidations(self, cache_keys: list[str]) -> None:
+        await self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
+
+    async def close(self) -> None:
+        await self._pool.close()
