@@ -1,0 +1,13 @@
+"""The optional Redis cache in front of the database."""
+
+from oauthvault.cache.breaker import CircuitBreaker
+from oauthvault.cache.keys import cache_key, parse_cache_key
+from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
+
+__all__ = [
+    "AsyncRedisTokenCache",
+    "CircuitBreaker",
+    "RedisTokenCache",
+    "cache_key",
+    "parse_cache_key",
+]

@@ -1,0 +1,252 @@
+"""Redis in front of the database, degrading to the database when Redis fails.
+
+No Redis error leaves this module: each one is logged (once per outage), opens the
+circuit breaker, and the call reports a miss or a failed write so the vault falls back
+to the database. Writes that could not reach Redis are recorded in the database's
+invalidation log; before Redis is used again those keys are deleted from it, so a value
+written during an outage is never shadowed by an older cached one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, cast
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from oauthvault.cache.breaker import CircuitBreaker, Decision
+from oauthvault.errors import VaultError
+
+__all__ = [
+    "AsyncInvalidationLog",
+    "AsyncRedisTokenCache",
+    "InvalidationLog",
+    "RedisTokenCache",
+]
+
+logger = logging.getLogger("oauthvault.cache")
+
+DEFAULT_TIMEOUT = 0.25
+_FLUSH_BATCH = 500
+
+
+class InvalidationLog(Protocol):
+    """Where cache keys that Redis may hold stale values for are remembered (the DB)."""
+
+    def record_invalidation(self, cache_key: str) -> None: ...
+    def pending_invalidations(self, limit: int) -> list[str]: ...
+    def clear_invalidations(self, cache_keys: list[str]) -> None: ...
+
+
+class AsyncInvalidationLog(Protocol):
+    async def record_invalidation(self, cache_key: str) -> None: ...
+    async def pending_invalidations(self, limit: int) -> list[str]: ...
+    async def clear_invalidations(self, cache_keys: list[str]) -> None: ...
+
+
+# One quick retry on a dropped connection (a pooled socket from before a Redis restart),
+# none on timeouts: a hung Redis must cost one timeout, then the breaker takes over.
+_RETRIED_ERRORS = (RedisConnectionError,)
+
+
+class _CacheBase:
+    """State and logging shared by the sync and async caches; no I/O here."""
+
+    def __init__(self, redis_url: str, breaker: CircuitBreaker | None) -> None:
+        self._breaker = breaker or CircuitBreaker()
+        self._location = _location(redis_url)
+        self._outage_reported = False
+
+    @property
+    def is_available(self) -> bool:
+        """True while the breaker is closed (Redis answered the last call)."""
+        return self._breaker.is_closed
+
+    def _failed(self, error: Exception) -> None:
+        self._breaker.record_failure()
+        if not self._outage_reported:
+            self._outage_reported = True
+            logger.warning(
+                "Redis at %s unavailable (%s); serving from the database until it is back",
+                self._location,
+                type(error).__name__,
+            )
+
+    def _recovered(self) -> None:
+        self._breaker.record_success()
+        if self._outage_reported:
+            self._outage_reported = False
+            logger.info("Redis at %s is available again", self._location)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(location={self._location!r})"
+
+
+def _location(redis_url: str) -> str:
+    """host:port/db of a Redis URL, without user or password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or ''}"
+
+
+class RedisTokenCache(_CacheBase):
+    """Sealed token records in Redis, keyed by :func:`oauthvault.cache.cache_key`."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        invalidations: InvalidationLog,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        super().__init__(redis_url, breaker)
+        self._invalidations = invalidations
+        self._client: redis.Redis = redis.Redis.from_url(
+            redis_url,
+            retry=Retry(NoBackoff(), 1, supported_errors=_RETRIED_ERRORS),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=False,
+        )
+
+    def _ready(self) -> bool:
+        decision = self._breaker.decide()
+        if decision is Decision.CLOSED:
+            return True
+        if decision is Decision.OPEN:
+            return False
+        try:
+            self._client.ping()
+            while keys := self._invalidations.pending_invalidations(_FLUSH_BATCH):
+                self._client.delete(*keys)
+                self._invalidations.clear_invalidations(keys)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        except VaultError:
+            # The database is down too: stay off Redis until the log can be replayed.
+            self._breaker.record_failure()
+            return False
+        self._recovered()
+        return True
+
+    def get(self, cache_key: str) -> bytes | None:
+        """The cached value, or ``None`` on a miss or when Redis is unavailable."""
+        if not self._ready():
+            return None
+        try:
+            value = cast("bytes | None", self._client.get(cache_key))
+        except RedisError as error:
+            self._failed(error)
+            return None
+        return value
+
+    def set(self, cache_key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
+        """Store ``value`` for ``ttl`` seconds. False if Redis is unavailable."""
+        if not self._ready():
+            return False
+        try:
+            self._client.set(cache_key, value, ex=ttl, nx=only_if_absent)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    def delete(self, *cache_keys: str) -> bool:
+        """Delete keys. False if Redis is unavailable."""
+        if not self._ready():
+            return False
+        try:
+            self._client.delete(*cache_keys)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class AsyncRedisTokenCache(_CacheBase):
+    """The asyncio twin of :class:`RedisTokenCache`."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        invalidations: AsyncInvalidationLog,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        super().__init__(redis_url, breaker)
+        self._invalidations = invalidations
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            redis_url,
+            retry=AsyncRetry(NoBackoff(), 1, supported_errors=_RETRIED_ERRORS),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=False,
+        )
+
+    async def _ready(self) -> bool:
+        decision = self._breaker.decide()
+        if decision is Decision.CLOSED:
+            return True
+        if decision is Decision.OPEN:
+            return False
+        try:
+            await self._client.ping()
+            while keys := await self._invalidations.pending_invalidations(_FLUSH_BATCH):
+                await self._client.delete(*keys)
+                await self._invalidations.clear_invalidations(keys)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        except VaultError:
+            self._breaker.record_failure()
+            return False
+        self._recovered()
+        return True
+
+    async def get(self, cache_key: str) -> bytes | None:
+        if not await self._ready():
+            return None
+        try:
+            value = cast("bytes | None", await self._client.get(cache_key))
+        except RedisError as error:
+            self._failed(error)
+            return None
+        return value
+
+    async def set(
+        self, cache_key: str, value: bytes, ttl: int, *, only_if_absent: bool = False
+    ) -> bool:
+        if not await self._ready():
+            return False
+        try:
+            await self._client.set(cache_key, value, ex=ttl, nx=only_if_absent)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    async def delete(self, *cache_keys: str) -> bool:
+        if not await self._ready():
+            return False
+        try:
+            await self._client.delete(*cache_keys)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
