@@ -1,0 +1,189 @@
+"""The vault's operations as I/O-free generators.
+
+Each operation yields the I/O steps it needs (read the cache, write a row, …) and is
+sent each step's result back, as ``httpx.Auth.auth_flow`` does. :class:`OAuthTokenCache`
+drives them with blocking calls, :class:`AsyncOAuthTokenCache` with ``await``: the logic
+(write-through order, TTLs, sealing, fallbacks) exists once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+from oauthvault.cache.keys import cache_key
+from oauthvault.crypto.keyring import KeyRing
+from oauthvault.errors import DecryptionError
+from oauthvault.models import TokenKey, TokenSet
+from oauthvault.records import (
+    SealedRow,
+    open_cache_record,
+    open_row,
+    seal_cache_record,
+    seal_row,
+)
+
+__all__ = [
+    "DeleteRow",
+    "DropCache",
+    "ReadCache",
+    "ReadRow",
+    "RecordInvalidation",
+    "Step",
+    "VaultCore",
+    "WriteCache",
+    "WriteRow",
+]
+
+logger = logging.getLogger("oauthvault.vault")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCache:
+    """Result: the cached bytes, or ``None`` (miss or Redis unavailable)."""
+
+    cache_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCache:
+    """Result: whether Redis took the value."""
+
+    cache_key: str
+    value: bytes = field(repr=False)
+    ttl: int
+    only_if_absent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DropCache:
+    """Result: whether Redis confirmed the delete."""
+
+    cache_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInvalidation:
+    """Remember in the database that Redis may hold a stale value for this key."""
+
+    cache_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRow:
+    """Result: the :class:`SealedRow`, or ``None``."""
+
+    key: TokenKey
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRow:
+    key: TokenKey
+    row: SealedRow
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRow:
+    """Result: whether a row was deleted."""
+
+    key: TokenKey
+
+
+Step: TypeAlias = (
+    ReadCache | WriteCache | DropCache | RecordInvalidation | ReadRow | WriteRow | DeleteRow
+)
+Flow: TypeAlias = Generator[Step, Any, Any]
+
+
+def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:
+    """Seconds to cache ``tokens``: until the access token expires, whole seconds rounded
+    down so the entry never outlives the token; ``default`` without an expiry; ``None``
+    (do not cache) when less than a second is left."""
+    left = tokens.seconds_left(now)
+    if left is None:
+        return default
+    return int(left) if left >= 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultCore:
+    """What the flows need to know: keys, time, and whether there is a cache."""
+
+    keyring: KeyRing = field(repr=False)
+    clock: Callable[[], datetime]
+    has_cache: bool
+    default_cache_ttl: int
+
+    def tokens_for_store(
+        self,
+        access_token: str,
+        refresh_token: str | None,
+        expires_in: int | None,
+        scope: str | None,
+    ) -> TokenSet:
+        expires_at = None if expires_in is None else self.clock() + timedelta(seconds=expires_in)
+        return TokenSet(access_token, refresh_token, expires_at, scope)
+
+    def store(self, key: TokenKey, tokens: TokenSet) -> Flow:
+        """Write-through: commit the row, then cache it; a cache write that fails is logged
+        as an invalidation so no older cached value can be served later."""
+        yield WriteRow(key, seal_row(self.keyring, key, tokens))
+        if not self.has_cache:
+            return None
+        name = cache_key(key)
+        ttl = cache_ttl(tokens, self.clock(), self.default_cache_ttl)
+        if ttl is None:
+            cached = yield DropCache(name)
+        else:
+            value = seal_cache_record(self.keyring, key, tokens)
+            cached = yield WriteCache(name, value, ttl, only_if_absent=False)
+        if not cached:
+            yield RecordInvalidation(name)
+        return None
+
+    def get(self, key: TokenKey) -> Flow:
+        """Cache first; on a miss the database, then warm the cache (only if still absent,
+        so a concurrent store's newer value is never overwritten by this older read)."""
+        name = ""
+        replace_cached = False
+        if self.has_cache:
+            name = cache_key(key)
+            value = yield ReadCache(name)
+            if value is not None:
+                try:
+                    return open_cache_record(self.keyring, key, value)
+                except DecryptionError:
+                    # Altered, moved from another key, or sealed with a retired key:
+                    # never trusted; the database answers and the entry is replaced.
+                    logger.warning("Cache entry for %s failed to decrypt; replacing it", key)
+                    replace_cached = True
+        row = yield ReadRow(key)
+        if row is None:
+            return None
+        tokens = open_row(self.keyring, key, row)
+        if self.has_cache:
+            ttl = cache_ttl(tokens, self.clock(), self.default_cache_ttl)
+            if ttl is not None:
+                value = seal_cache_record(self.keyring, key, tokens)
+                yield WriteCache(name, value, ttl, only_if_absent=not replace_cached)
+        return tokens
+
+    def delete(self, key: TokenKey) -> Flow:
+        """Delete the row, then the cache entry (or log an invalidation if Redis is away)."""
+        deleted = yield DeleteRow(key)
+        if self.has_cache:
+            name = cache_key(key)
+            dropped = yield DropCache(name)
+            if not dropped:
+                yield RecordInvalidation(name)
+        return deleted
+
+    def reseal(self, key: TokenKey, row: SealedRow) -> SealedRow | None:
+        """The row sealed again with the newest key; ``None`` if it cannot be decrypted."""
+        try:
+            return seal_row(self.keyring, key, open_row(self.keyring, key, row))
+        except DecryptionError:
+            return None

@@ -1,0 +1,434 @@
+"""``OAuthTokenCache`` and ``AsyncOAuthTokenCache``: the vault's public face.
+
+Both build the same :class:`~oauthvault.steps.VaultCore` and run its flows, one with
+blocking I/O, the other with ``await``. Configuration goes through
+:class:`~oauthvault.config.Settings`: explicit arguments first, then the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from oauthvault.cache.keys import cache_key
+from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
+from oauthvault.config import Settings, resolve_keyring
+from oauthvault.crypto.keyring import KeyRing
+from oauthvault.models import TokenKey, TokenSet, validate_tokens
+from oauthvault.steps import (
+    DeleteRow,
+    DropCache,
+    Flow,
+    ReadCache,
+    ReadRow,
+    RecordInvalidation,
+    Step,
+    VaultCore,
+    WriteCache,
+    WriteRow,
+)
+from oauthvault.storage.base import AsyncTokenStore, ConnectionInfo, TokenStore
+from oauthvault.storage.location import DatabaseLocation
+from oauthvault.storage.postgres import AsyncPostgresTokenStore, PostgresTokenStore
+from oauthvault.storage.sqlite import AsyncSqliteTokenStore, SqliteTokenStore
+
+__all__ = ["AsyncOAuthTokenCache", "BackendMode", "OAuthTokenCache", "RotationReport"]
+
+logger = logging.getLogger("oauthvault.vault")
+
+BackendMode = Literal["db-only", "db+cache"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RotationReport:
+    """What ``rotate_key`` did: rows re-sealed, and rows no key in the ring can open."""
+
+    rotated: int
+    undecryptable: list[TokenKey] = field(default_factory=list)
+    remaining_by_key_id: dict[str, int] = field(default_factory=dict)
+
+
+class _VaultBase:
+    """Configuration shared by both flavours; no I/O here."""
+
+    def __init__(
+        self,
+        database_url: str | None,
+        redis_url: str | None,
+        encryption_key: str | None,
+        settings: Settings | None,
+        allow_ephemeral_key: bool | None,
+        clock: Callable[[], datetime] | None,
+    ) -> None:
+        if settings is None:
+            settings = Settings.load(
+                database_url=database_url,
+                redis_url=redis_url,
+                oauth_encryption_key=encryption_key,
+                allow_ephemeral_key=allow_ephemeral_key,
+            )
+        self._settings = settings
+        self._location: DatabaseLocation = settings.database_location
+        keyring: KeyRing = resolve_keyring(settings, self._location)
+        self._redis_url = settings.redis_url_value
+        self._core = VaultCore(
+            keyring=keyring,
+            clock=clock or _utc_now,
+            has_cache=self._redis_url is not None,
+            default_cache_ttl=settings.default_cache_ttl,
+        )
+
+    @property
+    def backend_mode(self) -> BackendMode:
+        """``"db+cache"`` when a Redis URL is configured (even while Redis is down), else
+        ``"db-only"``."""
+        return "db+cache" if self._core.has_cache else "db-only"
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._core.keyring
+
+    @property
+    def database(self) -> str:
+        """Where the tokens live, without any password."""
+        return self._location.description
+
+    def _store_flow(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None,
+        expires_in: int | None,
+        scope: str | None,
+    ) -> Flow:
+        key = TokenKey(provider, workspace_id, actor_id)
+        validate_tokens(access_token, refresh_token, expires_in, scope)
+        tokens = self._core.tokens_for_store(access_token, refresh_token, expires_in, scope)
+        return self._core.store(key, tokens)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(database={self.database!r}, "
+            f"backend_mode={self.backend_mode!r}, key_ids={self.keyring.key_ids!r})"
+        )
+
+
+class OAuthTokenCache(_VaultBase):
+    """Encrypted OAuth tokens per (provider, workspace, actor), database first, Redis in front.
+
+    With no arguments, reads ``DATABASE_URL`` (default: an SQLite file ``oauthvault.db``),
+    ``REDIS_URL`` (default: none, db-only) and ``OAUTH_ENCRYPTION_KEY`` from the environment;
+    keyword arguments override them. Pass ``redis_url=""`` to turn the cache off.
+
+    Raises:
+        ConfigError: a setting is unusable (named, value never shown).
+        StorageUnavailable: the database cannot be reached or has an old schema.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        encryption_key: str | None = None,
+        *,
+        settings: Settings | None = None,
+        allow_ephemeral_key: bool | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(
+            database_url, redis_url, encryption_key, settings, allow_ephemeral_key, clock
+        )
+        self._store: TokenStore
+        if self._location.kind == "postgres":
+            self._store = PostgresTokenStore(self._location)
+        else:
+            self._store = SqliteTokenStore(self._location)
+        self._cache: RedisTokenCache | None = None
+        if self._redis_url is not None:
+            self._cache = RedisTokenCache(
+                self._redis_url, self._store, timeout=self._settings.redis_timeout
+            )
+
+    def _run(self, flow: Flow) -> Any:
+        try:
+            step = next(flow)
+            while True:
+                step = flow.send(self._perform(step))
+        except StopIteration as done:
+            return done.value
+
+    def _perform(self, step: Step) -> Any:
+        cache = self._cache
+        match step:
+            case ReadCache(name) if cache is not None:
+                return cache.get(name)
+            case WriteCache(name, value, ttl, only_if_absent) if cache is not None:
+                return cache.set(name, value, ttl, only_if_absent=only_if_absent)
+            case DropCache(name) if cache is not None:
+                return cache.delete(name)
+            case ReadRow(key):
+                return self._store.get(key)
+            case WriteRow(key, row):
+                return self._store.upsert(key, row)
+            case DeleteRow(key):
+                return self._store.delete(key)
+            case RecordInvalidation(name):
+                return self._store.record_invalidation(name)
+        raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
+
+    @property
+    def cache_available(self) -> bool:
+        """True when Redis is configured and answered its last call."""
+        return self._cache is not None and self._cache.is_available
+
+    def store_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None = None,
+        expires_in: int | None = None,
+        scope: str | None = None,
+    ) -> None:
+        """Encrypt and save a connection's tokens, replacing any stored before.
+
+        ``expires_in`` is the access token's lifetime in seconds (``None``: unknown).
+
+        Raises:
+            InvalidInput: an id or token breaks a rule; nothing is written.
+            StorageUnavailable: the database write failed; nothing is cached.
+        """
+        self._run(
+            self._store_flow(
+                provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope
+            )
+        )
+
+    def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        """The connection's tokens (a read-only mapping), or ``None`` if none are stored.
+
+        Expired tokens are returned too: the refresh token is what renews them.
+
+        Raises:
+            InvalidInput: an id breaks a rule.
+            DecryptionError: the stored row does not decrypt (altered, moved, or its key
+                is no longer in the ring).
+            StorageUnavailable: the database is needed and cannot be reached.
+        """
+        result: TokenSet | None = self._run(
+            self._core.get(TokenKey(provider, workspace_id, actor_id))
+        )
+        return result
+
+    def delete_tokens(self, provider: str, workspace_id: str, actor_id: str) -> bool:
+        """Remove a connection from the database and the cache. True if one was stored.
+
+        Raises:
+            InvalidInput: an id breaks a rule.
+            StorageUnavailable: the database cannot be reached; nothing is deleted.
+        """
+        deleted: bool = self._run(self._core.delete(TokenKey(provider, workspace_id, actor_id)))
+        return deleted
+
+    def list_connections(
+        self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
+    ) -> list[ConnectionInfo]:
+        """Stored connections (never their tokens), optionally filtered, sorted by ids."""
+        return self._store.list_connections(provider, workspace_id, limit)
+
+    def count_by_key_id(self) -> dict[str, int]:
+        """How many rows each key id sealed; rotation is done when only the newest is left."""
+        return self._store.count_by_key_id()
+
+    def rotate_key(
+        self,
+        batch_size: int = 500,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> RotationReport:
+        """Re-seal every row not sealed with the newest key, one committed batch at a time.
+
+        Online and resumable: rows sealed with an older key stay readable throughout, and a
+        run that is killed leaves every row readable; running it again finishes the job.
+        Cache entries of re-sealed rows are dropped so the cache stops using the old key.
+        ``on_batch`` is called with the running count after each batch.
+        """
+        rotated = 0
+        undecryptable: list[TokenKey] = []
+        after: str | None = None
+        primary = self.keyring.primary.key_id_hex
+        while True:
+            batch = self._store.reseal_batch(primary, after, batch_size, self._core.reseal)
+            if batch.last_row_id is None:
+                break
+            after = batch.last_row_id
+            rotated += len(batch.rotated)
+            undecryptable.extend(batch.undecryptable)
+            self._drop_cached(batch.rotated)
+            if on_batch is not None:
+                on_batch(rotated)
+        return RotationReport(rotated, undecryptable, self.count_by_key_id())
+
+    def _drop_cached(self, keys: list[TokenKey]) -> None:
+        if self._cache is None or not keys:
+            return
+        names = [cache_key(key) for key in keys]
+        if not self._cache.delete(*names):
+            for name in names:
+                self._store.record_invalidation(name)
+
+    def close(self) -> None:
+        """Close database connections and the Redis client."""
+        if self._cache is not None:
+            self._cache.close()
+        self._store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncOAuthTokenCache(_VaultBase):
+    """The asyncio twin of :class:`OAuthTokenCache`: same arguments, same methods, awaited.
+
+    Connections open on first use (or ``await vault.open()``); use ``async with`` or
+    ``await vault.aclose()`` to release them.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        encryption_key: str | None = None,
+        *,
+        settings: Settings | None = None,
+        allow_ephemeral_key: bool | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(
+            database_url, redis_url, encryption_key, settings, allow_ephemeral_key, clock
+        )
+        self._store: AsyncTokenStore
+        if self._location.kind == "postgres":
+            self._store = AsyncPostgresTokenStore(self._location)
+        else:
+            self._store = AsyncSqliteTokenStore(self._location)
+        self._cache: AsyncRedisTokenCache | None = None
+        if self._redis_url is not None:
+            self._cache = AsyncRedisTokenCache(
+                self._redis_url, self._store, timeout=self._settings.redis_timeout
+            )
+        self._opened = False
+
+    async def open(self) -> None:
+        """Connect to the database and check its schema (done on first use otherwise)."""
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+
+    async def _run(self, flow: Flow) -> Any:
+        if not self._opened:
+            await self.open()
+        try:
+            step = next(flow)
+            while True:
+                step = flow.send(await self._perform(step))
+        except StopIteration as done:
+            return done.value
+
+    async def _perform(self, step: Step) -> Any:
+        cache = self._cache
+        match step:
+            case ReadCache(name) if cache is not None:
+                return await cache.get(name)
+            case WriteCache(name, value, ttl, only_if_absent) if cache is not None:
+                return await cache.set(name, value, ttl, only_if_absent=only_if_absent)
+            case DropCache(name) if cache is not None:
+                return await cache.delete(name)
+            case ReadRow(key):
+                return await self._store.get(key)
+            case WriteRow(key, row):
+                return await self._store.upsert(key, row)
+            case DeleteRow(key):
+                return await self._store.delete(key)
+            case RecordInvalidation(name):
+                return await self._store.record_invalidation(name)
+        raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
+
+    @property
+    def cache_available(self) -> bool:
+        return self._cache is not None and self._cache.is_available
+
+    async def store_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None = None,
+        expires_in: int | None = None,
+        scope: str | None = None,
+    ) -> None:
+        """See :meth:`OAuthTokenCache.store_tokens`."""
+        await self._run(
+            self._store_flow(
+                provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope
+            )
+        )
+
+    async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        """See :meth:`OAuthTokenCache.get_tokens`."""
+        result: TokenSet | None = await self._run(
+            self._core.get(TokenKey(provider, workspace_id, actor_id))
+        )
+        return result
+
+    async def delete_tokens(self, provider: str, workspace_id: str, actor_id: str) -> bool:
+        """See :meth:`OAuthTokenCache.delete_tokens`."""
+        deleted: bool = await self._run(
+            self._core.delete(TokenKey(provider, workspace_id, actor_id))
+        )
+        return deleted
+
+    async def list_connections(
+        self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
+    ) -> list[ConnectionInfo]:
+        """See :meth:`OAuthTokenCache.list_connections`."""
+        await self.open()
+        return await self._store.list_connections(provider, workspace_id, limit)
+
+    async def aclose(self) -> None:
+        """Close database connections and the Redis client."""
+        if self._cache is not None:
+            await self._cache.aclose()
+        await self._store.close()
+        self._opened = False
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
