@@ -60,7 +60,7 @@ class _CacheBase:
 
     def __init__(self, redis_url: str, breaker: CircuitBreaker | None) -> None:
         self._breaker = breaker or CircuitBreaker()
-        self._location = _location(redis_url)
+        self._location = redis_location(redis_url)
         self._outage_reported = False
 
     @property
@@ -88,7 +88,7 @@ class _CacheBase:
         return f"{type(self).__name__}(location={self._location!r})"
 
 
-def _location(redis_url: str) -> str:
+def redis_location(redis_url: str) -> str:
     """host:port/db of a Redis URL, without user or password."""
     from urllib.parse import urlsplit
 

@@ -1,0 +1,218 @@
+"""``oauthvault`` command line: a thin layer over the library.
+
+Every command reads the same settings as the library (``DATABASE_URL``, ``REDIS_URL``,
+``OAUTH_ENCRYPTION_KEY``); errors print one plain line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from oauthvault.config import Settings
+from oauthvault.crypto.keyring import generate_key
+from oauthvault.errors import VaultError
+from oauthvault.vault import OAuthTokenCache
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+MASK = "[secure]"
+
+
+def _plain_errors(command: F) -> F:
+    """Turn library errors into one line on stderr and exit status 2: no stack traces."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VaultError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _vault(context: click.Context) -> OAuthTokenCache:
+    vault: OAuthTokenCache = context.with_resource(
+        OAuthTokenCache(settings=context.ensure_object(dict)["settings"]())
+    )
+    return vault
+
+
+@click.group()
+@click.option("--database-url", envvar="DATABASE_URL", help="Overrides DATABASE_URL.")
+@click.option("--redis-url", envvar="REDIS_URL", help="Overrides REDIS_URL.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does.")
+@click.version_option(package_name="oauthvault")
+@click.pass_context
+def main(
+    context: click.Context, database_url: str | None, redis_url: str | None, verbose: bool
+) -> None:
+    """oauthvault: encrypted OAuth tokens for multi-tenant backends."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    # Settings are built lazily: `keygen` must work with no configuration at all.
+    context.ensure_object(dict)["settings"] = functools.partial(
+        Settings.load, database_url=database_url, redis_url=redis_url
+    )
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new encryption key for OAUTH_ENCRYPTION_KEY."""
+    click.echo(generate_key())
+
+
+@main.command()
+@click.pass_context
+@_plain_errors
+def migrate(context: click.Context) -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    from oauthvault.storage.migrations import HEAD_REVISION, upgrade
+
+    location = context.obj["settings"]().database_location
+    try:
+        upgrade(location)
+    except Exception as error:  # Alembic/SQLAlchemy raise many types; say which, not how.
+        raise VaultError(
+            f"migration of {location.description} failed: {type(error).__name__}"
+        ) from None
+    click.echo(f"{location.description}: schema at revision {HEAD_REVISION}")
+
+
+@main.command("rotate-key")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_context
+@_plain_errors
+def rotate_key(context: click.Context, batch_size: int) -> None:
+    """Re-encrypt every row with the newest key of OAUTH_ENCRYPTION_KEY.
+
+    Safe to run while the service runs, and to run again if interrupted.
+    """
+    vault = _vault(context)
+    click.echo(f"re-sealing rows with key {vault.keyring.primary.key_id_hex}")
+    report = vault.rotate_key(
+        batch_size=batch_size, on_batch=lambda done: click.echo(f"  {done} rows re-sealed")
+    )
+    click.echo(f"done: {report.rotated} rows re-sealed")
+    click.echo(f"rows by key id: {report.remaining_by_key_id}")
+    if report.undecryptable:
+        click.echo(
+            f"error: {len(report.undecryptable)} rows cannot be decrypted with any key in the"
+            " ring and were left as they are, e.g. " + str(report.undecryptable[0]),
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.pass_context
+def doctor(context: click.Context) -> None:
+    """Check configuration, database, key ring and Redis; say plainly what is wrong."""
+    from oauthvault.doctor import run_checks
+
+    problems = 0
+    for check in run_checks(context.obj["settings"]):
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        problems += not check.ok
+    if problems:
+        click.echo(f"{problems} problem(s) found", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def tokens() -> None:
+    """Inspect and delete stored connections."""
+
+
+@tokens.command("list")
+@click.option("--provider")
+@click.option("--workspace", "workspace_id")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_context
+@_plain_errors
+def tokens_list(
+    context: click.Context, provider: str | None, workspace_id: str | None, limit: int
+) -> None:
+    """List connections (never their tokens)."""
+    rows = _vault(context).list_connections(provider, workspace_id, limit)
+    if not rows:
+        click.echo("no connections")
+        return
+    click.echo("provider\tworkspace_id\tactor_id\texpires_at\trefresh\tkey_id\tscope")
+    for row in rows:
+        expires = row.expires_at.isoformat() if row.expires_at else "-"
+        click.echo(
+            f"{row.provider}\t{row.workspace_id}\t{row.actor_id}\t{expires}\t"
+            f"{'yes' if row.has_refresh_token else 'no'}\t{row.key_id}\t{row.scope or ''}"
+        )
+
+
+@tokens.command("get")
+@click.argument("provider")
+@click.argument("workspace_id")
+@click.argument("actor_id")
+@click.option("--show-secrets", is_flag=True, help="Print the tokens themselves.")
+@click.pass_context
+@_plain_errors
+def tokens_get(
+    context: click.Context, provider: str, workspace_id: str, actor_id: str, show_secrets: bool
+) -> None:
+    """Show one connection; tokens are masked unless --show-secrets is given."""
+    found = _vault(context).get_tokens(provider, workspace_id, actor_id)
+    if found is None:
+        click.echo("not found", err=True)
+        sys.exit(1)
+    refresh = found.refresh_token
+    click.echo(f"access_token: {found.access_token if show_secrets else MASK}")
+    if refresh is None:
+        click.echo("refresh_token: -")
+    else:
+        click.echo(f"refresh_token: {refresh if show_secrets else MASK}")
+    click.echo(f"expires_at: {found.expires_at.isoformat() if found.expires_at else '-'}")
+    click.echo(f"scope: {found.scope if found.scope is not None else '-'}")
+
+
+@tokens.command("delete")
+@click.argument("provider")
+@click.argument("workspace_id")
+@click.argument("actor_id")
+@click.pass_context
+@_plain_errors
+def tokens_delete(context: click.Context, provider: str, workspace_id: str, actor_id: str) -> None:
+    """Delete one connection from the database and the cache."""
+    if _vault(context).delete_tokens(provider, workspace_id, actor_id):
+        click.echo("deleted")
+    else:
+        click.echo("not found", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.pass_context
+@_plain_errors
+def demo(context: click.Context) -> None:
+    """Store, read and delete a sample connection, showing where everything goes."""
+    vault = _vault(context)
+    click.echo(f"database: {vault.database} ({vault.backend_mode})")
+    click.echo(f"key ring: {len(vault.keyring)} key(s), newest {vault.keyring.primary.key_id_hex}")
+    args = ("google", "ws_abc123", "user_456")
+    sample_access = "ya29.demo-access-token"
+    vault.store_tokens(*args, sample_access, "1//demo-refresh-token", 3600, "gmail.send")
+    click.echo("stored tokens for google / ws_abc123 / user_456 (encrypted at rest)")
+    found = vault.get_tokens(*args)
+    if found is None:  # pragma: no cover - would be a bug
+        raise VaultError("the demo connection vanished")
+    click.echo(f"read back: {found!r}")
+    click.echo(f"access token round trip ok: {found['access_token'] == sample_access}")
+    click.echo(f"deleted: {vault.delete_tokens(*args)}")
+    click.echo(f"after delete: {vault.get_tokens(*args)}")

@@ -1,0 +1,120 @@
+"""``oauthvault doctor``: checks that say in plain words what is wrong and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import RedisError
+
+from oauthvault.config import Settings, resolve_keyring
+from oauthvault.errors import DecryptionError, VaultError
+from oauthvault.records import open_row
+from oauthvault.storage.location import DatabaseLocation
+from oauthvault.vault import OAuthTokenCache
+
+__all__ = ["Check", "run_checks"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def run_checks(load_settings: Callable[[], Settings]) -> Iterator[Check]:
+    """Yield one :class:`Check` per concern, stopping where later checks cannot run."""
+    try:
+        settings = load_settings()
+        location: DatabaseLocation = settings.database_location
+    except VaultError as error:
+        yield Check("configuration", False, str(error))
+        return
+    yield Check("configuration", True, f"database {location.description}")
+    try:
+        keyring = resolve_keyring(settings, location)
+    except VaultError as error:
+        yield Check("key ring", False, str(error))
+        return
+    yield Check(
+        "key ring", True, f"{len(keyring)} key(s), newest first: {', '.join(keyring.key_ids)}"
+    )
+    yield from _database_checks(settings)
+    if settings.redis_url_value is not None:
+        yield _redis_check(settings.redis_url_value, settings.redis_timeout)
+    else:
+        yield Check("redis", True, "REDIS_URL not set: db-only mode, no cache")
+
+
+def _database_checks(settings: Settings) -> Iterator[Check]:
+    try:
+        vault = OAuthTokenCache(settings=settings.model_copy(update={"redis_url": None}))
+    except VaultError as error:
+        yield Check("database", False, str(error))
+        return
+    with vault:
+        try:
+            counts = vault.count_by_key_id()
+        except VaultError as error:
+            yield Check("database", False, str(error))
+            return
+        yield Check("database", True, f"{sum(counts.values())} connection(s) stored")
+        ring = set(vault.keyring.key_ids)
+        unknown = {key_id: n for key_id, n in counts.items() if key_id not in ring}
+        older = {k: n for k, n in counts.items() if k in ring and k != vault.keyring.key_ids[0]}
+        if unknown:
+            yield Check(
+                "key coverage",
+                False,
+                f"rows sealed with key ids not in OAUTH_ENCRYPTION_KEY: {unknown}; add those "
+                "keys back to the ring (after the newest) or these tokens cannot be read",
+            )
+        elif older:
+            yield Check(
+                "key coverage", True, f"rows on older keys {older}: run `oauthvault rotate-key`"
+            )
+        else:
+            yield Check("key coverage", True, "every row is sealed with the newest key")
+        yield _sample_check(vault)
+
+
+def _sample_check(vault: OAuthTokenCache) -> Check:
+    sample = vault.list_connections(limit=1)
+    if not sample:
+        return Check("decryption", True, "no rows to test yet")
+    key = sample[0].key
+    # Straight from the database: the cache could hide a row that no longer decrypts.
+    row = vault._store.get(key)
+    if row is None:
+        return Check("decryption", True, "sample row vanished while checking")
+    try:
+        open_row(vault.keyring, key, row)
+    except DecryptionError:
+        return Check(
+            "decryption",
+            False,
+            f"the row of {key.provider}/{key.workspace_id}/{key.actor_id} does not decrypt: "
+            "wrong OAUTH_ENCRYPTION_KEY, or the row was altered",
+        )
+    return Check("decryption", True, "a sample row decrypts")
+
+
+def _redis_check(url: str, timeout: float) -> Check:
+    from oauthvault.cache.redis import redis_location
+
+    where = redis_location(url)
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        client.ping()
+    except RedisError as error:
+        return Check(
+            "redis",
+            False,
+            f"cannot reach Redis at {where} ({type(error).__name__}); the vault still works "
+            "from the database, without the cache",
+        )
+    finally:
+        client.close()
+    return Check("redis", True, f"Redis at {where} answers")

@@ -1,0 +1,108 @@
+import base64
+
+import pytest
+from cryptography.fernet import Fernet
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oauthvault import ConfigError, DecryptionError, KeyRing, generate_key
+from oauthvault.crypto import open_sealed, seal, sealed_key_id
+
+# A fixed vector: if the sealed format ever changes, stored tokens would stop decrypting.
+VECTOR_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+VECTOR_AD = b"oauthvault test vector"
+VECTOR_SEALED = bytes.fromhex(
+    "01a488469d000102030405060708090a0b3e63e422eb93a778f92ee53da503f63bad33cad73f40cd42d5e777"
+)
+VECTOR_PLAINTEXT = b"ya29.vector"
+
+
+def test_fixed_vector_decrypts():
+    ring = KeyRing.from_text(VECTOR_KEY)
+    assert ring.key_ids == ["a488469d"]
+    assert open_sealed(ring, VECTOR_SEALED, VECTOR_AD) == VECTOR_PLAINTEXT
+
+
+def test_a_fernet_key_is_a_valid_key():
+    ring = KeyRing.from_text(Fernet.generate_key().decode())
+    assert len(ring) == 1
+
+
+def test_keys_are_newest_first_and_any_key_decrypts():
+    old, new = generate_key(), generate_key()
+    sealed_by_old = seal(KeyRing.from_text(old), b"secret", b"ad")
+    ring = KeyRing.from_text(f"{new}, {old}")
+    assert sealed_key_id(seal(ring, b"x", b"ad")) == ring.primary.key_id
+    assert open_sealed(ring, sealed_by_old, b"ad") == b"secret"
+
+
+def test_unpadded_keys_are_accepted():
+    key = generate_key()
+    assert KeyRing.from_text(key.rstrip("=")).key_ids == KeyRing.from_text(key).key_ids
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "entry 1 is empty"),
+        ("not base64 at all!!", "entry 1 is not url-safe base64"),
+        (base64.urlsafe_b64encode(b"short").decode(), "entry 1 decodes to 5 bytes"),
+        (f"{'A' * 43}=,", "entry 2 is empty"),
+    ],
+)
+def test_bad_keys_are_config_errors_that_do_not_echo_the_value(text, fragment):
+    with pytest.raises(ConfigError) as caught:
+        KeyRing.from_text(text)
+    assert caught.value.setting == "OAUTH_ENCRYPTION_KEY"
+    assert fragment in str(caught.value)
+    if text:
+        assert text.split(",")[0] not in str(caught.value)
+
+
+def test_a_key_listed_twice_is_refused():
+    key = generate_key()
+    with pytest.raises(ConfigError, match="twice"):
+        KeyRing.from_text(f"{key},{key}")
+
+
+def test_unknown_key_fails():
+    sealed = seal(KeyRing.generate(), b"secret", b"ad")
+    with pytest.raises(DecryptionError):
+        open_sealed(KeyRing.generate(), sealed, b"ad")
+
+
+def test_other_associated_data_fails():
+    ring = KeyRing.generate()
+    with pytest.raises(DecryptionError):
+        open_sealed(ring, seal(ring, b"secret", b"row A"), b"row B")
+
+
+def test_every_flipped_byte_is_detected():
+    ring = KeyRing.generate()
+    sealed = seal(ring, b"secret token", b"ad")
+    for index in range(len(sealed)):
+        tampered = bytearray(sealed)
+        tampered[index] ^= 0x01
+        with pytest.raises(DecryptionError):
+            open_sealed(ring, bytes(tampered), b"ad")
+
+
+@pytest.mark.parametrize("length", [0, 1, 16, 32])
+def test_truncated_values_fail(length):
+    ring = KeyRing.generate()
+    with pytest.raises(DecryptionError):
+        open_sealed(ring, seal(ring, b"secret", b"ad")[:length], b"ad")
+
+
+_RING = KeyRing.generate()
+
+
+@given(st.binary(max_size=4096), st.binary(max_size=256))
+def test_round_trip(plaintext, associated_data):
+    assert open_sealed(_RING, seal(_RING, plaintext, associated_data), associated_data) == (
+        plaintext
+    )
+
+
+def test_nonces_differ():
+    assert seal(_RING, b"same", b"ad") != seal(_RING, b"same", b"ad")

@@ -1,0 +1,95 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from oauthvault import InvalidInput, TokenKey, TokenSet
+from oauthvault.models import validate_tokens
+
+
+@pytest.mark.parametrize(
+    ("provider", "workspace_id", "actor_id", "argument"),
+    [
+        ("", "ws", "u", "provider"),
+        ("google", "", "u", "workspace_id"),
+        ("google", "ws", "", "actor_id"),
+        ("g" * 51, "ws", "u", "provider"),
+        ("google", "w" * 256, "u", "workspace_id"),
+        ("google", "ws", "u" * 256, "actor_id"),
+        (123, "ws", "u", "provider"),
+        ("google", None, "u", "workspace_id"),
+        ("google", "ws", b"u", "actor_id"),
+        ("goo\x00gle", "ws", "u", "provider"),
+        ("google", "ws\n1", "u", "workspace_id"),
+        ("google", "ws", "u\x7f", "actor_id"),
+        ("google", "ws", "u\ud800", "actor_id"),
+    ],
+)
+def test_bad_ids_are_rejected_naming_the_argument(provider, workspace_id, actor_id, argument):
+    with pytest.raises(InvalidInput) as caught:
+        TokenKey(provider, workspace_id, actor_id)
+    assert caught.value.argument == argument
+    assert isinstance(caught.value, ValueError)
+
+
+def test_ids_at_the_length_limits_are_accepted():
+    TokenKey("g" * 50, "w" * 255, "u" * 255)
+
+
+def test_ids_are_exact_strings():
+    assert TokenKey("google", "WS", "u") != TokenKey("google", "ws", "u")
+    assert TokenKey("google", " ws", "u") != TokenKey("google", "ws", "u")
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    assert TokenKey("google", composed, "u") != TokenKey("google", decomposed, "u")
+
+
+@pytest.mark.parametrize(
+    ("access", "refresh", "expires_in", "scope", "argument"),
+    [
+        ("", None, None, None, "access_token"),
+        (None, None, None, None, "access_token"),
+        ("a" * 16_385, None, None, None, "access_token"),
+        ("tok\nen", None, None, None, "access_token"),
+        ("a", "", None, None, "refresh_token"),
+        ("a", 5, None, None, "refresh_token"),
+        ("a", None, -1, None, "expires_in"),
+        ("a", None, True, None, "expires_in"),
+        ("a", None, 3600.5, None, "expires_in"),
+        ("a", None, "3600", None, "expires_in"),
+        ("a", None, 10**12, None, "expires_in"),
+        ("a", None, None, 7, "scope"),
+        ("a", None, None, "s" * 8193, "scope"),
+        ("a", None, None, "a\x00b", "scope"),
+    ],
+)
+def test_bad_token_arguments_are_rejected(access, refresh, expires_in, scope, argument):
+    with pytest.raises(InvalidInput) as caught:
+        validate_tokens(access, refresh, expires_in, scope)
+    assert caught.value.argument == argument
+
+
+def test_token_set_is_a_read_only_mapping():
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    tokens = TokenSet("at", "rt", expires, "a b")
+    assert tokens["access_token"] == "at"
+    assert tokens["refresh_token"] == "rt"
+    assert tokens["expires_at"] == expires
+    assert tokens["scope"] == "a b"
+    assert dict(tokens) == {
+        "access_token": "at",
+        "refresh_token": "rt",
+        "expires_at": expires,
+        "scope": "a b",
+    }
+    with pytest.raises(KeyError):
+        tokens["id_token"]
+    with pytest.raises(TypeError):
+        tokens["access_token"] = "other"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        tokens.access_token = "other"  # type: ignore[misc]
+
+
+def test_seconds_left():
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert TokenSet("a", None, None, None).seconds_left(now) is None
+    later = now.replace(minute=1)
+    assert TokenSet("a", None, later, None).seconds_left(now) == 60

@@ -1,0 +1,261 @@
+"""The storage contract, written once and run on every backend through inheritance."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from oauthvault import (
+    AsyncOAuthTokenCache,
+    DecryptionError,
+    InvalidInput,
+    OAuthTokenCache,
+    TokenSet,
+    generate_key,
+)
+
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class VaultContract:
+    """Every backend combination must pass these. Subclasses provide ``database_url``
+    (and optionally ``cache_url``) fixtures, and ``raw_sql`` to reach under the vault."""
+
+    @pytest.fixture
+    def clock(self):
+        return Clock()
+
+    @pytest.fixture
+    def vault(self, database_url, cache_url, key, clock):
+        with OAuthTokenCache(database_url, cache_url, key, clock=clock) as vault:
+            yield vault
+
+    def test_store_then_get_returns_what_was_stored(self, vault):
+        vault.store_tokens("google", "ws_abc123", "user_456", "ya29.a", "1//r", 3600, "mail")
+        tokens = vault.get_tokens("google", "ws_abc123", "user_456")
+        assert tokens == TokenSet("ya29.a", "1//r", NOW + timedelta(seconds=3600), "mail")
+        assert tokens["expires_at"].tzinfo is not None
+
+    def test_get_of_an_unknown_connection_is_none(self, vault):
+        assert vault.get_tokens("google", "ws", "nobody") is None
+
+    def test_store_replaces_the_previous_tokens(self, vault):
+        vault.store_tokens("google", "ws", "u", "first", "r1", 60, "a")
+        vault.store_tokens("google", "ws", "u", "second", None, None, None)
+        assert vault.get_tokens("google", "ws", "u") == TokenSet("second", None, None, None)
+
+    def test_delete_reports_whether_something_was_deleted(self, vault):
+        vault.store_tokens("google", "ws", "u", "tok", expires_in=60)
+        assert vault.delete_tokens("google", "ws", "u") is True
+        assert vault.get_tokens("google", "ws", "u") is None
+        assert vault.delete_tokens("google", "ws", "u") is False
+
+    def test_workspaces_actors_and_providers_are_isolated(self, vault):
+        vault.store_tokens("google", "ws_a", "u", "a-token", expires_in=60)
+        vault.store_tokens("google", "ws_b", "u", "b-token", expires_in=60)
+        vault.store_tokens("microsoft", "ws_a", "u", "m-token", expires_in=60)
+        vault.store_tokens("google", "ws_a", "v", "v-token", expires_in=60)
+        assert vault.get_tokens("google", "ws_a", "u")["access_token"] == "a-token"
+        assert vault.get_tokens("google", "ws_b", "u")["access_token"] == "b-token"
+        assert vault.get_tokens("microsoft", "ws_a", "u")["access_token"] == "m-token"
+        assert vault.get_tokens("google", "ws_a", "v")["access_token"] == "v-token"
+        vault.delete_tokens("google", "ws_a", "u")
+        assert vault.get_tokens("google", "ws_b", "u")["access_token"] == "b-token"
+
+    def test_ids_that_differ_only_in_case_or_colons_are_different_connections(self, vault):
+        vault.store_tokens("google", "a:b", "c", "one", expires_in=60)
+        vault.store_tokens("google", "a", "b:c", "two", expires_in=60)
+        vault.store_tokens("google", "WS", "c", "three", expires_in=60)
+        vault.store_tokens("google", "ws", "c", "four", expires_in=60)
+        assert vault.get_tokens("google", "a:b", "c")["access_token"] == "one"
+        assert vault.get_tokens("google", "a", "b:c")["access_token"] == "two"
+        assert vault.get_tokens("google", "WS", "c")["access_token"] == "three"
+        assert vault.get_tokens("google", "ws", "c")["access_token"] == "four"
+
+    def test_unicode_ids_round_trip_exactly(self, vault):
+        vault.store_tokens("google", "caf\u00e9", "\u00fc", "composed", expires_in=60)
+        vault.store_tokens("google", "cafe\u0301", "\u00fc", "decomposed", expires_in=60)
+        assert vault.get_tokens("google", "caf\u00e9", "\u00fc")["access_token"] == "composed"
+        assert vault.get_tokens("google", "cafe\u0301", "\u00fc")["access_token"] == "decomposed"
+
+    @pytest.mark.parametrize(
+        "arguments",
+        [
+            ("", "ws", "u", "tok"),
+            ("google", "ws", "u" * 256, "tok"),
+            ("google", "ws", "u", ""),
+            ("google", "ws", "u", "tok", None, -5),
+            ("google", "ws", "u", "t" * 20_000),
+            ("google", "ws\x00", "u", "tok"),
+        ],
+    )
+    def test_invalid_input_raises_and_writes_nothing(self, vault, arguments):
+        with pytest.raises(InvalidInput):
+            vault.store_tokens(*arguments)
+        assert vault.list_connections() == []
+
+    def test_expired_tokens_are_still_returned_for_refreshing(self, vault, clock):
+        vault.store_tokens("google", "ws", "u", "old", "refresh", expires_in=60)
+        clock.now += timedelta(hours=2)
+        tokens = vault.get_tokens("google", "ws", "u")
+        assert tokens["refresh_token"] == "refresh"
+        assert tokens.seconds_left(clock.now) < 0
+
+    def test_list_shows_connections_but_no_secrets(self, vault):
+        vault.store_tokens("google", "ws", "u1", "secret-access-1", "secret-refresh", 60, "mail")
+        vault.store_tokens("google", "ws", "u2", "secret-access-2", expires_in=60)
+        vault.store_tokens("slack", "other", "u1", "secret-access-3")
+        listed = vault.list_connections(workspace_id="ws")
+        assert [(c.provider, c.actor_id, c.has_refresh_token) for c in listed] == [
+            ("google", "u1", True),
+            ("google", "u2", False),
+        ]
+        assert "secret" not in repr(listed)
+        assert len(vault.list_connections(provider="slack")) == 1
+
+    def test_a_row_copied_from_another_tenant_fails_to_decrypt(self, vault, raw_sql):
+        vault.store_tokens("google", "ws_victim", "u", "victim-token", expires_in=60)
+        vault.store_tokens("google", "ws_attacker", "u", "attacker-token", expires_in=60)
+        raw_sql(
+            "UPDATE oauth_tokens SET access_token_encrypted = (SELECT access_token_encrypted"
+            " FROM oauth_tokens WHERE workspace_id = 'ws_victim') WHERE workspace_id = 'ws_attacker'"
+        )
+        self.forget_cache(vault)
+        with pytest.raises(DecryptionError):
+            vault.get_tokens("google", "ws_attacker", "u")
+        assert vault.get_tokens("google", "ws_victim", "u")["access_token"] == "victim-token"
+
+    def test_a_tampered_row_raises_a_typed_error(self, vault, raw_sql):
+        vault.store_tokens("google", "ws", "u", "token", expires_in=60)
+        raw_sql(
+            "UPDATE oauth_tokens SET access_token_encrypted = substr(access_token_encrypted, 1, 29)"
+            " || CASE WHEN substr(access_token_encrypted, 30, 1) = 'B' THEN 'C' ELSE 'B' END"
+            " || substr(access_token_encrypted, 31)"
+        )
+        self.forget_cache(vault)
+        with pytest.raises(DecryptionError) as caught:
+            vault.get_tokens("google", "ws", "u")
+        assert "token" not in str(caught.value).replace("ciphertext", "")
+
+    def test_rows_record_the_key_that_sealed_them(self, vault, raw_sql):
+        vault.store_tokens("google", "ws", "u", "token", expires_in=60)
+        assert raw_sql("SELECT key_id FROM oauth_tokens") == [(vault.keyring.primary.key_id_hex,)]
+        stored = raw_sql("SELECT access_token_encrypted FROM oauth_tokens")[0][0]
+        assert "token" not in stored
+
+    def test_tokens_survive_a_restart_with_the_same_key(self, database_url, cache_url, key):
+        with OAuthTokenCache(database_url, cache_url, key) as first:
+            first.store_tokens("google", "ws", "u", "persisted", expires_in=600)
+        with OAuthTokenCache(database_url, cache_url, key) as second:
+            assert second.get_tokens("google", "ws", "u")["access_token"] == "persisted"
+
+    def test_async_twin_behaves_the_same(self, database_url, cache_url, key, vault):
+        async def scenario():
+            async with AsyncOAuthTokenCache(database_url, cache_url, key) as twin:
+                await twin.store_tokens("google", "ws", "u", "async-token", "r", 600, "s")
+                got = await twin.get_tokens("google", "ws", "u")
+                listed = await twin.list_connections()
+                deleted = await twin.delete_tokens("google", "ws", "u")
+                gone = await twin.get_tokens("google", "ws", "u")
+                again = await twin.delete_tokens("google", "ws", "u")
+                return got, listed, deleted, gone, again
+
+        vault.store_tokens("google", "ws", "other", "sync-token", expires_in=600)
+        got, listed, deleted, gone, again = asyncio.run(scenario())
+        assert got["access_token"] == "async-token"
+        assert got["refresh_token"] == "r"
+        assert len(listed) == 2
+        assert (deleted, gone, again) == (True, None, False)
+        # The sync vault reads what the async one wrote, and the reverse.
+        assert vault.get_tokens("google", "ws", "other")["access_token"] == "sync-token"
+
+    def test_backend_mode(self, vault, cache_url):
+        assert vault.backend_mode == ("db+cache" if cache_url else "db-only")
+
+    def forget_cache(self, vault):
+        """Drop cached values so the next read must come from the database."""
+
+
+class SqliteBackend:
+    @pytest.fixture
+    def database_url(self, sqlite_url):
+        return sqlite_url
+
+    @pytest.fixture
+    def raw_sql(self, sqlite_url):
+        import sqlite3
+
+        path = sqlite_url.removeprefix("sqlite:///")
+
+        def run(statement):
+            with sqlite3.connect(path) as connection:
+                return connection.execute(statement).fetchall()
+
+        return run
+
+
+class PostgresBackend:
+    @pytest.fixture
+    def database_url(self, pg, postgres_url):
+        return postgres_url
+
+    @pytest.fixture
+    def raw_sql(self, pg):
+        def run(statement):
+            cursor = pg.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+
+        return run
+
+
+class NoCache:
+    @pytest.fixture
+    def cache_url(self):
+        return None
+
+
+class WithRedis:
+    @pytest.fixture
+    def cache_url(self, redis_url):
+        return redis_url
+
+    def forget_cache(self, vault):
+        import redis
+
+        client = redis.Redis.from_url(vault._redis_url)
+        client.flushdb()
+        client.close()
+
+
+class TestSqliteDbOnly(SqliteBackend, NoCache, VaultContract):
+    pass
+
+
+class TestSqliteWithRedis(SqliteBackend, WithRedis, VaultContract):
+    pass
+
+
+class TestPostgresDbOnly(PostgresBackend, NoCache, VaultContract):
+    pass
+
+
+class TestPostgresWithRedis(PostgresBackend, WithRedis, VaultContract):
+    pass
+
+
+def test_other_key_cannot_read_the_rows(sqlite_url):
+    with OAuthTokenCache(sqlite_url, encryption_key=generate_key()) as vault:
+        vault.store_tokens("google", "ws", "u", "token", expires_in=60)
+    with OAuthTokenCache(sqlite_url, encryption_key=generate_key()) as other:
+        with pytest.raises(DecryptionError):
+            other.get_tokens("google", "ws", "u")
