@@ -128,7 +128,8 @@ class VaultContract:
         vault.store_tokens("google", "ws_attacker", "u", "attacker-token", expires_in=60)
         raw_sql(
             "UPDATE oauth_tokens SET access_token_encrypted = (SELECT access_token_encrypted"
-            " FROM oauth_tokens WHERE workspace_id = 'ws_victim') WHERE workspace_id = 'ws_attacker'"
+            " FROM oauth_tokens WHERE workspace_id = 'ws_victim')"
+            " WHERE workspace_id = 'ws_attacker'"
         )
         self.forget_cache(vault)
         with pytest.raises(DecryptionError):
