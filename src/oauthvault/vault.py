@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
 from oauthvault.config import Settings, resolve_keyring
@@ -86,6 +87,11 @@ class _VaultBase:
             default_cache_ttl=settings.default_cache_ttl,
         )
 
+    def _new_breaker(self) -> CircuitBreaker:
+        # The vault's clock drives the breaker too, so tests move time instead of sleeping.
+        clock = self._core.clock
+        return CircuitBreaker(clock=lambda: clock().timestamp())
+
     @property
     def backend_mode(self) -> BackendMode:
         """``"db+cache"`` when a Redis URL is configured (even while Redis is down), else
@@ -156,7 +162,10 @@ class OAuthTokenCache(_VaultBase):
         self._cache: RedisTokenCache | None = None
         if self._redis_url is not None:
             self._cache = RedisTokenCache(
-                self._redis_url, self._store, timeout=self._settings.redis_timeout
+                self._redis_url,
+                self._store,
+                timeout=self._settings.redis_timeout,
+                breaker=self._new_breaker(),
             )
 
     def _run(self, flow: Flow) -> Any:
@@ -333,7 +342,10 @@ class AsyncOAuthTokenCache(_VaultBase):
         self._cache: AsyncRedisTokenCache | None = None
         if self._redis_url is not None:
             self._cache = AsyncRedisTokenCache(
-                self._redis_url, self._store, timeout=self._settings.redis_timeout
+                self._redis_url,
+                self._store,
+                timeout=self._settings.redis_timeout,
+                breaker=self._new_breaker(),
             )
         self._opened = False
 

@@ -1,0 +1,233 @@
+"""Cache behaviour on real Redis: sealed values, TTLs, write-through, outages, recovery."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from oauthvault import OAuthTokenCache
+from oauthvault.cache import cache_key
+from oauthvault.models import TokenKey
+
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+KEY = "oauth:token:google:ws_abc123:user_456"
+ARGS = ("google", "ws_abc123", "user_456")
+
+
+class Clock:
+    def __init__(self):
+        self.now = NOW
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vault.db'}"
+    request.getfixturevalue("pg")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def vault(database_url, redis_url, key, clock):
+    with OAuthTokenCache(database_url, redis_url, key, clock=clock) as vault:
+        yield vault
+
+
+def test_cached_value_is_sealed_never_plaintext(vault, raw_redis):
+    vault.store_tokens(*ARGS, "ya29.secret-access", "1//secret-refresh", 3600, "gmail.send")
+    raw = raw_redis.get(KEY)
+    assert raw is not None
+    for plain in (b"ya29", b"secret", b"gmail.send"):
+        assert plain not in raw
+
+
+def test_ttl_is_the_token_lifetime(vault, raw_redis):
+    vault.store_tokens(*ARGS, "at", expires_in=3600)
+    assert raw_redis.ttl(KEY) == 3600
+
+
+def test_a_token_without_expiry_gets_the_default_ttl(vault, raw_redis):
+    vault.store_tokens(*ARGS, "at")
+    assert raw_redis.ttl(KEY) == 3600
+
+
+def test_an_expired_token_is_not_cached_but_still_returned(vault, raw_redis, clock):
+    vault.store_tokens(*ARGS, "at", "rt", expires_in=0)
+    assert raw_redis.exists(KEY) == 0
+    assert vault.get_tokens(*ARGS)["refresh_token"] == "rt"
+    assert raw_redis.exists(KEY) == 0
+
+
+def test_storing_an_expired_token_drops_the_older_cached_one(vault, raw_redis):
+    vault.store_tokens(*ARGS, "fresh", expires_in=3600)
+    vault.store_tokens(*ARGS, "stale", expires_in=0)
+    assert raw_redis.exists(KEY) == 0
+    assert vault.get_tokens(*ARGS)["access_token"] == "stale"
+
+
+def test_a_cache_hit_does_not_need_the_database(vault, raw_redis):
+    vault.store_tokens(*ARGS, "at", expires_in=600)
+    vault._store.delete(TokenKey(*ARGS))  # behind the vault's back
+    assert vault.get_tokens(*ARGS)["access_token"] == "at"
+
+
+def test_a_miss_reads_the_database_and_warms_the_cache(vault, raw_redis, clock):
+    vault.store_tokens(*ARGS, "at", expires_in=600)
+    raw_redis.flushdb()
+    clock.advance(100)
+    assert vault.get_tokens(*ARGS)["access_token"] == "at"
+    assert raw_redis.ttl(KEY) == 500
+
+
+def test_store_overwrites_the_cached_value(vault, raw_redis):
+    vault.store_tokens(*ARGS, "first", expires_in=600)
+    vault.store_tokens(*ARGS, "second", expires_in=600)
+    vault._store.delete(TokenKey(*ARGS))
+    assert vault.get_tokens(*ARGS)["access_token"] == "second"
+
+
+def test_delete_removes_the_cached_value(vault, raw_redis):
+    vault.store_tokens(*ARGS, "at", expires_in=600)
+    vault.delete_tokens(*ARGS)
+    assert raw_redis.exists(KEY) == 0
+
+
+def test_a_tampered_cache_entry_is_replaced_from_the_database(vault, raw_redis, caplog):
+    vault.store_tokens(*ARGS, "genuine", expires_in=600)
+    raw = bytearray(raw_redis.get(KEY))
+    raw[-1] ^= 1
+    raw_redis.set(KEY, bytes(raw))
+    with caplog.at_level(logging.WARNING):
+        assert vault.get_tokens(*ARGS)["access_token"] == "genuine"
+    assert "failed to decrypt" in caplog.text
+    vault._store.delete(TokenKey(*ARGS))
+    assert vault.get_tokens(*ARGS)["access_token"] == "genuine"  # the repaired entry
+
+
+def test_a_value_copied_from_another_tenant_is_never_served(vault, raw_redis):
+    vault.store_tokens("google", "ws_victim", "u", "victim-token", expires_in=600)
+    vault.store_tokens("google", "ws_attacker", "u", "attacker-token", expires_in=600)
+    victim = cache_key(TokenKey("google", "ws_victim", "u"))
+    attacker = cache_key(TokenKey("google", "ws_attacker", "u"))
+    raw_redis.set(attacker, raw_redis.get(victim))
+    assert vault.get_tokens("google", "ws_attacker", "u")["access_token"] == "attacker-token"
+
+
+def test_keys_with_colons_are_escaped_in_redis(vault, raw_redis):
+    vault.store_tokens("google", "a:b", "c", "one", expires_in=600)
+    vault.store_tokens("google", "a", "b:c", "two", expires_in=600)
+    assert sorted(raw_redis.keys("oauth:token:*")) == [
+        b"oauth:token:google:a%3Ab:c",
+        b"oauth:token:google:a:b%3Ac",
+    ]
+
+
+# --- outages -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outage_vault(database_url, private_redis, key, clock):
+    with OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as vault:
+        yield vault
+
+
+def test_redis_down_at_start_then_back(database_url, private_redis, key, clock, caplog):
+    private_redis.stop()
+    with caplog.at_level(logging.WARNING), OAuthTokenCache(
+        database_url, private_redis.url, key, clock=clock
+    ) as vault:
+        assert vault.backend_mode == "db+cache"
+        vault.store_tokens(*ARGS, "stored-while-down", expires_in=600)
+        assert vault.get_tokens(*ARGS)["access_token"] == "stored-while-down"
+        assert vault.cache_available is False
+        assert caplog.text.count("unavailable") == 1
+
+        private_redis.start()
+        clock.advance(60)
+        assert vault.get_tokens(*ARGS)["access_token"] == "stored-while-down"
+        assert vault.cache_available is True
+        assert private_redis.client().exists(KEY) == 1  # warmed again
+
+
+def test_redis_dying_mid_run_is_served_from_the_database(outage_vault, private_redis, caplog):
+    vault = outage_vault
+    vault.store_tokens(*ARGS, "v1", expires_in=600)
+    private_redis.stop()
+    with caplog.at_level(logging.INFO, logger="oauthvault"):
+        for _ in range(5):
+            assert vault.get_tokens(*ARGS)["access_token"] == "v1"
+        vault.store_tokens(*ARGS, "v2", expires_in=600)
+        assert vault.get_tokens(*ARGS)["access_token"] == "v2"
+        assert vault.delete_tokens(*ARGS) is True
+        assert vault.get_tokens(*ARGS) is None
+    assert caplog.text.count("unavailable") == 1  # logged once per outage, not per call
+
+
+def test_a_hung_redis_costs_one_timeout_not_one_per_call(outage_vault, private_redis, caplog):
+    vault = outage_vault
+    vault.store_tokens(*ARGS, "v1", expires_in=600)
+    private_redis.freeze()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(40):
+            assert vault.get_tokens(*ARGS)["access_token"] == "v1"
+    elapsed = time.monotonic() - started
+    private_redis.thaw()
+    assert caplog.text.count("unavailable") == 1
+    # 40 calls at the 0.25 s timeout each would take 10 s; the breaker makes it one timeout.
+    assert elapsed < 3
+
+
+def test_a_value_stored_during_an_outage_is_not_shadowed_by_the_old_cached_one(
+    outage_vault, private_redis, clock
+):
+    vault = outage_vault
+    vault.store_tokens(*ARGS, "v1", expires_in=600)
+    stale = private_redis.client().get(KEY)
+    private_redis.freeze()
+    vault.store_tokens(*ARGS, "v2", expires_in=600)  # the database has v2
+    private_redis.thaw()
+    private_redis.client().set(KEY, stale)  # as if the SET of v2 never reached Redis
+    clock.advance(60)
+    assert vault.get_tokens(*ARGS)["access_token"] == "v2"
+    assert vault._store.pending_invalidations(10) == []
+
+
+def test_a_delete_during_an_outage_is_not_undone_by_the_cache(outage_vault, private_redis, clock):
+    vault = outage_vault
+    vault.store_tokens(*ARGS, "v1", expires_in=600)
+    stale = private_redis.client().get(KEY)
+    private_redis.freeze()
+    assert vault.delete_tokens(*ARGS) is True
+    private_redis.thaw()
+    private_redis.client().set(KEY, stale)  # as if the DEL never reached Redis
+    clock.advance(60)
+    assert vault.get_tokens(*ARGS) is None
+
+
+def test_another_process_replays_invalidations_before_using_redis(
+    database_url, private_redis, key, clock
+):
+    with OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as first:
+        first.store_tokens(*ARGS, "v1", expires_in=600)
+        stale = private_redis.client().get(KEY)
+        private_redis.freeze()
+        first.store_tokens(*ARGS, "v2", expires_in=600)
+        private_redis.thaw()
+        private_redis.client().set(KEY, stale)
+    with OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as second:
+        assert second.get_tokens(*ARGS)["access_token"] == "v2"
