@@ -1,0 +1,139 @@
+"""The `oauthvault` command line, run in-process and once as a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from oauthvault import KeyRing, OAuthTokenCache, generate_key
+from oauthvault.cli import main
+
+
+@pytest.fixture
+def env(sqlite_url, key, monkeypatch):
+    for name in ("DATABASE_URL", "REDIS_URL", "OAUTH_ENCRYPTION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return {"DATABASE_URL": sqlite_url, "OAUTH_ENCRYPTION_KEY": key}
+
+
+def run(env, *args):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_keygen_prints_a_valid_key():
+    result = run({}, "keygen")
+    assert result.exit_code == 0
+    assert len(KeyRing.from_text(result.output.strip())) == 1
+
+
+def test_tokens_get_masks_secrets_unless_asked(env, sqlite_url, key):
+    with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
+        vault.store_tokens("google", "ws", "u", "ACCESS-SECRET", "REFRESH-SECRET", 600, "mail")
+    masked = run(env, "tokens", "get", "google", "ws", "u")
+    assert masked.exit_code == 0
+    assert "ACCESS-SECRET" not in masked.output
+    assert "REFRESH-SECRET" not in masked.output
+    assert "access_token: [secure]" in masked.output
+    assert "scope: mail" in masked.output
+    shown = run(env, "tokens", "get", "google", "ws", "u", "--show-secrets")
+    assert "access_token: ACCESS-SECRET" in shown.output
+    assert "refresh_token: REFRESH-SECRET" in shown.output
+
+
+def test_tokens_list_and_delete(env, sqlite_url, key):
+    with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
+        vault.store_tokens("google", "ws", "u", "ACCESS-SECRET", None, 600, "mail")
+        vault.store_tokens("slack", "ws2", "v", "ACCESS-SECRET-2")
+    listed = run(env, "tokens", "list")
+    assert "google\tws\tu\t" in listed.output
+    assert "slack\tws2\tv\t-\tno" in listed.output
+    assert "SECRET" not in listed.output
+    filtered = run(env, "tokens", "list", "--provider", "slack")
+    assert "google" not in filtered.output
+    assert run(env, "tokens", "delete", "google", "ws", "u").output == "deleted\n"
+    missing = run(env, "tokens", "delete", "google", "ws", "u")
+    assert missing.exit_code == 1
+    assert run(env, "tokens", "get", "google", "ws", "u").exit_code == 1
+
+
+def test_bad_configuration_is_one_plain_line(env):
+    result = run({**env, "OAUTH_ENCRYPTION_KEY": "nope"}, "tokens", "list")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: OAUTH_ENCRYPTION_KEY:")
+    assert "Traceback" not in result.output
+
+
+def test_bad_ids_are_one_plain_line(env):
+    result = run(env, "tokens", "get", "google", "ws", "u" * 300)
+    assert result.exit_code == 2
+    assert "actor_id: is longer than 255 characters" in result.output
+
+
+def test_doctor_reports_each_check(env, redis_url):
+    healthy = run({**env, "REDIS_URL": redis_url}, "doctor")
+    assert healthy.exit_code == 0, healthy.output
+    for name in ("configuration", "key ring", "database", "key coverage", "decryption", "redis"):
+        assert f"ok   {name}:" in healthy.output
+    broken = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "doctor")
+    assert broken.exit_code == 1
+    assert "FAIL redis: cannot reach Redis at 127.0.0.1:1" in broken.output
+
+
+def test_doctor_finds_rows_the_key_ring_cannot_read(env, sqlite_url):
+    with OAuthTokenCache(sqlite_url, encryption_key=generate_key()) as other:
+        other.store_tokens("google", "ws", "u", "token")
+    result = run(env, "doctor")
+    assert result.exit_code == 1
+    assert "FAIL key coverage" in result.output
+    assert "FAIL decryption" in result.output
+
+
+def test_migrate_then_rotate_key_on_postgres(postgres_url):
+    name = "oauthvault_cli_test"
+    admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    old, new = generate_key(), generate_key()
+    try:
+        migrated = run({"DATABASE_URL": url}, "migrate")
+        assert migrated.exit_code == 0, migrated.output
+        assert "schema at revision 0001" in migrated.output
+        assert run({"DATABASE_URL": url}, "migrate").exit_code == 0  # idempotent
+        with OAuthTokenCache(url, encryption_key=old) as vault:
+            for index in range(3):
+                vault.store_tokens("google", "ws", f"u{index}", "token", expires_in=60)
+        rotated = run(
+            {"DATABASE_URL": url, "OAUTH_ENCRYPTION_KEY": f"{new},{old}"},
+            "rotate-key",
+            "--batch-size",
+            "2",
+        )
+        assert rotated.exit_code == 0, rotated.output
+        assert "done: 3 rows re-sealed" in rotated.output
+        doctor = run({"DATABASE_URL": url, "OAUTH_ENCRYPTION_KEY": new}, "doctor")
+        assert "every row is sealed with the newest key" in doctor.output
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_installed_command_runs_the_demo(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "oauthvault", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "access token round trip ok: True" in result.stdout
+    assert "after delete: None" in result.stdout
+    assert (tmp_path / "oauthvault.key").exists()
+    assert "demo-access-token" not in result.stdout + result.stderr

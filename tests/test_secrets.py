@@ -1,0 +1,100 @@
+"""Tokens, keys and passwords never show in repr, str, logs or error messages."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from oauthvault import (
+    DecryptionError,
+    InvalidInput,
+    KeyRing,
+    OAuthTokenCache,
+    Settings,
+    TokenKey,
+    TokenSet,
+)
+from oauthvault.records import seal_row
+from oauthvault.steps import WriteCache
+from oauthvault.storage.location import parse_database_url
+
+ACCESS = "ya29.ACCESS-SECRET-VALUE"
+REFRESH = "1//REFRESH-SECRET-VALUE"
+SECRETS = ("ACCESS-SECRET", "REFRESH-SECRET")
+
+
+def assert_clean(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def test_token_set_hides_its_tokens():
+    tokens = TokenSet(ACCESS, REFRESH, datetime(2030, 1, 1, tzinfo=UTC), "mail")
+    assert_clean(repr(tokens))
+    assert_clean(str(tokens))
+    assert_clean(f"{tokens}")
+    assert "mail" in repr(tokens)
+
+
+def test_sealed_rows_keyrings_and_steps_hide_their_contents():
+    ring = KeyRing.generate()
+    row = seal_row(ring, TokenKey("g", "w", "a"), TokenSet(ACCESS, REFRESH, None, None))
+    assert row.access_token_encrypted not in repr(row)
+    assert repr(ring) == f"KeyRing(key_ids={ring.key_ids!r})"
+    assert "aead" not in repr(ring.primary)
+    assert "value" not in repr(WriteCache("k", b"sealed-bytes", 10, False))
+
+
+def test_settings_mask_urls_and_keys():
+    settings = Settings.load(
+        database_url="postgresql://root:hunter2@db/x",
+        redis_url="redis://:hunter3@cache:6379/0",
+        oauth_encryption_key="key-material",
+    )
+    shown = repr(settings) + str(settings)
+    for secret in ("hunter2", "hunter3", "key-material"):
+        assert secret not in shown
+
+
+def test_database_descriptions_drop_the_password():
+    location = parse_database_url("postgresql://root:hunter2@db.internal:5433/vault")
+    assert location.description == "postgresql://db.internal:5433/vault"
+    assert "hunter2" not in repr(location)
+
+
+def test_the_vault_repr_shows_no_password(sqlite_url, key):
+    with OAuthTokenCache(sqlite_url, "redis://:hunter3@127.0.0.1:6379/15", key) as vault:
+        assert "hunter3" not in repr(vault)
+        assert key not in repr(vault)
+        assert "hunter3" not in repr(vault._cache)
+
+
+def test_invalid_token_errors_do_not_quote_the_token(sqlite_url, key):
+    with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
+        with pytest.raises(InvalidInput) as caught:
+            vault.store_tokens("google", "ws", "u", "SECRET-WITH\nNEWLINE")
+        assert "SECRET" not in str(caught.value)
+        with pytest.raises(InvalidInput) as caught:
+            vault.store_tokens("google", "ws", "u", "ok", "REFRESH-SECRET" * 2000)
+        assert_clean(str(caught.value))
+
+
+def test_a_whole_life_cycle_logs_no_secret(postgres_url, pg, private_redis, key, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, the libraries' too
+    with OAuthTokenCache(postgres_url, private_redis.url, key) as vault:
+        vault.store_tokens("google", "ws", "u", ACCESS, REFRESH, 600, "mail")
+        vault.get_tokens("google", "ws", "u")
+        private_redis.stop()  # failure paths log too
+        vault.store_tokens("google", "ws", "u", ACCESS, REFRESH, 600, "mail")
+        vault.get_tokens("google", "ws", "u")
+        pg.execute("UPDATE oauth_tokens SET refresh_token_encrypted = access_token_encrypted")
+        with pytest.raises(DecryptionError) as caught:
+            vault.get_tokens("google", "ws", "u")
+        assert_clean(str(caught.value))
+        vault.delete_tokens("google", "ws", "u")
+    assert "unavailable" in caplog.text  # the outage was logged...
+    assert_clean(caplog.text)  # ...without a token
+    for record in caplog.records:
+        assert_clean(repr(record.args))
