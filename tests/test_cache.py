@@ -147,9 +147,10 @@ def outage_vault(database_url, private_redis, key, clock):
 
 def test_redis_down_at_start_then_back(database_url, private_redis, key, clock, caplog):
     private_redis.stop()
-    with caplog.at_level(logging.WARNING), OAuthTokenCache(
-        database_url, private_redis.url, key, clock=clock
-    ) as vault:
+    with (
+        caplog.at_level(logging.WARNING),
+        OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as vault,
+    ):
         assert vault.backend_mode == "db+cache"
         vault.store_tokens(*ARGS, "stored-while-down", expires_in=600)
         assert vault.get_tokens(*ARGS)["access_token"] == "stored-while-down"

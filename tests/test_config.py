@@ -64,9 +64,10 @@ def test_postgres_without_a_key_refuses_to_start(postgres_url, pg):
 
 
 def test_postgres_with_an_explicit_ephemeral_key(postgres_url, pg, caplog):
-    with caplog.at_level(logging.WARNING), OAuthTokenCache(
-        postgres_url, allow_ephemeral_key=True
-    ) as vault:
+    with (
+        caplog.at_level(logging.WARNING),
+        OAuthTokenCache(postgres_url, allow_ephemeral_key=True) as vault,
+    ):
         vault.store_tokens("google", "ws", "u", "token", expires_in=60)
         assert vault.get_tokens("google", "ws", "u")["access_token"] == "token"
     assert "ephemeral" in caplog.text

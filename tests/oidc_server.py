@@ -1,0 +1,192 @@
+"""Run the local oidc-provider test server (tests/oidc_provider/server.mjs) from Python.
+
+Example::
+
+    with OIDCServer(auto_approve=True, ttl={"AccessToken": 2}) as op:
+        httpx.get(f"{op.issuer}/.well-known/openid-configuration")
+        op.fail(status=503, count=1)  # next token request gets a 503
+        assert op.stats().get("refresh_token", 0) == 0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+
+PROVIDER_DIR = Path(__file__).resolve().parent / "oidc_provider"
+
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+DEFAULT_CLIENT: dict[str, Any] = {
+    "client_id": "test-client",
+    "client_secret": "test-secret",
+    "redirect_uris": [DEFAULT_REDIRECT_URI],
+    "token_endpoint_auth_method": "client_secret_basic",
+    "grant_types": ["authorization_code", "refresh_token"],
+}
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise RuntimeError(
+            f"`{tool}` not found on PATH: Node.js (>= 20) and npm are required to run the "
+            "local OpenID Connect provider used by the tests"
+        )
+    return path
+
+
+def ensure_installed() -> None:
+    """Install the provider's npm dependencies (from package-lock.json) if they are missing."""
+    if (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+        return
+    npm = _require("npm")
+    result = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        cwd=PROVIDER_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"`npm ci` failed in {PROVIDER_DIR}:\n{result.stdout}\n{result.stderr}")
+
+
+class OIDCServer:
+    """A throwaway OpenID Connect provider on 127.0.0.1 with an in-memory store.
+
+    ``ttl`` keys are oidc-provider model names (AccessToken, RefreshToken, AuthorizationCode,
+    IdToken, ...) in seconds. With ``auto_approve`` the login/consent interaction completes by
+    redirects alone (subject = ``login_hint`` or ``test-user``); otherwise HTML pages are served
+    (``#login``/``#submit`` then ``#authorize``/``#deny``).
+    """
+
+    def __init__(
+        self,
+        *,
+        clients: list[dict[str, Any]] | None = None,
+        ttl: dict[str, int] | None = None,
+        auto_approve: bool = False,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.config: dict[str, Any] = {
+            "clients": clients if clients is not None else [dict(DEFAULT_CLIENT)],
+            "ttl": ttl or {},
+            "auto_approve": auto_approve,
+        }
+        self.startup_timeout = startup_timeout
+        self._issuer: str | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._config_path: Path | None = None
+        self._log: IO[str] | None = None
+
+    @property
+    def issuer(self) -> str:
+        if self._issuer is None:
+            raise RuntimeError("OIDCServer is not running")
+        return self._issuer
+
+    def start(self) -> OIDCServer:
+        node = _require("node")
+        ensure_installed()
+        fd, path = tempfile.mkstemp(prefix="oidc-config-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.config, f)
+        self._config_path = Path(path)
+        # stderr goes to a file, not a pipe, so a chatty server can never block on a full pipe.
+        self._log = tempfile.TemporaryFile("w+")
+        self._proc = subprocess.Popen(
+            [node, "server.mjs"],
+            cwd=PROVIDER_DIR,
+            env={**os.environ, "PORT": "0", "OIDC_CONFIG": path},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(self._proc.stdout, lines), daemon=True).start()
+        try:
+            ready = json.loads(lines.get(timeout=self.startup_timeout))
+            self._issuer = ready["issuer"]
+        except (queue.Empty, ValueError, KeyError) as exc:
+            log = self._read_log()
+            self.stop()
+            raise RuntimeError(f"OIDC provider did not become ready:\n{log}") from exc
+        return self
+
+    @staticmethod
+    def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+        # Keep draining stdout after the ready line; EOF (process died) unblocks start() too.
+        assert stream is not None
+        with stream:
+            for line in stream:
+                lines.put(line)
+        lines.put("")
+
+    def _read_log(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()
+
+    def _admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = httpx.request(method, f"{self.issuer}/__test__/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict[str, int]:
+        """Counters per token-endpoint grant_type (``<grant>``, ``<grant>_ok``,
+        ``<grant>_failed``), ``injected_failures`` and ``revocation[_ok|_failed]``."""
+        return dict(self._admin("GET", "stats"))
+
+    def reset(self) -> None:
+        """Zero all counters and cancel any pending injected failures."""
+        self._admin("POST", "reset")
+
+    def fail(
+        self, status: int | None = None, *, count: int = 1, delay_ms: int | None = None
+    ) -> None:
+        """Make the next ``count`` token-endpoint requests fail with ``status`` (JSON error body)
+        and/or stall for ``delay_ms`` first. A delay without a status is then served normally."""
+        self._admin("POST", "fail", {"status": status, "count": count, "delay_ms": delay_ms})
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._config_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._config_path.unlink()
+            self._config_path = None
+        self._issuer = None
+
+    def __enter__(self) -> OIDCServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
