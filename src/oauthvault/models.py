@@ -60,9 +60,22 @@ class TokenKey:
     actor_id: str
 
     def __post_init__(self) -> None:
-        _check_text("provider", self.provider, MAX_PROVIDER_LENGTH, secret=False)
-        _check_text("workspace_id", self.workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
-        _check_text("actor_id", self.actor_id, MAX_ACTOR_ID_LENGTH, secret=False)
+        provider, workspace_id, actor_id = self.provider, self.workspace_id, self.actor_id
+        # Fast path for the common valid case (this runs on every call); the slow path
+        # below finds which id is wrong and why.
+        if (
+            type(provider) is str
+            and type(workspace_id) is str
+            and type(actor_id) is str
+            and 0 < len(provider) <= MAX_PROVIDER_LENGTH
+            and 0 < len(workspace_id) <= MAX_WORKSPACE_ID_LENGTH
+            and 0 < len(actor_id) <= MAX_ACTOR_ID_LENGTH
+            and not _FORBIDDEN.search(f"{provider} {workspace_id} {actor_id}")
+        ):
+            return
+        _check_text("provider", provider, MAX_PROVIDER_LENGTH, secret=False)
+        _check_text("workspace_id", workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
+        _check_text("actor_id", actor_id, MAX_ACTOR_ID_LENGTH, secret=False)
 
 
 _TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "scope")

@@ -45,13 +45,12 @@ class SealedRow:
 
 
 def associated_data(key: TokenKey, purpose: str) -> bytes:
-    """Length-prefixed (provider, workspace_id, actor_id, purpose): unambiguous for any ids."""
-    parts = [_DOMAIN]
-    for text in (key.provider, key.workspace_id, key.actor_id, purpose):
-        encoded = text.encode("utf-8")
-        parts.append(len(encoded).to_bytes(4, "big"))
-        parts.append(encoded)
-    return b"".join(parts)
+    """(provider, workspace_id, actor_id, purpose) joined by NUL: unambiguous, because
+    :class:`TokenKey` rejects control characters (NUL included) in every id."""
+    return (
+        _DOMAIN
+        + f"\x00{key.provider}\x00{key.workspace_id}\x00{key.actor_id}\x00{purpose}".encode()
+    )
 
 
 def _to_text(sealed: bytes) -> str:

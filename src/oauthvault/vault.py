@@ -167,33 +167,33 @@ class OAuthTokenCache(_VaultBase):
                 timeout=self._settings.redis_timeout,
                 breaker=self._new_breaker(),
             )
+        self._handlers = self._step_handlers()
 
     def _run(self, flow: Flow) -> Any:
+        handlers = self._handlers
         try:
             step = next(flow)
             while True:
-                step = flow.send(self._perform(step))
+                step = flow.send(handlers[type(step)](step))
         except StopIteration as done:
             return done.value
 
-    def _perform(self, step: Step) -> Any:
-        cache = self._cache
-        match step:
-            case ReadCache(name) if cache is not None:
-                return cache.get(name)
-            case WriteCache(name, value, ttl, only_if_absent) if cache is not None:
-                return cache.set(name, value, ttl, only_if_absent=only_if_absent)
-            case DropCache(name) if cache is not None:
-                return cache.delete(name)
-            case ReadRow(key):
-                return self._store.get(key)
-            case WriteRow(key, row):
-                return self._store.upsert(key, row)
-            case DeleteRow(key):
-                return self._store.delete(key)
-            case RecordInvalidation(name):
-                return self._store.record_invalidation(name)
-        raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
+    def _step_handlers(self) -> dict[type, Callable[[Any], Any]]:
+        """How each step is performed: one small function per step type."""
+        store, cache = self._store, self._cache
+        handlers: dict[type, Callable[[Any], Any]] = {
+            ReadRow: lambda step: store.get(step.key),
+            WriteRow: lambda step: store.upsert(step.key, step.row),
+            DeleteRow: lambda step: store.delete(step.key),
+            RecordInvalidation: lambda step: store.record_invalidation(step.cache_key),
+        }
+        if cache is not None:
+            handlers[ReadCache] = lambda step: cache.get(step.cache_key)
+            handlers[WriteCache] = lambda step: cache.set(
+                step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
+            )
+            handlers[DropCache] = lambda step: cache.delete(step.cache_key)
+        return handlers
 
     @property
     def cache_available(self) -> bool:
