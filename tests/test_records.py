@@ -48,10 +48,10 @@ def test_cache_record_moved_to_another_key_does_not_decrypt():
 
 def test_row_ciphertext_is_not_a_cache_record():
     row = seal_row(RING, ALICE, TOKENS)
-    import base64
+    import binascii
 
     with pytest.raises(DecryptionError):
-        open_cache_record(RING, ALICE, base64.urlsafe_b64decode(row.access_token_encrypted))
+        open_cache_record(RING, ALICE, binascii.a2b_base64(row.access_token_encrypted))
 
 
 def test_garbage_base64_in_a_row_is_a_decryption_error():

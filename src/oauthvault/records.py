@@ -7,7 +7,6 @@ field or another cache key fails to decrypt instead of handing out someone else'
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,7 @@ _SEPARATOR = "\x1f"  # control characters are rejected in tokens and scope, so t
 
 @dataclass(frozen=True, slots=True)
 class SealedRow:
-    """One ``oauth_tokens`` row as stored: ciphertexts are url-safe base64 text."""
+    """One ``oauth_tokens`` row as stored: ciphertexts are base64 text."""
 
     access_token_encrypted: str = field(repr=False)
     refresh_token_encrypted: str | None = field(repr=False)
@@ -54,12 +53,13 @@ def associated_data(key: TokenKey, purpose: str) -> bytes:
 
 
 def _to_text(sealed: bytes) -> str:
-    return base64.urlsafe_b64encode(sealed).decode("ascii")
+    return binascii.b2a_base64(sealed, newline=False).decode("ascii")
 
 
 def _from_text(text: str) -> bytes:
+    # binascii directly: base64.urlsafe_b64decode costs a translate and several calls.
     try:
-        return base64.urlsafe_b64decode(text)
+        return binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         raise DecryptionError from None
 
