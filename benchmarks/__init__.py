@@ -1,0 +1,1 @@
+"""oauthvault benchmarks: every operation next to its bare floor, measured in the same run."""

@@ -1,0 +1,104 @@
+"""Realistic token sizes, and bulk loading of many connections."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import redis
+
+from oauthvault import KeyRing, TokenKey, TokenSet
+from oauthvault.cache import cache_key
+from oauthvault.records import associated_data, seal_cache_record, seal_row
+
+# Google-like sizes: a ~220-character access token, a ~100-character refresh token.
+ACCESS = "ya29.a0Ae4lvC" + "x" * 207
+REFRESH = "1//0gHZq3" + "r" * 94
+SCOPE = "https://www.googleapis.com/auth/gmail.send"
+
+
+def plaintext_record_size() -> int:
+    """The seed design's cached JSON value, in bytes."""
+    record = {
+        "access_token": ACCESS,
+        "refresh_token": REFRESH,
+        "expires_at": datetime(2030, 1, 1, tzinfo=UTC).isoformat(),
+        "scope": SCOPE,
+    }
+    return len(json.dumps(record).encode())
+
+
+@dataclass(frozen=True)
+class SealedSample:
+    access_text: str
+    refresh_text: str | None
+    key_id: str
+    access_raw: bytes
+    access_ad: bytes
+
+
+def sealed_sample(ring: KeyRing) -> SealedSample:
+    key = TokenKey("floor", "ws", "sample")
+    row = seal_row(ring, key, TokenSet(ACCESS, REFRESH, None, SCOPE))
+    return SealedSample(
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        base64.b64decode(row.access_token_encrypted),
+        associated_data(key, "access_token"),
+    )
+
+
+def floor_params(key: TokenKey, sealed: SealedSample) -> tuple[object, ...]:
+    return (
+        key.provider,
+        key.workspace_id,
+        key.actor_id,
+        sealed.access_text,
+        sealed.refresh_text,
+        sealed.key_id,
+        datetime.now(UTC) + timedelta(hours=1),
+        SCOPE,
+    )
+
+
+def load_connections(
+    sql: psycopg.Connection, cache: redis.Redis, ring: KeyRing, total: int, sample: int = 1000
+) -> list[TokenKey]:
+    """Store ``total`` sealed connections (COPY + pipelined SET) and return a random sample
+    of their keys, spread over the whole set."""
+    expires = datetime.now(UTC) + timedelta(hours=2)
+    tokens = TokenSet(ACCESS, REFRESH, expires, SCOPE)
+    batch = 20_000
+    with sql.cursor() as cursor:
+        for start in range(0, total, batch):
+            with cursor.copy(
+                "COPY oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,"
+                " refresh_token_encrypted, key_id, expires_at, scope) FROM STDIN"
+            ) as copy:
+                pipe = cache.pipeline(transaction=False)
+                for index in range(start, min(total, start + batch)):
+                    key = TokenKey("bulk", f"ws_{index % 5000:05d}", f"user_{index:08d}")
+                    row = seal_row(ring, key, tokens)
+                    copy.write_row(
+                        (
+                            f"00000000-0000-4000-8000-{index:012d}",
+                            key.provider,
+                            key.workspace_id,
+                            key.actor_id,
+                            row.access_token_encrypted,
+                            row.refresh_token_encrypted,
+                            row.key_id,
+                            expires,
+                            SCOPE,
+                        )
+                    )
+                    pipe.set(cache_key(key), seal_cache_record(ring, key, tokens), ex=7200)
+                pipe.execute()
+    sql.execute("ANALYZE oauth_tokens")
+    chosen = random.Random(7).sample(range(total), min(sample, total))
+    return [TokenKey("bulk", f"ws_{i % 5000:05d}", f"user_{i:08d}") for i in chosen]
