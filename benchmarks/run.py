@@ -68,6 +68,7 @@ TARGETS = {
     "store_tokens": 1.25,
     "delete_tokens": 1.25,
     "sqlite get_tokens": 1.5,
+    "db-only get_tokens (PostgreSQL)": 1.25,
     "async cached get_tokens": 1.10,
     "async cache-miss get_tokens": 1.25,
     "async store_tokens": 1.25,
@@ -178,6 +179,22 @@ def miss_get(bench: Bench, label: str = "") -> Comparison:
         count=min(bench.mode.count, len(keys)),
         before_block=bench.redis.flushdb,
     )
+
+
+def db_only_get(bench: Bench) -> Comparison:
+    keys, floors = bench.keys, bench.floor_keys
+    n = len(keys)
+    vault = OAuthTokenCache(bench.database_url, "", bench.key)
+    try:
+        return _compare(
+            bench,
+            "db-only get_tokens (PostgreSQL)",
+            "prepared SELECT by key",
+            lambda i: vault.get_tokens(*_ids(keys[i % n])),
+            lambda i: bench.sql.execute(SELECT, _ids(floors[i % n]), prepare=True).fetchone(),
+        )
+    finally:
+        vault.close()
 
 
 def store(bench: Bench) -> Comparison:
@@ -409,7 +426,7 @@ def print_table(comparisons: list[Comparison]) -> None:
         )
 
 
-ALL = ("cached", "miss", "store", "delete", "sqlite", "async", "scale", "memory")
+ALL = ("cached", "miss", "db", "store", "delete", "sqlite", "async", "scale", "memory")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -432,6 +449,7 @@ def main(argv: list[str] | None = None) -> None:
         steps: dict[str, Callable[[], object]] = {
             "cached": lambda: cached_get(bench),
             "miss": lambda: miss_get(bench),
+            "db": lambda: db_only_get(bench),
             "store": lambda: store(bench),
             "delete": lambda: delete(bench),
             "sqlite": lambda: sqlite_get(bench),

@@ -1,0 +1,40 @@
+"""The benchmark command works (short mode); speed itself is never asserted in tests."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, postgres_url):
+    output = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(output.read_text())
+    names = {row["name"] for row in report["comparisons"]}
+    assert {
+        "cached get_tokens",
+        "cache-miss get_tokens",
+        "db-only get_tokens (PostgreSQL)",
+        "store_tokens",
+        "delete_tokens",
+        "sqlite get_tokens",
+        "async cached get_tokens",
+        "async store_tokens",
+        "async cache-miss get_tokens",
+    } <= names
+    for row in report["comparisons"]:
+        assert row["ours"]["p50_us"] > 0
+        assert row["floor_stats"]["p50_us"] > 0
+    assert len(report["scale"]) == 2
+    assert report["memory"]["redis_memory_usage_per_connection"] > 0
+    assert "ratio" in result.stdout
