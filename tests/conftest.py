@@ -59,7 +59,7 @@ def postgres_url() -> Iterator[str]:
 def pg(postgres_url: str) -> Iterator[psycopg.Connection]:
     """A direct connection to the session database, emptied before each test."""
     with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE oauth_tokens, oauth_cache_invalidations")
+        connection.execute("TRUNCATE oauth_tokens, oauth_cache_invalidations, oauth_pending")
         yield connection
 
 

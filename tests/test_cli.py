@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from oauthvault import KeyRing, OAuthTokenCache, generate_key
 from oauthvault.cli import main
+from oauthvault.storage.migrations import HEAD_REVISION
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def test_migrate_then_rotate_key_on_postgres(postgres_url):
     try:
         migrated = run({"DATABASE_URL": url}, "migrate")
         assert migrated.exit_code == 0, migrated.output
-        assert "schema at revision 0001" in migrated.output
+        assert f"schema at revision {HEAD_REVISION}" in migrated.output
         assert run({"DATABASE_URL": url}, "migrate").exit_code == 0  # idempotent
         with OAuthTokenCache(url, encryption_key=old) as vault:
             for index in range(3):

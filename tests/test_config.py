@@ -8,6 +8,7 @@ import stat
 import pytest
 
 from oauthvault import ConfigError, OAuthTokenCache, Settings, StorageUnavailable, generate_key
+from oauthvault.storage.migrations import HEAD_REVISION
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +103,7 @@ def test_an_old_schema_asks_for_migrate(postgres_url, pg):
         with pytest.raises(StorageUnavailable, match="oauthvault migrate"):
             OAuthTokenCache(postgres_url, encryption_key=generate_key())
     finally:
-        pg.execute("UPDATE alembic_version SET version_num = '0001'")
+        pg.execute("UPDATE alembic_version SET version_num = %s", (HEAD_REVISION,))
 
 
 def test_an_unreachable_database_is_storage_unavailable_without_the_password():

@@ -9,6 +9,7 @@ drives them with blocking calls, :class:`AsyncOAuthTokenCache` with ``await``: t
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,9 @@ __all__ = [
     "ReadCache",
     "ReadRow",
     "RecordInvalidation",
+    "SavePending",
     "Step",
+    "TakePending",
     "VaultCore",
     "WriteCache",
     "WriteRow",
@@ -92,8 +95,32 @@ class DeleteRow:
     key: TokenKey
 
 
+@dataclass(frozen=True, slots=True)
+class SavePending:
+    """Keep a sealed one-time record until ``expires_at`` (Redis when up, else the database)."""
+
+    record_id: str
+    sealed: str = field(repr=False)
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TakePending:
+    """Result: the sealed record, deleted in the same step, or ``None``."""
+
+    record_id: str
+
+
 Step: TypeAlias = (
-    ReadCache | WriteCache | DropCache | RecordInvalidation | ReadRow | WriteRow | DeleteRow
+    ReadCache
+    | WriteCache
+    | DropCache
+    | RecordInvalidation
+    | ReadRow
+    | WriteRow
+    | DeleteRow
+    | SavePending
+    | TakePending
 )
 Flow: TypeAlias = Generator[Step, Any, Any]
 
@@ -106,6 +133,11 @@ def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:
     if left is None:
         return default
     return int(left) if left >= 1 else None
+
+
+def pending_ttl(expires_at: datetime, now: datetime) -> int:
+    """Whole seconds a one-time record stays in Redis: at least one, rounded up."""
+    return max(1, math.ceil((expires_at - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from oauthvault.cache.breaker import CircuitBreaker
-from oauthvault.cache.keys import cache_key
+from oauthvault.cache.keys import cache_key, pending_cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
@@ -27,10 +27,13 @@ from oauthvault.steps import (
     ReadCache,
     ReadRow,
     RecordInvalidation,
+    SavePending,
     Step,
+    TakePending,
     VaultCore,
     WriteCache,
     WriteRow,
+    pending_ttl,
 )
 from oauthvault.storage.base import AsyncTokenStore, ConnectionInfo, TokenStore
 from oauthvault.storage.location import DatabaseLocation
@@ -193,7 +196,25 @@ class OAuthTokenCache(_VaultBase):
                 step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
             )
             handlers[DropCache] = lambda step: cache.delete(step.cache_key)
+        handlers[SavePending] = self._save_pending
+        handlers[TakePending] = self._take_pending
         return handlers
+
+    def _save_pending(self, step: SavePending) -> None:
+        ttl = pending_ttl(step.expires_at, self._core.clock())
+        if self._cache is not None and self._cache.set(
+            pending_cache_key(step.record_id), step.sealed.encode(), ttl
+        ):
+            return
+        self._store.put_pending(step.record_id, step.sealed, step.expires_at)
+
+    def _take_pending(self, step: TakePending) -> str | None:
+        if self._cache is not None:
+            found = self._cache.take(pending_cache_key(step.record_id))
+            if found is not None:
+                return found.decode()
+        taken = self._store.take_pending(step.record_id)
+        return None if taken is None else taken[0]
 
     @property
     def cache_available(self) -> bool:
@@ -382,6 +403,20 @@ class AsyncOAuthTokenCache(_VaultBase):
                 return await self._store.delete(key)
             case RecordInvalidation(name):
                 return await self._store.record_invalidation(name)
+            case SavePending(record_id, sealed, expires_at):
+                ttl = pending_ttl(expires_at, self._core.clock())
+                if cache is not None and await cache.set(
+                    pending_cache_key(record_id), sealed.encode(), ttl
+                ):
+                    return None
+                return await self._store.put_pending(record_id, sealed, expires_at)
+            case TakePending(record_id):
+                if cache is not None:
+                    found = await cache.take(pending_cache_key(record_id))
+                    if found is not None:
+                        return found.decode()
+                taken = await self._store.take_pending(record_id)
+                return None if taken is None else taken[0]
         raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
 
     @property

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from oauthvault.models import TokenKey
 
-__all__ = ["KEY_PREFIX", "cache_key", "parse_cache_key"]
+__all__ = ["KEY_PREFIX", "cache_key", "parse_cache_key", "pending_cache_key"]
 
 KEY_PREFIX = "oauth:token:"
+PENDING_PREFIX = "oauth:pending:"
 
 
 def _escape(part: str) -> str:
@@ -44,3 +45,8 @@ def parse_cache_key(text: str) -> TokenKey:
         raise ValueError("not an oauthvault token key")
     provider, workspace_id, actor_id = (_unescape(part) for part in parts)
     return TokenKey(provider, workspace_id, actor_id)
+
+
+def pending_cache_key(record_id: str) -> str:
+    """The Redis key of a one-time record (OAuth state or connect link), by its hashed id."""
+    return PENDING_PREFIX + record_id

@@ -160,6 +160,16 @@ class RedisTokenCache(_CacheBase):
             return False
         return True
 
+    def take(self, cache_key: str) -> bytes | None:
+        """Get and delete in one atomic command (GETDEL); ``None`` if absent or unavailable."""
+        if not self._ready():
+            return None
+        try:
+            return cast("bytes | None", self._client.getdel(cache_key))
+        except RedisError as error:
+            self._failed(error)
+            return None
+
     def delete(self, *cache_keys: str) -> bool:
         """Delete keys. False if Redis is unavailable."""
         if not self._ready():
@@ -237,6 +247,15 @@ class AsyncRedisTokenCache(_CacheBase):
             self._failed(error)
             return False
         return True
+
+    async def take(self, cache_key: str) -> bytes | None:
+        if not await self._ready():
+            return None
+        try:
+            return cast("bytes | None", await self._client.getdel(cache_key))
+        except RedisError as error:
+            self._failed(error)
+            return None
 
     async def delete(self, *cache_keys: str) -> bool:
         if not await self._ready():

@@ -70,6 +70,11 @@ RECORD_INVALIDATION = (
 PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %s"
 CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+PUT_PENDING = """
+WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < now() - interval '1 hour')
+INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
+"""
+TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = %s RETURNING sealed, expires_at"
 _NIL_UUID = uuid.UUID(int=0)
 
 
@@ -271,6 +276,13 @@ class PostgresTokenStore(_PostgresBase):
     def clear_invalidations(self, cache_keys: list[str]) -> None:
         self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
 
+    def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
+        self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))
+
+    def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
+        found = self._fetchone(TAKE_PENDING, (record_id,))
+        return None if found is None else (found[0], found[1].astimezone(UTC))
+
     def close(self) -> None:
         self._pool.close()
 
@@ -360,6 +372,13 @@ class AsyncPostgresTokenStore(_PostgresBase):
 
     async def clear_invalidations(self, cache_keys: list[str]) -> None:
         await self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
+
+    async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
+        await self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))
+
+    async def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
+        found = await self._fetchone(TAKE_PENDING, (record_id,))
+        return None if found is None else (found[0], found[1].astimezone(UTC))
 
     async def close(self) -> None:
         await self._pool.close()

@@ -9,7 +9,7 @@ import asyncio
 import sqlite3
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oauthvault.errors import StorageUnavailable
@@ -266,6 +266,37 @@ class SqliteTokenStore:
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
+    def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
+        now = datetime.now(UTC)
+        try:
+            connection = self._connection()
+            connection.execute(
+                "DELETE FROM oauth_pending WHERE expires_at < ?",
+                (_to_text(now - timedelta(hours=1)),),
+            )
+            connection.execute(
+                "INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (?, ?, ?)",
+                (record_id, sealed, _to_text(expires_at)),
+            )
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+
+    def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
+        try:
+            found = (
+                self._connection()
+                .execute(
+                    "DELETE FROM oauth_pending WHERE record_id = ? RETURNING sealed, expires_at",
+                    (record_id,),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+        if found is None:
+            return None
+        return found[0], datetime.fromisoformat(found[1])
+
     def close(self) -> None:
         with self._connections_lock:
             for connection in self._connections:
@@ -327,6 +358,12 @@ class AsyncSqliteTokenStore:
 
     async def clear_invalidations(self, cache_keys: list[str]) -> None:
         await asyncio.to_thread(self.sync_store.clear_invalidations, cache_keys)
+
+    async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
+        await asyncio.to_thread(self.sync_store.put_pending, record_id, sealed, expires_at)
+
+    async def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
+        return await asyncio.to_thread(self.sync_store.take_pending, record_id)
 
     async def close(self) -> None:
         if self._store is not None:
