@@ -1,0 +1,306 @@
+"""The user's provider configuration: which OAuth apps oauthvault connects with.
+
+A TOML file (normally named by ``OAUTHVAULT_CONFIG``) holds one table per provider::
+
+    [providers.google]                 # in the catalog: endpoints come from there
+    client_id = "..."
+    client_secret = "..."
+
+    [providers.corp]                   # not in the catalog: OpenID Connect discovery
+    issuer = "https://login.example.com"
+    client_id = "..."
+    client_secret = "..."
+    scopes = ["openid", "offline_access"]
+
+``OAUTHVAULT_PROVIDER_<NAME>_CLIENT_ID``, ``_CLIENT_SECRET`` and ``_PRIVATE_KEY`` (``NAME``
+upper-cased, ``-`` as ``_``) fill in or override the file, so secrets need not sit in it.
+Other top-level tables of the file are left to their own readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from pydantic import SecretStr
+
+from oauthvault.errors import ConfigError
+from oauthvault.flows._table import TableReader
+from oauthvault.flows.apple import check_apple_id, load_apple_key
+from oauthvault.flows.providers import (
+    CUSTOM_KEYS,
+    RESERVED_PARAMS,
+    ProviderSpec,
+    check_provider_name,
+    fill_placeholders,
+    load_catalog,
+    parse_spec,
+)
+
+__all__ = ["CONFIG_ENV", "ProviderConfig", "load_provider_configs"]
+
+logger = logging.getLogger("oauthvault.flows")
+
+#: The environment variable naming the configuration file.
+CONFIG_ENV = "OAUTHVAULT_CONFIG"
+_ENV_PREFIX = "OAUTHVAULT_PROVIDER_"
+_ENV_KEYS = ("client_id", "client_secret", "private_key")
+_COMMON_KEYS = frozenset(
+    {"client_id", "client_secret", "scopes", "redirect_uri", "extra_authorize_params"}
+)
+_APPLE_KEYS = frozenset({"team_id", "key_id", "private_key"})
+_TOML_LOCATION = re.compile(r"\(at (line \d+, column \d+|end of document)\)")
+
+
+def _readonly(values: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(values))
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One configured provider app. Secrets are hidden from ``repr`` and ``str``.
+
+    ``spec`` has its placeholders (and ``{client_id}``) filled in; it is ``None`` for a
+    provider known only by ``issuer`` until :meth:`resolved` is given the discovered spec.
+    ``scopes`` is ``None`` unless the user overrides the provider's default scopes.
+    """
+
+    name: str
+    spec: ProviderSpec | None
+    client_id: str
+    client_secret: SecretStr | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] | None = None
+    redirect_uri: str | None = None
+    extra_authorize_params: Mapping[str, str] = field(
+        default_factory=lambda: _readonly({}), hash=False
+    )
+    placeholders: Mapping[str, str] = field(default_factory=lambda: _readonly({}), hash=False)
+    issuer: str | None = None
+    team_id: str | None = None
+    key_id: str | None = None
+    private_key: SecretStr | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.scopes is not None:
+            object.__setattr__(self, "scopes", tuple(self.scopes))
+        object.__setattr__(self, "extra_authorize_params", _readonly(self.extra_authorize_params))
+        object.__setattr__(self, "placeholders", _readonly(self.placeholders))
+
+    def _require_spec(self) -> ProviderSpec:
+        if self.spec is None:
+            raise ConfigError(f"providers.{self.name}.issuer", "has not been discovered yet")
+        return self.spec
+
+    @property
+    def requested_scopes(self) -> tuple[str, ...]:
+        """The user's ``scopes`` if given, else the provider's default scopes.
+
+        Raises:
+            ConfigError: the provider still awaits discovery (see :meth:`resolved`).
+        """
+        return self.scopes if self.scopes is not None else self._require_spec().default_scopes
+
+    @property
+    def authorize_params(self) -> Mapping[str, str]:
+        """The provider's extra authorization parameters with the user's on top.
+
+        Raises:
+            ConfigError: the provider still awaits discovery (see :meth:`resolved`).
+        """
+        return _readonly(
+            {**self._require_spec().extra_authorize_params, **self.extra_authorize_params}
+        )
+
+    def resolved(self, spec: ProviderSpec) -> ProviderConfig:
+        """A copy using ``spec`` (normally from :func:`~oauthvault.flows.discover`).
+
+        Raises:
+            ConfigError: ``spec.issuer`` is not this provider's issuer.
+        """
+        if self.issuer is not None and spec.issuer != self.issuer:
+            raise ConfigError(f"providers.{self.name}.issuer", "differs from the spec's issuer")
+        values = {"client_id": self.client_id, **self.placeholders}
+        filled = fill_placeholders(spec, values, where=f"providers.{self.name}")
+        return dataclasses.replace(self, spec=filled)
+
+
+def _read_document(path: Path) -> dict[str, object]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "does not exist") from None
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot be read ({error.strerror})") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        # The location only: the decoder's message could quote a secret's line.
+        location = _TOML_LOCATION.search(str(error))
+        where = f" ({location[1]})" if location else ""
+        raise ConfigError(str(path), f"is not valid UTF-8 TOML{where}") from None
+
+
+def _environment(name: str, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """``{key: (variable, value)}`` for this provider's non-empty credential variables."""
+    found: dict[str, tuple[str, str]] = {}
+    for key in _ENV_KEYS:
+        variable = f"{_ENV_PREFIX}{name.upper().replace('-', '_')}_{key.upper()}"
+        if environ.get(variable):
+            found[key] = (variable, environ[variable])
+    return found
+
+
+def _credential(
+    reader: TableReader, env: dict[str, tuple[str, str]], key: str, *, secret: bool
+) -> tuple[str | None, str]:
+    """The value of ``key``, from the environment first, and the setting it came from."""
+    if key in env:
+        variable, value = env[key]
+        if not secret and any(c.isspace() or not c.isprintable() for c in value):
+            raise ConfigError(variable, "must not contain whitespace or control characters")
+        return value, variable
+    return (reader.secret(key) if secret else reader.word(key)), reader.setting(key)
+
+
+def _check_unmatched(configs: Mapping[str, ProviderConfig], environ: Mapping[str, str]) -> None:
+    expected = {
+        f"{_ENV_PREFIX}{name.upper().replace('-', '_')}_{key.upper()}"
+        for name in configs
+        for key in _ENV_KEYS
+    }
+    suffixes = tuple(f"_{key.upper()}" for key in _ENV_KEYS)
+    for variable in sorted(environ):
+        if variable.startswith(_ENV_PREFIX) and variable.endswith(suffixes):
+            if variable not in expected:
+                # The variable's name only: its value may be a secret.
+                logger.warning("%s matches no [providers.<name>] table; ignored", variable)
+
+
+def _apple_id(reader: TableReader, key: str) -> str:
+    value = reader.word(key)
+    if value is None:
+        raise ConfigError(reader.setting(key), "is required for this provider")
+    return check_apple_id(value, reader.setting(key))
+
+
+def _parse_provider(
+    name: str, table: dict[str, object], where: str, environ: Mapping[str, str]
+) -> ProviderConfig:
+    reader = TableReader(table, where)
+    env = _environment(name, environ)
+    spec = load_catalog().get(name)
+    issuer: str | None = None
+    if spec is not None:
+        apple = spec.client_secret_kind == "apple_es256_jwt"  # noqa: S105 -- a kind, no secret
+        apple_keys = _APPLE_KEYS if apple else frozenset()
+        reader.check_keys(_COMMON_KEYS | set(spec.placeholders) | apple_keys)
+    else:
+        apple = False
+        reader.check_keys(_COMMON_KEYS | CUSTOM_KEYS)
+        spec_table = {key: value for key, value in table.items() if key in CUSTOM_KEYS}
+        if "authorization_endpoint" in table or "token_endpoint" in table:
+            spec = parse_spec(name, TableReader(spec_table, where), catalog=False)
+            issuer = spec.issuer
+        elif "issuer" in table:
+            discovered = sorted(spec_table.keys() - {"issuer"})
+            if discovered:
+                setting = reader.setting(discovered[0])
+                raise ConfigError(setting, "comes from discovery unless both endpoints are given")
+            issuer = reader.url("issuer", allow_loopback_http=True)
+        else:
+            raise ConfigError(
+                where,
+                "is not in the catalog: give issuer (OpenID Connect discovery), "
+                "or authorization_endpoint and token_endpoint",
+            )
+    client_id, client_id_setting = _credential(reader, env, "client_id", secret=False)
+    if client_id is None:
+        raise ConfigError(client_id_setting, f"is required (or set {_ENV_PREFIX}..._CLIENT_ID)")
+    client_secret, secret_setting = _credential(reader, env, "client_secret", secret=True)
+    team_id = key_id = private_key = None
+    if apple:
+        if client_secret is not None:
+            raise ConfigError(secret_setting, "is generated from private_key for this provider")
+        team_id = _apple_id(reader, "team_id")
+        key_id = _apple_id(reader, "key_id")
+        private_key, key_setting = _credential(reader, env, "private_key", secret=True)
+        if private_key is None:
+            raise ConfigError(key_setting, "is required for this provider")
+        load_apple_key(private_key, key_setting)
+    else:
+        if "private_key" in env:
+            raise ConfigError(env["private_key"][0], "is only used by Sign in with Apple")
+        if client_secret is None:
+            raise ConfigError(secret_setting, "is required (or set its environment variable)")
+    scopes = reader.words("scopes")
+    if scopes is not None and spec is not None and spec.scope_separator == ",":
+        if any("," in scope for scope in scopes):
+            raise ConfigError(reader.setting("scopes"), "a scope contains the separator ','")
+    params = reader.string_map("extra_authorize_params") or {}
+    reserved = sorted(params.keys() & RESERVED_PARAMS)
+    if reserved:
+        setting = f"{reader.setting('extra_authorize_params')}.{reserved[0]}"
+        raise ConfigError(setting, "is set by the authorization request itself")
+    placeholders: dict[str, str] = {}
+    for key in spec.placeholders if spec is not None else ():
+        value = reader.word(key)
+        if value is None:
+            raise ConfigError(reader.setting(key), "is required by this provider")
+        placeholders[key] = value
+    config = ProviderConfig(
+        name=name,
+        spec=None,
+        client_id=client_id,
+        client_secret=SecretStr(client_secret) if client_secret is not None else None,
+        scopes=scopes,
+        redirect_uri=reader.url("redirect_uri", allow_loopback_http=True),
+        extra_authorize_params=params,
+        placeholders=placeholders,
+        issuer=issuer,
+        team_id=team_id,
+        key_id=key_id,
+        private_key=SecretStr(private_key) if private_key is not None else None,
+    )
+    if spec is None:
+        return config
+    values = {"client_id": client_id, **placeholders}
+    return dataclasses.replace(config, spec=fill_placeholders(spec, values, where=where))
+
+
+def load_provider_configs(
+    path: Path | None, environ: Mapping[str, str]
+) -> dict[str, ProviderConfig]:
+    """Read the ``[providers.<name>]`` tables of ``path``, with credentials from ``environ``.
+
+    ``path=None`` reads the file named by ``OAUTHVAULT_CONFIG`` in ``environ``; with neither,
+    no provider is configured. A name in the catalog takes its endpoints from there; any
+    other name needs ``issuer`` (its spec is discovered later, see
+    :meth:`ProviderConfig.resolved`) or both ``authorization_endpoint`` and
+    ``token_endpoint``. Credential variables matching no table are logged (by name) and
+    ignored.
+
+    Raises:
+        ConfigError: ``.setting`` names the file and key (``<path>: providers.<name>.<key>``)
+            or the environment variable at fault; values are never shown.
+    """
+    if path is None and environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+    document = _read_document(path) if path is not None else {}
+    tables = document.get("providers", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: providers", "must be a table of [providers.<name>] tables")
+    configs: dict[str, ProviderConfig] = {}
+    for name, table in tables.items():
+        where = f"{path}: providers.{name}"
+        check_provider_name(name, where)
+        if not isinstance(table, dict):
+            raise ConfigError(where, "must be a table")
+        configs[name] = _parse_provider(name, table, where, environ)
+    _check_unmatched(configs, environ)
+    return configs

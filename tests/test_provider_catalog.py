@@ -1,0 +1,232 @@
+"""The packaged provider catalog loads, is consistent, and fills its URL templates safely."""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import urlsplit
+
+import pytest
+
+import oauthvault.flows
+from oauthvault import ConfigError
+from oauthvault.flows import ProviderSpec, load_catalog
+from oauthvault.flows.providers import PLACEHOLDERS, parse_catalog
+
+URL_FIELDS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "revocation_endpoint",
+    "userinfo_endpoint",
+)
+
+GOOD_ENTRY = """
+schema_version = 1
+[providers.acme]
+display_name = "Acme"
+authorization_endpoint = "https://acme.example/authorize"
+token_endpoint = "https://acme.example/token"
+default_scopes = ["read"]
+scope_separator = " "
+token_endpoint_auth_method = "client_secret_basic"
+pkce = true
+refresh_tokens = "static"
+docs_url = "https://acme.example/docs"
+notes = "A made-up provider."
+"""
+
+
+def test_flows_all_is_exact_and_sorted():
+    public = {name for name in dir(oauthvault.flows) if not name.startswith("_")}
+    modules = {
+        name for name in public if type(getattr(oauthvault.flows, name)).__name__ == "module"
+    }
+    assert sorted(oauthvault.flows.__all__) == oauthvault.flows.__all__
+    assert set(oauthvault.flows.__all__) == public - modules
+
+
+def test_every_catalog_entry_loads():
+    catalog = load_catalog()
+    assert len(catalog) >= 20
+    for name in ("google", "microsoft", "github", "slack", "apple", "gitlab", "atlassian"):
+        assert name in catalog
+    for name, spec in catalog.items():
+        assert isinstance(spec, ProviderSpec)
+        assert spec.name == name
+        assert spec.display_name
+        assert spec.refresh_tokens in ("none", "static", "rotating")
+        assert spec.scope_separator in (" ", ",")
+        for field in URL_FIELDS:
+            url = getattr(spec, field)
+            if url is not None:
+                assert urlsplit(url).scheme == "https", (name, field)
+        assert (spec.revocation_endpoint is None) == (spec.revocation_method is None), name
+        assert set(spec.placeholders) <= set(PLACEHOLDERS)
+
+
+def test_catalog_is_parsed_once_and_handed_out_as_a_fresh_dict():
+    first, second = load_catalog(), load_catalog()
+    assert first is not second
+    assert first["google"] is second["google"]
+    first.pop("google")
+    assert "google" in load_catalog()
+
+
+def test_google_asks_for_offline_access_and_consent():
+    google = load_catalog()["google"]
+    assert google.extra_authorize_params["access_type"] == "offline"
+    assert google.extra_authorize_params["prompt"] == "consent"
+    assert google.issuer == "https://accounts.google.com"
+    assert google.pkce is True
+
+
+def test_microsoft_default_scopes_include_offline_access():
+    for name in ("microsoft", "microsoft-tenant"):
+        assert "offline_access" in load_catalog()[name].default_scopes
+
+
+def test_slack_separates_scopes_with_commas():
+    assert load_catalog()["slack"].scope_separator == ","
+
+
+def test_apple_secret_is_generated():
+    apple = load_catalog()["apple"]
+    assert apple.client_secret_kind == "apple_es256_jwt"
+    assert apple.extra_authorize_params["response_mode"] == "form_post"
+
+
+def test_specs_are_immutable():
+    google = load_catalog()["google"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        google.token_endpoint = "https://evil.example/token"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        google.extra_authorize_params["prompt"] = "none"  # type: ignore[index]
+    assert isinstance(google.default_scopes, tuple)
+    assert hash(google) == hash(load_catalog()["google"])
+
+
+def test_placeholders_fill_every_url():
+    spec = load_catalog()["microsoft-tenant"]
+    assert spec.placeholders == ("tenant",)
+    filled = spec.with_placeholders(tenant="72f988bf-86f1-41af-91ab-2d7cd011db47")
+    tenant_url = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47"
+    assert filled.authorization_endpoint == f"{tenant_url}/oauth2/v2.0/authorize"
+    assert filled.token_endpoint == f"{tenant_url}/oauth2/v2.0/token"
+    assert filled.issuer == f"{tenant_url}/v2.0"
+    assert filled.placeholders == ()
+    assert spec.placeholders == ("tenant",)  # the catalog entry is untouched
+
+    zendesk = load_catalog()["zendesk"].with_placeholders(subdomain="acme")
+    assert zendesk.token_endpoint == "https://acme.zendesk.com/oauth/tokens"
+    assert zendesk.revocation_endpoint is not None
+    assert zendesk.revocation_endpoint.startswith("https://acme.zendesk.com/")
+    shopify = load_catalog()["shopify"].with_placeholders(shop="my-shop", client_id="ignored")
+    assert shopify.authorization_endpoint == "https://my-shop.myshopify.com/admin/oauth/authorize"
+
+
+def test_client_id_fills_revocation_urls():
+    github = load_catalog()["github"]
+    assert github.revocation_endpoint is not None
+    assert "{client_id}" in github.revocation_endpoint
+    filled = github.with_placeholders(client_id="Iv1.abc/def")
+    assert filled.revocation_endpoint == "https://api.github.com/applications/Iv1.abc%2Fdef/grant"
+    with pytest.raises(ConfigError) as caught:
+        github.with_placeholders()
+    assert caught.value.setting == "providers.github.client_id"
+
+
+def test_missing_placeholder_is_named():
+    for name, placeholder in (("microsoft-tenant", "tenant"), ("zendesk", "subdomain")):
+        with pytest.raises(ConfigError) as caught:
+            load_catalog()[name].with_placeholders()
+        assert caught.value.setting == f"providers.{name}.{placeholder}"
+        assert "required" in caught.value.problem
+
+
+def test_unknown_placeholder_is_rejected():
+    with pytest.raises(ConfigError) as caught:
+        load_catalog()["google"].with_placeholders(tenant="contoso")
+    assert caught.value.setting == "providers.google.tenant"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["evil.example/", "evil.example#", "a b", "x@evil.example", "..", "a..b", "-acme", "", "é"],
+)
+def test_placeholder_values_cannot_leave_their_host_or_path(value):
+    with pytest.raises(ConfigError) as caught:
+        load_catalog()["zendesk"].with_placeholders(subdomain=value)
+    assert caught.value.setting == "providers.zendesk.subdomain"
+
+
+def test_a_well_formed_document_parses():
+    specs = parse_catalog(GOOD_ENTRY)
+    assert specs["acme"].default_scopes == ("read",)
+    assert specs["acme"].access_token_lifetime is None
+
+
+def replace_line(key, line):
+    lines = [
+        (line if line is not None else "") if text.startswith(f"{key} =") else text
+        for text in GOOD_ENTRY.splitlines()
+    ]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("document", "setting"),
+    [
+        (GOOD_ENTRY + 'scopes = ["x"]\n', "providers.toml: providers.acme.scopes"),
+        (replace_line("token_endpoint", None), "providers.toml: providers.acme.token_endpoint"),
+        (replace_line("notes", None), "providers.toml: providers.acme.notes"),
+        (replace_line("pkce", 'pkce = "yes"'), "providers.toml: providers.acme.pkce"),
+        (
+            replace_line("refresh_tokens", 'refresh_tokens = "sometimes"'),
+            "providers.toml: providers.acme.refresh_tokens",
+        ),
+        (
+            replace_line("token_endpoint", 'token_endpoint = "http://acme.example/token"'),
+            "providers.toml: providers.acme.token_endpoint",
+        ),
+        (
+            replace_line("token_endpoint", 'token_endpoint = "https://{tenant}.acme.example/t"'),
+            "providers.toml: providers.acme.token_endpoint",
+        ),
+        (GOOD_ENTRY + 'placeholders = ["tenant"]\n', "providers.toml: providers.acme.placeholders"),
+        (
+            GOOD_ENTRY + 'revocation_method = "rfc7009"\n',
+            "providers.toml: providers.acme.revocation_method",
+        ),
+        (
+            GOOD_ENTRY
+            + 'revocation_endpoint = "https://acme.example/r"\nrevocation_method = "custom"\n',
+            "providers.toml: providers.acme.revocation_note",
+        ),
+        (
+            GOOD_ENTRY + "access_token_lifetime = 0\n",
+            "providers.toml: providers.acme.access_token_lifetime",
+        ),
+        (
+            GOOD_ENTRY + 'extra_authorize_params = { state = "fixed" }\n',
+            "providers.toml: providers.acme.extra_authorize_params.state",
+        ),
+        (
+            replace_line("default_scopes", 'default_scopes = ["a b"]'),
+            "providers.toml: providers.acme.default_scopes[0]",
+        ),
+        (
+            GOOD_ENTRY.replace("schema_version = 1", "schema_version = 2"),
+            "providers.toml: schema_version",
+        ),
+        (
+            GOOD_ENTRY.replace("providers.acme", "providers.Acme_Corp"),
+            "providers.toml: providers.Acme_Corp",
+        ),
+        ("schema_version = 1\nproviders = 3\n", "providers.toml: providers"),
+        (GOOD_ENTRY + "= broken", "providers.toml"),
+    ],
+)
+def test_bad_catalog_entries_name_provider_and_key(document, setting):
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(document)
+    assert caught.value.setting == setting
+    assert str(caught.value).startswith(setting)
