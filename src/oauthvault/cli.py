@@ -198,6 +198,45 @@ def tokens_delete(context: click.Context, provider: str, workspace_id: str, acto
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+@_plain_errors
+def serve(context: click.Context, host: str, port: int) -> None:
+    """Run the HTTP service (configured by OAUTHVAULT_CONFIG and the environment)."""
+    import uvicorn
+
+    from oauthvault.service import create_app
+
+    app = create_app(settings=context.obj["settings"]())
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+@main.group()
+def apikey() -> None:
+    """Create API keys for the HTTP service."""
+
+
+@apikey.command("create")
+@click.option("--name", required=True, help="A name for logs, e.g. the calling service.")
+@click.option("--workspace", "workspaces", multiple=True, help="Limit the key to a workspace.")
+def apikey_create(name: str, workspaces: tuple[str, ...]) -> None:
+    """Print a new key once, and the [[api_keys]] entry (its hash) for the config file."""
+    import json
+
+    from oauthvault.service.apikeys import generate_api_key, hash_api_key
+
+    key = generate_api_key()
+    click.echo(f"API key (shown once): {key}\n")
+    click.echo("Add to the OAUTHVAULT_CONFIG file:\n")
+    click.echo("[[api_keys]]")
+    click.echo(f"name = {json.dumps(name)}")
+    click.echo(f'sha256 = "{hash_api_key(key)}"')
+    if workspaces:
+        click.echo(f"workspaces = {json.dumps(list(workspaces))}")
+
+
+@main.command()
 @click.pass_context
 @_plain_errors
 def demo(context: click.Context) -> None:

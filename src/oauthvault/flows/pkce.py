@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # Authlib ships no type information (no py.typed); the one function used returns str.
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from oauthvault.errors import InvalidInput
 

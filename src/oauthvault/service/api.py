@@ -1,0 +1,199 @@
+"""The server-to-server API: connect links, tokens, connections. Bearer API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from oauthvault.models import TokenKey
+from oauthvault.service.apikeys import ApiKey, ApiKeyRing
+from oauthvault.service.links import ConnectLink, ConnectLinks
+from oauthvault.service.problems import Problem
+from oauthvault.service.returns import ReturnUrlPolicy
+from oauthvault.vault import AsyncOAuthTokenCache
+
+__all__ = ["create_api_router", "require_api_key"]
+
+
+class ConnectLinkRequest(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    return_url: str
+
+
+class ConnectLinkResponse(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class AccessTokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the token type, not a token
+    expires_at: datetime | None
+    scope: str | None
+
+
+class StoreTokensRequest(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    access_token: str = Field(repr=False)
+    refresh_token: str | None = Field(default=None, repr=False)
+    expires_in: int | None = None
+    scope: str | None = None
+
+
+class ConnectionResponse(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    status: str
+    expires_at: datetime | None
+    scope: str | None
+    has_refresh_token: bool
+    updated_at: datetime
+
+
+class DeleteResponse(BaseModel):
+    deleted: bool
+    revoked: bool | None = Field(
+        description="true: the provider confirmed; false: it refused or failed; "
+        "null: not asked, or the provider has no revocation endpoint"
+    )
+
+
+def require_api_key(request: Request) -> ApiKey:
+    """The API key of ``Authorization: Bearer …``, checked against ``app.state.api_keys``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Problem(401, "unauthorized", "send an API key as Authorization: Bearer …")
+    keys: ApiKeyRing = request.app.state.api_keys
+    found = keys.authenticate(presented.strip())
+    if found is None:
+        raise Problem(401, "unauthorized", "unknown API key")
+    return found
+
+
+# Module level, so that FastAPI can resolve the annotation of each route's parameter.
+Key = Annotated[ApiKey, Depends(require_api_key)]
+
+
+def create_api_router(
+    vault: AsyncOAuthTokenCache,
+    links: ConnectLinks,
+    return_urls: ReturnUrlPolicy,
+    public_url: str,
+    provider_names: list[str],
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["server-to-server API"])
+    base = public_url.rstrip("/")
+
+    def check_workspace(key: ApiKey, workspace_id: str) -> None:
+        if not key.allows(workspace_id):
+            raise Problem(403, "forbidden", "this API key may not use that workspace")
+
+    def check_provider(provider: str) -> None:
+        if provider not in provider_names:
+            raise Problem(404, "unknown_provider", f"provider {provider!r} is not configured")
+
+    @router.post("/connect-links", response_model=ConnectLinkResponse, status_code=201)
+    async def create_connect_link(body: ConnectLinkRequest, key: Key) -> ConnectLinkResponse:
+        """A one-time URL (10 minutes) that connects ``actor_id`` of ``workspace_id``."""
+        TokenKey(body.provider, body.workspace_id, body.actor_id)
+        check_workspace(key, body.workspace_id)
+        check_provider(body.provider)
+        if not return_urls.allows(body.return_url):
+            raise Problem(400, "invalid_return_url", "return_url is not in the allow-list")
+        token, expires_at = await links.create(
+            ConnectLink(body.provider, body.workspace_id, body.actor_id, body.return_url)
+        )
+        url = f"{base}/oauth/{body.provider}/authorize?link={token}"
+        return ConnectLinkResponse(url=url, expires_at=expires_at)
+
+    @router.get("/connections/token", response_model=AccessTokenResponse)
+    async def get_access_token(
+        key: Key,
+        provider: Annotated[str, Query()],
+        workspace_id: Annotated[str, Query()],
+        actor_id: Annotated[str, Query()],
+    ) -> AccessTokenResponse:
+        """The connection's access token, if it is still valid."""
+        TokenKey(provider, workspace_id, actor_id)
+        check_workspace(key, workspace_id)
+        tokens = await vault.get_tokens(provider, workspace_id, actor_id)
+        if tokens is None:
+            raise Problem(404, "not_found", "no such connection")
+        if tokens.expires_at is not None and tokens.expires_at <= datetime.now(UTC):
+            raise Problem(409, "token_expired", "the access token has expired")
+        return AccessTokenResponse(
+            access_token=tokens.access_token, expires_at=tokens.expires_at, scope=tokens.scope
+        )
+
+    @router.put("/connections", status_code=204)
+    async def store_tokens(body: StoreTokensRequest, key: Key) -> None:
+        """Store tokens obtained elsewhere (replaces the connection's tokens)."""
+        TokenKey(body.provider, body.workspace_id, body.actor_id)
+        check_workspace(key, body.workspace_id)
+        await vault.store_tokens(
+            body.provider,
+            body.workspace_id,
+            body.actor_id,
+            body.access_token,
+            body.refresh_token,
+            body.expires_in,
+            body.scope,
+        )
+
+    @router.delete("/connections", response_model=DeleteResponse)
+    async def delete_connection(
+        request: Request,
+        key: Key,
+        provider: Annotated[str, Query()],
+        workspace_id: Annotated[str, Query()],
+        actor_id: Annotated[str, Query()],
+        revoke: bool = False,
+    ) -> DeleteResponse:
+        """Delete a connection; with ``revoke=true`` ask the provider to revoke it first."""
+        TokenKey(provider, workspace_id, actor_id)
+        check_workspace(key, workspace_id)
+        revoked = None
+        if revoke:
+            tokens = await vault.get_tokens(provider, workspace_id, actor_id)
+            if tokens is not None:
+                revoked = await request.app.state.connector.revoke(provider, tokens)
+        deleted = await vault.delete_tokens(provider, workspace_id, actor_id)
+        return DeleteResponse(deleted=deleted, revoked=revoked)
+
+    @router.get("/connections", response_model=list[ConnectionResponse])
+    async def list_connections(
+        key: Key,
+        workspace_id: Annotated[str, Query()],
+        provider: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[ConnectionResponse]:
+        """A workspace's connections, with status and scopes, never tokens."""
+        check_workspace(key, workspace_id)
+        now = datetime.now(UTC)
+        rows = await vault.list_connections(provider, workspace_id, limit)
+        return [
+            ConnectionResponse(
+                provider=row.provider,
+                workspace_id=row.workspace_id,
+                actor_id=row.actor_id,
+                status="expired"
+                if row.expires_at is not None and row.expires_at <= now
+                else "active",
+                expires_at=row.expires_at,
+                scope=row.scope,
+                has_refresh_token=row.has_refresh_token,
+                updated_at=row.updated_at,
+            )
+            for row in rows
+        ]
+
+    return router

@@ -1,0 +1,85 @@
+"""``create_app``: the oauthvault HTTP service (``oauthvault serve``).
+
+Routes only translate HTTP to library calls: the vault, the connector and the links do
+the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from oauthvault import __version__
+from oauthvault.config import Settings
+from oauthvault.flows.connect import AsyncConnector
+from oauthvault.service.api import create_api_router
+from oauthvault.service.apikeys import ApiKeyRing
+from oauthvault.service.config import ServiceConfig, load_service_config
+from oauthvault.service.links import ConnectLinks
+from oauthvault.service.oauth_routes import create_oauth_router
+from oauthvault.service.problems import install_problem_handlers
+from oauthvault.service.returns import ReturnUrlPolicy
+from oauthvault.vault import AsyncOAuthTokenCache
+
+__all__ = ["create_app"]
+
+
+def create_app(config: ServiceConfig | None = None, settings: Settings | None = None) -> FastAPI:
+    """The service. ``config`` defaults to ``$OAUTHVAULT_CONFIG``; ``settings`` (database,
+    Redis, key ring) to the environment.
+
+    Raises:
+        ConfigError: a setting is unusable (at creation, not at the first request).
+    """
+    config = config or load_service_config()
+    vault = AsyncOAuthTokenCache(settings=settings or Settings.load())
+    connector = AsyncConnector(vault, config.providers)
+    links = ConnectLinks(vault)
+    try:
+        return_urls = ReturnUrlPolicy(config.return_urls)
+    except ValueError as error:
+        from oauthvault.errors import ConfigError
+
+        raise ConfigError("service.return_urls", str(error)) from None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await vault.open()
+        yield
+        await connector.aclose()
+        await vault.aclose()
+
+    app = FastAPI(
+        title="oauthvault",
+        version=__version__,
+        summary="OAuth connect flows and an encrypted token vault for multi-tenant backends.",
+        lifespan=lifespan,
+    )
+    app.state.vault = vault
+    app.state.connector = connector
+    app.state.api_keys = ApiKeyRing(config.api_keys)
+    install_problem_handlers(app)
+    app.include_router(
+        create_api_router(
+            vault,
+            links,
+            return_urls,
+            config.public_url,
+            connector.provider_names,
+        )
+    )
+    app.include_router(
+        create_oauth_router(
+            connector, public_url=config.public_url, return_urls=return_urls, links=links
+        )
+    )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers, the database is reachable."""
+        await vault.list_connections(limit=1)
+        return {"status": "ok", "backend_mode": vault.backend_mode}
+
+    return app

@@ -1,0 +1,95 @@
+"""Service configuration: the ``[service]`` and ``[[api_keys]]`` tables of the file named by
+``OAUTHVAULT_CONFIG`` (the same file that configures ``[providers.*]``), plus
+``OAUTHVAULT_PUBLIC_URL`` from the environment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from oauthvault.errors import ConfigError
+from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
+from oauthvault.service.apikeys import ApiKey
+
+__all__ = ["ServiceConfig", "load_service_config"]
+
+CONFIG_ENV = "OAUTHVAULT_CONFIG"
+PUBLIC_URL_ENV = "OAUTHVAULT_PUBLIC_URL"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    public_url: str = DEFAULT_PUBLIC_URL
+    return_urls: tuple[str, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+
+
+def _strings(value: object, setting: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(setting, "must be a list of strings")
+    return tuple(value)
+
+
+def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: api_keys", "must be an array of [[api_keys]] tables")
+    keys = []
+    for index, entry in enumerate(entries):
+        setting = f"{where}: api_keys[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {"name", "sha256", "workspaces"}:
+            raise ConfigError(setting, "takes name, sha256 and optionally workspaces")
+        name, digest = entry.get("name"), entry.get("sha256")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{setting}.name", "must be a non-empty string")
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or set(digest) - set("0123456789abcdef")
+        ):
+            raise ConfigError(f"{setting}.sha256", "must be 64 lowercase hex characters")
+        workspaces = entry.get("workspaces")
+        allowed = (
+            None if workspaces is None else frozenset(_strings(workspaces, f"{setting}.workspaces"))
+        )
+        keys.append(ApiKey(name, digest, allowed))
+    return tuple(keys)
+
+
+def load_service_config(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> ServiceConfig:
+    """Read the configuration file (``path`` or ``$OAUTHVAULT_CONFIG``; none is fine).
+
+    Raises:
+        ConfigError: naming the file and key at fault, never a secret value.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+    document: dict[str, object] = {}
+    where = str(path)
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(CONFIG_ENV, f"cannot read {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(CONFIG_ENV, f"{path} is not valid TOML") from None
+    service = document.get("service", {})
+    if not isinstance(service, dict):
+        raise ConfigError(f"{where}: service", "must be a table")
+    public_url = environ.get(PUBLIC_URL_ENV) or service.get("public_url", DEFAULT_PUBLIC_URL)
+    if not isinstance(public_url, str) or not public_url.startswith(("http://", "https://")):
+        raise ConfigError(PUBLIC_URL_ENV, "must be an absolute http(s) URL")
+    return_urls = _strings(service.get("return_urls", []), f"{where}: service.return_urls")
+    return ServiceConfig(
+        public_url=public_url,
+        return_urls=return_urls,
+        api_keys=_api_keys(document.get("api_keys", []), where),
+        providers=load_provider_configs(path, environ),
+    )

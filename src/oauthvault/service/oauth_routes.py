@@ -1,0 +1,187 @@
+"""Browser endpoints of the connect flow, as a router a user can mount in their own app.
+
+``/oauth/{provider}/connect`` (identity from the host app's own auth, via a hook) or
+``/oauth/{provider}/authorize?link=…`` (identity from a connect link) set the browser
+binding cookie and send the browser to the provider; ``/oauth/{provider}/callback`` checks
+state and binding, redeems the code, stores the tokens and sends the browser back.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from oauthvault.errors import InvalidState, ProviderError
+from oauthvault.flows.connect import AsyncConnector
+from oauthvault.service.links import ConnectLinks
+from oauthvault.service.problems import Problem
+from oauthvault.service.returns import ReturnUrlPolicy
+
+__all__ = ["BINDING_COOKIE", "Identity", "IdentityResolver", "create_oauth_router"]
+
+logger = logging.getLogger("oauthvault.service")
+
+BINDING_COOKIE = "oauthvault_binding"
+# Error codes a provider may send (RFC 6749 §4.1.2.1) or we raise; anything else is
+# reported as "provider_error" so the return URL never reflects arbitrary text.
+_PASSED_ON = frozenset(
+    {
+        "access_denied",
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+        "invalid_grant",
+        "invalid_client",
+        "invalid_issuer",
+        "invalid_id_token",
+        "interaction_required",
+        "login_required",
+        "consent_required",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is connecting: the host app resolves it from its own session."""
+
+    workspace_id: str
+    actor_id: str
+
+
+IdentityResolver = Callable[[Request], Awaitable[Identity]]
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = (parts.query + "&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _page(status: int, title: str, message: str) -> HTMLResponse:
+    shown_title, shown_message = html.escape(title), html.escape(message)
+    body = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{shown_title}</title>"
+        f"</head><body><h1 id='title'>{shown_title}</h1>"
+        f"<p id='message'>{shown_message}</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def create_oauth_router(
+    connector: AsyncConnector,
+    *,
+    public_url: str,
+    return_urls: ReturnUrlPolicy,
+    resolve_identity: IdentityResolver | None = None,
+    links: ConnectLinks | None = None,
+) -> APIRouter:
+    """The connect-flow routes. ``public_url`` is where this router is reachable from the
+    browser (callback URLs are built from it); give ``resolve_identity`` to offer
+    ``/oauth/{provider}/connect`` and ``links`` to offer ``/oauth/{provider}/authorize``."""
+    router = APIRouter(tags=["connect flow (browser)"])
+    base = public_url.rstrip("/")
+    secure = public_url.startswith("https://")
+
+    def callback_url(provider: str) -> str:
+        return f"{base}/oauth/{provider}/callback"
+
+    async def begin(
+        request: Request, provider: str, workspace_id: str, actor_id: str, return_url: str | None
+    ) -> Response:
+        config = await connector.provider(provider)
+        binding = request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
+        url = await connector.start(
+            provider,
+            workspace_id,
+            actor_id,
+            redirect_uri=config.redirect_uri or callback_url(provider),
+            binding=binding,
+            return_url=return_url,
+        )
+        response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+        response.set_cookie(
+            BINDING_COOKIE,
+            binding,
+            max_age=86_400,
+            path="/oauth/",
+            httponly=True,
+            secure=secure,
+            samesite="lax",
+        )
+        return response
+
+    if resolve_identity is not None:
+        resolver = resolve_identity
+
+        @router.get("/oauth/{provider}/connect", summary="Start connecting (host app's user)")
+        async def connect(
+            request: Request, provider: str, return_url: str | None = None
+        ) -> Response:
+            if return_url is not None and not return_urls.allows(return_url):
+                raise Problem(400, "invalid_return_url", "return_url is not allowed")
+            identity = await resolver(request)
+            return await begin(
+                request, provider, identity.workspace_id, identity.actor_id, return_url
+            )
+
+    if links is not None:
+        link_store = links
+
+        @router.get("/oauth/{provider}/authorize", summary="Start connecting (connect link)")
+        async def authorize(request: Request, provider: str, link: str = "") -> Response:
+            found = await link_store.take(link)
+            if found is None or found.provider != provider:
+                return _page(
+                    400,
+                    "Link expired",
+                    "This connect link has expired or was already used. "
+                    "Go back to the app and start again.",
+                )
+            return await begin(
+                request, provider, found.workspace_id, found.actor_id, found.return_url
+            )
+
+    @router.get("/oauth/{provider}/callback", summary="The provider sends the browser here")
+    async def callback(request: Request, provider: str) -> Response:
+        params = {key: value for key, value in request.query_params.items()}
+        try:
+            pending = await connector.take_state(
+                provider, params, binding=request.cookies.get(BINDING_COOKIE)
+            )
+        except InvalidState as error:
+            logger.info("rejected callback for %s: %s", provider, error)
+            return _page(
+                400,
+                "Connection failed",
+                "This sign-in could not be completed here (expired, already used, or "
+                "started in another browser). Go back to the app and start again.",
+            )
+        try:
+            await connector.finish(pending, params)
+            outcome = {"oauthvault_status": "connected", "oauthvault_provider": provider}
+        except ProviderError as error:
+            code = error.error if error.error in _PASSED_ON else "provider_error"
+            logger.info("connect flow for %s ended with %s", provider, code)
+            outcome = {
+                "oauthvault_status": "error",
+                "oauthvault_provider": provider,
+                "oauthvault_error": code,
+            }
+        if pending.return_url is not None:
+            return RedirectResponse(_with_query(pending.return_url, **outcome), status_code=303)
+        if outcome["oauthvault_status"] == "connected":
+            return _page(200, "Connected", f"Your {provider} account is connected.")
+        return _page(400, "Connection failed", f"The provider said: {outcome['oauthvault_error']}")
+
+    return router

@@ -1,0 +1,106 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``) with stable codes.
+
+No response body ever repeats a token, secret, code, verifier or state: messages come from
+oauthvault's own errors, which never carry them, and validation errors drop the input.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from oauthvault.errors import (
+    ConfigError,
+    DecryptionError,
+    InvalidInput,
+    InvalidState,
+    ProviderError,
+    StorageUnavailable,
+    TokenNotFound,
+    VaultError,
+)
+from oauthvault.flows.connect import UnknownProvider
+
+__all__ = ["Problem", "install_problem_handlers", "problem_response"]
+
+logger = logging.getLogger("oauthvault.service")
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An HTTP error with a stable machine-readable ``code``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def problem_response(status: int, code: str, detail: str, **extra: object) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _for_vault_error(error: VaultError) -> JSONResponse:
+    if isinstance(error, InvalidInput):
+        return problem_response(422, "invalid_input", str(error), argument=error.argument)
+    if isinstance(error, InvalidState):
+        return problem_response(400, "invalid_state", str(error))
+    if isinstance(error, UnknownProvider):
+        return problem_response(404, "unknown_provider", str(error))
+    if isinstance(error, TokenNotFound):
+        return problem_response(404, "not_found", str(error))
+    if isinstance(error, ProviderError):
+        return problem_response(502, "provider_error", str(error), error=error.error)
+    if isinstance(error, StorageUnavailable):
+        logger.error("storage unavailable: %s", error)
+        return problem_response(503, "storage_unavailable", "the database is unavailable")
+    if isinstance(error, DecryptionError):
+        logger.error("stored tokens failed to decrypt")
+        return problem_response(500, "decryption_error", "stored tokens cannot be decrypted")
+    if isinstance(error, ConfigError):
+        logger.error("configuration error: %s", error)
+        return problem_response(500, "config_error", "the service is misconfigured")
+    return problem_response(500, "vault_error", "the request failed")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Problem)  # noqa: S101 - registered for Problem only
+        return problem_response(error.status, error.code, error.detail)
+
+    async def on_vault_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, VaultError)  # noqa: S101 - registered for VaultError only
+        return _for_vault_error(error)
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)  # noqa: S101
+        # Drop "input": a malformed body may hold a token.
+        errors = [
+            {"loc": list(item.get("loc", ())), "msg": item.get("msg", "")}
+            for item in error.errors()
+        ]
+        return problem_response(422, "invalid_request", "the request is malformed", errors=errors)
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, HTTPException)  # noqa: S101
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return problem_response(error.status_code, code, str(error.detail))
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(VaultError, on_vault_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)

@@ -1,0 +1,49 @@
+"""Return URLs must match the configured allow-list: no open redirects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+__all__ = ["ReturnUrlPolicy"]
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
+        return None
+    if parts.password is not None or "\\" in url or any(ord(c) < 0x21 for c in url):
+        return None
+    return parts.scheme, parts.hostname.lower(), port, parts.path or "/"
+
+
+class ReturnUrlPolicy:
+    """Allows a URL when scheme, host and port equal an allowed entry's, and its path starts
+    at that entry's path (on a segment boundary). Entries are full URLs such as
+    ``https://app.example.com/integrations/``."""
+
+    def __init__(self, allowed: Iterable[str]) -> None:
+        self._allowed = []
+        for entry in allowed:
+            parsed = _origin_and_path(entry)
+            if parsed is None:
+                raise ValueError("an allowed return URL must be an absolute http(s) URL")
+            self._allowed.append(parsed)
+
+    def allows(self, url: object) -> bool:
+        if not isinstance(url, str) or len(url) > 2048:
+            return False
+        parsed = _origin_and_path(url)
+        if parsed is None:
+            return False
+        scheme, host, port, path = parsed
+        for a_scheme, a_host, a_port, a_path in self._allowed:
+            if (scheme, host, port) != (a_scheme, a_host, a_port):
+                continue
+            if path == a_path or path.startswith(a_path if a_path.endswith("/") else a_path + "/"):
+                return True
+        return False

@@ -1,0 +1,134 @@
+"""Run the oauthvault service against the local OpenID provider, for flow tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from oauthvault import Settings
+from oauthvault.service import create_app
+from oauthvault.service.apikeys import generate_api_key, hash_api_key
+from oauthvault.service.config import load_service_config
+from oidc_server import OIDCServer
+
+CLIENT_ID = "oauthvault-test"
+CLIENT_SECRET = "oauthvault-test-secret"  # a made-up secret for the local provider
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class UvicornThread:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the service did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class ConnectEnvironment:
+    base_url: str
+    api_key: str
+    other_workspace_key: str
+    return_url: str
+    provider: OIDCServer
+    config_path: Path
+
+    def api(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {key or self.api_key}"},
+            timeout=10,
+        )
+
+    def connect_link(self, workspace_id: str, actor_id: str, **overrides: str) -> str:
+        body = {
+            "provider": "local",
+            "workspace_id": workspace_id,
+            "actor_id": actor_id,
+            "return_url": self.return_url,
+            **overrides,
+        }
+        with self.api() as api:
+            response = api.post("/v1/connect-links", json=body)
+        response.raise_for_status()
+        url: str = response.json()["url"]
+        return url
+
+
+def start_environment(
+    tmp: Path, database_url: str, redis_url: str | None, key: str, *, auto_approve: bool
+) -> tuple[ConnectEnvironment, UvicornThread]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    provider = OIDCServer(
+        auto_approve=auto_approve,
+        clients=[
+            {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [f"{base_url}/oauth/local/callback"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code", "refresh_token"],
+            }
+        ],
+    ).start()
+    api_key, limited_key = generate_api_key(), generate_api_key()
+    return_url = f"http://127.0.0.1:{port}/app/done"
+    config_path = tmp / "oauthvault.toml"
+    config_path.write_text(f"""
+[service]
+public_url = "{base_url}"
+return_urls = ["http://127.0.0.1:{port}/app/"]
+
+[[api_keys]]
+name = "backend"
+sha256 = "{hash_api_key(api_key)}"
+
+[[api_keys]]
+name = "other-workspace-only"
+sha256 = "{hash_api_key(limited_key)}"
+workspaces = ["ws_other"]
+
+[providers.local]
+issuer = "{provider.issuer}"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+scopes = ["openid", "email", "offline_access"]
+""")
+    settings = Settings.load(
+        database_url=database_url, redis_url=redis_url or "", oauth_encryption_key=key
+    )
+    app = create_app(load_service_config(config_path, {}), settings)
+    server = UvicornThread(app, port)
+    server.start()
+    environment = ConnectEnvironment(
+        base_url, api_key, limited_key, return_url, provider, config_path
+    )
+    return environment, server

@@ -1,0 +1,283 @@
+"""The connect flow over HTTP against a real OpenID provider, and the attacks it must stop."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from service_harness import ConnectEnvironment, start_environment
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, postgres_url, _redis_checked):
+    from oauthvault import generate_key
+
+    environment, server = start_environment(
+        tmp_path_factory.mktemp("connect"),
+        postgres_url,
+        _redis_checked,
+        generate_key(),
+        auto_approve=True,
+    )
+    yield environment
+    server.stop()
+    environment.provider.stop()
+
+
+def walk(browser: httpx.Client, url: str, stop, login: str) -> httpx.Response:
+    """Follow redirects (relative ones too) until ``stop(location)``; the provider's
+    authorization request gets a ``login_hint`` so its auto-approval logs ``login`` in."""
+    response = browser.get(url)
+    for _ in range(20):
+        if response.status_code not in (302, 303):
+            return response
+        location = str(response.url.join(response.headers["location"]))
+        if stop(location):
+            return response
+        if "code_challenge=" in location and "login_hint=" not in location:
+            location += f"&login_hint={login}"
+        response = browser.get(location)
+    raise AssertionError("too many redirects")
+
+
+def follow_until_callback(browser: httpx.Client, url: str, login: str = "alice") -> httpx.Response:
+    """Run the whole flow; the last response is our callback's answer."""
+    return walk(browser, url, lambda location: "/app/done" in location, login)
+
+
+def connect(env: ConnectEnvironment, workspace_id: str, actor_id: str) -> httpx.Response:
+    with httpx.Client(timeout=10) as browser:
+        return follow_until_callback(browser, env.connect_link(workspace_id, actor_id))
+
+
+def outcome(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert location.startswith("http://127.0.0.1:") and "/app/done?" in location
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def test_full_flow_stores_tokens_that_the_token_api_returns(env, pg):
+    result = outcome(connect(env, "ws_1", "alice"))
+    assert result == {"oauthvault_status": "connected", "oauthvault_provider": "local"}
+    stored = pg.execute(
+        "SELECT access_token_encrypted, refresh_token_encrypted, scope FROM oauth_tokens"
+        " WHERE workspace_id = 'ws_1'"
+    ).fetchone()
+    assert stored is not None and stored[1] is not None  # offline_access gave a refresh token
+    with env.api() as api:
+        token = api.get(
+            "/v1/connections/token",
+            params={"provider": "local", "workspace_id": "ws_1", "actor_id": "alice"},
+        )
+        assert token.status_code == 200
+        body = token.json()
+        assert body["access_token"] not in stored[0]  # encrypted at rest
+        userinfo = httpx.get(
+            f"{env.provider.issuer}/me",
+            headers={"Authorization": f"Bearer {body['access_token']}"},
+        )
+        assert userinfo.status_code == 200 and userinfo.json()["sub"] == "alice"
+        listed = api.get("/v1/connections", params={"workspace_id": "ws_1"}).json()
+        assert [(c["actor_id"], c["status"], c["has_refresh_token"]) for c in listed] == [
+            ("alice", "active", True)
+        ]
+        assert body["access_token"] not in str(listed)
+
+
+def test_pkce_and_nonce_are_sent_to_the_provider(env):
+    with httpx.Client(timeout=10) as browser:
+        response = browser.get(env.connect_link("ws_1", "pkce"))
+        assert response.status_code == 302
+        query = parse_qs(urlsplit(response.headers["location"]).query)
+        assert query["code_challenge_method"] == ["S256"]
+        assert len(query["code_challenge"][0]) == 43
+        assert len(query["state"][0]) >= 43
+        assert "nonce" in query
+        assert "oauthvault_binding" in response.headers["set-cookie"]
+        assert "HttpOnly" in response.headers["set-cookie"]
+
+
+def test_a_connect_link_works_once(env):
+    link = env.connect_link("ws_1", "bob")
+    with httpx.Client(timeout=10) as browser:
+        assert browser.get(link).status_code == 302
+        again = browser.get(link)
+    assert again.status_code == 400
+    assert "expired or was already used" in again.text
+
+
+def test_access_denied_is_a_clean_outcome(env):
+    with httpx.Client(timeout=10) as browser:
+        start = browser.get(env.connect_link("ws_1", "denied"))
+        state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+        callback = browser.get(
+            f"{env.base_url}/oauth/local/callback",
+            params={"error": "access_denied", "state": state, "iss": env.provider.issuer},
+        )
+    assert outcome(callback) == {
+        "oauthvault_status": "error",
+        "oauthvault_provider": "local",
+        "oauthvault_error": "access_denied",
+    }
+
+
+# --- attacks: each fails with a clear error and stores nothing -------------------------
+
+
+def provider_callback(browser: httpx.Client, link: str) -> str:
+    """Run the flow up to the provider's redirect to our callback; return that URL."""
+    response = walk(browser, link, lambda location: "/oauth/local/callback" in location, "mallory")
+    return str(response.url.join(response.headers["location"]))
+
+
+def stored_count(pg, actor_id):
+    return pg.execute(
+        "SELECT count(*) FROM oauth_tokens WHERE actor_id = %s", (actor_id,)
+    ).fetchone()[0]
+
+
+def test_replayed_state_is_rejected(env, pg):
+    with httpx.Client(timeout=10) as browser:
+        callback = provider_callback(browser, env.connect_link("ws_1", "replay"))
+        assert outcome(browser.get(callback))["oauthvault_status"] == "connected"
+        pg.execute("DELETE FROM oauth_tokens WHERE actor_id = 'replay'")
+        replay = browser.get(callback)
+    assert replay.status_code == 400
+    assert "could not be completed" in replay.text
+    assert stored_count(pg, "replay") == 0
+
+
+def test_callback_in_another_browser_is_rejected(env, pg):
+    with httpx.Client(timeout=10) as victim, httpx.Client(timeout=10) as attacker:
+        callback = provider_callback(victim, env.connect_link("ws_1", "victim"))
+        stolen = attacker.get(callback)
+    assert stolen.status_code == 400
+    assert stored_count(pg, "victim") == 0
+
+
+def test_state_used_for_another_provider_is_rejected(env, pg):
+    with httpx.Client(timeout=10) as browser:
+        callback = provider_callback(browser, env.connect_link("ws_1", "crossed"))
+        crossed = browser.get(callback.replace("/oauth/local/", "/oauth/other/"))
+        assert crossed.status_code == 400
+        # The state was spent by that attempt: the genuine callback cannot use it either.
+        assert browser.get(callback).status_code == 400
+    assert stored_count(pg, "crossed") == 0
+
+
+def test_expired_state_is_rejected(tmp_path, postgres_url, pg, key):
+    from datetime import UTC, datetime, timedelta
+
+    from oauthvault import InvalidState, OAuthTokenCache
+    from oauthvault.flows.state import OAuthStateManager
+
+    now = [datetime.now(UTC)]
+    with OAuthTokenCache(postgres_url, None, key, clock=lambda: now[0]) as vault:
+        states = OAuthStateManager(vault, ttl=60)
+        state = states.create_state("local", "ws", "u", "http://x/cb", binding="b")
+        now[0] += timedelta(seconds=61)
+        with pytest.raises(InvalidState):
+            states.consume_state(state, provider="local", binding="b")
+
+
+@pytest.mark.parametrize("tamper", ["altered", "missing"])
+def test_tampered_or_missing_code_stores_nothing(env, pg, tamper):
+    actor = f"code-{tamper}"
+    with httpx.Client(timeout=10) as browser:
+        callback = provider_callback(browser, env.connect_link("ws_1", actor))
+        parts = urlsplit(callback)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if tamper == "altered":
+            query["code"] = query["code"][:-4] + "AAAA"
+        else:
+            del query["code"]
+        result = browser.get(f"{env.base_url}/oauth/local/callback", params=query)
+    found = outcome(result)
+    assert found["oauthvault_status"] == "error"
+    assert found["oauthvault_error"] in {"invalid_grant", "invalid_request"}
+    assert stored_count(pg, actor) == 0
+
+
+def test_the_same_code_redeemed_twice_is_refused(env, pg):
+    with httpx.Client(timeout=10) as browser:
+        callback = provider_callback(browser, env.connect_link("ws_1", "twice"))
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+        assert outcome(browser.get(callback))["oauthvault_status"] == "connected"
+        # A second authorization in the same browser, with the first code substituted.
+        second = provider_callback(browser, env.connect_link("ws_1", "twice-b"))
+        parts = urlsplit(second)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        query["code"] = code
+        reused = browser.get(f"{env.base_url}/oauth/local/callback", params=query)
+    assert outcome(reused) == {
+        "oauthvault_status": "error",
+        "oauthvault_provider": "local",
+        "oauthvault_error": "invalid_grant",
+    }
+    assert stored_count(pg, "twice-b") == 0
+
+
+@pytest.mark.parametrize(
+    "return_url",
+    [
+        "https://evil.example.com/app/done",
+        "http://127.0.0.1:1/app/done",
+        "http://127.0.0.1.evil.example.com/app/done",
+        "//evil.example.com/app/done",
+        "javascript:alert(1)",
+        "http://user@127.0.0.1/app/done",
+    ],
+)
+def test_open_redirect_return_urls_are_refused(env, return_url):
+    with env.api() as api:
+        response = api.post(
+            "/v1/connect-links",
+            json={
+                "provider": "local",
+                "workspace_id": "ws_1",
+                "actor_id": "u",
+                "return_url": return_url,
+            },
+        )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_return_url"
+
+
+def test_a_return_url_outside_the_allowed_path_is_refused(env):
+    other_path = env.return_url.replace("/app/done", "/admin")
+    with env.api() as api:
+        response = api.post(
+            "/v1/connect-links",
+            json={
+                "provider": "local",
+                "workspace_id": "ws_1",
+                "actor_id": "u",
+                "return_url": other_path,
+            },
+        )
+    assert response.json()["code"] == "invalid_return_url"
+
+
+def test_a_key_for_another_workspace_is_refused(env):
+    outcome(connect(env, "ws_1", "carol"))
+    with env.api(env.other_workspace_key) as api:
+        params = {"provider": "local", "workspace_id": "ws_1", "actor_id": "carol"}
+        token = api.get("/v1/connections/token", params=params)
+        listed = api.get("/v1/connections", params={"workspace_id": "ws_1"})
+        link = api.post("/v1/connect-links", json={**params, "return_url": env.return_url})
+    for response in (token, listed, link):
+        assert response.status_code == 403
+        assert response.json()["code"] == "forbidden"
+        assert "access_token" not in response.text
+
+
+def test_requests_without_a_valid_key_are_refused(env):
+    response = httpx.get(f"{env.base_url}/v1/connections", params={"workspace_id": "ws_1"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    with env.api("ovk_not-a-real-key") as api:
+        assert api.get("/v1/connections", params={"workspace_id": "ws_1"}).status_code == 401
