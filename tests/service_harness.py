@@ -16,6 +16,7 @@ from oauthvault import Settings
 from oauthvault.service import create_app
 from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from oauthvault.service.config import load_service_config
+
 from oidc_server import OIDCServer
 
 CLIENT_ID = "oauthvault-test"

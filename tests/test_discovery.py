@@ -10,11 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from oidc_server import OIDCServer
 
 from oauthvault import ConfigError, ProviderError
 from oauthvault.flows import discover, discover_async, load_provider_configs
 from oauthvault.flows.discovery import discovery_url, spec_from_response
+
+from oidc_server import OIDCServer
 
 
 @pytest.fixture(scope="module")

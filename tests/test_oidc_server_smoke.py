@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
+
 from oidc_server import DEFAULT_CLIENT, DEFAULT_REDIRECT_URI, OIDCServer
 
 CLIENT_AUTH = (DEFAULT_CLIENT["client_id"], DEFAULT_CLIENT["client_secret"])
