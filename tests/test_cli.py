@@ -138,3 +138,51 @@ def test_the_installed_command_runs_the_demo(tmp_path):
     assert "after delete: None" in result.stdout
     assert (tmp_path / "oauthvault.key").exists()
     assert "demo-access-token" not in result.stdout + result.stderr
+
+
+def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "oauthvault.toml"
+    config.write_text(f'[service]\npublic_url = "http://127.0.0.1:{port}"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oauthvault", "serve", "--port", str(port)],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": sqlite_url,
+            "OAUTH_ENCRYPTION_KEY": key,
+            "OAUTHVAULT_CONFIG": str(config),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok", "backend_mode": "db-only"}
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_apikey_create_prints_the_key_once_and_its_hash():
+    from oauthvault.service.apikeys import hash_api_key
+
+    result = run({}, "apikey", "create", "--name", "backend", "--workspace", "ws_1")
+    assert result.exit_code == 0
+    key = result.output.split("API key (shown once): ")[1].split()[0]
+    assert f'sha256 = "{hash_api_key(key)}"' in result.output
+    assert 'workspaces = ["ws_1"]' in result.output

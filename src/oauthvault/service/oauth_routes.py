@@ -18,10 +18,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from oauthvault.errors import InvalidState, ProviderError
+from oauthvault.errors import InvalidState, ProviderError, VaultError
 from oauthvault.flows.connect import AsyncConnector
 from oauthvault.service.links import ConnectLinks
-from oauthvault.service.problems import Problem
+from oauthvault.service.problems import for_vault_error, problem_response
 from oauthvault.service.returns import ReturnUrlPolicy
 
 __all__ = ["BINDING_COOKIE", "Identity", "IdentityResolver", "create_oauth_router"]
@@ -129,11 +129,14 @@ def create_oauth_router(
             request: Request, provider: str, return_url: str | None = None
         ) -> Response:
             if return_url is not None and not return_urls.allows(return_url):
-                raise Problem(400, "invalid_return_url", "return_url is not allowed")
+                return problem_response(400, "invalid_return_url", "return_url is not allowed")
             identity = await resolver(request)
-            return await begin(
-                request, provider, identity.workspace_id, identity.actor_id, return_url
-            )
+            try:
+                return await begin(
+                    request, provider, identity.workspace_id, identity.actor_id, return_url
+                )
+            except VaultError as error:  # the host app need not install our handlers
+                return for_vault_error(error)
 
     if links is not None:
         link_store = links
@@ -148,9 +151,12 @@ def create_oauth_router(
                     "This connect link has expired or was already used. "
                     "Go back to the app and start again.",
                 )
-            return await begin(
-                request, provider, found.workspace_id, found.actor_id, found.return_url
-            )
+            try:
+                return await begin(
+                    request, provider, found.workspace_id, found.actor_id, found.return_url
+                )
+            except VaultError as error:
+                return for_vault_error(error)
 
     @router.get("/oauth/{provider}/callback", summary="The provider sends the browser here")
     async def callback(request: Request, provider: str) -> Response:
@@ -167,10 +173,12 @@ def create_oauth_router(
                 "This sign-in could not be completed here (expired, already used, or "
                 "started in another browser). Go back to the app and start again.",
             )
+        except VaultError as error:
+            return for_vault_error(error)
         try:
             await connector.finish(pending, params)
             outcome = {"oauthvault_status": "connected", "oauthvault_provider": provider}
-        except ProviderError as error:
+        except ProviderError as error:  # before VaultError: it is one, with a code to pass on
             code = error.error if error.error in _PASSED_ON else "provider_error"
             logger.info("connect flow for %s ended with %s", provider, code)
             outcome = {
@@ -178,6 +186,8 @@ def create_oauth_router(
                 "oauthvault_provider": provider,
                 "oauthvault_error": code,
             }
+        except VaultError as error:
+            return for_vault_error(error)
         if pending.return_url is not None:
             return RedirectResponse(_with_query(pending.return_url, **outcome), status_code=303)
         if outcome["oauthvault_status"] == "connected":

@@ -25,7 +25,7 @@ from oauthvault.errors import (
 )
 from oauthvault.flows.connect import UnknownProvider
 
-__all__ = ["Problem", "install_problem_handlers", "problem_response"]
+__all__ = ["Problem", "for_vault_error", "install_problem_handlers", "problem_response"]
 
 logger = logging.getLogger("oauthvault.service")
 MEDIA_TYPE = "application/problem+json"
@@ -54,7 +54,7 @@ def problem_response(status: int, code: str, detail: str, **extra: object) -> JS
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _for_vault_error(error: VaultError) -> JSONResponse:
+def for_vault_error(error: VaultError) -> JSONResponse:
     if isinstance(error, InvalidInput):
         return problem_response(422, "invalid_input", str(error), argument=error.argument)
     if isinstance(error, InvalidState):
@@ -84,7 +84,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_vault_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, VaultError)  # noqa: S101 - registered for VaultError only
-        return _for_vault_error(error)
+        return for_vault_error(error)
 
     async def on_validation(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)  # noqa: S101

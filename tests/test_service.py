@@ -1,0 +1,219 @@
+"""The service around the flow: health, OpenAPI, stored tokens API, errors, secrets, mounting."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi import FastAPI, HTTPException, Request
+
+from oauthvault import AsyncOAuthTokenCache, generate_key
+from oauthvault.flows.connect import AsyncConnector
+from oauthvault.flows.provider_config import load_provider_configs
+from oauthvault.service import Identity, create_oauth_router
+from oauthvault.service.returns import ReturnUrlPolicy
+
+from oidc_server import OIDCServer
+from service_harness import CLIENT_ID, CLIENT_SECRET, UvicornThread, free_port, start_environment
+
+IDS = {"provider": "local", "workspace_id": "ws_api", "actor_id": "dave"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, postgres_url, _redis_checked):
+    environment, server = start_environment(
+        tmp_path_factory.mktemp("service"),
+        postgres_url,
+        _redis_checked,
+        generate_key(),
+        auto_approve=True,
+    )
+    yield environment
+    server.stop()
+    environment.provider.stop()
+
+
+def test_healthz_and_openapi(env):
+    health = httpx.get(f"{env.base_url}/healthz")
+    assert health.json() == {"status": "ok", "backend_mode": "db+cache"}
+    spec = httpx.get(f"{env.base_url}/openapi.json").json()
+    for path in (
+        "/v1/connect-links",
+        "/v1/connections",
+        "/v1/connections/token",
+        "/oauth/{provider}/authorize",
+        "/oauth/{provider}/callback",
+        "/healthz",
+    ):
+        assert path in spec["paths"]
+
+
+def test_store_get_list_delete_through_the_api(env, pg):
+    with env.api() as api:
+        stored = api.put(
+            "/v1/connections",
+            json={
+                **IDS,
+                "access_token": "API-ACCESS-SECRET",
+                "refresh_token": "API-REFRESH",
+                "expires_in": 600,
+                "scope": "read",
+            },
+        )
+        assert stored.status_code == 204
+        token = api.get("/v1/connections/token", params=IDS).json()
+        assert token["access_token"] == "API-ACCESS-SECRET"
+        assert token["token_type"] == "Bearer"
+        listed = api.get("/v1/connections", params={"workspace_id": "ws_api"})
+        assert "API-ACCESS-SECRET" not in listed.text
+        assert listed.json()[0]["scope"] == "read"
+        deleted = api.delete("/v1/connections", params=IDS)
+        assert deleted.json() == {"deleted": True, "revoked": None}
+        missing = api.get("/v1/connections/token", params=IDS)
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "not_found"
+
+
+def test_an_expired_token_is_not_handed_out(env):
+    with env.api() as api:
+        api.put("/v1/connections", json={**IDS, "access_token": "OLD", "expires_in": 0})
+        response = api.get("/v1/connections/token", params=IDS)
+    assert response.status_code == 409
+    assert response.json()["code"] == "token_expired"
+    assert "OLD" not in response.text
+
+
+def test_errors_are_problem_json_without_the_input(env, caplog):
+    caplog.set_level(logging.DEBUG)
+    with env.api() as api:
+        malformed = api.put(
+            "/v1/connections", json={**IDS, "access_token": "LEAKED-SECRET", "expires_in": "x"}
+        )
+        invalid = api.put(
+            "/v1/connections", json={**IDS, "access_token": "LEAKED\nSECRET", "expires_in": 5}
+        )
+        unknown = api.post(
+            "/v1/connect-links",
+            json={**IDS, "provider": "nope", "return_url": env.return_url},
+        )
+    assert malformed.status_code == 422
+    assert malformed.json()["code"] == "invalid_request"
+    assert invalid.status_code == 422
+    assert invalid.json()["argument"] == "access_token"
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "unknown_provider"
+    for response in (malformed, invalid, unknown):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "LEAKED" not in response.text
+    assert "LEAKED" not in caplog.text
+
+
+def test_delete_with_revoke_reaches_the_provider(env):
+    from test_connect_flow import connect, outcome
+
+    assert outcome(connect(env, "ws_revoke", "erin"))["oauthvault_status"] == "connected"
+    env.provider.reset()
+    with env.api() as api:
+        params = {"provider": "local", "workspace_id": "ws_revoke", "actor_id": "erin"}
+        token = api.get("/v1/connections/token", params=params).json()["access_token"]
+        deleted = api.delete("/v1/connections", params={**params, "revoke": "true"})
+    assert deleted.json() == {"deleted": True, "revoked": True}
+    assert env.provider.stats().get("revocation_ok", 0) == 1
+    # Revoking the refresh token ended the grant: its access token is dead too.
+    userinfo = httpx.get(f"{env.provider.issuer}/me", headers={"Authorization": f"Bearer {token}"})
+    assert userinfo.status_code == 401
+
+
+def test_no_secret_reaches_the_logs_during_a_flow(env, caplog):
+    from test_connect_flow import connect, outcome
+
+    caplog.set_level(logging.DEBUG)
+    # The test's own browser (httpx) logs the URLs it visits, state and code included;
+    # the service's token requests go through Authlib on httpx2, whose logs stay captured.
+    for name in ("httpx", "httpcore"):
+        caplog.set_level(logging.WARNING, logger=name)
+    with httpx.Client(timeout=10) as browser:
+        link = env.connect_link("ws_logs", "frank")
+        first = browser.get(link)
+        provider_url = first.headers["location"]
+        response = connect(env, "ws_logs", "frank2")
+    assert outcome(response)["oauthvault_status"] == "connected"
+    with env.api() as api:
+        token = api.get(
+            "/v1/connections/token",
+            params={"provider": "local", "workspace_id": "ws_logs", "actor_id": "frank2"},
+        ).json()["access_token"]
+    state = httpx.URL(provider_url).params["state"]
+    for secret in (token, state, link.split("link=")[1], CLIENT_SECRET):
+        assert secret not in caplog.text
+
+
+def test_a_router_mounted_in_the_host_app_uses_its_identity_hook(tmp_path, postgres_url, pg):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    provider = OIDCServer(
+        auto_approve=True,
+        clients=[
+            {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [f"{base}/oauth/local/callback"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code", "refresh_token"],
+            }
+        ],
+    ).start()
+    config = tmp_path / "providers.toml"
+    config.write_text(
+        f'[providers.local]\nissuer = "{provider.issuer}"\nclient_id = "{CLIENT_ID}"\n'
+        f'client_secret = "{CLIENT_SECRET}"\nscopes = ["openid", "offline_access"]\n'
+    )
+    vault = AsyncOAuthTokenCache(postgres_url, "", generate_key())
+    connector = AsyncConnector(vault, load_provider_configs(config, {}))
+
+    async def current_user(request: Request) -> Identity:
+        user = request.cookies.get("session_user")
+        if user is None:
+            raise HTTPException(401, "log in first")
+        return Identity(workspace_id="ws_host", actor_id=user)
+
+    host = FastAPI()
+    host.include_router(
+        create_oauth_router(
+            connector,
+            public_url=base,
+            return_urls=ReturnUrlPolicy([f"{base}/settings/"]),
+            resolve_identity=current_user,
+        )
+    )
+    server = UvicornThread(host, port)
+    server.start()
+    try:
+        with httpx.Client(timeout=10, cookies={"session_user": "grace"}) as browser:
+            response = browser.get(
+                f"{base}/oauth/local/connect", params={"return_url": f"{base}/settings/done"}
+            )
+            for _ in range(20):
+                location = str(response.url.join(response.headers["location"]))
+                if location.startswith(f"{base}/settings/"):
+                    break
+                if "code_challenge=" in location:
+                    location += "&login_hint=grace"
+                response = browser.get(location)
+            assert "oauthvault_status=connected" in location
+        with httpx.Client(timeout=10) as anonymous:
+            assert anonymous.get(f"{base}/oauth/local/connect").status_code == 401
+        with httpx.Client(timeout=10, cookies={"session_user": "grace"}) as browser:
+            bad = browser.get(
+                f"{base}/oauth/local/connect", params={"return_url": "https://evil.example.com/"}
+            )
+            assert bad.status_code == 400
+            assert bad.json()["code"] == "invalid_return_url"
+        row = pg.execute(
+            "SELECT actor_id FROM oauth_tokens WHERE workspace_id = 'ws_host'"
+        ).fetchall()
+        assert row == [("grace",)]
+    finally:
+        server.stop()
+        provider.stop()
