@@ -173,9 +173,17 @@ def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
                 assert time.monotonic() < deadline, "serve did not start"
                 time.sleep(0.1)
         assert health.json() == {"status": "ok", "backend_mode": "db-only"}
+        httpx.get(
+            f"http://127.0.0.1:{port}/oauth/nope/callback",
+            params={"code": "SECRET-CODE", "state": "SECRET-STATE"},
+        )
     finally:
         process.terminate()
-        process.communicate(timeout=10)
+        _, stderr = process.communicate(timeout=10)
+    log = stderr.decode()
+    assert "GET /healthz 200" in log  # there is an access log...
+    assert "GET /oauth/nope/callback 400" in log
+    assert "SECRET" not in log  # ...without query strings
 
 
 def test_apikey_create_prints_the_key_once_and_its_hash():

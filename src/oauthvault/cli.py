@@ -209,7 +209,9 @@ def serve(context: click.Context, host: str, port: int) -> None:
     from oauthvault.service import create_app
 
     app = create_app(settings=context.obj["settings"]())
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    logging.getLogger("oauthvault.access").setLevel(logging.INFO)
+    # uvicorn's access log prints query strings (codes, states, link tokens): ours does not.
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
 @main.group()

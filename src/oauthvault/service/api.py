@@ -22,7 +22,11 @@ class ConnectLinkRequest(BaseModel):
     provider: str
     workspace_id: str
     actor_id: str
-    return_url: str
+    return_url: str | None = Field(
+        default=None,
+        description="Where the browser goes afterwards (must match the allow-list); "
+        "without it the flow ends on oauthvault's own result page.",
+    )
 
 
 class ConnectLinkResponse(BaseModel):
@@ -107,7 +111,7 @@ def create_api_router(
         TokenKey(body.provider, body.workspace_id, body.actor_id)
         check_workspace(key, body.workspace_id)
         check_provider(body.provider)
-        if not return_urls.allows(body.return_url):
+        if body.return_url is not None and not return_urls.allows(body.return_url):
             raise Problem(400, "invalid_return_url", "return_url is not in the allow-list")
         token, expires_at = await links.create(
             ConnectLink(body.provider, body.workspace_id, body.actor_id, body.return_url)

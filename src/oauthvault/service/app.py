@@ -6,10 +6,12 @@ the work.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import Response
 
 from oauthvault import __version__
 from oauthvault.config import Settings
@@ -24,6 +26,9 @@ from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_app"]
+
+access_logger = logging.getLogger("oauthvault.access")
+CallNext = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(config: ServiceConfig | None = None, settings: Settings | None = None) -> FastAPI:
@@ -75,6 +80,13 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             connector, public_url=config.public_url, return_urls=return_urls, links=links
         )
     )
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: CallNext) -> Response:
+        # Method, path and status only: query strings carry codes, states and link tokens.
+        response = await call_next(request)
+        access_logger.info("%s %s %s", request.method, request.url.path, response.status_code)
+        return response
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

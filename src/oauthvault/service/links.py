@@ -20,7 +20,7 @@ class ConnectLink:
     provider: str
     workspace_id: str
     actor_id: str
-    return_url: str
+    return_url: str | None
 
 
 class ConnectLinks:
