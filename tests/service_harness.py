@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,15 @@ class ConnectEnvironment:
 
 
 def start_environment(
-    tmp: Path, database_url: str, redis_url: str | None, key: str, *, auto_approve: bool
+    tmp: Path,
+    database_url: str,
+    redis_url: str | None,
+    key: str,
+    *,
+    auto_approve: bool,
+    extra_return_urls: Sequence[str] = (),
 ) -> tuple[ConnectEnvironment, UvicornThread]:
+    """``extra_return_urls`` are allowed return-URL prefixes besides ``{base_url}/app/``."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     provider = OIDCServer(
@@ -106,7 +115,7 @@ def start_environment(
     config_path.write_text(f"""
 [service]
 public_url = "{base_url}"
-return_urls = ["http://127.0.0.1:{port}/app/"]
+return_urls = {json.dumps([f"http://127.0.0.1:{port}/app/", *extra_return_urls])}
 
 [[api_keys]]
 name = "backend"
