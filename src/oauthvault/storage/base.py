@@ -16,8 +16,10 @@ from oauthvault.models import TokenKey
 from oauthvault.records import SealedRow
 
 __all__ = [
+    "AsyncLockedRow",
     "AsyncTokenStore",
     "ConnectionInfo",
+    "LockedRow",
     "Resealer",
     "RotationBatch",
     "TokenStore",
@@ -39,6 +41,9 @@ class ConnectionInfo:
     has_refresh_token: bool
     key_id: str
     updated_at: datetime
+    status: str = "active"
+    last_refreshed_at: datetime | None = None
+    last_error: str | None = None
 
     @property
     def key(self) -> TokenKey:
@@ -52,6 +57,46 @@ class RotationBatch:
     rotated: list[TokenKey]
     undecryptable: list[TokenKey]
     last_row_id: str | None
+
+
+class LockedRow(Protocol):
+    """One connection's row, locked against every other refresher until commit or rollback
+    (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite)."""
+
+    @property
+    def row(self) -> SealedRow | None: ...
+    @property
+    def status(self) -> str | None: ...
+    def update(
+        self,
+        row: SealedRow | None,
+        *,
+        status: str,
+        last_error: str | None,
+        refreshed_at: datetime | None,
+    ) -> None:
+        """Write new tokens (``row``, if given) and status inside the lock."""
+        ...
+
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class AsyncLockedRow(Protocol):
+    @property
+    def row(self) -> SealedRow | None: ...
+    @property
+    def status(self) -> str | None: ...
+    async def update(
+        self,
+        row: SealedRow | None,
+        *,
+        status: str,
+        last_error: str | None,
+        refreshed_at: datetime | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
 
 
 class TokenStore(Protocol):
@@ -75,6 +120,7 @@ class TokenStore(Protocol):
     def record_invalidation(self, cache_key: str) -> None: ...
     def pending_invalidations(self, limit: int) -> list[str]: ...
     def clear_invalidations(self, cache_keys: list[str]) -> None: ...
+    def lock_row(self, key: TokenKey) -> LockedRow: ...
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None: ...
     def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
         """Delete and return a one-time record (sealed text, expiry) in one statement."""
@@ -99,6 +145,7 @@ class AsyncTokenStore(Protocol):
     async def record_invalidation(self, cache_key: str) -> None: ...
     async def pending_invalidations(self, limit: int) -> list[str]: ...
     async def clear_invalidations(self, cache_keys: list[str]) -> None: ...
+    async def lock_row(self, key: TokenKey) -> AsyncLockedRow: ...
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None: ...
     async def take_pending(self, record_id: str) -> tuple[str, datetime] | None: ...
     async def close(self) -> None: ...

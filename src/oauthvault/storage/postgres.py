@@ -37,12 +37,15 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     key_id = EXCLUDED.key_id,
     expires_at = EXCLUDED.expires_at,
     scope = EXCLUDED.scope,
+    status = 'active',
+    last_error = NULL,
     updated_at = now()
 """
 DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
 LIST_ROWS = """
 SELECT provider, workspace_id, actor_id, expires_at, scope,
-    refresh_token_encrypted IS NOT NULL, key_id, updated_at
+    refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
+    last_error
 FROM oauth_tokens
 WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
   AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
@@ -70,6 +73,23 @@ RECORD_INVALIDATION = (
 PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %s"
 CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+LOCK_ROW = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
+FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+FOR UPDATE
+"""
+UPDATE_LOCKED_TOKENS = """
+UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
+    key_id = %s, expires_at = %s, scope = %s, status = %s, last_error = %s,
+    last_refreshed_at = %s, updated_at = now()
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+UPDATE_LOCKED_STATUS = """
+UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = now()
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+# A refresher waits this long for another one's lock before giving up.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
 PUT_PENDING = """
 WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < now() - interval '1 hour')
 INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
@@ -106,8 +126,42 @@ def _sealed_row(found: Sequence[Any]) -> SealedRow:
     return SealedRow(access, refresh, key_id, _utc(expires_at), scope)
 
 
+def _locked_update(
+    key: TokenKey,
+    row: SealedRow | None,
+    status: str,
+    last_error: str | None,
+    refreshed_at: datetime | None,
+) -> tuple[str, tuple[Any, ...]]:
+    if row is None:
+        return UPDATE_LOCKED_STATUS, (status, last_error, *_key_params(key))
+    return UPDATE_LOCKED_TOKENS, (
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        row.expires_at,
+        row.scope,
+        status,
+        last_error,
+        refreshed_at,
+        *_key_params(key),
+    )
+
+
 def _connection_info(found: Sequence[Any]) -> ConnectionInfo:
-    provider, workspace_id, actor_id, expires_at, scope, has_refresh, key_id, updated = found
+    (
+        provider,
+        workspace_id,
+        actor_id,
+        expires_at,
+        scope,
+        has_refresh,
+        key_id,
+        updated,
+        status,
+        refreshed,
+        last_error,
+    ) = found
     return ConnectionInfo(
         provider=provider,
         workspace_id=workspace_id,
@@ -117,6 +171,9 @@ def _connection_info(found: Sequence[Any]) -> ConnectionInfo:
         has_refresh_token=has_refresh,
         key_id=key_id,
         updated_at=updated.astimezone(UTC),
+        status=status,
+        last_refreshed_at=_utc(refreshed),
+        last_error=last_error,
     )
 
 
@@ -152,6 +209,64 @@ class _PostgresBase:
 
 
 _CONNECTION_OPTIONS = {"autocommit": True, "prepare_threshold": 0}
+
+
+class PostgresLockedRow:
+    """A row locked by ``SELECT … FOR UPDATE`` in a transaction on a pooled connection."""
+
+    def __init__(self, store: PostgresTokenStore, key: TokenKey) -> None:
+        self._store = store
+        self._key = key
+        self._pool = store._pool
+        try:
+            self._connection = self._pool.getconn()
+        except PoolTimeout as error:
+            raise store._unavailable(error) from None
+        try:
+            self._connection.execute("BEGIN")
+            self._connection.execute(LOCK_TIMEOUT)
+            found = self._connection.execute(LOCK_ROW, _key_params(key)).fetchone()
+        except psycopg.Error as error:
+            self._release(commit=False)
+            raise store._unavailable(error) from None
+        self.row = None if found is None else _sealed_row(found[:5])
+        self.status: str | None = None if found is None else found[5]
+
+    def update(
+        self,
+        row: SealedRow | None,
+        *,
+        status: str,
+        last_error: str | None,
+        refreshed_at: datetime | None,
+    ) -> None:
+        query, params = _locked_update(self._key, row, status, last_error, refreshed_at)
+        try:
+            self._connection.execute(query, params)
+        except psycopg.Error as error:
+            self._release(commit=False)
+            raise self._store._unavailable(error) from None
+
+    def _release(self, *, commit: bool) -> None:
+        connection, self._connection = self._connection, None  # type: ignore[assignment]
+        if connection is None:
+            return
+        try:
+            connection.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            self._pool.putconn(connection)
+
+    def commit(self) -> None:
+        try:
+            self._release(commit=True)
+        except psycopg.Error as error:
+            raise self._store._unavailable(error) from None
+
+    def rollback(self) -> None:
+        try:
+            self._release(commit=False)
+        except psycopg.Error:
+            pass  # the connection is discarded by the pool; nothing was committed
 
 
 class PostgresTokenStore(_PostgresBase):
@@ -276,6 +391,9 @@ class PostgresTokenStore(_PostgresBase):
     def clear_invalidations(self, cache_keys: list[str]) -> None:
         self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
 
+    def lock_row(self, key: TokenKey) -> PostgresLockedRow:
+        return PostgresLockedRow(self, key)
+
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))
 
@@ -285,6 +403,71 @@ class PostgresTokenStore(_PostgresBase):
 
     def close(self) -> None:
         self._pool.close()
+
+
+class AsyncPostgresLockedRow:
+    """The asyncio twin of :class:`PostgresLockedRow`; built by ``await store.lock_row``."""
+
+    def __init__(self, store: AsyncPostgresTokenStore, key: TokenKey) -> None:
+        self._store = store
+        self._key = key
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self.row: SealedRow | None = None
+        self.status: str | None = None
+
+    async def acquire(self) -> None:
+        pool = self._store._pool
+        try:
+            self._connection = await pool.getconn()
+        except PoolTimeout as error:
+            raise self._store._unavailable(error) from None
+        try:
+            await self._connection.execute("BEGIN")
+            await self._connection.execute(LOCK_TIMEOUT)
+            cursor = await self._connection.execute(LOCK_ROW, _key_params(self._key))
+            found = await cursor.fetchone()
+        except psycopg.Error as error:
+            await self._release(commit=False)
+            raise self._store._unavailable(error) from None
+        self.row = None if found is None else _sealed_row(found[:5])
+        self.status = None if found is None else found[5]
+
+    async def update(
+        self,
+        row: SealedRow | None,
+        *,
+        status: str,
+        last_error: str | None,
+        refreshed_at: datetime | None,
+    ) -> None:
+        assert self._connection is not None  # noqa: S101 - acquire() ran
+        query, params = _locked_update(self._key, row, status, last_error, refreshed_at)
+        try:
+            await self._connection.execute(query, params)
+        except psycopg.Error as error:
+            await self._release(commit=False)
+            raise self._store._unavailable(error) from None
+
+    async def _release(self, *, commit: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            await self._store._pool.putconn(connection)
+
+    async def commit(self) -> None:
+        try:
+            await self._release(commit=True)
+        except psycopg.Error as error:
+            raise self._store._unavailable(error) from None
+
+    async def rollback(self) -> None:
+        try:
+            await self._release(commit=False)
+        except psycopg.Error:
+            pass
 
 
 class AsyncPostgresTokenStore(_PostgresBase):
@@ -372,6 +555,11 @@ class AsyncPostgresTokenStore(_PostgresBase):
 
     async def clear_invalidations(self, cache_keys: list[str]) -> None:
         await self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
+
+    async def lock_row(self, key: TokenKey) -> AsyncPostgresLockedRow:
+        locked = AsyncPostgresLockedRow(self, key)
+        await locked.acquire()
+        return locked
 
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         await self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))

@@ -6,6 +6,7 @@ Runs its own migrations when opened, so the quick start needs no server and no s
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import threading
 import uuid
@@ -25,6 +26,10 @@ _SELECT = """
 SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
 FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
+_SELECT_WITH_STATUS = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
+FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+"""
 _UPSERT = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, created_at, updated_at)
@@ -35,12 +40,15 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     key_id = excluded.key_id,
     expires_at = excluded.expires_at,
     scope = excluded.scope,
+    status = 'active',
+    last_error = NULL,
     updated_at = excluded.updated_at
 """
 _DELETE = "DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?"
 _LIST = """
 SELECT provider, workspace_id, actor_id, expires_at, scope,
-    refresh_token_encrypted IS NOT NULL, key_id, updated_at
+    refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
+    last_error
 FROM oauth_tokens
 WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR workspace_id = ?)
 ORDER BY provider, workspace_id, actor_id
@@ -55,6 +63,93 @@ def _to_text(moment: datetime | None) -> str | None:
 
 def _from_text(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+class SqliteLockedRow:
+    """A row locked with ``BEGIN IMMEDIATE`` on a connection of its own (which any thread
+    may use), so refreshers in other threads and processes wait for its commit."""
+
+    def __init__(self, store: SqliteTokenStore, key: TokenKey, lock_timeout: float) -> None:
+        self._key = key
+        try:
+            self._connection: sqlite3.Connection | None = sqlite3.connect(
+                store.path, timeout=lock_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._connection.execute("BEGIN IMMEDIATE")
+            found = self._connection.execute(
+                _SELECT_WITH_STATUS,
+                (key.provider, key.workspace_id, key.actor_id),
+            ).fetchone()
+        except sqlite3.Error as error:
+            self.rollback()
+            raise _unavailable(error) from None
+        self.row = None
+        self.status: str | None = None
+        if found is not None:
+            access, refresh, key_id, expires_at, scope, status = found
+            self.row = SealedRow(access, refresh, key_id, _from_text(expires_at), scope)
+            self.status = status
+
+    def update(
+        self,
+        row: SealedRow | None,
+        *,
+        status: str,
+        last_error: str | None,
+        refreshed_at: datetime | None,
+    ) -> None:
+        ids = (self._key.provider, self._key.workspace_id, self._key.actor_id)
+        now = _to_text(datetime.now(UTC))
+        try:
+            assert self._connection is not None  # noqa: S101 - only used while locked
+            if row is None:
+                self._connection.execute(
+                    "UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?"
+                    " WHERE provider = ? AND workspace_id = ? AND actor_id = ?",
+                    (status, last_error, now, *ids),
+                )
+            else:
+                self._connection.execute(
+                    "UPDATE oauth_tokens SET access_token_encrypted = ?,"
+                    " refresh_token_encrypted = ?, key_id = ?, expires_at = ?, scope = ?,"
+                    " status = ?, last_error = ?, last_refreshed_at = ?, updated_at = ?"
+                    " WHERE provider = ? AND workspace_id = ? AND actor_id = ?",
+                    (
+                        row.access_token_encrypted,
+                        row.refresh_token_encrypted,
+                        row.key_id,
+                        _to_text(row.expires_at),
+                        row.scope,
+                        status,
+                        last_error,
+                        _to_text(refreshed_at),
+                        now,
+                        *ids,
+                    ),
+                )
+        except sqlite3.Error as error:
+            self.rollback()
+            raise _unavailable(error) from None
+
+    def _finish(self, statement: str) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.execute(statement)
+            finally:
+                connection.close()
+
+    def commit(self) -> None:
+        try:
+            self._finish("COMMIT")
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+
+    def rollback(self) -> None:
+        try:
+            self._finish("ROLLBACK")
+        except sqlite3.Error:
+            pass  # nothing was committed; the connection is closed either way
 
 
 class SqliteTokenStore:
@@ -177,8 +272,23 @@ class SqliteTokenStore:
                 has_refresh_token=bool(has_refresh),
                 key_id=key_id,
                 updated_at=_from_text(updated) or datetime.now(UTC),
+                status=status,
+                last_refreshed_at=_from_text(refreshed),
+                last_error=last_error,
             )
-            for p, w, a, expires, scope, has_refresh, key_id, updated in rows
+            for (
+                p,
+                w,
+                a,
+                expires,
+                scope,
+                has_refresh,
+                key_id,
+                updated,
+                status,
+                refreshed,
+                last_error,
+            ) in rows
         ]
 
     def count_by_key_id(self) -> dict[str, int]:
@@ -266,6 +376,9 @@ class SqliteTokenStore:
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
+    def lock_row(self, key: TokenKey, lock_timeout: float = 30.0) -> SqliteLockedRow:
+        return SqliteLockedRow(self, key, lock_timeout)
+
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         now = datetime.now(UTC)
         try:
@@ -310,6 +423,39 @@ class SqliteTokenStore:
 
 def _unavailable(error: sqlite3.Error) -> StorageUnavailable:
     return StorageUnavailable(f"SQLite error: {type(error).__name__}: {error}")
+
+
+class AsyncSqliteLockedRow:
+    """:class:`SqliteLockedRow` with each call in a worker thread."""
+
+    def __init__(self, locked: SqliteLockedRow) -> None:
+        self._locked = locked
+        self.row = locked.row
+        self.status = locked.status
+
+    async def update(
+        self,
+        row: SealedRow | None,
+        *,
+        status: str,
+        last_error: str | None,
+        refreshed_at: datetime | None,
+    ) -> None:
+        await asyncio.to_thread(
+            functools.partial(
+                self._locked.update,
+                row,
+                status=status,
+                last_error=last_error,
+                refreshed_at=refreshed_at,
+            )
+        )
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._locked.commit)
+
+    async def rollback(self) -> None:
+        await asyncio.to_thread(self._locked.rollback)
 
 
 class AsyncSqliteTokenStore:
@@ -358,6 +504,10 @@ class AsyncSqliteTokenStore:
 
     async def clear_invalidations(self, cache_keys: list[str]) -> None:
         await asyncio.to_thread(self.sync_store.clear_invalidations, cache_keys)
+
+    async def lock_row(self, key: TokenKey) -> AsyncSqliteLockedRow:
+        locked = await asyncio.to_thread(self.sync_store.lock_row, key)
+        return AsyncSqliteLockedRow(locked)
 
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         await asyncio.to_thread(self.sync_store.put_pending, record_id, sealed, expires_at)
