@@ -75,13 +75,16 @@ def test_store_get_list_delete_through_the_api(env, pg):
         assert missing.json()["code"] == "not_found"
 
 
-def test_an_expired_token_is_not_handed_out(env):
+def test_an_expired_token_without_refresh_token_needs_reauthorization(env):
     with env.api() as api:
         api.put("/v1/connections", json={**IDS, "access_token": "OLD", "expires_in": 0})
         response = api.get("/v1/connections/token", params=IDS)
+        listed = api.get("/v1/connections", params={"workspace_id": "ws_api"}).json()
     assert response.status_code == 409
-    assert response.json()["code"] == "token_expired"
+    assert response.json()["code"] == "reauthorization_required"
     assert "OLD" not in response.text
+    assert listed[0]["status"] == "needs_reauth"
+    assert listed[0]["last_error"] == "no_refresh_token"
 
 
 def test_errors_are_problem_json_without_the_input(env, caplog):

@@ -16,6 +16,7 @@ from oauthvault.errors import (
     ReauthorizationRequired,
     StorageUnavailable,
     TokenNotFound,
+    UnknownProvider,
     VaultError,
 )
 from oauthvault.models import TokenKey, TokenSet
@@ -40,6 +41,7 @@ __all__ = [
     "TokenKey",
     "TokenNotFound",
     "TokenSet",
+    "UnknownProvider",
     "VaultError",
     "generate_key",
 ]

@@ -11,6 +11,7 @@ a key or a password in its message.
     ├── StorageUnavailable
     └── FlowError
         ├── InvalidState     unknown, expired or reused
+        ├── UnknownProvider  no provider of that name is configured
         └── ProviderError    .error, .error_description (RFC 6749 §5.2)
             └── ReauthorizationRequired   invalid_grant on refresh
 """
@@ -27,6 +28,7 @@ __all__ = [
     "ReauthorizationRequired",
     "StorageUnavailable",
     "TokenNotFound",
+    "UnknownProvider",
     "VaultError",
 ]
 
@@ -76,6 +78,14 @@ class InvalidState(FlowError):
     """The OAuth ``state`` is unknown, expired, already used, or bound to something else."""
 
 
+class UnknownProvider(FlowError):
+    """No provider of that name is configured. ``.name`` is the name asked for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"provider {name!r} is not configured")
+
+
 class ProviderError(FlowError):
     """The provider answered with an OAuth error (RFC 6749 §5.2)."""
 
@@ -99,6 +109,7 @@ for _error in (
     StorageUnavailable,
     FlowError,
     InvalidState,
+    UnknownProvider,
     ProviderError,
     ReauthorizationRequired,
 ):

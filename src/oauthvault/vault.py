@@ -7,8 +7,11 @@ blocking I/O, the other with ``await``. Configuration goes through
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -19,6 +22,23 @@ from oauthvault.cache.keys import cache_key, pending_cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
+from oauthvault.errors import TokenNotFound, UnknownProvider
+from oauthvault.flows.discovery import discover, discover_async
+from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
+from oauthvault.flows.refresh import (
+    CommitLock,
+    ConnectionEvent,
+    Emit,
+    LockRow,
+    Pause,
+    RefreshFlow,
+    RefreshGrant,
+    RetryPolicy,
+    UpdateLocked,
+    is_fresh,
+    refresh_flow,
+)
+from oauthvault.flows.refresh_grant import refresh_grant, refresh_grant_async
 from oauthvault.models import TokenKey, TokenSet, validate_tokens
 from oauthvault.steps import (
     DeleteRow,
@@ -35,7 +55,13 @@ from oauthvault.steps import (
     WriteRow,
     pending_ttl,
 )
-from oauthvault.storage.base import AsyncTokenStore, ConnectionInfo, TokenStore
+from oauthvault.storage.base import (
+    AsyncLockedRow,
+    AsyncTokenStore,
+    ConnectionInfo,
+    LockedRow,
+    TokenStore,
+)
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.postgres import AsyncPostgresTokenStore, PostgresTokenStore
 from oauthvault.storage.sqlite import AsyncSqliteTokenStore, SqliteTokenStore
@@ -71,7 +97,17 @@ class _VaultBase:
         settings: Settings | None,
         allow_ephemeral_key: bool | None,
         clock: Callable[[], datetime] | None,
+        providers: Mapping[str, ProviderConfig] | None = None,
+        on_event: Callable[[ConnectionEvent], None] | None = None,
+        refresh_timeout: float = 10.0,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
+        self._providers: dict[str, ProviderConfig] | None = (
+            None if providers is None else dict(providers)
+        )
+        self._on_event = on_event
+        self._refresh_timeout = refresh_timeout
+        self._retry_policy = retry_policy or RetryPolicy()
         if settings is None:
             settings = Settings.load(
                 database_url=database_url,
@@ -125,6 +161,40 @@ class _VaultBase:
         tokens = self._core.tokens_for_store(access_token, refresh_token, expires_in, scope)
         return self._core.store(key, tokens)
 
+    def _provider_configs(self) -> dict[str, ProviderConfig]:
+        if self._providers is None:
+            # Read once, on the first refresh: storage-only users need no provider config.
+            self._providers = dict(load_provider_configs(None, os.environ))
+        return self._providers
+
+    def _configured_provider(self, name: str) -> ProviderConfig:
+        config = self._provider_configs().get(name)
+        if config is None:
+            raise UnknownProvider(name)
+        return config
+
+    def _emit(self, event: ConnectionEvent) -> None:
+        logger.info(
+            "connection %s/%s/%s: %s (%s)",
+            event.provider,
+            event.workspace_id,
+            event.actor_id,
+            event.kind,
+            event.status,
+        )
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # an application's callback never breaks a refresh
+                logger.exception("the on_event callback failed")
+
+    def _refresh_flow(
+        self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None
+    ) -> RefreshFlow:
+        return refresh_flow(
+            self._core, key, min_ttl=min_ttl, force=force, seen=seen, policy=self._retry_policy
+        )
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(database={self.database!r}, "
@@ -153,9 +223,22 @@ class OAuthTokenCache(_VaultBase):
         settings: Settings | None = None,
         allow_ephemeral_key: bool | None = None,
         clock: Callable[[], datetime] | None = None,
+        providers: Mapping[str, ProviderConfig] | None = None,
+        on_event: Callable[[ConnectionEvent], None] | None = None,
+        refresh_timeout: float = 10.0,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
-            database_url, redis_url, encryption_key, settings, allow_ephemeral_key, clock
+            database_url,
+            redis_url,
+            encryption_key,
+            settings,
+            allow_ephemeral_key,
+            clock,
+            providers,
+            on_event,
+            refresh_timeout,
+            retry_policy,
         )
         self._store: TokenStore
         if self._location.kind == "postgres":
@@ -271,6 +354,99 @@ class OAuthTokenCache(_VaultBase):
         deleted: bool = self._run(self._core.delete(TokenKey(provider, workspace_id, actor_id)))
         return deleted
 
+    def get_access_token(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+    ) -> str:
+        """An access token valid for at least ``min_ttl`` seconds, refreshing it first when
+        needed (once, however many threads, processes or hosts ask at the same time).
+
+        Raises:
+            TokenNotFound: nothing is stored for the connection.
+            ReauthorizationRequired: the grant is gone; the user must connect again.
+            ProviderError: the provider failed and the current token has expired.
+        """
+        return self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl).access_token
+
+    def get_fresh_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+    ) -> TokenSet:
+        """:meth:`get_access_token`, returning the whole :class:`TokenSet`."""
+        tokens = self.get_tokens(provider, workspace_id, actor_id)
+        if tokens is None:
+            raise TokenNotFound(f"no tokens stored for {provider}/{workspace_id}/{actor_id}")
+        if is_fresh(tokens, self._core.clock(), min_ttl):
+            return tokens
+        key = TokenKey(provider, workspace_id, actor_id)
+        refreshed: TokenSet = self._run_locked(
+            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
+        )
+        return refreshed
+
+    def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
+        """Refresh now (unless another worker refreshed since this call read the tokens).
+
+        Raises: as :meth:`get_access_token`.
+        """
+        seen = self.get_tokens(provider, workspace_id, actor_id)
+        key = TokenKey(provider, workspace_id, actor_id)
+        refreshed: TokenSet = self._run_locked(
+            self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
+        )
+        return refreshed
+
+    def _provider(self, name: str) -> ProviderConfig:
+        config = self._configured_provider(name)
+        if config.spec is None and config.issuer is not None:
+            import httpx
+
+            with httpx.Client(timeout=self._refresh_timeout) as client:
+                config = config.resolved(discover(config.issuer, client, name=name))
+            self._provider_configs()[name] = config
+        return config
+
+    def _run_locked(self, flow: RefreshFlow) -> Any:
+        """Drive a refresh flow: the row lock lives only inside this call."""
+        handlers = self._handlers
+        locked: LockedRow | None = None
+        try:
+            step = next(flow)
+            while True:
+                result: Any = None
+                if isinstance(step, LockRow):
+                    locked = self._store.lock_row(step.key)
+                    result = (locked.row, locked.status)
+                elif isinstance(step, UpdateLocked):
+                    assert locked is not None  # noqa: S101 - the flow locks first
+                    locked.update(
+                        step.row,
+                        status=step.status,
+                        last_error=step.last_error,
+                        refreshed_at=step.refreshed_at,
+                    )
+                elif isinstance(step, CommitLock):
+                    assert locked is not None  # noqa: S101
+                    held: LockedRow = locked
+                    locked = None
+                    held.commit()
+                elif isinstance(step, RefreshGrant):
+                    result = refresh_grant(
+                        self._provider(step.provider),
+                        step.refresh_token,
+                        timeout=self._refresh_timeout,
+                    )
+                elif isinstance(step, Pause):
+                    time.sleep(step.seconds)
+                elif isinstance(step, Emit):
+                    self._emit(step.event)
+                else:
+                    result = handlers[type(step)](step)
+                step = flow.send(result)
+        except StopIteration as done:
+            return done.value
+        finally:
+            if locked is not None:
+                locked.rollback()
+
     def list_connections(
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
     ) -> list[ConnectionInfo]:
@@ -351,9 +527,22 @@ class AsyncOAuthTokenCache(_VaultBase):
         settings: Settings | None = None,
         allow_ephemeral_key: bool | None = None,
         clock: Callable[[], datetime] | None = None,
+        providers: Mapping[str, ProviderConfig] | None = None,
+        on_event: Callable[[ConnectionEvent], None] | None = None,
+        refresh_timeout: float = 10.0,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
-            database_url, redis_url, encryption_key, settings, allow_ephemeral_key, clock
+            database_url,
+            redis_url,
+            encryption_key,
+            settings,
+            allow_ephemeral_key,
+            clock,
+            providers,
+            on_event,
+            refresh_timeout,
+            retry_policy,
         )
         self._store: AsyncTokenStore
         if self._location.kind == "postgres":
@@ -453,6 +642,91 @@ class AsyncOAuthTokenCache(_VaultBase):
             self._core.delete(TokenKey(provider, workspace_id, actor_id))
         )
         return deleted
+
+    async def get_access_token(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+    ) -> str:
+        """See :meth:`OAuthTokenCache.get_access_token`."""
+        tokens = await self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
+        return tokens.access_token
+
+    async def get_fresh_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+    ) -> TokenSet:
+        """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
+        tokens = await self.get_tokens(provider, workspace_id, actor_id)
+        if tokens is None:
+            raise TokenNotFound(f"no tokens stored for {provider}/{workspace_id}/{actor_id}")
+        if is_fresh(tokens, self._core.clock(), min_ttl):
+            return tokens
+        key = TokenKey(provider, workspace_id, actor_id)
+        refreshed: TokenSet = await self._run_locked(
+            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
+        )
+        return refreshed
+
+    async def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
+        """See :meth:`OAuthTokenCache.refresh_tokens`."""
+        seen = await self.get_tokens(provider, workspace_id, actor_id)
+        key = TokenKey(provider, workspace_id, actor_id)
+        refreshed: TokenSet = await self._run_locked(
+            self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
+        )
+        return refreshed
+
+    async def _provider(self, name: str) -> ProviderConfig:
+        config = self._configured_provider(name)
+        if config.spec is None and config.issuer is not None:
+            import httpx
+
+            async with httpx.AsyncClient(timeout=self._refresh_timeout) as client:
+                config = config.resolved(await discover_async(config.issuer, client, name=name))
+            self._provider_configs()[name] = config
+        return config
+
+    async def _run_locked(self, flow: RefreshFlow) -> Any:
+        """See :meth:`OAuthTokenCache._run_locked`."""
+        if not self._opened:
+            await self.open()
+        locked: AsyncLockedRow | None = None
+        try:
+            step = next(flow)
+            while True:
+                result: Any = None
+                if isinstance(step, LockRow):
+                    locked = await self._store.lock_row(step.key)
+                    result = (locked.row, locked.status)
+                elif isinstance(step, UpdateLocked):
+                    assert locked is not None  # noqa: S101 - the flow locks first
+                    await locked.update(
+                        step.row,
+                        status=step.status,
+                        last_error=step.last_error,
+                        refreshed_at=step.refreshed_at,
+                    )
+                elif isinstance(step, CommitLock):
+                    assert locked is not None  # noqa: S101
+                    held_async: AsyncLockedRow = locked
+                    locked = None
+                    await held_async.commit()
+                elif isinstance(step, RefreshGrant):
+                    result = await refresh_grant_async(
+                        await self._provider(step.provider),
+                        step.refresh_token,
+                        timeout=self._refresh_timeout,
+                    )
+                elif isinstance(step, Pause):
+                    await asyncio.sleep(step.seconds)
+                elif isinstance(step, Emit):
+                    self._emit(step.event)
+                else:
+                    result = await self._perform(step)
+                step = flow.send(result)
+        except StopIteration as done:
+            return done.value
+        finally:
+            if locked is not None:
+                await locked.rollback()
 
     async def list_connections(
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100

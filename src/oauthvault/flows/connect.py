@@ -13,13 +13,13 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from oauthvault.errors import ConfigError, FlowError, ProviderError
+from oauthvault.errors import ConfigError, ProviderError, UnknownProvider
 from oauthvault.flows.apple import apple_client_secret
 from oauthvault.flows.discovery import discover_async
 from oauthvault.flows.idtoken import JWKSCache, verify_id_token
@@ -28,20 +28,14 @@ from oauthvault.flows.provider_config import ProviderConfig
 from oauthvault.flows.providers import ProviderSpec
 from oauthvault.flows.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
 from oauthvault.models import TokenKey, TokenSet
-from oauthvault.vault import AsyncOAuthTokenCache
+
+if TYPE_CHECKING:
+    from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["AsyncConnector", "ConnectResult", "UnknownProvider"]
 
 _TIMEOUT = httpx.Timeout(10.0)
 logger = logging.getLogger("oauthvault.flows")
-
-
-class UnknownProvider(FlowError):
-    """No provider of that name is configured."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"provider {name!r} is not configured")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +191,7 @@ class AsyncConnector:
     async def _redeem(
         self, config: ProviderConfig, spec: ProviderSpec, request: AuthorizationState, code: str
     ) -> dict[str, Any]:
-        secret = _client_secret(config, spec)
+        secret = client_secret_for(config, spec)
         method = spec.token_endpoint_auth_method
         async with AsyncOAuth2Client(
             config.client_id,
@@ -239,7 +233,7 @@ class AsyncConnector:
         )
         async with AsyncOAuth2Client(
             config.client_id,
-            _client_secret(config, spec),
+            client_secret_for(config, spec),
             token_endpoint_auth_method=spec.token_endpoint_auth_method,
             timeout=10.0,
         ) as client:
@@ -265,7 +259,8 @@ def _spec(config: ProviderConfig) -> ProviderSpec:
     return config.spec
 
 
-def _client_secret(config: ProviderConfig, spec: ProviderSpec) -> str | None:
+def client_secret_for(config: ProviderConfig, spec: ProviderSpec) -> str | None:
+    """The client secret to present: the configured one, or Apple's generated JWT."""
     if spec.client_secret_kind == "apple_es256_jwt":  # noqa: S105 - a kind, not a secret
         if not (config.team_id and config.key_id and config.private_key):
             raise ConfigError(f"providers.{config.name}", "needs team_id, key_id, private_key")

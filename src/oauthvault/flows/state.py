@@ -13,11 +13,13 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oauthvault.errors import InvalidState
 from oauthvault.flows.pending import Flow, save_record, take_record
-from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
+
+if TYPE_CHECKING:
+    from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
 
 __all__ = ["DEFAULT_STATE_TTL", "AsyncOAuthStateManager", "AuthorizationState", "OAuthStateManager"]
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
 from oauthvault.models import TokenKey
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
@@ -60,6 +61,8 @@ class ConnectionResponse(BaseModel):
     scope: str | None
     has_refresh_token: bool
     updated_at: datetime
+    last_refreshed_at: datetime | None
+    last_error: str | None
 
 
 class DeleteResponse(BaseModel):
@@ -125,15 +128,22 @@ def create_api_router(
         provider: Annotated[str, Query()],
         workspace_id: Annotated[str, Query()],
         actor_id: Annotated[str, Query()],
+        min_ttl: Annotated[int, Query(ge=0, le=3600)] = 60,
     ) -> AccessTokenResponse:
-        """The connection's access token, if it is still valid."""
+        """An access token valid for at least ``min_ttl`` seconds, refreshed first if needed
+        (``409 reauthorization_required`` when the user must connect again)."""
         TokenKey(provider, workspace_id, actor_id)
         check_workspace(key, workspace_id)
-        tokens = await vault.get_tokens(provider, workspace_id, actor_id)
-        if tokens is None:
-            raise Problem(404, "not_found", "no such connection")
-        if tokens.expires_at is not None and tokens.expires_at <= datetime.now(UTC):
-            raise Problem(409, "token_expired", "the access token has expired")
+        try:
+            tokens = await vault.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
+        except TokenNotFound:
+            raise Problem(404, "not_found", "no such connection") from None
+        except ProviderError as error:
+            if isinstance(error, ReauthorizationRequired):
+                raise
+            raise Problem(
+                503, "refresh_failed", "the token has expired and the provider failed to renew it"
+            ) from None
         return AccessTokenResponse(
             access_token=tokens.access_token, expires_at=tokens.expires_at, scope=tokens.scope
         )
@@ -182,20 +192,19 @@ def create_api_router(
     ) -> list[ConnectionResponse]:
         """A workspace's connections, with status and scopes, never tokens."""
         check_workspace(key, workspace_id)
-        now = datetime.now(UTC)
         rows = await vault.list_connections(provider, workspace_id, limit)
         return [
             ConnectionResponse(
                 provider=row.provider,
                 workspace_id=row.workspace_id,
                 actor_id=row.actor_id,
-                status="expired"
-                if row.expires_at is not None and row.expires_at <= now
-                else "active",
+                status=row.status,
                 expires_at=row.expires_at,
                 scope=row.scope,
                 has_refresh_token=row.has_refresh_token,
                 updated_at=row.updated_at,
+                last_refreshed_at=row.last_refreshed_at,
+                last_error=row.last_error,
             )
             for row in rows
         ]

@@ -39,7 +39,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         ConfigError: a setting is unusable (at creation, not at the first request).
     """
     config = config or load_service_config()
-    vault = AsyncOAuthTokenCache(settings=settings or Settings.load())
+    vault = AsyncOAuthTokenCache(settings=settings or Settings.load(), providers=config.providers)
     connector = AsyncConnector(vault, config.providers)
     links = ConnectLinks(vault)
     try:

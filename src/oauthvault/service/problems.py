@@ -19,11 +19,12 @@ from oauthvault.errors import (
     InvalidInput,
     InvalidState,
     ProviderError,
+    ReauthorizationRequired,
     StorageUnavailable,
     TokenNotFound,
+    UnknownProvider,
     VaultError,
 )
-from oauthvault.flows.connect import UnknownProvider
 
 __all__ = ["Problem", "for_vault_error", "install_problem_handlers", "problem_response"]
 
@@ -63,6 +64,8 @@ def for_vault_error(error: VaultError) -> JSONResponse:
         return problem_response(404, "unknown_provider", str(error))
     if isinstance(error, TokenNotFound):
         return problem_response(404, "not_found", str(error))
+    if isinstance(error, ReauthorizationRequired):
+        return problem_response(409, "reauthorization_required", str(error), error=error.error)
     if isinstance(error, ProviderError):
         return problem_response(502, "provider_error", str(error), error=error.error)
     if isinstance(error, StorageUnavailable):
