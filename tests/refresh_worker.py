@@ -1,0 +1,44 @@
+"""A process of the refresh race: several threads ask for the same expiring token at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from oauthvault import OAuthTokenCache
+from oauthvault.flows.provider_config import load_provider_configs
+
+
+def race(
+    database_url: str,
+    redis_url: str | None,
+    key: str,
+    providers_file: str,
+    ids: tuple[str, str, str],
+    threads: int,
+    go: Any,
+    ready: Any,
+    results: Any,
+) -> None:
+    providers = load_provider_configs(Path(providers_file), {})
+    with OAuthTokenCache(database_url, redis_url or "", key, providers=providers) as vault:
+        barrier = threading.Barrier(threads)
+        tokens: list[str] = []
+        errors: list[str] = []
+
+        def caller() -> None:
+            barrier.wait()
+            go.wait()  # every process starts at the same moment
+            try:
+                tokens.append(vault.get_access_token(*ids, min_ttl=60))
+            except Exception as error:  # reported to the test, which fails on any
+                errors.append(f"{type(error).__name__}: {error}")
+
+        workers = [threading.Thread(target=caller) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        ready.put(1)
+        for worker in workers:
+            worker.join()
+    results.put((tokens, errors))

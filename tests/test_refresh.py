@@ -1,0 +1,230 @@
+"""Refresh against the real local provider: single flight across processes, rotation,
+re-authorization, transient failures."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from oauthvault import (
+    AsyncOAuthTokenCache,
+    OAuthTokenCache,
+    ProviderError,
+    ReauthorizationRequired,
+    generate_key,
+)
+from oauthvault.flows.provider_config import load_provider_configs
+from oauthvault.flows.refresh import RetryPolicy
+
+from oidc_server import DEFAULT_CLIENT, OIDCServer
+from refresh_worker import race
+from test_oidc_server_smoke import authorize, discover, redeem
+
+IDS = ("local", "ws_refresh", "user")
+
+
+@pytest.fixture(scope="module")
+def op():
+    with OIDCServer(auto_approve=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def providers_file(op, tmp_path_factory):
+    path = tmp_path_factory.mktemp("providers") / "providers.toml"
+    path.write_text(
+        f'[providers.local]\nissuer = "{op.issuer}"\n'
+        f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
+        f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def grant(op):
+    """A fresh grant at the provider: (access_token, refresh_token)."""
+    tokens = redeem(discover(op.issuer), authorize(discover(op.issuer)))
+    op.reset()
+    return tokens["access_token"], tokens["refresh_token"]
+
+
+@pytest.fixture(params=["postgres+redis", "postgres", "sqlite"])
+def backend(request, tmp_path):
+    database, _, cache = request.param.partition("+")
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'vault.db'}"
+    else:
+        request.getfixturevalue("pg")
+        url = request.getfixturevalue("postgres_url")
+    redis_url = request.getfixturevalue("redis_url") if cache else None
+    return url, redis_url
+
+
+def vault_for(backend, key, providers_file, **options):
+    url, redis_url = backend
+    providers = load_provider_configs(providers_file, {})
+    return OAuthTokenCache(url, redis_url or "", key, providers=providers, **options)
+
+
+def store_expiring(vault, grant, expires_in=5):
+    vault.store_tokens(*IDS, grant[0], grant[1], expires_in=expires_in, scope="openid")
+
+
+@pytest.mark.parametrize("redis", ["up", "down"])
+def test_fifty_callers_in_five_processes_cause_one_refresh_grant(
+    op, grant, providers_file, postgres_url, pg, redis_url, redis, key
+):
+    cache = redis_url if redis == "up" else "redis://127.0.0.1:1/0"
+    with OAuthTokenCache(postgres_url, cache, key) as vault:
+        store_expiring(vault, grant)
+    context = multiprocessing.get_context("spawn")
+    go, ready, results = context.Event(), context.Queue(), context.Queue()
+    processes = [
+        context.Process(
+            target=race,
+            args=(postgres_url, cache, key, str(providers_file), IDS, 10, go, ready, results),
+        )
+        for _ in range(5)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=60)
+    go.set()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    tokens = [token for got, _ in outcomes for token in got]
+    errors = [error for _, problems in outcomes for error in problems]
+    assert errors == []
+    assert len(tokens) == 50
+    assert len(set(tokens)) == 1 and tokens[0] != grant[0]  # everyone got the one new token
+    stats = op.stats()
+    assert stats.get("refresh_token", 0) == 1
+    assert stats.get("refresh_token_failed", 0) == 0
+    # The rotated refresh token was stored: the grant is alive and refreshes again.
+    with vault_for((postgres_url, None), key, providers_file) as vault:
+        assert vault.refresh_tokens(*IDS).access_token not in (tokens[0], grant[0])
+    assert op.stats()["refresh_token_ok"] == 2
+
+
+def test_a_fresh_token_is_served_without_a_grant(op, grant, providers_file, backend, key):
+    with vault_for(backend, key, providers_file) as vault:
+        store_expiring(vault, grant, expires_in=3600)
+        assert vault.get_access_token(*IDS) == grant[0]
+    assert op.stats().get("refresh_token", 0) == 0
+
+
+def test_rotation_stores_the_new_refresh_token(op, grant, providers_file, backend, key):
+    events = []
+    with vault_for(backend, key, providers_file, on_event=events.append) as vault:
+        store_expiring(vault, grant)
+        first = vault.refresh_tokens(*IDS)
+        assert first.refresh_token != grant[1]  # the provider rotated it, we kept the new one
+        second = vault.refresh_tokens(*IDS)  # would fail if the old one had been kept
+        assert second.access_token != first.access_token
+        [listed] = vault.list_connections(workspace_id="ws_refresh")
+        assert listed.status == "active" and listed.last_refreshed_at is not None
+    assert [event.kind for event in events] == ["refreshed", "refreshed"]
+
+
+def test_invalid_grant_marks_the_connection_and_emits_an_event(
+    op, grant, providers_file, backend, key
+):
+    events = []
+    with vault_for(backend, key, providers_file, on_event=events.append) as vault:
+        vault.store_tokens(*IDS, grant[0], "not-a-valid-refresh-token", expires_in=5)
+        with pytest.raises(ReauthorizationRequired) as caught:
+            vault.get_access_token(*IDS)
+        assert caught.value.error == "invalid_grant"
+        [listed] = vault.list_connections(workspace_id="ws_refresh")
+        assert listed.status == "needs_reauth"
+        assert listed.last_error.startswith("invalid_grant")
+        # Later callers get the same answer without bothering the provider again.
+        with pytest.raises(ReauthorizationRequired):
+            vault.get_access_token(*IDS)
+    assert op.stats()["refresh_token"] == 1
+    assert [(e.kind, e.status, e.previous_status) for e in events] == [
+        ("status_changed", "needs_reauth", "active")
+    ]
+    assert "not-a-valid" not in repr(events)
+
+
+def test_transient_503s_are_retried_and_lose_nothing(op, grant, providers_file, backend, key):
+    policy = RetryPolicy(attempts=3, base_delay=0.01)
+    with vault_for(backend, key, providers_file, retry_policy=policy) as vault:
+        store_expiring(vault, grant)
+        op.fail(status=503, count=2)
+        token = vault.get_access_token(*IDS)
+        assert token != grant[0]
+    stats = op.stats()
+    assert stats["refresh_token_failed"] == 2 and stats["refresh_token_ok"] == 1
+
+
+def test_a_provider_outage_degrades_and_keeps_serving_the_valid_token(
+    op, grant, providers_file, backend, key
+):
+    policy = RetryPolicy(attempts=3, base_delay=0.01)
+    events = []
+    with vault_for(
+        backend, key, providers_file, retry_policy=policy, on_event=events.append
+    ) as vault:
+        store_expiring(vault, grant, expires_in=30)  # still valid, but under min_ttl
+        op.fail(status=503, count=3)
+        assert vault.get_access_token(*IDS) == grant[0]  # served while valid
+        [listed] = vault.list_connections(workspace_id="ws_refresh")
+        assert listed.status == "degraded"
+        assert vault.get_tokens(*IDS)["refresh_token"] == grant[1]  # nothing overwritten
+        # The provider is back: the next refresh works and the connection recovers.
+        assert vault.get_access_token(*IDS) != grant[0]
+        [listed] = vault.list_connections(workspace_id="ws_refresh")
+        assert listed.status == "active"
+    assert [(e.kind, e.status) for e in events] == [
+        ("status_changed", "degraded"),
+        ("status_changed", "active"),
+        ("refreshed", "active"),
+    ]
+
+
+def test_an_expired_token_and_a_provider_outage_is_an_error(
+    op, grant, providers_file, backend, key
+):
+    policy = RetryPolicy(attempts=2, base_delay=0.01)
+    with vault_for(backend, key, providers_file, retry_policy=policy) as vault:
+        store_expiring(vault, grant, expires_in=0)
+        op.fail(status=503, count=2)
+        with pytest.raises(ProviderError) as caught:
+            vault.get_access_token(*IDS)
+        assert not isinstance(caught.value, ReauthorizationRequired)
+        assert vault.get_tokens(*IDS)["refresh_token"] == grant[1]
+
+
+def test_a_timeout_is_not_retried_with_a_possibly_retired_refresh_token(
+    op, grant, providers_file, tmp_path, key
+):
+    backend = (f"sqlite:///{tmp_path / 'vault.db'}", None)
+    policy = RetryPolicy(attempts=3, base_delay=0.01)
+    with vault_for(backend, key, providers_file, retry_policy=policy, refresh_timeout=0.5) as v:
+        store_expiring(v, grant, expires_in=30)
+        op.fail(delay_ms=1500)
+        assert v.get_access_token(*IDS) == grant[0]  # degraded, current token served
+        [listed] = v.list_connections()
+        assert listed.status == "degraded"
+    assert op.stats()["refresh_token"] == 1  # one request, no retry
+
+
+def test_async_callers_share_one_refresh(op, grant, providers_file, postgres_url, pg, redis_url):
+    key = generate_key()
+
+    async def scenario():
+        providers = load_provider_configs(Path(providers_file), {})
+        async with AsyncOAuthTokenCache(postgres_url, redis_url, key, providers=providers) as v:
+            await v.store_tokens(*IDS, grant[0], grant[1], expires_in=5)
+            return await asyncio.gather(*(v.get_access_token(*IDS) for _ in range(20)))
+
+    tokens = asyncio.run(scenario())
+    assert len(set(tokens)) == 1 and tokens[0] != grant[0]
+    assert op.stats()["refresh_token"] == 1
