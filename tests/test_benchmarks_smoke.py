@@ -37,4 +37,5 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
         assert row["floor_stats"]["p50_us"] > 0
     assert len(report["scale"]) == 2
     assert report["memory"]["redis_memory_usage_per_connection"] > 0
+    assert report["http"]["rps_ratio"] > 0
     assert "ratio" in result.stdout

@@ -228,3 +228,43 @@ def test_async_callers_share_one_refresh(op, grant, providers_file, postgres_url
     tokens = asyncio.run(scenario())
     assert len(set(tokens)) == 1 and tokens[0] != grant[0]
     assert op.stats()["refresh_token"] == 1
+
+
+def test_delete_with_revoke_reaches_the_provider(op, grant, providers_file, backend, key):
+    import httpx
+
+    from oauthvault import DeleteOutcome
+
+    with vault_for(backend, key, providers_file) as vault:
+        store_expiring(vault, grant, expires_in=3600)
+        outcome = vault.delete_tokens(*IDS, revoke=True)
+        assert outcome == DeleteOutcome(deleted=True, revoked=True)
+        assert vault.get_tokens(*IDS) is None
+        assert vault.delete_tokens(*IDS, revoke=True) == DeleteOutcome(False, None)
+    assert op.stats()["revocation_ok"] == 1
+    userinfo = httpx.get(f"{op.issuer}/me", headers={"Authorization": f"Bearer {grant[0]}"})
+    assert userinfo.status_code == 401  # the grant is gone at the provider
+
+
+def test_revoke_for_an_unconfigured_provider_deletes_nothing(providers_file, tmp_path, key):
+    from oauthvault import UnknownProvider
+
+    with vault_for((f"sqlite:///{tmp_path / 'v.db'}", None), key, providers_file) as vault:
+        vault.store_tokens("elsewhere", "ws", "u", "token")
+        with pytest.raises(UnknownProvider):
+            vault.delete_tokens("elsewhere", "ws", "u", revoke=True)
+        assert vault.get_tokens("elsewhere", "ws", "u") is not None
+
+
+def test_async_delete_with_revoke(op, grant, providers_file, tmp_path):
+    key = generate_key()
+
+    async def scenario():
+        providers = load_provider_configs(Path(providers_file), {})
+        url = f"sqlite:///{tmp_path / 'v.db'}"
+        async with AsyncOAuthTokenCache(url, "", key, providers=providers) as vault:
+            await vault.store_tokens(*IDS, grant[0], grant[1], expires_in=3600)
+            return await vault.delete_tokens(*IDS, revoke=True)
+
+    outcome = asyncio.run(scenario())
+    assert (outcome.deleted, outcome.revoked) == (True, True)

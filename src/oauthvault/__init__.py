@@ -21,13 +21,19 @@ from oauthvault.errors import (
 )
 from oauthvault.models import TokenKey, TokenSet
 from oauthvault.storage.base import ConnectionInfo
-from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache, RotationReport
+from oauthvault.vault import (
+    AsyncOAuthTokenCache,
+    DeleteOutcome,
+    OAuthTokenCache,
+    RotationReport,
+)
 
 __all__ = [
     "AsyncOAuthTokenCache",
     "ConfigError",
     "ConnectionInfo",
     "DecryptionError",
+    "DeleteOutcome",
     "FlowError",
     "InvalidInput",
     "InvalidState",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, overload
 
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.cache.keys import cache_key, pending_cache_key
@@ -39,6 +39,7 @@ from oauthvault.flows.refresh import (
     refresh_flow,
 )
 from oauthvault.flows.refresh_grant import refresh_grant, refresh_grant_async
+from oauthvault.flows.revoke import revoke_grant, revoke_grant_async
 from oauthvault.models import TokenKey, TokenSet, validate_tokens
 from oauthvault.steps import (
     DeleteRow,
@@ -66,7 +67,13 @@ from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.postgres import AsyncPostgresTokenStore, PostgresTokenStore
 from oauthvault.storage.sqlite import AsyncSqliteTokenStore, SqliteTokenStore
 
-__all__ = ["AsyncOAuthTokenCache", "BackendMode", "OAuthTokenCache", "RotationReport"]
+__all__ = [
+    "AsyncOAuthTokenCache",
+    "BackendMode",
+    "DeleteOutcome",
+    "OAuthTokenCache",
+    "RotationReport",
+]
 
 logger = logging.getLogger("oauthvault.vault")
 
@@ -75,6 +82,22 @@ BackendMode = Literal["db-only", "db+cache"]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    """What ``delete_tokens(..., revoke=True)`` did. True (as a bool) when a row was deleted.
+
+    ``revoked`` is True when the provider confirmed the revocation, False when it refused
+    or could not be reached, None when nothing was stored or the provider has no standard
+    revocation endpoint.
+    """
+
+    deleted: bool
+    revoked: bool | None
+
+    def __bool__(self) -> bool:
+        return self.deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,15 +367,39 @@ class OAuthTokenCache(_VaultBase):
         )
         return result
 
-    def delete_tokens(self, provider: str, workspace_id: str, actor_id: str) -> bool:
+    @overload
+    def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[False] = False
+    ) -> bool: ...
+
+    @overload
+    def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[True]
+    ) -> DeleteOutcome: ...
+
+    def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: bool = False
+    ) -> bool | DeleteOutcome:
         """Remove a connection from the database and the cache. True if one was stored.
+
+        With ``revoke=True`` the provider is first asked to revoke the grant (RFC 7009); the
+        connection is deleted locally whatever it answers, and a :class:`DeleteOutcome`
+        says both.
 
         Raises:
             InvalidInput: an id breaks a rule.
+            UnknownProvider: ``revoke=True`` for a provider that is not configured.
             StorageUnavailable: the database cannot be reached; nothing is deleted.
         """
-        deleted: bool = self._run(self._core.delete(TokenKey(provider, workspace_id, actor_id)))
-        return deleted
+        key = TokenKey(provider, workspace_id, actor_id)
+        if not revoke:
+            deleted: bool = self._run(self._core.delete(key))
+            return deleted
+        tokens = self.get_tokens(provider, workspace_id, actor_id)
+        revoked = None
+        if tokens is not None:
+            revoked = revoke_grant(self._provider(provider), tokens, timeout=self._refresh_timeout)
+        return DeleteOutcome(self._run(self._core.delete(key)), revoked)
 
     def get_access_token(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
@@ -636,12 +683,31 @@ class AsyncOAuthTokenCache(_VaultBase):
         )
         return result
 
-    async def delete_tokens(self, provider: str, workspace_id: str, actor_id: str) -> bool:
+    @overload
+    async def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[False] = False
+    ) -> bool: ...
+
+    @overload
+    async def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[True]
+    ) -> DeleteOutcome: ...
+
+    async def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: bool = False
+    ) -> bool | DeleteOutcome:
         """See :meth:`OAuthTokenCache.delete_tokens`."""
-        deleted: bool = await self._run(
-            self._core.delete(TokenKey(provider, workspace_id, actor_id))
-        )
-        return deleted
+        key = TokenKey(provider, workspace_id, actor_id)
+        if not revoke:
+            deleted: bool = await self._run(self._core.delete(key))
+            return deleted
+        tokens = await self.get_tokens(provider, workspace_id, actor_id)
+        revoked = None
+        if tokens is not None:
+            revoked = await revoke_grant_async(
+                await self._provider(provider), tokens, timeout=self._refresh_timeout
+            )
+        return DeleteOutcome(await self._run(self._core.delete(key)), revoked)
 
     async def get_access_token(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60

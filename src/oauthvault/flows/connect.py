@@ -12,7 +12,6 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,12 +19,13 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from oauthvault.errors import ConfigError, ProviderError, UnknownProvider
-from oauthvault.flows.apple import apple_client_secret
+from oauthvault.flows.client_auth import client_secret_for
 from oauthvault.flows.discovery import discover_async
 from oauthvault.flows.idtoken import JWKSCache, verify_id_token
 from oauthvault.flows.pkce import PKCEPair
 from oauthvault.flows.provider_config import ProviderConfig
 from oauthvault.flows.providers import ProviderSpec
+from oauthvault.flows.revoke import revoke_grant_async
 from oauthvault.flows.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
 from oauthvault.models import TokenKey, TokenSet
 
@@ -219,35 +219,8 @@ class AsyncConnector:
         return dict(token)
 
     async def revoke(self, provider: str, tokens: TokenSet) -> bool | None:
-        """Ask the provider to revoke the grant (RFC 7009), with the refresh token when
-        there is one. True if the provider confirmed (HTTP 200), False if it refused or
-        could not be reached, ``None`` if it has no standard revocation endpoint."""
-        config = await self.provider(provider)
-        spec = _spec(config)
-        if spec.revocation_endpoint is None or spec.revocation_method != "rfc7009":
-            return None
-        token, hint = (
-            (tokens.refresh_token, "refresh_token")
-            if tokens.refresh_token
-            else (tokens.access_token, "access_token")
-        )
-        async with AsyncOAuth2Client(
-            config.client_id,
-            client_secret_for(config, spec),
-            token_endpoint_auth_method=spec.token_endpoint_auth_method,
-            timeout=10.0,
-        ) as client:
-            try:
-                response = await client.revoke_token(
-                    spec.revocation_endpoint, token=token, token_type_hint=hint
-                )
-            except Exception as error:  # transport failures: report, never raise the token
-                logger.warning("revocation at %s failed: %s", provider, type(error).__name__)
-                return False
-        confirmed: bool = response.status_code == 200
-        if not confirmed:
-            logger.warning("%s refused revocation: HTTP %s", provider, response.status_code)
-        return confirmed
+        """Revoke the grant at the provider (RFC 7009); see :mod:`oauthvault.flows.revoke`."""
+        return await revoke_grant_async(await self.provider(provider), tokens)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -257,21 +230,6 @@ def _spec(config: ProviderConfig) -> ProviderSpec:
     if config.spec is None:  # pragma: no cover - provider() resolves it first
         raise ConfigError(f"providers.{config.name}", "has not been discovered")
     return config.spec
-
-
-def client_secret_for(config: ProviderConfig, spec: ProviderSpec) -> str | None:
-    """The client secret to present: the configured one, or Apple's generated JWT."""
-    if spec.client_secret_kind == "apple_es256_jwt":  # noqa: S105 - a kind, not a secret
-        if not (config.team_id and config.key_id and config.private_key):
-            raise ConfigError(f"providers.{config.name}", "needs team_id, key_id, private_key")
-        return apple_client_secret(
-            team_id=config.team_id,
-            client_id=config.client_id,
-            key_id=config.key_id,
-            private_key_pem=config.private_key.get_secret_value(),
-            now=datetime.now(UTC),
-        )
-    return config.client_secret.get_secret_value() if config.client_secret else None
 
 
 def _seconds(value: object) -> int | None:

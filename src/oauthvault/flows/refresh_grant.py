@@ -13,7 +13,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
 
 from oauthvault.errors import ConfigError
-from oauthvault.flows.connect import client_secret_for
+from oauthvault.flows.client_auth import client_secret_for
 from oauthvault.flows.provider_config import ProviderConfig
 from oauthvault.flows.refresh import GrantResult, classify_failure
 

@@ -165,7 +165,6 @@ def create_api_router(
 
     @router.delete("/connections", response_model=DeleteResponse)
     async def delete_connection(
-        request: Request,
         key: Key,
         provider: Annotated[str, Query()],
         workspace_id: Annotated[str, Query()],
@@ -175,13 +174,11 @@ def create_api_router(
         """Delete a connection; with ``revoke=true`` ask the provider to revoke it first."""
         TokenKey(provider, workspace_id, actor_id)
         check_workspace(key, workspace_id)
-        revoked = None
-        if revoke:
-            tokens = await vault.get_tokens(provider, workspace_id, actor_id)
-            if tokens is not None:
-                revoked = await request.app.state.connector.revoke(provider, tokens)
-        deleted = await vault.delete_tokens(provider, workspace_id, actor_id)
-        return DeleteResponse(deleted=deleted, revoked=revoked)
+        if not revoke:
+            deleted = await vault.delete_tokens(provider, workspace_id, actor_id)
+            return DeleteResponse(deleted=deleted, revoked=None)
+        outcome = await vault.delete_tokens(provider, workspace_id, actor_id, revoke=True)
+        return DeleteResponse(deleted=outcome.deleted, revoked=outcome.revoked)
 
     @router.get("/connections", response_model=list[ConnectionResponse])
     async def list_connections(
