@@ -268,3 +268,96 @@ def test_async_delete_with_revoke(op, grant, providers_file, tmp_path):
 
     outcome = asyncio.run(scenario())
     assert (outcome.deleted, outcome.revoked) == (True, True)
+
+
+# --- the background refresher ----------------------------------------------------------------
+
+
+def test_the_worker_refreshes_what_expires_soon_and_nothing_else(
+    op, grant, providers_file, backend, key
+):
+    from oauthvault.refresher import BackgroundRefresher
+
+    with vault_for(backend, key, providers_file) as vault:
+        store_expiring(vault, grant, expires_in=60)
+        vault.store_tokens("local", "ws_refresh", "fresh-user", "fresh", "r", expires_in=3600)
+        done = BackgroundRefresher(vault, lead_time=300).run_once()
+        assert [key.actor_id for key in done.refreshed] == ["user"]
+        assert done.failed == []
+        assert vault.get_tokens(*IDS)["access_token"] != grant[0]
+        assert vault.get_tokens("local", "ws_refresh", "fresh-user")["access_token"] == "fresh"
+    assert op.stats()["refresh_token"] == 1
+
+
+def test_two_workers_at_once_make_one_grant(op, grant, providers_file, postgres_url, pg, key):
+    import threading
+
+    from oauthvault.refresher import BackgroundRefresher
+
+    vaults = [vault_for((postgres_url, None), key, providers_file) for _ in range(2)]
+    store_expiring(vaults[0], grant, expires_in=60)
+    barrier = threading.Barrier(2)
+    passes = []
+
+    def work(vault):
+        barrier.wait()
+        passes.append(BackgroundRefresher(vault, lead_time=300).run_once())
+
+    threads = [threading.Thread(target=work, args=(vault,)) for vault in vaults]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for vault in vaults:
+        vault.close()
+    assert sorted(len(done.refreshed) for done in passes) == [1, 1]
+    assert op.stats()["refresh_token"] == 1
+
+
+def test_idle_refresh_tokens_are_kept_alive(op, grant, providers_file, tmp_path, key):
+    import dataclasses
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from oauthvault.flows.discovery import discover as discover_spec
+    from oauthvault.refresher import BackgroundRefresher
+
+    [config] = load_provider_configs(providers_file, {}).values()
+    with httpx.Client() as client:
+        spec = discover_spec(config.issuer, client, name="local")
+    # As if the catalog said: unused refresh tokens die after 10 days.
+    idle_policy = config.resolved(dataclasses.replace(spec, refresh_token_idle_expiry_days=10))
+    now = [datetime.now(UTC)]
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    with OAuthTokenCache(url, "", key, providers={"local": idle_policy}, clock=lambda: now[0]) as v:
+        v.store_tokens(*IDS, grant[0], grant[1], expires_in=30 * 86400)
+        assert BackgroundRefresher(v).run_once().refreshed == []  # not idle yet
+        now[0] += timedelta(days=6)  # more than half the idle window
+        assert [k.actor_id for k in BackgroundRefresher(v).run_once().refreshed] == ["user"]
+        assert BackgroundRefresher(v).run_once().refreshed == []  # just refreshed
+    assert op.stats()["refresh_token"] == 1
+
+
+def test_the_worker_command_stops_cleanly_on_sigterm(tmp_path, key):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oauthvault", "worker", "--interval", "0.2"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+            "OAUTH_ENCRYPTION_KEY": key,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)
+    assert process.poll() is None  # still running its passes
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr.decode()
+    assert "refresher stopped" in stderr.decode()

@@ -214,6 +214,31 @@ def serve(context: click.Context, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
+@main.command()
+@click.option("--interval", default=30.0, show_default=True, help="Seconds between passes.")
+@click.option(
+    "--lead-time", default=300.0, show_default=True, help="Refresh tokens expiring within this."
+)
+@click.option("--once", is_flag=True, help="Run one pass and exit.")
+@click.pass_context
+@_plain_errors
+def worker(context: click.Context, interval: float, lead_time: float, once: bool) -> None:
+    """Refresh connections before they expire; safe to run on several hosts. Stops on SIGTERM."""
+    import signal
+
+    from oauthvault.refresher import BackgroundRefresher
+
+    logging.getLogger("oauthvault.refresher").setLevel(logging.INFO)
+    refresher = BackgroundRefresher(_vault(context), lead_time=lead_time, interval=interval)
+    if once:
+        done = refresher.run_once()
+        click.echo(f"{len(done.refreshed)} fresh, {len(done.failed)} failed")
+        sys.exit(1 if done.failed else 0)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: refresher.stop())
+    refresher.run()
+
+
 @main.group()
 def apikey() -> None:
     """Create API keys for the HTTP service."""

@@ -88,6 +88,21 @@ UPDATE_LOCKED_STATUS = """
 UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = now()
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
+EXPIRING = """
+SELECT provider, workspace_id, actor_id FROM oauth_tokens
+WHERE status IN ('active', 'degraded') AND refresh_token_encrypted IS NOT NULL
+  AND expires_at < %s
+ORDER BY expires_at
+LIMIT %s
+"""
+IDLE = """
+SELECT provider, workspace_id, actor_id FROM oauth_tokens
+WHERE provider = %s AND status IN ('active', 'degraded')
+  AND refresh_token_encrypted IS NOT NULL
+  AND coalesce(last_refreshed_at, updated_at) < %s
+ORDER BY coalesce(last_refreshed_at, updated_at)
+LIMIT %s
+"""
 # A refresher waits this long for another one's lock before giving up.
 LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
 PUT_PENDING = """
@@ -393,6 +408,12 @@ class PostgresTokenStore(_PostgresBase):
 
     def lock_row(self, key: TokenKey) -> PostgresLockedRow:
         return PostgresLockedRow(self, key)
+
+    def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
+        return [TokenKey(*row) for row in self._fetchall(EXPIRING, (before, limit))]
+
+    def idle_connections(self, provider: str, before: datetime, limit: int) -> list[TokenKey]:
+        return [TokenKey(*row) for row in self._fetchall(IDLE, (provider, before, limit))]
 
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))

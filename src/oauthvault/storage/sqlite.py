@@ -379,6 +379,31 @@ class SqliteTokenStore:
     def lock_row(self, key: TokenKey, lock_timeout: float = 30.0) -> SqliteLockedRow:
         return SqliteLockedRow(self, key, lock_timeout)
 
+    def _keys(self, query: str, params: tuple[object, ...]) -> list[TokenKey]:
+        try:
+            rows = self._connection().execute(query, params).fetchall()
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+        return [TokenKey(*row) for row in rows]
+
+    def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
+        return self._keys(
+            "SELECT provider, workspace_id, actor_id FROM oauth_tokens"
+            " WHERE status IN ('active', 'degraded') AND refresh_token_encrypted IS NOT NULL"
+            " AND expires_at < ? ORDER BY expires_at LIMIT ?",
+            (_to_text(before), limit),
+        )
+
+    def idle_connections(self, provider: str, before: datetime, limit: int) -> list[TokenKey]:
+        return self._keys(
+            "SELECT provider, workspace_id, actor_id FROM oauth_tokens"
+            " WHERE provider = ? AND status IN ('active', 'degraded')"
+            " AND refresh_token_encrypted IS NOT NULL"
+            " AND coalesce(last_refreshed_at, updated_at) < ?"
+            " ORDER BY coalesce(last_refreshed_at, updated_at) LIMIT ?",
+            (provider, _to_text(before), limit),
+        )
+
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         now = datetime.now(UTC)
         try:
