@@ -93,8 +93,10 @@ def start_environment(
     *,
     auto_approve: bool,
     extra_return_urls: Sequence[str] = (),
+    service_settings: str = "",
 ) -> tuple[ConnectEnvironment, UvicornThread]:
-    """``extra_return_urls`` are allowed return-URL prefixes besides ``{base_url}/app/``."""
+    """``extra_return_urls`` are allowed return-URL prefixes besides ``{base_url}/app/``;
+    ``service_settings`` are extra TOML lines for the ``[service]`` table."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     provider = OIDCServer(
@@ -116,6 +118,7 @@ def start_environment(
 [service]
 public_url = "{base_url}"
 return_urls = {json.dumps([f"http://127.0.0.1:{port}/app/", *extra_return_urls])}
+{service_settings}
 
 [[api_keys]]
 name = "backend"

@@ -227,9 +227,20 @@ def worker(context: click.Context, interval: float, lead_time: float, once: bool
     import signal
 
     from oauthvault.refresher import BackgroundRefresher
+    from oauthvault.service.app import webhook_sender
+    from oauthvault.service.config import load_service_config
 
     logging.getLogger("oauthvault.refresher").setLevel(logging.INFO)
-    refresher = BackgroundRefresher(_vault(context), lead_time=lead_time, interval=interval)
+    config = load_service_config()
+    webhooks = webhook_sender(config)
+    vault = context.with_resource(
+        OAuthTokenCache(
+            settings=context.obj["settings"](),
+            providers=config.providers,
+            on_event=webhooks.send if webhooks else None,
+        )
+    )
+    refresher = BackgroundRefresher(vault, lead_time=lead_time, interval=interval)
     if once:
         done = refresher.run_once()
         click.echo(f"{len(done.refreshed)} fresh, {len(done.failed)} failed")

@@ -23,12 +23,20 @@ from oauthvault.service.links import ConnectLinks
 from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
+from oauthvault.service.webhooks import WebhookSender
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_app"]
 
 access_logger = logging.getLogger("oauthvault.access")
 CallNext = Callable[[Request], Awaitable[Response]]
+
+
+def webhook_sender(config: ServiceConfig) -> WebhookSender | None:
+    """The configured webhook, if any."""
+    if config.webhook_url is None or config.webhook_secret is None:
+        return None
+    return WebhookSender(config.webhook_url, config.webhook_secret)
 
 
 def create_app(config: ServiceConfig | None = None, settings: Settings | None = None) -> FastAPI:
@@ -39,7 +47,12 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         ConfigError: a setting is unusable (at creation, not at the first request).
     """
     config = config or load_service_config()
-    vault = AsyncOAuthTokenCache(settings=settings or Settings.load(), providers=config.providers)
+    webhooks = webhook_sender(config)
+    vault = AsyncOAuthTokenCache(
+        settings=settings or Settings.load(),
+        providers=config.providers,
+        on_event=webhooks.schedule if webhooks else None,
+    )
     connector = AsyncConnector(vault, config.providers)
     links = ConnectLinks(vault)
     try:
@@ -53,6 +66,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await vault.open()
         yield
+        if webhooks is not None:
+            await webhooks.drain()
         await connector.aclose()
         await vault.aclose()
 

@@ -18,6 +18,7 @@ __all__ = ["ServiceConfig", "load_service_config"]
 
 CONFIG_ENV = "OAUTHVAULT_CONFIG"
 PUBLIC_URL_ENV = "OAUTHVAULT_PUBLIC_URL"
+WEBHOOK_SECRET_ENV = "OAUTHVAULT_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
@@ -27,6 +28,8 @@ class ServiceConfig:
     return_urls: tuple[str, ...] = ()
     api_keys: tuple[ApiKey, ...] = ()
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
 
 
 def _strings(value: object, setting: str) -> tuple[str, ...]:
@@ -87,9 +90,20 @@ def load_service_config(
     if not isinstance(public_url, str) or not public_url.startswith(("http://", "https://")):
         raise ConfigError(PUBLIC_URL_ENV, "must be an absolute http(s) URL")
     return_urls = _strings(service.get("return_urls", []), f"{where}: service.return_urls")
+    webhook_url = service.get("webhook_url")
+    webhook_secret = environ.get(WEBHOOK_SECRET_ENV) or service.get("webhook_secret")
+    if webhook_url is not None:
+        if not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: service.webhook_url", "must be an absolute http(s) URL")
+        if not isinstance(webhook_secret, str) or len(webhook_secret) < 16:
+            raise ConfigError(
+                WEBHOOK_SECRET_ENV, "must be set (16+ characters) when webhook_url is set"
+            )
     return ServiceConfig(
         public_url=public_url,
         return_urls=return_urls,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret if webhook_url else None,
         api_keys=_api_keys(document.get("api_keys", []), where),
         providers=load_provider_configs(path, environ),
     )
