@@ -34,6 +34,7 @@ from benchmarks.dataset import (
     plaintext_record_size,
     sealed_sample,
 )
+from benchmarks.http import http_benchmark
 from benchmarks.timing import Comparison, compare, compare_async
 from oauthvault import AsyncOAuthTokenCache, KeyRing, OAuthTokenCache, TokenKey, generate_key
 from oauthvault.cache import cache_key
@@ -69,6 +70,7 @@ TARGETS = {
     "delete_tokens": 1.25,
     "sqlite get_tokens": 1.5,
     "db-only get_tokens (PostgreSQL)": 1.25,
+    "get_access_token (no refresh)": 1.05,
     "async cached get_tokens": 1.10,
     "async cache-miss get_tokens": 1.25,
     "async store_tokens": 1.25,
@@ -81,10 +83,30 @@ class Mode:
     repeats: int  # blocks per side
     connections: int  # the "1,000 stored connections" dataset
     large: int  # the "1,000,000 stored connections" dataset
+    http_duration_s: int  # seconds of wrk load per side and round
+    http_rounds: int  # rounds, each floor then ours
+    http_connections: int  # wrk keep-alive connections
 
 
-QUICK = Mode(count=200, repeats=3, connections=1_000, large=20_000)
-FULL = Mode(count=1_000, repeats=9, connections=1_000, large=1_000_000)
+QUICK = Mode(
+    count=200,
+    repeats=3,
+    connections=1_000,
+    large=20_000,
+    http_duration_s=2,
+    http_rounds=3,
+    http_connections=8,
+)
+FULL = Mode(
+    count=1_000,
+    repeats=9,
+    connections=1_000,
+    large=1_000_000,
+    http_duration_s=10,
+    http_rounds=3,
+    http_connections=32,
+)
+HTTP_TARGET = 0.80  # the token endpoint's requests/s, as a share of the floor's
 
 
 class Bench:
@@ -156,6 +178,20 @@ def cached_get(bench: Bench, label: str = "") -> Comparison:
         "redis GET (same value size)",
         lambda i: bench.vault.get_tokens(*_ids(keys[i % n])),
         lambda i: bench.redis.get(floor_names[i % n]),
+    )
+
+
+def access_token(bench: Bench) -> Comparison:
+    keys = bench.keys
+    n = len(keys)
+    for key in keys:  # warm
+        bench.vault.get_tokens(*_ids(key))
+    return _compare(
+        bench,
+        "get_access_token (no refresh)",
+        "cached get_tokens",
+        lambda i: bench.vault.get_access_token(*_ids(keys[i % n])),
+        lambda i: bench.vault.get_tokens(*_ids(keys[i % n])),
     )
 
 
@@ -426,7 +462,19 @@ def print_table(comparisons: list[Comparison]) -> None:
         )
 
 
-ALL = ("cached", "miss", "db", "store", "delete", "sqlite", "async", "scale", "memory")
+ALL = (
+    "cached",
+    "access",
+    "miss",
+    "db",
+    "store",
+    "delete",
+    "sqlite",
+    "async",
+    "scale",
+    "memory",
+    "http",
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -448,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         steps: dict[str, Callable[[], object]] = {
             "cached": lambda: cached_get(bench),
+            "access": lambda: access_token(bench),
             "miss": lambda: miss_get(bench),
             "db": lambda: db_only_get(bench),
             "store": lambda: store(bench),
@@ -466,13 +515,23 @@ def main(argv: list[str] | None = None) -> None:
                 comparisons.extend(async_benchmarks(bench))
             elif name == "memory":
                 report["memory"] = memory(bench)
+            elif name == "http":
+                report["http"] = http_benchmark(
+                    bench.database_url,
+                    REDIS_URL,
+                    bench.key,
+                    duration_s=mode.http_duration_s,
+                    connections=mode.http_connections,
+                    rounds=mode.http_rounds,
+                )
             elif name == "scale" and {"cached get_tokens", "cache-miss get_tokens"} <= set(small):
                 report["scale"] = scale(bench, small)
     finally:
         bench.close()
     report["comparisons"] = [c.as_dict() for c in comparisons]
-    print()
-    print_table(comparisons)
+    if comparisons:
+        print()
+        print_table(comparisons)
     if "scale" in report:
         print()
         for row in report["scale"]:  # type: ignore[attr-defined]
@@ -487,7 +546,17 @@ def main(argv: list[str] | None = None) -> None:
             f" for a {m['plaintext_record_bytes']} B plaintext record"  # type: ignore[index]
             f" = {m['ratio_to_plaintext_record']}x"
         )  # type: ignore[index]
-    print("\nnot measured yet (not built): get_access_token, the HTTP token endpoint")
+    if "http" in report:
+        h = report["http"]
+        ours, floor = h["ours"], h["floor"]  # type: ignore[index]
+        print(
+            f"\ntoken endpoint: {ours['requests_per_s']:.0f} req/s"
+            f" (p50 {ours['p50_ms']:.2f} ms, p99 {ours['p99_ms']:.2f} ms)"
+            f" vs bare FastAPI+Redis GET {floor['requests_per_s']:.0f} req/s"
+            f" (p50 {floor['p50_ms']:.2f} ms, p99 {floor['p99_ms']:.2f} ms)"
+            f" = {h['rps_ratio']:.2f}x (target ≥ {HTTP_TARGET:.2f})"  # type: ignore[index]
+            f" {'ok' if h['rps_ratio'] >= HTTP_TARGET else 'MISS'}"  # type: ignore[index]
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.output}")

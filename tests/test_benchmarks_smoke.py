@@ -23,6 +23,7 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
     names = {row["name"] for row in report["comparisons"]}
     assert {
         "cached get_tokens",
+        "get_access_token (no refresh)",
         "cache-miss get_tokens",
         "db-only get_tokens (PostgreSQL)",
         "store_tokens",

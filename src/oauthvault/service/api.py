@@ -73,7 +73,7 @@ class DeleteResponse(BaseModel):
     )
 
 
-def require_api_key(request: Request) -> ApiKey:
+async def require_api_key(request: Request) -> ApiKey:
     """The API key of ``Authorization: Bearer …``, checked against ``app.state.api_keys``."""
     header = request.headers.get("authorization", "")
     scheme, _, presented = header.partition(" ")
@@ -132,8 +132,7 @@ def create_api_router(
     ) -> AccessTokenResponse:
         """An access token valid for at least ``min_ttl`` seconds, refreshed first if needed
         (``409 reauthorization_required`` when the user must connect again)."""
-        TokenKey(provider, workspace_id, actor_id)
-        check_workspace(key, workspace_id)
+        check_workspace(key, workspace_id)  # the vault checks the ids
         try:
             tokens = await vault.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
         except TokenNotFound:

@@ -6,16 +6,15 @@ the work.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi import FastAPI
 
 from oauthvault import __version__
 from oauthvault.config import Settings
 from oauthvault.flows.connect import AsyncConnector
+from oauthvault.service.access_log import AccessLogMiddleware
 from oauthvault.service.api import create_api_router
 from oauthvault.service.apikeys import ApiKeyRing
 from oauthvault.service.config import ServiceConfig, load_service_config
@@ -27,9 +26,6 @@ from oauthvault.service.webhooks import WebhookSender
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_app"]
-
-access_logger = logging.getLogger("oauthvault.access")
-CallNext = Callable[[Request], Awaitable[Response]]
 
 
 def webhook_sender(config: ServiceConfig) -> WebhookSender | None:
@@ -96,12 +92,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         )
     )
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: CallNext) -> Response:
-        # Method, path and status only: query strings carry codes, states and link tokens.
-        response = await call_next(request)
-        access_logger.info("%s %s %s", request.method, request.url.path, response.status_code)
-        return response
+    app.add_middleware(AccessLogMiddleware)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
