@@ -176,22 +176,23 @@ class VaultCore:
             yield RecordInvalidation(name)
         return None
 
-    def get(self, key: TokenKey) -> Flow:
-        """Cache first; on a miss the database, then warm the cache (only if still absent,
-        so a concurrent store's newer value is never overwritten by this older read)."""
-        name = ""
-        replace_cached = False
-        if self.has_cache:
-            name = cache_key(key)
-            value = yield ReadCache(name)
-            if value is not None:
-                try:
-                    return open_cache_record(self.keyring, key, value)
-                except DecryptionError:
-                    # Altered, moved from another key, or sealed with a retired key:
-                    # never trusted; the database answers and the entry is replaced.
-                    logger.warning("Cache entry for %s failed to decrypt; replacing it", key)
-                    replace_cached = True
+    def open_cached(self, key: TokenKey, value: bytes) -> TokenSet | None:
+        """The tokens in a cache value, or ``None`` when it does not decrypt (altered, moved
+        from another key, or sealed with a retired key): such a value is never trusted."""
+        try:
+            return open_cache_record(self.keyring, key, value)
+        except DecryptionError:
+            logger.warning("Cache entry for %s failed to decrypt; replacing it", key)
+            return None
+
+    def get_from_database(self, key: TokenKey, name: str, *, replace_cached: bool) -> Flow:
+        """A read after a cache miss: the row, then warm the cache (only if still absent,
+        so a concurrent store's newer value is never overwritten by this older read;
+        unconditionally when replacing an entry that did not decrypt).
+
+        The vaults read the cache themselves first (``ReadCache`` is their fast path) and
+        run this flow only on a miss.
+        """
         row = yield ReadRow(key)
         if row is None:
             return None

@@ -362,8 +362,18 @@ class OAuthTokenCache(_VaultBase):
                 is no longer in the ring).
             StorageUnavailable: the database is needed and cannot be reached.
         """
+        key = TokenKey(provider, workspace_id, actor_id)
+        name = ""
+        cached = None
+        if self._cache is not None:  # the hot path: one Redis GET, no flow machinery
+            name = cache_key(key)
+            cached = self._cache.get(name)
+            if cached is not None:
+                tokens = self._core.open_cached(key, cached)
+                if tokens is not None:
+                    return tokens
         result: TokenSet | None = self._run(
-            self._core.get(TokenKey(provider, workspace_id, actor_id))
+            self._core.get_from_database(key, name, replace_cached=cached is not None)
         )
         return result
 
@@ -678,8 +688,20 @@ class AsyncOAuthTokenCache(_VaultBase):
 
     async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """See :meth:`OAuthTokenCache.get_tokens`."""
+        key = TokenKey(provider, workspace_id, actor_id)
+        name = ""
+        cached = None
+        if self._cache is not None:
+            if not self._opened:
+                await self.open()
+            name = cache_key(key)
+            cached = await self._cache.get(name)
+            if cached is not None:
+                tokens = self._core.open_cached(key, cached)
+                if tokens is not None:
+                    return tokens
         result: TokenSet | None = await self._run(
-            self._core.get(TokenKey(provider, workspace_id, actor_id))
+            self._core.get_from_database(key, name, replace_cached=cached is not None)
         )
         return result
 

@@ -140,7 +140,7 @@ class RedisTokenCache(_CacheBase):
 
     def get(self, cache_key: str) -> bytes | None:
         """The cached value, or ``None`` on a miss or when Redis is unavailable."""
-        if not self._ready():
+        if not self._breaker.is_closed and not self._ready():
             return None
         try:
             value = cast("bytes | None", self._client.get(cache_key))
@@ -227,7 +227,7 @@ class AsyncRedisTokenCache(_CacheBase):
         return True
 
     async def get(self, cache_key: str) -> bytes | None:
-        if not await self._ready():
+        if not self._breaker.is_closed and not await self._ready():
             return None
         try:
             value = cast("bytes | None", await self._client.get(cache_key))
