@@ -41,6 +41,7 @@ from oauthvault.flows.refresh import (
 from oauthvault.flows.refresh_grant import refresh_grant, refresh_grant_async
 from oauthvault.flows.revoke import revoke_grant, revoke_grant_async
 from oauthvault.models import TokenKey, TokenSet, validate_tokens
+from oauthvault.records import open_row
 from oauthvault.steps import (
     DeleteRow,
     DropCache,
@@ -363,15 +364,17 @@ class OAuthTokenCache(_VaultBase):
             StorageUnavailable: the database is needed and cannot be reached.
         """
         key = TokenKey(provider, workspace_id, actor_id)
-        name = ""
-        cached = None
-        if self._cache is not None:  # the hot path: one Redis GET, no flow machinery
-            name = cache_key(key)
-            cached = self._cache.get(name)
-            if cached is not None:
-                tokens = self._core.open_cached(key, cached)
-                if tokens is not None:
-                    return tokens
+        cache = self._cache
+        if cache is None:  # db-only: one SELECT, nothing else to orchestrate
+            row = self._store.get(key)
+            return None if row is None else open_row(self._core.keyring, key, row)
+        # The hot path: one Redis GET, no flow machinery.
+        name = cache_key(key)
+        cached = cache.get(name)
+        if cached is not None:
+            tokens = self._core.open_cached(key, cached)
+            if tokens is not None:
+                return tokens
         result: TokenSet | None = self._run(
             self._core.get_from_database(key, name, replace_cached=cached is not None)
         )
