@@ -4,6 +4,7 @@ Tokens are sealed with AES-256-GCM, bound to their connection, stored in Postgre
 an embedded SQLite file, and cached (still sealed) in Redis when one is configured.
 """
 
+from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.config import Settings
 from oauthvault.crypto.keyring import KeyRing, generate_key
 from oauthvault.errors import (
@@ -21,12 +22,8 @@ from oauthvault.errors import (
 )
 from oauthvault.models import TokenKey, TokenSet
 from oauthvault.storage.base import ConnectionInfo
-from oauthvault.vault import (
-    AsyncOAuthTokenCache,
-    DeleteOutcome,
-    OAuthTokenCache,
-    RotationReport,
-)
+from oauthvault.vault import OAuthTokenCache
+from oauthvault.vault_base import DeleteOutcome, RotationReport
 
 __all__ = [
     "AsyncOAuthTokenCache",

@@ -1,30 +1,26 @@
-"""``OAuthTokenCache`` and ``AsyncOAuthTokenCache``: the vault's public face.
+"""``OAuthTokenCache``: the vault's public face (blocking I/O).
 
-Both build the same :class:`~oauthvault.steps.VaultCore` and run its flows, one with
-blocking I/O, the other with ``await``. Configuration goes through
-:class:`~oauthvault.config.Settings`: explicit arguments first, then the environment.
+It runs the shared flows (:mod:`oauthvault.steps`, :mod:`oauthvault.flows.refresh`) with
+blocking calls; :class:`~oauthvault.async_vault.AsyncOAuthTokenCache` runs the same flows
+with ``await``. Configuration goes through :class:`~oauthvault.config.Settings`: explicit
+arguments first, then the environment.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
-from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.cache.keys import cache_key, pending_cache_key
-from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
-from oauthvault.config import Settings, resolve_keyring
-from oauthvault.crypto.keyring import KeyRing
-from oauthvault.errors import TokenNotFound, UnknownProvider
-from oauthvault.flows.discovery import discover, discover_async
-from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
+from oauthvault.cache.redis import RedisTokenCache
+from oauthvault.config import Settings
+from oauthvault.errors import TokenNotFound
+from oauthvault.flows.discovery import discover
+from oauthvault.flows.provider_config import ProviderConfig
 from oauthvault.flows.refresh import (
     CommitLock,
     ConnectionEvent,
@@ -36,11 +32,10 @@ from oauthvault.flows.refresh import (
     RetryPolicy,
     UpdateLocked,
     is_fresh,
-    refresh_flow,
 )
-from oauthvault.flows.refresh_grant import refresh_grant, refresh_grant_async
-from oauthvault.flows.revoke import revoke_grant, revoke_grant_async
-from oauthvault.models import TokenKey, TokenSet, validate_tokens
+from oauthvault.flows.refresh_grant import refresh_grant
+from oauthvault.flows.revoke import revoke_grant
+from oauthvault.models import TokenKey, TokenSet
 from oauthvault.records import open_row
 from oauthvault.steps import (
     DeleteRow,
@@ -50,183 +45,26 @@ from oauthvault.steps import (
     ReadRow,
     RecordInvalidation,
     SavePending,
-    Step,
     TakePending,
-    VaultCore,
     WriteCache,
     WriteRow,
     pending_ttl,
 )
 from oauthvault.storage.base import (
-    AsyncLockedRow,
-    AsyncTokenStore,
     ConnectionInfo,
     LockedRow,
     TokenStore,
 )
-from oauthvault.storage.location import DatabaseLocation
-from oauthvault.storage.postgres import AsyncPostgresTokenStore, PostgresTokenStore
-from oauthvault.storage.sqlite import AsyncSqliteTokenStore, SqliteTokenStore
+from oauthvault.storage.postgres import PostgresTokenStore
+from oauthvault.storage.sqlite import SqliteTokenStore
+from oauthvault.vault_base import BackendMode, DeleteOutcome, RotationReport, VaultBase
 
-__all__ = [
-    "AsyncOAuthTokenCache",
-    "BackendMode",
-    "DeleteOutcome",
-    "OAuthTokenCache",
-    "RotationReport",
-]
+__all__ = ["BackendMode", "DeleteOutcome", "OAuthTokenCache", "RotationReport"]
 
 logger = logging.getLogger("oauthvault.vault")
 
-BackendMode = Literal["db-only", "db+cache"]
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOutcome:
-    """What ``delete_tokens(..., revoke=True)`` did. True (as a bool) when a row was deleted.
-
-    ``revoked`` is True when the provider confirmed the revocation, False when it refused
-    or could not be reached, None when nothing was stored or the provider has no standard
-    revocation endpoint.
-    """
-
-    deleted: bool
-    revoked: bool | None
-
-    def __bool__(self) -> bool:
-        return self.deleted
-
-
-@dataclass(frozen=True, slots=True)
-class RotationReport:
-    """What ``rotate_key`` did: rows re-sealed, and rows no key in the ring can open."""
-
-    rotated: int
-    undecryptable: list[TokenKey] = field(default_factory=list)
-    remaining_by_key_id: dict[str, int] = field(default_factory=dict)
-
-
-class _VaultBase:
-    """Configuration shared by both flavours; no I/O here."""
-
-    def __init__(
-        self,
-        database_url: str | None,
-        redis_url: str | None,
-        encryption_key: str | None,
-        settings: Settings | None,
-        allow_ephemeral_key: bool | None,
-        clock: Callable[[], datetime] | None,
-        providers: Mapping[str, ProviderConfig] | None = None,
-        on_event: Callable[[ConnectionEvent], None] | None = None,
-        refresh_timeout: float = 10.0,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        self._providers: dict[str, ProviderConfig] | None = (
-            None if providers is None else dict(providers)
-        )
-        self._on_event = on_event
-        self._refresh_timeout = refresh_timeout
-        self._retry_policy = retry_policy or RetryPolicy()
-        if settings is None:
-            settings = Settings.load(
-                database_url=database_url,
-                redis_url=redis_url,
-                oauth_encryption_key=encryption_key,
-                allow_ephemeral_key=allow_ephemeral_key,
-            )
-        self._settings = settings
-        self._location: DatabaseLocation = settings.database_location
-        keyring: KeyRing = resolve_keyring(settings, self._location)
-        self._redis_url = settings.redis_url_value
-        self._core = VaultCore(
-            keyring=keyring,
-            clock=clock or _utc_now,
-            has_cache=self._redis_url is not None,
-            default_cache_ttl=settings.default_cache_ttl,
-        )
-
-    def _new_breaker(self) -> CircuitBreaker:
-        # The vault's clock drives the breaker too, so tests move time instead of sleeping.
-        clock = self._core.clock
-        return CircuitBreaker(clock=lambda: clock().timestamp())
-
-    @property
-    def backend_mode(self) -> BackendMode:
-        """``"db+cache"`` when a Redis URL is configured (even while Redis is down), else
-        ``"db-only"``."""
-        return "db+cache" if self._core.has_cache else "db-only"
-
-    @property
-    def keyring(self) -> KeyRing:
-        return self._core.keyring
-
-    @property
-    def database(self) -> str:
-        """Where the tokens live, without any password."""
-        return self._location.description
-
-    def _store_flow(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        access_token: str,
-        refresh_token: str | None,
-        expires_in: int | None,
-        scope: str | None,
-    ) -> Flow:
-        key = TokenKey(provider, workspace_id, actor_id)
-        validate_tokens(access_token, refresh_token, expires_in, scope)
-        tokens = self._core.tokens_for_store(access_token, refresh_token, expires_in, scope)
-        return self._core.store(key, tokens)
-
-    def _provider_configs(self) -> dict[str, ProviderConfig]:
-        if self._providers is None:
-            # Read once, on the first refresh: storage-only users need no provider config.
-            self._providers = dict(load_provider_configs(None, os.environ))
-        return self._providers
-
-    def _configured_provider(self, name: str) -> ProviderConfig:
-        config = self._provider_configs().get(name)
-        if config is None:
-            raise UnknownProvider(name)
-        return config
-
-    def _emit(self, event: ConnectionEvent) -> None:
-        logger.info(
-            "connection %s/%s/%s: %s (%s)",
-            event.provider,
-            event.workspace_id,
-            event.actor_id,
-            event.kind,
-            event.status,
-        )
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:  # an application's callback never breaks a refresh
-                logger.exception("the on_event callback failed")
-
-    def _refresh_flow(
-        self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None
-    ) -> RefreshFlow:
-        return refresh_flow(
-            self._core, key, min_ttl=min_ttl, force=force, seen=seen, policy=self._retry_policy
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(database={self.database!r}, "
-            f"backend_mode={self.backend_mode!r}, key_ids={self.keyring.key_ids!r})"
-        )
-
-
-class OAuthTokenCache(_VaultBase):
+class OAuthTokenCache(VaultBase):
     """Encrypted OAuth tokens per (provider, workspace, actor), database first, Redis in front.
 
     With no arguments, reads ``DATABASE_URL`` (default: an SQLite file ``oauthvault.db``),
@@ -569,278 +407,3 @@ class OAuthTokenCache(_VaultBase):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class AsyncOAuthTokenCache(_VaultBase):
-    """The asyncio twin of :class:`OAuthTokenCache`: same arguments, same methods, awaited.
-
-    Connections open on first use (or ``await vault.open()``); use ``async with`` or
-    ``await vault.aclose()`` to release them.
-    """
-
-    def __init__(
-        self,
-        database_url: str | None = None,
-        redis_url: str | None = None,
-        encryption_key: str | None = None,
-        *,
-        settings: Settings | None = None,
-        allow_ephemeral_key: bool | None = None,
-        clock: Callable[[], datetime] | None = None,
-        providers: Mapping[str, ProviderConfig] | None = None,
-        on_event: Callable[[ConnectionEvent], None] | None = None,
-        refresh_timeout: float = 10.0,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            database_url,
-            redis_url,
-            encryption_key,
-            settings,
-            allow_ephemeral_key,
-            clock,
-            providers,
-            on_event,
-            refresh_timeout,
-            retry_policy,
-        )
-        self._store: AsyncTokenStore
-        if self._location.kind == "postgres":
-            self._store = AsyncPostgresTokenStore(self._location)
-        else:
-            self._store = AsyncSqliteTokenStore(self._location)
-        self._cache: AsyncRedisTokenCache | None = None
-        if self._redis_url is not None:
-            self._cache = AsyncRedisTokenCache(
-                self._redis_url,
-                self._store,
-                timeout=self._settings.redis_timeout,
-                breaker=self._new_breaker(),
-            )
-        self._opened = False
-
-    async def open(self) -> None:
-        """Connect to the database and check its schema (done on first use otherwise)."""
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
-
-    async def _run(self, flow: Flow) -> Any:
-        if not self._opened:
-            await self.open()
-        try:
-            step = next(flow)
-            while True:
-                step = flow.send(await self._perform(step))
-        except StopIteration as done:
-            return done.value
-
-    async def _perform(self, step: Step) -> Any:
-        cache = self._cache
-        match step:
-            case ReadCache(name) if cache is not None:
-                return await cache.get(name)
-            case WriteCache(name, value, ttl, only_if_absent) if cache is not None:
-                return await cache.set(name, value, ttl, only_if_absent=only_if_absent)
-            case DropCache(name) if cache is not None:
-                return await cache.delete(name)
-            case ReadRow(key):
-                return await self._store.get(key)
-            case WriteRow(key, row):
-                return await self._store.upsert(key, row)
-            case DeleteRow(key):
-                return await self._store.delete(key)
-            case RecordInvalidation(name):
-                return await self._store.record_invalidation(name)
-            case SavePending(record_id, sealed, expires_at):
-                ttl = pending_ttl(expires_at, self._core.clock())
-                if cache is not None and await cache.set(
-                    pending_cache_key(record_id), sealed.encode(), ttl
-                ):
-                    return None
-                return await self._store.put_pending(record_id, sealed, expires_at)
-            case TakePending(record_id):
-                if cache is not None:
-                    found = await cache.take(pending_cache_key(record_id))
-                    if found is not None:
-                        return found.decode()
-                taken = await self._store.take_pending(record_id)
-                return None if taken is None else taken[0]
-        raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
-
-    @property
-    def cache_available(self) -> bool:
-        return self._cache is not None and self._cache.is_available
-
-    async def store_tokens(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        access_token: str,
-        refresh_token: str | None = None,
-        expires_in: int | None = None,
-        scope: str | None = None,
-    ) -> None:
-        """See :meth:`OAuthTokenCache.store_tokens`."""
-        await self._run(
-            self._store_flow(
-                provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope
-            )
-        )
-
-    async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
-        """See :meth:`OAuthTokenCache.get_tokens`."""
-        key = TokenKey(provider, workspace_id, actor_id)
-        name = ""
-        cached = None
-        if self._cache is not None:
-            if not self._opened:
-                await self.open()
-            name = cache_key(key)
-            cached = await self._cache.get(name)
-            if cached is not None:
-                tokens = self._core.open_cached(key, cached)
-                if tokens is not None:
-                    return tokens
-        result: TokenSet | None = await self._run(
-            self._core.get_from_database(key, name, replace_cached=cached is not None)
-        )
-        return result
-
-    @overload
-    async def delete_tokens(
-        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[False] = False
-    ) -> bool: ...
-
-    @overload
-    async def delete_tokens(
-        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[True]
-    ) -> DeleteOutcome: ...
-
-    async def delete_tokens(
-        self, provider: str, workspace_id: str, actor_id: str, *, revoke: bool = False
-    ) -> bool | DeleteOutcome:
-        """See :meth:`OAuthTokenCache.delete_tokens`."""
-        key = TokenKey(provider, workspace_id, actor_id)
-        if not revoke:
-            deleted: bool = await self._run(self._core.delete(key))
-            return deleted
-        tokens = await self.get_tokens(provider, workspace_id, actor_id)
-        revoked = None
-        if tokens is not None:
-            revoked = await revoke_grant_async(
-                await self._provider(provider), tokens, timeout=self._refresh_timeout
-            )
-        return DeleteOutcome(await self._run(self._core.delete(key)), revoked)
-
-    async def get_access_token(
-        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
-    ) -> str:
-        """See :meth:`OAuthTokenCache.get_access_token`."""
-        tokens = await self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
-        return tokens.access_token
-
-    async def get_fresh_tokens(
-        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
-    ) -> TokenSet:
-        """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
-        tokens = await self.get_tokens(provider, workspace_id, actor_id)
-        if tokens is None:
-            raise TokenNotFound(f"no tokens stored for {provider}/{workspace_id}/{actor_id}")
-        if is_fresh(tokens, self._core.clock(), min_ttl):
-            return tokens
-        key = TokenKey(provider, workspace_id, actor_id)
-        refreshed: TokenSet = await self._run_locked(
-            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
-        )
-        return refreshed
-
-    async def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
-        """See :meth:`OAuthTokenCache.refresh_tokens`."""
-        seen = await self.get_tokens(provider, workspace_id, actor_id)
-        key = TokenKey(provider, workspace_id, actor_id)
-        refreshed: TokenSet = await self._run_locked(
-            self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
-        )
-        return refreshed
-
-    async def _provider(self, name: str) -> ProviderConfig:
-        config = self._configured_provider(name)
-        if config.spec is None and config.issuer is not None:
-            import httpx
-
-            async with httpx.AsyncClient(timeout=self._refresh_timeout) as client:
-                config = config.resolved(await discover_async(config.issuer, client, name=name))
-            self._provider_configs()[name] = config
-        return config
-
-    async def _run_locked(self, flow: RefreshFlow) -> Any:
-        """See :meth:`OAuthTokenCache._run_locked`."""
-        if not self._opened:
-            await self.open()
-        locked: AsyncLockedRow | None = None
-        try:
-            step = next(flow)
-            while True:
-                result: Any = None
-                if isinstance(step, LockRow):
-                    locked = await self._store.lock_row(step.key)
-                    result = (locked.row, locked.status)
-                elif isinstance(step, UpdateLocked):
-                    assert locked is not None  # noqa: S101 - the flow locks first
-                    await locked.update(
-                        step.row,
-                        status=step.status,
-                        last_error=step.last_error,
-                        refreshed_at=step.refreshed_at,
-                    )
-                elif isinstance(step, CommitLock):
-                    assert locked is not None  # noqa: S101
-                    held_async: AsyncLockedRow = locked
-                    locked = None
-                    await held_async.commit()
-                elif isinstance(step, RefreshGrant):
-                    result = await refresh_grant_async(
-                        await self._provider(step.provider),
-                        step.refresh_token,
-                        timeout=self._refresh_timeout,
-                    )
-                elif isinstance(step, Pause):
-                    await asyncio.sleep(step.seconds)
-                elif isinstance(step, Emit):
-                    self._emit(step.event)
-                else:
-                    result = await self._perform(step)
-                step = flow.send(result)
-        except StopIteration as done:
-            return done.value
-        finally:
-            if locked is not None:
-                await locked.rollback()
-
-    async def list_connections(
-        self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
-    ) -> list[ConnectionInfo]:
-        """See :meth:`OAuthTokenCache.list_connections`."""
-        await self.open()
-        return await self._store.list_connections(provider, workspace_id, limit)
-
-    async def aclose(self) -> None:
-        """Close database connections and the Redis client."""
-        if self._cache is not None:
-            await self._cache.aclose()
-        await self._store.close()
-        self._opened = False
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()

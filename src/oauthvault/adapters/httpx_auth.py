@@ -6,7 +6,8 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
+from oauthvault.async_vault import AsyncOAuthTokenCache
+from oauthvault.vault import OAuthTokenCache
 
 __all__ = ["AsyncVaultAuth", "VaultAuth"]
 

@@ -30,7 +30,7 @@ from oauthvault.flows.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, Au
 from oauthvault.models import TokenKey, TokenSet
 
 if TYPE_CHECKING:
-    from oauthvault.vault import AsyncOAuthTokenCache
+    from oauthvault.async_vault import AsyncOAuthTokenCache
 
 __all__ = ["AsyncConnector", "ConnectResult", "UnknownProvider"]
 

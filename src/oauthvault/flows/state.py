@@ -19,7 +19,8 @@ from oauthvault.errors import InvalidState
 from oauthvault.flows.pending import Flow, save_record, take_record
 
 if TYPE_CHECKING:
-    from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
+    from oauthvault.async_vault import AsyncOAuthTokenCache
+from oauthvault.vault import OAuthTokenCache
 
 __all__ = ["DEFAULT_STATE_TTL", "AsyncOAuthStateManager", "AuthorizationState", "OAuthStateManager"]
 

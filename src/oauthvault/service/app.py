@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from oauthvault import __version__
+from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.config import Settings
 from oauthvault.flows.connect import AsyncConnector
 from oauthvault.service.access_log import AccessLogMiddleware
@@ -23,7 +24,6 @@ from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.webhooks import WebhookSender
-from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_app"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.flows.pending import save_record, take_record
-from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["ConnectLink", "ConnectLinks"]
 

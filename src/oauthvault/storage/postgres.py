@@ -20,185 +20,34 @@ from oauthvault.records import SealedRow
 from oauthvault.storage.base import ConnectionInfo, Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
+from oauthvault.storage.postgres_sql import (
+    CLEAR_INVALIDATIONS,
+    COUNT_BY_KEY,
+    DELETE_ROW,
+    EXPIRING,
+    IDLE,
+    LIST_ROWS,
+    LOCK_ROW,
+    LOCK_TIMEOUT,
+    NIL_UUID,
+    PENDING_INVALIDATIONS,
+    PUT_PENDING,
+    RECORD_INVALIDATION,
+    SCHEMA_REVISION,
+    SELECT_FOR_ROTATION,
+    SELECT_ROW,
+    TAKE_PENDING,
+    UPDATE_SEALED,
+    UPSERT_ROW,
+    check_revision,
+    connection_info,
+    key_params,
+    locked_update,
+    sealed_row,
+    upsert_params,
+)
 
 __all__ = ["AsyncPostgresTokenStore", "PostgresTokenStore"]
-
-SELECT_ROW = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
-FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
-"""
-UPSERT_ROW = """
-INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
-    access_token_encrypted = EXCLUDED.access_token_encrypted,
-    refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
-    key_id = EXCLUDED.key_id,
-    expires_at = EXCLUDED.expires_at,
-    scope = EXCLUDED.scope,
-    status = 'active',
-    last_error = NULL,
-    updated_at = now()
-"""
-DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
-LIST_ROWS = """
-SELECT provider, workspace_id, actor_id, expires_at, scope,
-    refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
-    last_error
-FROM oauth_tokens
-WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
-  AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
-ORDER BY provider, workspace_id, actor_id
-LIMIT %(limit)s
-"""
-COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
-SELECT_FOR_ROTATION = """
-SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope
-FROM oauth_tokens
-WHERE key_id <> %s AND id > %s
-ORDER BY id
-LIMIT %s
-FOR UPDATE
-"""
-UPDATE_SEALED = """
-UPDATE oauth_tokens
-SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s
-WHERE id = %s
-"""
-RECORD_INVALIDATION = (
-    "INSERT INTO oauth_cache_invalidations (cache_key) VALUES (%s) ON CONFLICT DO NOTHING"
-)
-PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %s"
-CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
-SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
-LOCK_ROW = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
-FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
-FOR UPDATE
-"""
-UPDATE_LOCKED_TOKENS = """
-UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
-    key_id = %s, expires_at = %s, scope = %s, status = %s, last_error = %s,
-    last_refreshed_at = %s, updated_at = now()
-WHERE provider = %s AND workspace_id = %s AND actor_id = %s
-"""
-UPDATE_LOCKED_STATUS = """
-UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = now()
-WHERE provider = %s AND workspace_id = %s AND actor_id = %s
-"""
-EXPIRING = """
-SELECT provider, workspace_id, actor_id FROM oauth_tokens
-WHERE status IN ('active', 'degraded') AND refresh_token_encrypted IS NOT NULL
-  AND expires_at < %s
-ORDER BY expires_at
-LIMIT %s
-"""
-IDLE = """
-SELECT provider, workspace_id, actor_id FROM oauth_tokens
-WHERE provider = %s AND status IN ('active', 'degraded')
-  AND refresh_token_encrypted IS NOT NULL
-  AND coalesce(last_refreshed_at, updated_at) < %s
-ORDER BY coalesce(last_refreshed_at, updated_at)
-LIMIT %s
-"""
-# A refresher waits this long for another one's lock before giving up.
-LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
-PUT_PENDING = """
-WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < now() - interval '1 hour')
-INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
-"""
-TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = %s RETURNING sealed, expires_at"
-_NIL_UUID = uuid.UUID(int=0)
-
-
-def _key_params(key: TokenKey) -> tuple[str, str, str]:
-    return (key.provider, key.workspace_id, key.actor_id)
-
-
-def _upsert_params(key: TokenKey, row: SealedRow) -> tuple[Any, ...]:
-    return (
-        uuid.uuid4(),
-        key.provider,
-        key.workspace_id,
-        key.actor_id,
-        row.access_token_encrypted,
-        row.refresh_token_encrypted,
-        row.key_id,
-        row.expires_at,
-        row.scope,
-    )
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # timestamptz comes back in the session's time zone; the vault speaks UTC.
-    return None if moment is None else moment.astimezone(UTC)
-
-
-def _sealed_row(found: Sequence[Any]) -> SealedRow:
-    access, refresh, key_id, expires_at, scope = found
-    return SealedRow(access, refresh, key_id, _utc(expires_at), scope)
-
-
-def _locked_update(
-    key: TokenKey,
-    row: SealedRow | None,
-    status: str,
-    last_error: str | None,
-    refreshed_at: datetime | None,
-) -> tuple[str, tuple[Any, ...]]:
-    if row is None:
-        return UPDATE_LOCKED_STATUS, (status, last_error, *_key_params(key))
-    return UPDATE_LOCKED_TOKENS, (
-        row.access_token_encrypted,
-        row.refresh_token_encrypted,
-        row.key_id,
-        row.expires_at,
-        row.scope,
-        status,
-        last_error,
-        refreshed_at,
-        *_key_params(key),
-    )
-
-
-def _connection_info(found: Sequence[Any]) -> ConnectionInfo:
-    (
-        provider,
-        workspace_id,
-        actor_id,
-        expires_at,
-        scope,
-        has_refresh,
-        key_id,
-        updated,
-        status,
-        refreshed,
-        last_error,
-    ) = found
-    return ConnectionInfo(
-        provider=provider,
-        workspace_id=workspace_id,
-        actor_id=actor_id,
-        expires_at=_utc(expires_at),
-        scope=scope,
-        has_refresh_token=has_refresh,
-        key_id=key_id,
-        updated_at=updated.astimezone(UTC),
-        status=status,
-        last_refreshed_at=_utc(refreshed),
-        last_error=last_error,
-    )
-
-
-def _check_revision(revision: str | None, description: str) -> None:
-    if revision != HEAD_REVISION:
-        found = "no schema" if revision is None else f"schema revision {revision}"
-        raise StorageUnavailable(
-            f"{description} has {found}, this version needs {HEAD_REVISION}:"
-            " run `oauthvault migrate`"
-        )
 
 
 class _PostgresBase:
@@ -240,11 +89,11 @@ class PostgresLockedRow:
         try:
             self._connection.execute("BEGIN")
             self._connection.execute(LOCK_TIMEOUT)
-            found = self._connection.execute(LOCK_ROW, _key_params(key)).fetchone()
+            found = self._connection.execute(LOCK_ROW, key_params(key)).fetchone()
         except psycopg.Error as error:
             self._release(commit=False)
             raise store._unavailable(error) from None
-        self.row = None if found is None else _sealed_row(found[:5])
+        self.row = None if found is None else sealed_row(found[:5])
         self.status: str | None = None if found is None else found[5]
 
     def update(
@@ -255,7 +104,7 @@ class PostgresLockedRow:
         last_error: str | None,
         refreshed_at: datetime | None,
     ) -> None:
-        query, params = _locked_update(self._key, row, status, last_error, refreshed_at)
+        query, params = locked_update(self._key, row, status, last_error, refreshed_at)
         try:
             self._connection.execute(query, params)
         except psycopg.Error as error:
@@ -322,7 +171,7 @@ class PostgresTokenStore(_PostgresBase):
             raise self._unavailable(error) from None
         if revision != HEAD_REVISION:
             self._pool.close()
-            _check_revision(revision, self.description)
+            check_revision(revision, self.description)
 
     def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
         try:
@@ -346,20 +195,20 @@ class PostgresTokenStore(_PostgresBase):
             raise self._unavailable(error) from None
 
     def get(self, key: TokenKey) -> SealedRow | None:
-        found = self._fetchone(SELECT_ROW, _key_params(key))
-        return None if found is None else _sealed_row(found)
+        found = self._fetchone(SELECT_ROW, key_params(key))
+        return None if found is None else sealed_row(found)
 
     def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        self._rowcount(UPSERT_ROW, _upsert_params(key, row))
+        self._rowcount(UPSERT_ROW, upsert_params(key, row))
 
     def delete(self, key: TokenKey) -> bool:
-        return self._rowcount(DELETE_ROW, _key_params(key)) > 0
+        return self._rowcount(DELETE_ROW, key_params(key)) > 0
 
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
     ) -> list[ConnectionInfo]:
         params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
-        return [_connection_info(row) for row in self._fetchall(LIST_ROWS, params)]
+        return [connection_info(row) for row in self._fetchall(LIST_ROWS, params)]
 
     def count_by_key_id(self) -> dict[str, int]:
         return {key_id: count for key_id, count in self._fetchall(COUNT_BY_KEY, ())}
@@ -370,7 +219,7 @@ class PostgresTokenStore(_PostgresBase):
         rotated: list[TokenKey] = []
         failed: list[TokenKey] = []
         last_row_id = None
-        after = uuid.UUID(after_row_id) if after_row_id else _NIL_UUID
+        after = uuid.UUID(after_row_id) if after_row_id else NIL_UUID
         try:
             with self._pool.connection() as connection, connection.transaction():
                 rows = connection.execute(
@@ -379,7 +228,7 @@ class PostgresTokenStore(_PostgresBase):
                 for row_id, provider, workspace_id, actor_id, *sealed in rows:
                     last_row_id = str(row_id)
                     key = TokenKey(provider, workspace_id, actor_id)
-                    new = reseal(key, _sealed_row(sealed))
+                    new = reseal(key, sealed_row(sealed))
                     if new is None:
                         failed.append(key)
                         continue
@@ -445,12 +294,12 @@ class AsyncPostgresLockedRow:
         try:
             await self._connection.execute("BEGIN")
             await self._connection.execute(LOCK_TIMEOUT)
-            cursor = await self._connection.execute(LOCK_ROW, _key_params(self._key))
+            cursor = await self._connection.execute(LOCK_ROW, key_params(self._key))
             found = await cursor.fetchone()
         except psycopg.Error as error:
             await self._release(commit=False)
             raise self._store._unavailable(error) from None
-        self.row = None if found is None else _sealed_row(found[:5])
+        self.row = None if found is None else sealed_row(found[:5])
         self.status = None if found is None else found[5]
 
     async def update(
@@ -462,7 +311,7 @@ class AsyncPostgresLockedRow:
         refreshed_at: datetime | None,
     ) -> None:
         assert self._connection is not None  # noqa: S101 - acquire() ran
-        query, params = _locked_update(self._key, row, status, last_error, refreshed_at)
+        query, params = locked_update(self._key, row, status, last_error, refreshed_at)
         try:
             await self._connection.execute(query, params)
         except psycopg.Error as error:
@@ -527,7 +376,7 @@ class AsyncPostgresTokenStore(_PostgresBase):
             raise self._unavailable(error) from None
         if revision != HEAD_REVISION:
             await self._pool.close()
-            _check_revision(revision, self.description)
+            check_revision(revision, self.description)
 
     async def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
         try:
@@ -553,20 +402,20 @@ class AsyncPostgresTokenStore(_PostgresBase):
             raise self._unavailable(error) from None
 
     async def get(self, key: TokenKey) -> SealedRow | None:
-        found = await self._fetchone(SELECT_ROW, _key_params(key))
-        return None if found is None else _sealed_row(found)
+        found = await self._fetchone(SELECT_ROW, key_params(key))
+        return None if found is None else sealed_row(found)
 
     async def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        await self._rowcount(UPSERT_ROW, _upsert_params(key, row))
+        await self._rowcount(UPSERT_ROW, upsert_params(key, row))
 
     async def delete(self, key: TokenKey) -> bool:
-        return await self._rowcount(DELETE_ROW, _key_params(key)) > 0
+        return await self._rowcount(DELETE_ROW, key_params(key)) > 0
 
     async def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
     ) -> list[ConnectionInfo]:
         params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
-        return [_connection_info(row) for row in await self._fetchall(LIST_ROWS, params)]
+        return [connection_info(row) for row in await self._fetchall(LIST_ROWS, params)]
 
     async def record_invalidation(self, cache_key: str) -> None:
         await self._rowcount(RECORD_INVALIDATION, (cache_key,))

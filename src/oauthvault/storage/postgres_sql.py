@@ -1,0 +1,221 @@
+"""The SQL of the PostgreSQL stores, and the conversions of its rows (no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from oauthvault.errors import StorageUnavailable
+from oauthvault.models import TokenKey
+from oauthvault.records import SealedRow
+from oauthvault.storage.base import ConnectionInfo
+from oauthvault.storage.migrations import HEAD_REVISION
+
+__all__ = [
+    "CLEAR_INVALIDATIONS",
+    "COUNT_BY_KEY",
+    "DELETE_ROW",
+    "EXPIRING",
+    "IDLE",
+    "LIST_ROWS",
+    "LOCK_ROW",
+    "LOCK_TIMEOUT",
+    "NIL_UUID",
+    "PENDING_INVALIDATIONS",
+    "PUT_PENDING",
+    "RECORD_INVALIDATION",
+    "SCHEMA_REVISION",
+    "SELECT_FOR_ROTATION",
+    "SELECT_ROW",
+    "TAKE_PENDING",
+    "UPDATE_LOCKED_STATUS",
+    "UPDATE_LOCKED_TOKENS",
+    "UPDATE_SEALED",
+    "UPSERT_ROW",
+    "check_revision",
+    "connection_info",
+    "key_params",
+    "locked_update",
+    "sealed_row",
+    "upsert_params",
+    "utc",
+]
+
+SELECT_ROW = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
+FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+UPSERT_ROW = """
+INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
+    refresh_token_encrypted, key_id, expires_at, scope)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
+    access_token_encrypted = EXCLUDED.access_token_encrypted,
+    refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
+    key_id = EXCLUDED.key_id,
+    expires_at = EXCLUDED.expires_at,
+    scope = EXCLUDED.scope,
+    status = 'active',
+    last_error = NULL,
+    updated_at = now()
+"""
+DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
+LIST_ROWS = """
+SELECT provider, workspace_id, actor_id, expires_at, scope,
+    refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
+    last_error
+FROM oauth_tokens
+WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
+  AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+ORDER BY provider, workspace_id, actor_id
+LIMIT %(limit)s
+"""
+COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
+SELECT_FOR_ROTATION = """
+SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
+    refresh_token_encrypted, key_id, expires_at, scope
+FROM oauth_tokens
+WHERE key_id <> %s AND id > %s
+ORDER BY id
+LIMIT %s
+FOR UPDATE
+"""
+UPDATE_SEALED = """
+UPDATE oauth_tokens
+SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s
+WHERE id = %s
+"""
+RECORD_INVALIDATION = (
+    "INSERT INTO oauth_cache_invalidations (cache_key) VALUES (%s) ON CONFLICT DO NOTHING"
+)
+PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %s"
+CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
+SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+LOCK_ROW = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
+FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+FOR UPDATE
+"""
+UPDATE_LOCKED_TOKENS = """
+UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
+    key_id = %s, expires_at = %s, scope = %s, status = %s, last_error = %s,
+    last_refreshed_at = %s, updated_at = now()
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+UPDATE_LOCKED_STATUS = """
+UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = now()
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+EXPIRING = """
+SELECT provider, workspace_id, actor_id FROM oauth_tokens
+WHERE status IN ('active', 'degraded') AND refresh_token_encrypted IS NOT NULL
+  AND expires_at < %s
+ORDER BY expires_at
+LIMIT %s
+"""
+IDLE = """
+SELECT provider, workspace_id, actor_id FROM oauth_tokens
+WHERE provider = %s AND status IN ('active', 'degraded')
+  AND refresh_token_encrypted IS NOT NULL
+  AND coalesce(last_refreshed_at, updated_at) < %s
+ORDER BY coalesce(last_refreshed_at, updated_at)
+LIMIT %s
+"""
+# A refresher waits this long for another one's lock before giving up.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
+PUT_PENDING = """
+WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < now() - interval '1 hour')
+INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
+"""
+TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = %s RETURNING sealed, expires_at"
+NIL_UUID = uuid.UUID(int=0)
+
+
+def key_params(key: TokenKey) -> tuple[str, str, str]:
+    return (key.provider, key.workspace_id, key.actor_id)
+
+
+def upsert_params(key: TokenKey, row: SealedRow) -> tuple[Any, ...]:
+    return (
+        uuid.uuid4(),
+        key.provider,
+        key.workspace_id,
+        key.actor_id,
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        row.expires_at,
+        row.scope,
+    )
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    # timestamptz comes back in the session's time zone; the vault speaks UTC.
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def sealed_row(found: Sequence[Any]) -> SealedRow:
+    access, refresh, key_id, expires_at, scope = found
+    return SealedRow(access, refresh, key_id, utc(expires_at), scope)
+
+
+def locked_update(
+    key: TokenKey,
+    row: SealedRow | None,
+    status: str,
+    last_error: str | None,
+    refreshed_at: datetime | None,
+) -> tuple[str, tuple[Any, ...]]:
+    if row is None:
+        return UPDATE_LOCKED_STATUS, (status, last_error, *key_params(key))
+    return UPDATE_LOCKED_TOKENS, (
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        row.expires_at,
+        row.scope,
+        status,
+        last_error,
+        refreshed_at,
+        *key_params(key),
+    )
+
+
+def connection_info(found: Sequence[Any]) -> ConnectionInfo:
+    (
+        provider,
+        workspace_id,
+        actor_id,
+        expires_at,
+        scope,
+        has_refresh,
+        key_id,
+        updated,
+        status,
+        refreshed,
+        last_error,
+    ) = found
+    return ConnectionInfo(
+        provider=provider,
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        expires_at=utc(expires_at),
+        scope=scope,
+        has_refresh_token=has_refresh,
+        key_id=key_id,
+        updated_at=updated.astimezone(UTC),
+        status=status,
+        last_refreshed_at=utc(refreshed),
+        last_error=last_error,
+    )
+
+
+def check_revision(revision: str | None, description: str) -> None:
+    if revision != HEAD_REVISION:
+        found = "no schema" if revision is None else f"schema revision {revision}"
+        raise StorageUnavailable(
+            f"{description} has {found}, this version needs {HEAD_REVISION}:"
+            " run `oauthvault migrate`"
+        )

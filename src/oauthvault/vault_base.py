@@ -1,0 +1,183 @@
+"""What both vaults share: configuration, key ring, provider configs, events, flows.
+
+No I/O here: :class:`~oauthvault.vault.OAuthTokenCache` and
+:class:`~oauthvault.async_vault.AsyncOAuthTokenCache` perform the steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from oauthvault.cache.breaker import CircuitBreaker
+from oauthvault.config import Settings, resolve_keyring
+from oauthvault.crypto.keyring import KeyRing
+from oauthvault.errors import UnknownProvider
+from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
+from oauthvault.flows.refresh import (
+    ConnectionEvent,
+    RefreshFlow,
+    RetryPolicy,
+    refresh_flow,
+)
+from oauthvault.models import TokenKey, TokenSet, validate_tokens
+from oauthvault.steps import (
+    Flow,
+    VaultCore,
+)
+from oauthvault.storage.location import DatabaseLocation
+
+__all__ = ["BackendMode", "DeleteOutcome", "RotationReport", "VaultBase"]
+
+logger = logging.getLogger("oauthvault.vault")
+
+BackendMode = Literal["db-only", "db+cache"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOutcome:
+    """What ``delete_tokens(..., revoke=True)`` did. True (as a bool) when a row was deleted.
+
+    ``revoked`` is True when the provider confirmed the revocation, False when it refused
+    or could not be reached, None when nothing was stored or the provider has no standard
+    revocation endpoint.
+    """
+
+    deleted: bool
+    revoked: bool | None
+
+    def __bool__(self) -> bool:
+        return self.deleted
+
+
+@dataclass(frozen=True, slots=True)
+class RotationReport:
+    """What ``rotate_key`` did: rows re-sealed, and rows no key in the ring can open."""
+
+    rotated: int
+    undecryptable: list[TokenKey] = field(default_factory=list)
+    remaining_by_key_id: dict[str, int] = field(default_factory=dict)
+
+
+class VaultBase:
+    """Configuration shared by both flavours; no I/O here."""
+
+    def __init__(
+        self,
+        database_url: str | None,
+        redis_url: str | None,
+        encryption_key: str | None,
+        settings: Settings | None,
+        allow_ephemeral_key: bool | None,
+        clock: Callable[[], datetime] | None,
+        providers: Mapping[str, ProviderConfig] | None = None,
+        on_event: Callable[[ConnectionEvent], None] | None = None,
+        refresh_timeout: float = 10.0,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self._providers: dict[str, ProviderConfig] | None = (
+            None if providers is None else dict(providers)
+        )
+        self._on_event = on_event
+        self._refresh_timeout = refresh_timeout
+        self._retry_policy = retry_policy or RetryPolicy()
+        if settings is None:
+            settings = Settings.load(
+                database_url=database_url,
+                redis_url=redis_url,
+                oauth_encryption_key=encryption_key,
+                allow_ephemeral_key=allow_ephemeral_key,
+            )
+        self._settings = settings
+        self._location: DatabaseLocation = settings.database_location
+        keyring: KeyRing = resolve_keyring(settings, self._location)
+        self._redis_url = settings.redis_url_value
+        self._core = VaultCore(
+            keyring=keyring,
+            clock=clock or _utc_now,
+            has_cache=self._redis_url is not None,
+            default_cache_ttl=settings.default_cache_ttl,
+        )
+
+    def _new_breaker(self) -> CircuitBreaker:
+        # The vault's clock drives the breaker too, so tests move time instead of sleeping.
+        clock = self._core.clock
+        return CircuitBreaker(clock=lambda: clock().timestamp())
+
+    @property
+    def backend_mode(self) -> BackendMode:
+        """``"db+cache"`` when a Redis URL is configured (even while Redis is down), else
+        ``"db-only"``."""
+        return "db+cache" if self._core.has_cache else "db-only"
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self._core.keyring
+
+    @property
+    def database(self) -> str:
+        """Where the tokens live, without any password."""
+        return self._location.description
+
+    def _store_flow(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None,
+        expires_in: int | None,
+        scope: str | None,
+    ) -> Flow:
+        key = TokenKey(provider, workspace_id, actor_id)
+        validate_tokens(access_token, refresh_token, expires_in, scope)
+        tokens = self._core.tokens_for_store(access_token, refresh_token, expires_in, scope)
+        return self._core.store(key, tokens)
+
+    def _provider_configs(self) -> dict[str, ProviderConfig]:
+        if self._providers is None:
+            # Read once, on the first refresh: storage-only users need no provider config.
+            self._providers = dict(load_provider_configs(None, os.environ))
+        return self._providers
+
+    def _configured_provider(self, name: str) -> ProviderConfig:
+        config = self._provider_configs().get(name)
+        if config is None:
+            raise UnknownProvider(name)
+        return config
+
+    def _emit(self, event: ConnectionEvent) -> None:
+        logger.info(
+            "connection %s/%s/%s: %s (%s)",
+            event.provider,
+            event.workspace_id,
+            event.actor_id,
+            event.kind,
+            event.status,
+        )
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # an application's callback never breaks a refresh
+                logger.exception("the on_event callback failed")
+
+    def _refresh_flow(
+        self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None
+    ) -> RefreshFlow:
+        return refresh_flow(
+            self._core, key, min_ttl=min_ttl, force=force, seen=seen, policy=self._retry_policy
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(database={self.database!r}, "
+            f"backend_mode={self.backend_mode!r}, key_ids={self.keyring.key_ids!r})"
+        )
