@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
@@ -129,7 +131,7 @@ def create_api_router(
         workspace_id: Annotated[str, Query()],
         actor_id: Annotated[str, Query()],
         min_ttl: Annotated[int, Query(ge=0, le=3600)] = 60,
-    ) -> AccessTokenResponse:
+    ) -> Response:
         """An access token valid for at least ``min_ttl`` seconds, refreshed first if needed
         (``409 reauthorization_required`` when the user must connect again)."""
         check_workspace(key, workspace_id)  # the vault checks the ids
@@ -143,9 +145,15 @@ def create_api_router(
             raise Problem(
                 503, "refresh_failed", "the token has expired and the provider failed to renew it"
             ) from None
-        return AccessTokenResponse(
-            access_token=tokens.access_token, expires_at=tokens.expires_at, scope=tokens.scope
-        )
+        # The hot endpoint: serialized directly (``response_model`` documents it), skipping
+        # FastAPI's second validation pass of the returned model.
+        body = {
+            "access_token": tokens.access_token,
+            "token_type": "Bearer",
+            "expires_at": None if tokens.expires_at is None else tokens.expires_at.isoformat(),
+            "scope": tokens.scope,
+        }
+        return Response(json.dumps(body), media_type="application/json")
 
     @router.put("/connections", status_code=204)
     async def store_tokens(body: StoreTokensRequest, key: Key) -> None:
