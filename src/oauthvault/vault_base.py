@@ -18,17 +18,9 @@ from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import UnknownProvider
 from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
-from oauthvault.flows.refresh import (
-    ConnectionEvent,
-    RefreshFlow,
-    RetryPolicy,
-    refresh_flow,
-)
+from oauthvault.flows.refresh import ConnectionEvent, RefreshFlow, RetryPolicy, refresh_flow
 from oauthvault.models import TokenKey, TokenSet, validate_tokens
-from oauthvault.steps import (
-    Flow,
-    VaultCore,
-)
+from oauthvault.steps import Flow, VaultCore
 from oauthvault.storage.location import DatabaseLocation
 
 __all__ = ["BackendMode", "DeleteOutcome", "RotationReport", "VaultBase"]
