@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
 from oauthvault.cache.keys import cache_key, pending_cache_key
 from oauthvault.cache.redis import RedisTokenCache
-from oauthvault.config import Settings
 from oauthvault.errors import TokenNotFound
 from oauthvault.flows.discovery import discover
 from oauthvault.flows.provider_config import ProviderConfig
 from oauthvault.flows.refresh import (
     CommitLock,
-    ConnectionEvent,
     Emit,
     LockRow,
     Pause,
     RefreshFlow,
     RefreshGrant,
-    RetryPolicy,
     UpdateLocked,
     is_fresh,
 )
@@ -76,32 +72,7 @@ class OAuthTokenCache(VaultBase):
         StorageUnavailable: the database cannot be reached or has an old schema.
     """
 
-    def __init__(
-        self,
-        database_url: str | None = None,
-        redis_url: str | None = None,
-        encryption_key: str | None = None,
-        *,
-        settings: Settings | None = None,
-        allow_ephemeral_key: bool | None = None,
-        clock: Callable[[], datetime] | None = None,
-        providers: Mapping[str, ProviderConfig] | None = None,
-        on_event: Callable[[ConnectionEvent], None] | None = None,
-        refresh_timeout: float = 10.0,
-        retry_policy: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            database_url,
-            redis_url,
-            encryption_key,
-            settings,
-            allow_ephemeral_key,
-            clock,
-            providers,
-            on_event,
-            refresh_timeout,
-            retry_policy,
-        )
+    def _connect(self) -> None:
         self._store: TokenStore
         if self._location.kind == "postgres":
             self._store = PostgresTokenStore(self._location)

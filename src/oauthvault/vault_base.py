@@ -64,12 +64,13 @@ class VaultBase:
 
     def __init__(
         self,
-        database_url: str | None,
-        redis_url: str | None,
-        encryption_key: str | None,
-        settings: Settings | None,
-        allow_ephemeral_key: bool | None,
-        clock: Callable[[], datetime] | None,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+        encryption_key: str | None = None,
+        *,
+        settings: Settings | None = None,
+        allow_ephemeral_key: bool | None = None,
+        clock: Callable[[], datetime] | None = None,
         providers: Mapping[str, ProviderConfig] | None = None,
         on_event: Callable[[ConnectionEvent], None] | None = None,
         refresh_timeout: float = 10.0,
@@ -98,6 +99,11 @@ class VaultBase:
             has_cache=self._redis_url is not None,
             default_cache_ttl=settings.default_cache_ttl,
         )
+        self._connect()
+
+    def _connect(self) -> None:
+        """Build the store and the cache (each flavour its own I/O classes)."""
+        raise NotImplementedError
 
     def _new_breaker(self) -> CircuitBreaker:
         # The vault's clock drives the breaker too, so tests move time instead of sleeping.
