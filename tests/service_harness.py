@@ -6,7 +6,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,16 @@ scopes = ["openid", "email", "offline_access"]
         base_url, api_key, limited_key, return_url, provider, config_path
     )
     return environment, server
+
+
+@contextmanager
+def running_environment(
+    tmp: Path, database_url: str, redis_url: str | None, key: str, **options: Any
+) -> Iterator[ConnectEnvironment]:
+    """:func:`start_environment`, stopping the service and the provider afterwards."""
+    environment, server = start_environment(tmp, database_url, redis_url, key, **options)
+    try:
+        yield environment
+    finally:
+        server.stop()
+        environment.provider.stop()

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from service_harness import ConnectEnvironment, start_environment
+from service_harness import ConnectEnvironment, running_environment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -124,17 +124,15 @@ def host() -> Iterator[HostApp]:
 def env(tmp_path_factory, postgres_url, _redis_checked, host) -> Iterator[ConnectEnvironment]:
     from oauthvault import generate_key
 
-    environment, server = start_environment(
+    with running_environment(
         tmp_path_factory.mktemp("browser"),
         postgres_url,
         _redis_checked,
         generate_key(),
         auto_approve=False,
         extra_return_urls=[host.return_prefix],
-    )
-    yield environment
-    server.stop()
-    environment.provider.stop()
+    ) as environment:
+        yield environment
 
 
 @pytest.fixture(scope="module")

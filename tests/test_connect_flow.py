@@ -7,23 +7,21 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from service_harness import ConnectEnvironment, start_environment
+from service_harness import ConnectEnvironment, running_environment
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, postgres_url, _redis_checked):
     from oauthvault import generate_key
 
-    environment, server = start_environment(
+    with running_environment(
         tmp_path_factory.mktemp("connect"),
         postgres_url,
         _redis_checked,
         generate_key(),
         auto_approve=True,
-    )
-    yield environment
-    server.stop()
-    environment.provider.stop()
+    ) as environment:
+        yield environment
 
 
 def walk(browser: httpx.Client, url: str, stop, login: str) -> httpx.Response:

@@ -15,23 +15,21 @@ from oauthvault.service import Identity, create_oauth_router
 from oauthvault.service.returns import ReturnUrlPolicy
 
 from oidc_server import OIDCServer
-from service_harness import CLIENT_ID, CLIENT_SECRET, UvicornThread, free_port, start_environment
+from service_harness import CLIENT_ID, CLIENT_SECRET, UvicornThread, free_port, running_environment
 
 IDS = {"provider": "local", "workspace_id": "ws_api", "actor_id": "dave"}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, postgres_url, _redis_checked):
-    environment, server = start_environment(
+    with running_environment(
         tmp_path_factory.mktemp("service"),
         postgres_url,
         _redis_checked,
         generate_key(),
         auto_approve=True,
-    )
-    yield environment
-    server.stop()
-    environment.provider.stop()
+    ) as environment:
+        yield environment
 
 
 def test_healthz_and_openapi(env):

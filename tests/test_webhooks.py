@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from oauthvault import generate_key
 from oauthvault.service.webhooks import SIGNATURE_HEADER, sign, verify
 
-from service_harness import UvicornThread, free_port, start_environment
+from service_harness import UvicornThread, free_port, running_environment
 
 SECRET = "webhook-shared-secret-0123456789"
 
@@ -45,15 +45,14 @@ def receiver():
 
 def test_a_needs_reauth_transition_is_posted_signed(tmp_path, postgres_url, pg, receiver):
     url, received = receiver
-    env, server = start_environment(
+    with running_environment(
         tmp_path,
         postgres_url,
         None,
         generate_key(),
         auto_approve=True,
         service_settings=f'webhook_url = "{url}"\nwebhook_secret = "{SECRET}"',
-    )
-    try:
+    ) as env:
         ids = {"provider": "local", "workspace_id": "ws_hooks", "actor_id": "henry"}
         with env.api() as api:
             api.put(
@@ -70,9 +69,6 @@ def test_a_needs_reauth_transition_is_posted_signed(tmp_path, postgres_url, pg, 
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
             time.sleep(0.05)
-    finally:
-        server.stop()
-        env.provider.stop()
     [(body, header)] = received
     assert verify(SECRET, body, header, now=time.time())
     event = json.loads(body)
