@@ -77,11 +77,28 @@ def test_bad_ids_are_one_plain_line(env):
 def test_doctor_reports_each_check(env, redis_url):
     healthy = run({**env, "REDIS_URL": redis_url}, "doctor")
     assert healthy.exit_code == 0, healthy.output
-    for name in ("configuration", "key ring", "database", "key coverage", "decryption", "redis"):
+    for name in (
+        "configuration",
+        "key ring",
+        "database",
+        "key coverage",
+        "decryption",
+        "providers",
+        "redis",
+    ):
         assert f"ok   {name}:" in healthy.output
     broken = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "doctor")
     assert broken.exit_code == 1
     assert "FAIL redis: cannot reach Redis at 127.0.0.1:1" in broken.output
+
+
+def test_doctor_reports_a_broken_provider_config(env, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[providers.nope]\nclient_id = 'x'\n")
+    result = run({**env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
+    assert result.exit_code == 1
+    assert "FAIL providers:" in result.output
+    assert "providers.nope" in result.output
 
 
 def test_doctor_finds_rows_the_key_ring_cannot_read(env, sqlite_url):

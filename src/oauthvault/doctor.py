@@ -42,6 +42,7 @@ def run_checks(load_settings: Callable[[], Settings]) -> Iterator[Check]:
         "key ring", True, f"{len(keyring)} key(s), newest first: {', '.join(keyring.key_ids)}"
     )
     yield from _database_checks(settings)
+    yield _providers_check()
     if settings.redis_url_value is not None:
         yield _redis_check(settings.redis_url_value, settings.redis_timeout)
     else:
@@ -99,6 +100,23 @@ def _sample_check(vault: OAuthTokenCache) -> Check:
             "wrong OAUTH_ENCRYPTION_KEY, or the row was altered",
         )
     return Check("decryption", True, "a sample row decrypts")
+
+
+def _providers_check() -> Check:
+    from oauthvault.service.config import load_service_config
+
+    try:
+        config = load_service_config()
+    except VaultError as error:
+        return Check("providers", False, str(error))
+    if not config.providers:
+        return Check("providers", True, "none configured (OAUTHVAULT_CONFIG): storage only")
+    names = ", ".join(sorted(config.providers))
+    return Check(
+        "providers",
+        True,
+        f"{len(config.providers)} configured: {names}; {len(config.api_keys)} API key(s)",
+    )
 
 
 def _redis_check(url: str, timeout: float) -> Check:
