@@ -218,3 +218,24 @@ def test_a_router_mounted_in_the_host_app_uses_its_identity_hook(tmp_path, postg
     finally:
         server.stop()
         provider.stop()
+
+
+def test_the_token_endpoint_checks_its_query(env):
+    with env.api() as api:
+        missing = api.get("/v1/connections/token", params={"provider": "local"})
+        bad_ttl = api.get("/v1/connections/token", params={**IDS, "min_ttl": "-1"})
+        too_long = api.get("/v1/connections/token", params={**IDS, "min_ttl": "99999"})
+    assert missing.status_code == 422
+    assert missing.json()["code"] == "invalid_request"
+    assert {tuple(e["loc"]) for e in missing.json()["errors"]} == {
+        ("query", "workspace_id"),
+        ("query", "actor_id"),
+    }
+    for response in (bad_ttl, too_long):
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == ["query", "min_ttl"]
+    unauthenticated = httpx.get(f"{env.base_url}/v1/connections/token", params=IDS)
+    assert unauthenticated.status_code == 401
+    spec = httpx.get(f"{env.base_url}/openapi.json").json()
+    documented = spec["paths"]["/v1/connections/token"]["get"]["parameters"]
+    assert [p["name"] for p in documented] == ["provider", "workspace_id", "actor_id", "min_ttl"]
