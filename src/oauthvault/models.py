@@ -70,9 +70,12 @@ class TokenKey:
             and 0 < len(provider) <= MAX_PROVIDER_LENGTH
             and 0 < len(workspace_id) <= MAX_WORKSPACE_ID_LENGTH
             and 0 < len(actor_id) <= MAX_ACTOR_ID_LENGTH
-            and not _FORBIDDEN.search(f"{provider} {workspace_id} {actor_id}")
         ):
-            return
+            joined = f"{provider} {workspace_id} {actor_id}"
+            # isprintable() is C-fast and rejects every control character; the regex decides
+            # only for the rare ids with other non-printables (e.g. non-breaking spaces).
+            if joined.isprintable() or not _FORBIDDEN.search(joined):
+                return
         _check_text("provider", provider, MAX_PROVIDER_LENGTH, secret=False)
         _check_text("workspace_id", workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
         _check_text("actor_id", actor_id, MAX_ACTOR_ID_LENGTH, secret=False)

@@ -159,4 +159,4 @@ def _to_micros(moment: datetime) -> int:
 
 
 def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+    return _EPOCH + timedelta(0, 0, micros)  # positional: measurably faster on the hot path

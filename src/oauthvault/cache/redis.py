@@ -143,7 +143,7 @@ class RedisTokenCache(_CacheBase):
         if not self._breaker.is_closed and not self._ready():
             return None
         try:
-            value = cast("bytes | None", self._client.get(cache_key))
+            value: bytes | None = self._client.get(cache_key)  # type: ignore[assignment]
         except RedisError as error:
             self._failed(error)
             return None
