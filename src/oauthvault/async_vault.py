@@ -32,7 +32,6 @@ from oauthvault.steps import (
     DeleteRow,
     DropCache,
     Flow,
-    ReadCache,
     ReadRow,
     RecordInvalidation,
     SavePending,
@@ -96,8 +95,6 @@ class AsyncOAuthTokenCache(VaultBase):
     async def _perform(self, step: Step) -> Any:
         cache = self._cache
         match step:
-            case ReadCache(name) if cache is not None:
-                return await cache.get(name)
             case WriteCache(name, value, ttl, only_if_absent) if cache is not None:
                 return await cache.set(name, value, ttl, only_if_absent=only_if_absent)
             case DropCache(name) if cache is not None:

@@ -30,7 +30,6 @@ from oauthvault.records import (
 __all__ = [
     "DeleteRow",
     "DropCache",
-    "ReadCache",
     "ReadRow",
     "RecordInvalidation",
     "SavePending",
@@ -42,13 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("oauthvault.vault")
-
-
-@dataclass(frozen=True, slots=True)
-class ReadCache:
-    """Result: the cached bytes, or ``None`` (miss or Redis unavailable)."""
-
-    cache_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +104,7 @@ class TakePending:
 
 
 Step: TypeAlias = (
-    ReadCache
-    | WriteCache
+    WriteCache
     | DropCache
     | RecordInvalidation
     | ReadRow
@@ -190,8 +181,8 @@ class VaultCore:
         so a concurrent store's newer value is never overwritten by this older read;
         unconditionally when replacing an entry that did not decrypt).
 
-        The vaults read the cache themselves first (``ReadCache`` is their fast path) and
-        run this flow only on a miss.
+        The vaults read the cache themselves first (their fast path) and run this flow only
+        on a miss.
         """
         row = yield ReadRow(key)
         if row is None:

@@ -37,7 +37,6 @@ from oauthvault.steps import (
     DeleteRow,
     DropCache,
     Flow,
-    ReadCache,
     ReadRow,
     RecordInvalidation,
     SavePending,
@@ -107,7 +106,6 @@ class OAuthTokenCache(VaultBase):
             RecordInvalidation: lambda step: store.record_invalidation(step.cache_key),
         }
         if cache is not None:
-            handlers[ReadCache] = lambda step: cache.get(step.cache_key)
             handlers[WriteCache] = lambda step: cache.set(
                 step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
             )

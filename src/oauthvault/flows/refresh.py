@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -282,6 +282,3 @@ def _event(
         error,
         at,
     )
-
-
-EventCallback = Callable[[ConnectionEvent], None]
