@@ -13,7 +13,7 @@ import redis
 
 from oauthvault import KeyRing, TokenKey, TokenSet
 from oauthvault.cache import cache_key
-from oauthvault.records import associated_data, seal_cache_record, seal_row
+from oauthvault.crypto.sealing import associated_data, seal_cache_record, seal_row
 
 # Google-like sizes: a ~220-character access token, a ~100-character refresh token.
 ACCESS = "ya29.a0Ae4lvC" + "x" * 207

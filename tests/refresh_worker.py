@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from oauthvault import OAuthTokenCache
-from oauthvault.flows.provider_config import load_provider_configs
+from oauthvault.providers.config import load_provider_configs
 
 
 def race(

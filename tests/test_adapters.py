@@ -12,7 +12,7 @@ from oauthvault import AsyncOAuthTokenCache, OAuthTokenCache
 from oauthvault.adapters.google import vault_credentials
 from oauthvault.adapters.httpx_auth import AsyncVaultAuth, VaultAuth
 from oauthvault.adapters.requests_auth import VaultRequestsAuth
-from oauthvault.flows.provider_config import load_provider_configs
+from oauthvault.providers.config import load_provider_configs
 
 from oidc_server import DEFAULT_CLIENT, OIDCServer
 from test_oidc_server_smoke import authorize, discover, redeem
@@ -60,14 +60,14 @@ def test_httpx_auth_refreshes_on_401_and_retries(op, vault):
     assert op.stats()["refresh_token_ok"] == 1
 
 
-def test_async_httpx_auth(op, vault):
+def test_async_httpx_auth(op, vault, key):
     async def scenario():
         async with (
             AsyncOAuthTokenCache(
-                vault.database.replace("sqlite:///", "sqlite:///"),
+                vault.database,
                 "",
-                settings=vault._settings,
-                providers=vault._provider_configs(),
+                key,
+                providers=dict(vault.providers),
             ) as twin,
             httpx.AsyncClient(auth=AsyncVaultAuth(twin, *IDS)) as client,
         ):

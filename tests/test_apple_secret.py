@@ -16,8 +16,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from oauthvault import ConfigError, InvalidInput
-from oauthvault.flows import apple_client_secret
-from oauthvault.flows.apple import APPLE_AUDIENCE, MAX_LIFETIME
+from oauthvault.providers import apple_client_secret
+from oauthvault.providers.apple import APPLE_AUDIENCE, MAX_LIFETIME
 
 TEAM_ID = "ABCDE12345"
 KEY_ID = "KEY1234567"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from oauthvault import OAuthTokenCache
@@ -47,6 +50,13 @@ def vault(database_url, redis_url, key, clock):
         yield vault
 
 
+@pytest.fixture
+def database_only(database_url, key):
+    """The same database without the cache: changes made here bypass Redis."""
+    with OAuthTokenCache(database_url, "", key) as vault:
+        yield vault
+
+
 def test_cached_value_is_sealed_never_plaintext(vault, raw_redis):
     vault.store_tokens(*ARGS, "ya29.secret-access", "1//secret-refresh", 3600, "gmail.send")
     raw = raw_redis.get(KEY)
@@ -79,9 +89,9 @@ def test_storing_an_expired_token_drops_the_older_cached_one(vault, raw_redis):
     assert vault.get_tokens(*ARGS)["access_token"] == "stale"
 
 
-def test_a_cache_hit_does_not_need_the_database(vault, raw_redis):
+def test_a_cache_hit_does_not_need_the_database(vault, raw_redis, database_only):
     vault.store_tokens(*ARGS, "at", expires_in=600)
-    vault._store.delete(TokenKey(*ARGS))  # behind the vault's back
+    database_only.delete_tokens(*ARGS)  # behind the vault's back
     assert vault.get_tokens(*ARGS)["access_token"] == "at"
 
 
@@ -93,10 +103,10 @@ def test_a_miss_reads_the_database_and_warms_the_cache(vault, raw_redis, clock):
     assert raw_redis.ttl(KEY) == 500
 
 
-def test_store_overwrites_the_cached_value(vault, raw_redis):
+def test_store_overwrites_the_cached_value(vault, raw_redis, database_only):
     vault.store_tokens(*ARGS, "first", expires_in=600)
     vault.store_tokens(*ARGS, "second", expires_in=600)
-    vault._store.delete(TokenKey(*ARGS))
+    database_only.delete_tokens(*ARGS)
     assert vault.get_tokens(*ARGS)["access_token"] == "second"
 
 
@@ -106,7 +116,9 @@ def test_delete_removes_the_cached_value(vault, raw_redis):
     assert raw_redis.exists(KEY) == 0
 
 
-def test_a_tampered_cache_entry_is_replaced_from_the_database(vault, raw_redis, caplog):
+def test_a_tampered_cache_entry_is_replaced_from_the_database(
+    vault, raw_redis, caplog, database_only
+):
     vault.store_tokens(*ARGS, "genuine", expires_in=600)
     raw = bytearray(raw_redis.get(KEY))
     raw[-1] ^= 1
@@ -114,7 +126,7 @@ def test_a_tampered_cache_entry_is_replaced_from_the_database(vault, raw_redis, 
     with caplog.at_level(logging.WARNING):
         assert vault.get_tokens(*ARGS)["access_token"] == "genuine"
     assert "failed to decrypt" in caplog.text
-    vault._store.delete(TokenKey(*ARGS))
+    database_only.delete_tokens(*ARGS)
     assert vault.get_tokens(*ARGS)["access_token"] == "genuine"  # the repaired entry
 
 
@@ -193,8 +205,18 @@ def test_a_hung_redis_costs_one_timeout_not_one_per_call(outage_vault, private_r
     assert elapsed < 3
 
 
+def invalidations_left(database_url):
+    """Rows in the invalidation log, read straight from the database."""
+    query = "SELECT count(*) FROM oauth_cache_invalidations"
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as connection:
+            return connection.execute(query).fetchone()[0]
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(query).fetchone()[0]
+
+
 def test_a_value_stored_during_an_outage_is_not_shadowed_by_the_old_cached_one(
-    outage_vault, private_redis, clock
+    outage_vault, private_redis, clock, database_url
 ):
     vault = outage_vault
     vault.store_tokens(*ARGS, "v1", expires_in=600)
@@ -205,7 +227,7 @@ def test_a_value_stored_during_an_outage_is_not_shadowed_by_the_old_cached_one(
     private_redis.client().set(KEY, stale)  # as if the SET of v2 never reached Redis
     clock.advance(60)
     assert vault.get_tokens(*ARGS)["access_token"] == "v2"
-    assert vault._store.pending_invalidations(10) == []
+    assert invalidations_left(database_url) == 0
 
 
 def test_a_delete_during_an_outage_is_not_undone_by_the_cache(outage_vault, private_redis, clock):

@@ -170,7 +170,7 @@ def test_expired_state_is_rejected(tmp_path, postgres_url, pg, key):
     from datetime import UTC, datetime, timedelta
 
     from oauthvault import InvalidState, OAuthTokenCache
-    from oauthvault.flows.state import OAuthStateManager
+    from oauthvault.oauth.state import OAuthStateManager
 
     now = [datetime.now(UTC)]
     with OAuthTokenCache(postgres_url, None, key, clock=lambda: now[0]) as vault:

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from oauthvault import ConfigError, ProviderError
-from oauthvault.flows import discover, discover_async, load_provider_configs
-from oauthvault.flows.discovery import discovery_url, spec_from_response
+from oauthvault.providers import discover, discover_async, load_provider_configs
+from oauthvault.providers.discovery import discovery_url, spec_from_response
 
 from oidc_server import OIDCServer
 

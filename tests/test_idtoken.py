@@ -11,7 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from oauthvault import ProviderError
-from oauthvault.flows.idtoken import JWKSCache, verify_id_token
+from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
 
 ISSUER = "https://login.example.com"
 SIGNING = ECKey.generate_key("P-256", parameters={"kid": "k1"})

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from oauthvault import InvalidInput
-from oauthvault.flows import PKCEPair
+from oauthvault.oauth.pkce import PKCEPair
 
 # RFC 7636 Appendix B: the 32 octets, the verifier they encode to, and its S256 challenge.
 RFC_OCTETS = bytes(

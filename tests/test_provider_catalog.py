@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import oauthvault.flows
+import oauthvault.providers
 from oauthvault import ConfigError
-from oauthvault.flows import ProviderSpec, load_catalog
-from oauthvault.flows.providers import PLACEHOLDERS, parse_catalog
+from oauthvault.providers import ProviderSpec, load_catalog
+from oauthvault.providers.catalog import PLACEHOLDERS, parse_catalog
 
 URL_FIELDS = (
     "authorization_endpoint",
@@ -36,12 +36,12 @@ notes = "A made-up provider."
 
 
 def test_flows_all_is_exact_and_sorted():
-    public = {name for name in dir(oauthvault.flows) if not name.startswith("_")}
+    public = {name for name in dir(oauthvault.providers) if not name.startswith("_")}
     modules = {
-        name for name in public if type(getattr(oauthvault.flows, name)).__name__ == "module"
+        name for name in public if type(getattr(oauthvault.providers, name)).__name__ == "module"
     }
-    assert sorted(oauthvault.flows.__all__) == oauthvault.flows.__all__
-    assert set(oauthvault.flows.__all__) == public - modules
+    assert sorted(oauthvault.providers.__all__) == oauthvault.providers.__all__
+    assert set(oauthvault.providers.__all__) == public - modules
 
 
 def test_every_catalog_entry_loads():

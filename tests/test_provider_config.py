@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from oauthvault import ConfigError
-from oauthvault.flows import ProviderConfig, ProviderSpec, load_provider_configs
+from oauthvault import ConfigError, Settings
+from oauthvault.providers import ProviderConfig, ProviderSpec, load_provider_configs
 
 SECRET = "GOCSPX-file-secret-value"
 ENV_SECRET = "env-secret-value-42"
@@ -108,9 +108,11 @@ def test_empty_environment_values_are_ignored(write):
     assert config.client_secret.get_secret_value() == SECRET
 
 
-def test_config_path_comes_from_oauthvault_config(write):
+def test_config_path_comes_from_oauthvault_config(write, monkeypatch):
     path = write(f'[providers.slack]\nclient_id = "id"\nclient_secret = "{SECRET}"\n')
-    assert set(load(None, OAUTHVAULT_CONFIG=str(path))) == {"slack"}
+    monkeypatch.setenv("OAUTHVAULT_CONFIG", str(path))
+    assert set(Settings.load().provider_configs()) == {"slack"}
+    assert load(None) == {}  # the reader itself never looks at the environment
     assert load(None) == {}
 
 
@@ -370,7 +372,7 @@ def test_secrets_are_absent_from_repr_str_and_errors(write):
 
 def test_unmatched_credential_variables_are_logged_by_name_only(write, caplog):
     path = write(f'[providers.google]\nclient_id = "id"\nclient_secret = "{SECRET}"\n')
-    with caplog.at_level(logging.WARNING, logger="oauthvault.flows"):
+    with caplog.at_level(logging.WARNING, logger="oauthvault.providers"):
         load(
             path,
             OAUTHVAULT_PROVIDER_GOGLE_CLIENT_SECRET=ENV_SECRET,

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oauthvault import DecryptionError, KeyRing, TokenKey, TokenSet
-from oauthvault.records import (
+from oauthvault.crypto.sealing import (
     SealedRow,
     open_cache_record,
     open_row,

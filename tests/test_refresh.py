@@ -16,8 +16,8 @@ from oauthvault import (
     ReauthorizationRequired,
     generate_key,
 )
-from oauthvault.flows.provider_config import load_provider_configs
-from oauthvault.flows.refresh import RetryPolicy
+from oauthvault.providers.config import load_provider_configs
+from oauthvault.vault.refresh import RetryPolicy
 
 from oidc_server import DEFAULT_CLIENT, OIDCServer
 from refresh_worker import race
@@ -320,7 +320,7 @@ def test_idle_refresh_tokens_are_kept_alive(op, grant, providers_file, tmp_path,
 
     import httpx
 
-    from oauthvault.flows.discovery import discover as discover_spec
+    from oauthvault.providers.discovery import discover as discover_spec
     from oauthvault.refresher import BackgroundRefresher
 
     [config] = load_provider_configs(providers_file, {}).values()
@@ -343,7 +343,6 @@ def test_the_worker_command_stops_cleanly_on_sigterm(tmp_path, key):
     import signal
     import subprocess
     import sys
-    import time
 
     process = subprocess.Popen(
         [sys.executable, "-m", "oauthvault", "worker", "--interval", "0.2"],
@@ -355,9 +354,15 @@ def test_the_worker_command_stops_cleanly_on_sigterm(tmp_path, key):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.5)
+    # Signal only once the loop runs (its handlers are installed before it logs this).
+    seen = []
+    while not any("refresher started" in line for line in seen):
+        line = process.stderr.readline().decode()
+        assert line, "the worker exited before it started: " + "".join(seen)
+        seen.append(line)
     assert process.poll() is None  # still running its passes
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=10)
-    assert process.returncode == 0, stderr.decode()
-    assert "refresher stopped" in stderr.decode()
+    _, rest = process.communicate(timeout=10)
+    stderr = "".join(seen) + rest.decode()
+    assert process.returncode == 0, stderr
+    assert "refresher stopped" in stderr

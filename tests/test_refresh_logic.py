@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from oauthvault import InvalidInput, TokenSet
-from oauthvault.flows.refresh import RetryPolicy, classify_failure, is_fresh, merge_answer
+from oauthvault.oauth.refresh_grant import classify_failure
+from oauthvault.vault.refresh import RetryPolicy, is_fresh, merge_answer
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 CURRENT = TokenSet("old-access", "old-refresh", NOW + timedelta(seconds=30), "read")

@@ -16,9 +16,10 @@ from oauthvault import (
     TokenKey,
     TokenSet,
 )
-from oauthvault.records import seal_row
-from oauthvault.steps import WriteCache
+from oauthvault.cache import RedisTokenCache
+from oauthvault.crypto.sealing import seal_row
 from oauthvault.storage.location import parse_database_url
+from oauthvault.vault.steps import WriteCache
 
 ACCESS = "ya29.ACCESS-SECRET-VALUE"
 REFRESH = "1//REFRESH-SECRET-VALUE"
@@ -68,7 +69,9 @@ def test_the_vault_repr_shows_no_password(sqlite_url, key):
     with OAuthTokenCache(sqlite_url, "redis://:hunter3@127.0.0.1:6379/15", key) as vault:
         assert "hunter3" not in repr(vault)
         assert key not in repr(vault)
-        assert "hunter3" not in repr(vault._cache)
+    cache = RedisTokenCache("redis://:hunter3@127.0.0.1:6379/15", invalidations=None)
+    assert "hunter3" not in repr(cache)
+    cache.close()
 
 
 def test_invalid_token_errors_do_not_quote_the_token(sqlite_url, key):

@@ -9,8 +9,8 @@ import pytest
 from fastapi import FastAPI, HTTPException, Request
 
 from oauthvault import AsyncOAuthTokenCache, generate_key
-from oauthvault.flows.connect import AsyncConnector
-from oauthvault.flows.provider_config import load_provider_configs
+from oauthvault.oauth.connect import AsyncConnector
+from oauthvault.providers.config import load_provider_configs
 from oauthvault.service import Identity, create_oauth_router
 from oauthvault.service.returns import ReturnUrlPolicy
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from oauthvault import AsyncOAuthTokenCache, InvalidState, OAuthTokenCache
-from oauthvault.flows.state import AsyncOAuthStateManager, OAuthStateManager
+from oauthvault.oauth.state import AsyncOAuthStateManager, OAuthStateManager
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 REDIRECT = "http://127.0.0.1:8000/oauth/google/callback"
@@ -132,11 +132,11 @@ def test_nothing_secret_is_stored_in_clear(states, vault, request):
     if vault.backend_mode == "db+cache":
         raw = request.getfixturevalue("raw_redis")
         dumps += [repr(raw.keys("*"))] + [repr(raw.get(k)) for k in raw.keys("*")]
-    store = vault._store
-    if hasattr(store, "path"):
+    if vault.database.startswith("sqlite:///"):
         import sqlite3
+        from contextlib import closing
 
-        with sqlite3.connect(store.path) as connection:
+        with closing(sqlite3.connect(vault.database.removeprefix("sqlite:///"))) as connection:
             dumps.append(repr(connection.execute("SELECT * FROM oauth_pending").fetchall()))
     else:
         pg = request.getfixturevalue("pg")

@@ -228,12 +228,13 @@ class NoCache:
 class WithRedis:
     @pytest.fixture
     def cache_url(self, redis_url):
+        self.redis_url = redis_url
         return redis_url
 
     def forget_cache(self, vault):
         import redis
 
-        client = redis.Redis.from_url(vault._redis_url)
+        client = redis.Redis.from_url(self.redis_url)
         client.flushdb()
         client.close()
 

@@ -4,7 +4,6 @@ Tokens are sealed with AES-256-GCM, bound to their connection, stored in Postgre
 an embedded SQLite file, and cached (still sealed) in Redis when one is configured.
 """
 
-from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.config import Settings
 from oauthvault.crypto.keyring import KeyRing, generate_key
 from oauthvault.errors import (
@@ -20,15 +19,13 @@ from oauthvault.errors import (
     UnknownProvider,
     VaultError,
 )
-from oauthvault.models import TokenKey, TokenSet
-from oauthvault.storage.base import ConnectionInfo
-from oauthvault.vault import OAuthTokenCache
-from oauthvault.vault_base import DeleteOutcome, RotationReport
+from oauthvault.models import ConnectionEvent, StoredConnection, TokenKey, TokenSet
+from oauthvault.vault import AsyncOAuthTokenCache, DeleteOutcome, OAuthTokenCache, RotationReport
 
 __all__ = [
     "AsyncOAuthTokenCache",
     "ConfigError",
-    "ConnectionInfo",
+    "ConnectionEvent",
     "DecryptionError",
     "DeleteOutcome",
     "FlowError",
@@ -41,6 +38,7 @@ __all__ = [
     "RotationReport",
     "Settings",
     "StorageUnavailable",
+    "StoredConnection",
     "TokenKey",
     "TokenNotFound",
     "TokenSet",
@@ -50,3 +48,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The old name of StoredConnection, kept importable for code written against it.
+    if name == "ConnectionInfo":
+        import warnings
+
+        warnings.warn(
+            "oauthvault.ConnectionInfo is now oauthvault.StoredConnection",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return StoredConnection
+    raise AttributeError(f"module 'oauthvault' has no attribute {name!r}")

@@ -47,8 +47,8 @@ def _vault(context: click.Context) -> OAuthTokenCache:
 
 
 @click.group()
-@click.option("--database-url", envvar="DATABASE_URL", help="Overrides DATABASE_URL.")
-@click.option("--redis-url", envvar="REDIS_URL", help="Overrides REDIS_URL.")
+@click.option("--database-url", help="Overrides DATABASE_URL.")
+@click.option("--redis-url", help="Overrides REDIS_URL.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the library does.")
 @click.version_option(package_name="oauthvault")
 @click.pass_context
@@ -228,14 +228,15 @@ def worker(context: click.Context, interval: float, lead_time: float, once: bool
 
     from oauthvault.refresher import BackgroundRefresher
     from oauthvault.service.app import webhook_sender
-    from oauthvault.service.config import load_service_config
+    from oauthvault.service.config import service_config_from
 
     logging.getLogger("oauthvault.refresher").setLevel(logging.INFO)
-    config = load_service_config()
+    settings = context.obj["settings"]()
+    config = service_config_from(settings)
     webhooks = webhook_sender(config)
     vault = context.with_resource(
         OAuthTokenCache(
-            settings=context.obj["settings"](),
+            settings=settings,
             providers=config.providers,
             on_event=webhooks.send if webhooks else None,
         )

@@ -1,16 +1,24 @@
 """The one place that reads the environment.
 
-``Settings`` is built from ``DATABASE_URL``, ``REDIS_URL``, ``OAUTH_ENCRYPTION_KEY`` and a
-few ``OAUTHVAULT_*`` knobs; explicit arguments win over the environment. A bad value
-fails here, at startup, with a :class:`ConfigError` naming the variable, never its value.
+``Settings`` is built from ``DATABASE_URL``, ``REDIS_URL``, ``OAUTH_ENCRYPTION_KEY``, the
+``OAUTHVAULT_CONFIG`` file's name and a few ``OAUTHVAULT_*`` knobs; explicit arguments win
+over the environment. It also keeps the ``OAUTHVAULT_*`` variables that fill in or override
+the configuration file (provider credentials, public URL, webhook secret), so the readers
+of that file (:mod:`oauthvault.providers.config`, :mod:`oauthvault.service.config`) take
+explicit arguments and never look at the environment themselves. A bad value fails here,
+at startup, with a :class:`ConfigError` naming the variable, never its value.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oauthvault.crypto.keyfile import key_file_for, load_or_create_key_file
@@ -18,7 +26,15 @@ from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import ConfigError
 from oauthvault.storage.location import DatabaseLocation, parse_database_url
 
-__all__ = ["Settings", "resolve_keyring"]
+if TYPE_CHECKING:
+    from oauthvault.providers.config import ProviderConfig
+
+__all__ = ["CONFIG_ENV", "CONFIG_VARIABLE_PREFIX", "Settings", "resolve_keyring"]
+
+#: The environment variable naming the TOML configuration file.
+CONFIG_ENV = "OAUTHVAULT_CONFIG"
+#: Variables with this prefix fill in or override the configuration file.
+CONFIG_VARIABLE_PREFIX = "OAUTHVAULT_"
 
 logger = logging.getLogger("oauthvault.config")
 
@@ -45,21 +61,55 @@ class Settings(BaseSettings):
     default_cache_ttl: int = Field(
         default=3600, gt=0, validation_alias="OAUTHVAULT_DEFAULT_CACHE_TTL"
     )
+    config_file: Path | None = Field(default=None, validation_alias=CONFIG_ENV)
+
+    # The OAUTHVAULT_* variables the configuration file's readers use (they may hold
+    # secrets: private, so never in repr or a dump).
+    _config_variables: Mapping[str, str] = PrivateAttr(default_factory=dict)
 
     @classmethod
-    def load(cls, **overrides: Any) -> Settings:
+    def load(
+        cls, *, config_variables: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
         """Settings from the environment, with non-``None`` ``overrides`` (by field name) on top.
+
+        ``config_variables`` replaces the ``OAUTHVAULT_*`` variables taken from the
+        environment for the configuration file (``{}``: none).
 
         Raises:
             ConfigError: naming the first variable whose value is unusable.
         """
         given = {name: value for name, value in overrides.items() if value is not None}
         try:
-            return cls(**given)
+            settings = cls(**given)
         except ValidationError as error:
             first = error.errors(include_input=False, include_url=False)[0]
             field_name = str(first["loc"][0]) if first["loc"] else "settings"
             raise ConfigError(_variable(field_name), first["msg"]) from None
+        if config_variables is None:
+            config_variables = {
+                name: value
+                for name, value in os.environ.items()
+                if name.startswith(CONFIG_VARIABLE_PREFIX)
+            }
+        settings._config_variables = MappingProxyType(dict(config_variables))
+        return settings
+
+    @property
+    def config_variables(self) -> Mapping[str, str]:
+        """The ``OAUTHVAULT_*`` variables captured with these settings (read-only)."""
+        return self._config_variables
+
+    def provider_configs(self) -> dict[str, ProviderConfig]:
+        """The ``[providers.*]`` apps of :attr:`config_file` (none without one), with
+        credentials from :attr:`config_variables`.
+
+        Raises:
+            ConfigError: naming the file and key, or the variable, at fault.
+        """
+        from oauthvault.providers.config import load_provider_configs
+
+        return load_provider_configs(self.config_file, self.config_variables)
 
     @property
     def database_location(self) -> DatabaseLocation:

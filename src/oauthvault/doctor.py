@@ -10,7 +10,6 @@ from redis.exceptions import RedisError
 
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.errors import DecryptionError, VaultError
-from oauthvault.records import open_row
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault import OAuthTokenCache
 
@@ -42,7 +41,7 @@ def run_checks(load_settings: Callable[[], Settings]) -> Iterator[Check]:
         "key ring", True, f"{len(keyring)} key(s), newest first: {', '.join(keyring.key_ids)}"
     )
     yield from _database_checks(settings)
-    yield _providers_check()
+    yield _providers_check(settings)
     if settings.redis_url_value is not None:
         yield _redis_check(settings.redis_url_value, settings.redis_timeout)
     else:
@@ -86,12 +85,9 @@ def _sample_check(vault: OAuthTokenCache) -> Check:
     if not sample:
         return Check("decryption", True, "no rows to test yet")
     key = sample[0].key
-    # Straight from the database: the cache could hide a row that no longer decrypts.
-    row = vault._store.get(key)
-    if row is None:
-        return Check("decryption", True, "sample row vanished while checking")
     try:
-        open_row(vault.keyring, key, row)
+        # Straight from the database: the cache could hide a row that no longer decrypts.
+        found = vault.get_stored_tokens(key.provider, key.workspace_id, key.actor_id)
     except DecryptionError:
         return Check(
             "decryption",
@@ -99,14 +95,16 @@ def _sample_check(vault: OAuthTokenCache) -> Check:
             f"the row of {key.provider}/{key.workspace_id}/{key.actor_id} does not decrypt: "
             "wrong OAUTH_ENCRYPTION_KEY, or the row was altered",
         )
+    if found is None:
+        return Check("decryption", True, "sample row vanished while checking")
     return Check("decryption", True, "a sample row decrypts")
 
 
-def _providers_check() -> Check:
-    from oauthvault.service.config import load_service_config
+def _providers_check(settings: Settings) -> Check:
+    from oauthvault.service.config import service_config_from
 
     try:
-        config = load_service_config()
+        config = service_config_from(settings)
     except VaultError as error:
         return Check("providers", False, str(error))
     if not config.providers:

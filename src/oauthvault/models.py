@@ -1,6 +1,7 @@
-"""The values the vault stores and hands out: connection keys and token sets.
+"""The values the vault stores and hands out: connection keys, token sets, what may be
+shown of a stored connection, its status and the events about it.
 
-Both are frozen. A :class:`TokenSet` keeps its tokens out of ``repr`` and ``str``.
+All are frozen. A :class:`TokenSet` keeps its tokens out of ``repr`` and ``str``.
 Validation lives here so that nothing invalid ever reaches storage or the cache.
 """
 
@@ -10,10 +11,20 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Literal
 
 from oauthvault.errors import InvalidInput
 
-__all__ = ["MAX_SCOPE_LENGTH", "MAX_TOKEN_LENGTH", "TokenKey", "TokenSet"]
+__all__ = [
+    "MAX_SCOPE_LENGTH",
+    "MAX_TOKEN_LENGTH",
+    "ConnectionEvent",
+    "ConnectionStatus",
+    "StoredConnection",
+    "TokenKey",
+    "TokenSet",
+]
 
 MAX_PROVIDER_LENGTH = 50
 MAX_WORKSPACE_ID_LENGTH = 255
@@ -114,6 +125,50 @@ class TokenSet(Mapping[str, object]):
         if self.expires_at is None:
             return None
         return (self.expires_at - now).total_seconds()
+
+
+class ConnectionStatus(StrEnum):
+    """Where a connection stands: usable, refresh failing for now, or the user must
+    connect again."""
+
+    ACTIVE = "active"
+    DEGRADED = "degraded"
+    NEEDS_REAUTH = "needs_reauth"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConnection:
+    """What may be shown about a stored connection: everything but its tokens."""
+
+    provider: str
+    workspace_id: str
+    actor_id: str
+    expires_at: datetime | None
+    scope: str | None
+    has_refresh_token: bool
+    key_id: str
+    updated_at: datetime
+    status: str = ConnectionStatus.ACTIVE.value
+    last_refreshed_at: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def key(self) -> TokenKey:
+        return TokenKey(self.provider, self.workspace_id, self.actor_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A change worth telling the application about: ``refreshed``, or a status change."""
+
+    kind: Literal["refreshed", "status_changed"]
+    provider: str
+    workspace_id: str
+    actor_id: str
+    status: str
+    previous_status: str | None
+    error: str | None
+    at: datetime
 
 
 def validate_tokens(

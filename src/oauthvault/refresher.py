@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from oauthvault.errors import VaultError
 from oauthvault.models import TokenKey
@@ -72,25 +71,14 @@ class BackgroundRefresher:
     def run_once(self) -> RefresherPass:
         """One pass: expiring connections first, then idle ones."""
         result = RefresherPass()
-        vault = self._vault
-        now = vault._core.clock()
-        store = vault._store
-        for key in store.expiring_connections(
-            now + timedelta(seconds=self._lead_time), self._batch_size
-        ):
+        for key in self._vault.expiring_connections(self._lead_time, self._batch_size):
             if self._stopping.is_set():
                 return result
             self._refresh(key, result, keep_alive=False)
-        for name, config in vault._provider_configs().items():
-            days = config.spec.refresh_token_idle_expiry_days if config.spec else None
-            if not days:
-                continue
-            for key in store.idle_connections(
-                name, now - timedelta(days=days / 2), self._batch_size
-            ):
-                if self._stopping.is_set():
-                    return result
-                self._refresh(key, result, keep_alive=True)
+        for key in self._vault.idle_connections(self._batch_size):
+            if self._stopping.is_set():
+                return result
+            self._refresh(key, result, keep_alive=True)
         return result
 
     def _refresh(self, key: TokenKey, result: RefresherPass, *, keep_alive: bool) -> None:

@@ -6,8 +6,7 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from oauthvault.async_vault import AsyncOAuthTokenCache
-from oauthvault.vault import OAuthTokenCache
+from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
 
 __all__ = ["AsyncVaultAuth", "VaultAuth"]
 

@@ -1,7 +1,7 @@
 """The optional Redis cache in front of the database."""
 
 from oauthvault.cache.breaker import CircuitBreaker
-from oauthvault.cache.keys import cache_key, parse_cache_key
+from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
 
 __all__ = [
@@ -9,5 +9,4 @@ __all__ = [
     "CircuitBreaker",
     "RedisTokenCache",
     "cache_key",
-    "parse_cache_key",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from oauthvault.models import TokenKey
 
-__all__ = ["KEY_PREFIX", "cache_key", "parse_cache_key", "pending_cache_key"]
+__all__ = ["KEY_PREFIX", "cache_key", "pending_cache_key"]
 
 KEY_PREFIX = "oauth:token:"
 PENDING_PREFIX = "oauth:pending:"
@@ -21,30 +21,11 @@ def _escape(part: str) -> str:
     return part
 
 
-def _unescape(part: str) -> str:
-    return part.replace("%3A", ":").replace("%25", "%")
-
-
 def cache_key(key: TokenKey) -> str:
     """The Redis key for connection ``key``."""
     return (
         f"{KEY_PREFIX}{_escape(key.provider)}:{_escape(key.workspace_id)}:{_escape(key.actor_id)}"
     )
-
-
-def parse_cache_key(text: str) -> TokenKey:
-    """The connection a Redis key names (the inverse of :func:`cache_key`).
-
-    Raises:
-        ValueError: ``text`` is not a key made by :func:`cache_key`.
-    """
-    if not text.startswith(KEY_PREFIX):
-        raise ValueError("not an oauthvault token key")
-    parts = text[len(KEY_PREFIX) :].split(":")
-    if len(parts) != 3:
-        raise ValueError("not an oauthvault token key")
-    provider, workspace_id, actor_id = (_unescape(part) for part in parts)
-    return TokenKey(provider, workspace_id, actor_id)
 
 
 def pending_cache_key(record_id: str) -> str:

@@ -11,13 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
 from oauthvault.models import TokenKey
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.problems import Problem
 from oauthvault.service.returns import ReturnUrlPolicy
+from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_api_router", "require_api_key"]
 

@@ -12,18 +12,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from oauthvault import __version__
-from oauthvault.async_vault import AsyncOAuthTokenCache
 from oauthvault.config import Settings
-from oauthvault.flows.connect import AsyncConnector
+from oauthvault.errors import ConfigError
+from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.access_log import AccessLogMiddleware
 from oauthvault.service.api import create_api_router
 from oauthvault.service.apikeys import ApiKeyRing
-from oauthvault.service.config import ServiceConfig, load_service_config
+from oauthvault.service.config import ServiceConfig, service_config_from
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.webhooks import WebhookSender
+from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_app"]
 
@@ -36,16 +37,17 @@ def webhook_sender(config: ServiceConfig) -> WebhookSender | None:
 
 
 def create_app(config: ServiceConfig | None = None, settings: Settings | None = None) -> FastAPI:
-    """The service. ``config`` defaults to ``$OAUTHVAULT_CONFIG``; ``settings`` (database,
-    Redis, key ring) to the environment.
+    """The service. ``settings`` (database, Redis, key ring, configuration file) default to
+    the environment; ``config`` to the file the settings name.
 
     Raises:
         ConfigError: a setting is unusable (at creation, not at the first request).
     """
-    config = config or load_service_config()
+    settings = settings or Settings.load()
+    config = config or service_config_from(settings)
     webhooks = webhook_sender(config)
     vault = AsyncOAuthTokenCache(
-        settings=settings or Settings.load(),
+        settings=settings,
         providers=config.providers,
         on_event=webhooks.schedule if webhooks else None,
     )
@@ -54,8 +56,6 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     try:
         return_urls = ReturnUrlPolicy(config.return_urls)
     except ValueError as error:
-        from oauthvault.errors import ConfigError
-
         raise ConfigError("service.return_urls", str(error)) from None
 
     @asynccontextmanager

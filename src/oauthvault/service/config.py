@@ -1,22 +1,22 @@
 """Service configuration: the ``[service]`` and ``[[api_keys]]`` tables of the file named by
-``OAUTHVAULT_CONFIG`` (the same file that configures ``[providers.*]``), plus
-``OAUTHVAULT_PUBLIC_URL`` from the environment."""
+``OAUTHVAULT_CONFIG`` (the same file that configures ``[providers.*]``), with
+``OAUTHVAULT_PUBLIC_URL`` and ``OAUTHVAULT_WEBHOOK_SECRET`` on top. The environment itself
+is read by :class:`oauthvault.Settings`; this module takes what it captured."""
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from oauthvault.config import CONFIG_ENV, Settings
 from oauthvault.errors import ConfigError
-from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
+from oauthvault.providers.config import ProviderConfig, load_provider_configs
 from oauthvault.service.apikeys import ApiKey
 
-__all__ = ["ServiceConfig", "load_service_config"]
+__all__ = ["ServiceConfig", "load_service_config", "service_config_from"]
 
-CONFIG_ENV = "OAUTHVAULT_CONFIG"
 PUBLIC_URL_ENV = "OAUTHVAULT_PUBLIC_URL"
 WEBHOOK_SECRET_ENV = "OAUTHVAULT_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -63,17 +63,22 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-def load_service_config(
-    path: Path | None = None, environ: Mapping[str, str] | None = None
-) -> ServiceConfig:
-    """Read the configuration file (``path`` or ``$OAUTHVAULT_CONFIG``; none is fine).
+def service_config_from(settings: Settings) -> ServiceConfig:
+    """The service configuration that ``settings`` names (its file and variables).
 
     Raises:
         ConfigError: naming the file and key at fault, never a secret value.
     """
-    environ = os.environ if environ is None else environ
-    if path is None and environ.get(CONFIG_ENV):
-        path = Path(environ[CONFIG_ENV])
+    return load_service_config(settings.config_file, settings.config_variables)
+
+
+def load_service_config(path: Path | None, environ: Mapping[str, str]) -> ServiceConfig:
+    """Read the configuration file at ``path`` (``None``: defaults, no providers), with the
+    ``OAUTHVAULT_*`` variables in ``environ`` on top.
+
+    Raises:
+        ConfigError: naming the file and key at fault, never a secret value.
+    """
     document: dict[str, object] = {}
     where = str(path)
     if path is not None:

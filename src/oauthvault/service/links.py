@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import asdict, dataclass
+from datetime import datetime
 
-from oauthvault.async_vault import AsyncOAuthTokenCache
-from oauthvault.flows.pending import save_record, take_record
+from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["ConnectLink", "ConnectLinks"]
 
@@ -24,27 +22,17 @@ class ConnectLink:
 
 
 class ConnectLinks:
-    """Issues and redeems connect links through the vault's one-time record store."""
+    """Issues and redeems connect links through the vault's one-time records."""
 
     def __init__(self, vault: AsyncOAuthTokenCache, ttl: int = DEFAULT_LINK_TTL) -> None:
-        self._vault = vault
-        self._ttl = timedelta(seconds=ttl)
+        self._records = vault.pending_records(_KIND, ttl)
 
     async def create(self, link: ConnectLink) -> tuple[str, datetime]:
         """A new link token and its expiry."""
-        core = self._vault._core
-        expires_at = core.clock() + self._ttl
-        payload: dict[str, Any] = {
-            "provider": link.provider,
-            "workspace_id": link.workspace_id,
-            "actor_id": link.actor_id,
-            "return_url": link.return_url,
-        }
-        token: str = await self._vault._run(save_record(core.keyring, _KIND, payload, expires_at))
-        return token, expires_at
+        saved = await self._records.save(asdict(link))
+        return saved.secret, saved.expires_at
 
     async def take(self, token: object) -> ConnectLink | None:
         """The link behind ``token``, usable once; ``None`` if unknown, used or expired."""
-        core = self._vault._core
-        payload = await self._vault._run(take_record(core.keyring, _KIND, token, core.clock()))
+        payload = await self._records.take(token)
         return None if payload is None else ConnectLink(**payload)

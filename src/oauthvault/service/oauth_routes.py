@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from oauthvault.errors import InvalidState, ProviderError, VaultError
-from oauthvault.flows.connect import AsyncConnector
+from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.problems import for_vault_error, problem_response
 from oauthvault.service.returns import ReturnUrlPolicy

@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 import httpx
 
-from oauthvault.flows.refresh import ConnectionEvent
+from oauthvault.models import ConnectionEvent
 
 __all__ = ["SIGNATURE_HEADER", "WebhookSender", "sign", "verify"]
 

@@ -7,18 +7,17 @@ the cache invalidation log. Implementations: :mod:`oauthvault.storage.postgres` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from oauthvault.models import TokenKey
-from oauthvault.records import SealedRow
+from oauthvault.crypto.sealing import SealedRow
+from oauthvault.models import StoredConnection, TokenKey
 
 __all__ = [
     "AsyncLockedRow",
     "AsyncTokenStore",
-    "ConnectionInfo",
     "LockedRow",
     "Resealer",
     "RotationBatch",
@@ -27,27 +26,6 @@ __all__ = [
 
 # Rewrites one row with the newest key; None when the row cannot be decrypted.
 Resealer = Callable[[TokenKey, SealedRow], SealedRow | None]
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionInfo:
-    """What may be shown about a stored connection: everything but its tokens."""
-
-    provider: str
-    workspace_id: str
-    actor_id: str
-    expires_at: datetime | None
-    scope: str | None
-    has_refresh_token: bool
-    key_id: str
-    updated_at: datetime
-    status: str = "active"
-    last_refreshed_at: datetime | None = None
-    last_error: str | None = None
-
-    @property
-    def key(self) -> TokenKey:
-        return TokenKey(self.provider, self.workspace_id, self.actor_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +90,12 @@ class TokenStore(Protocol):
     def delete(self, key: TokenKey) -> bool: ...
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[ConnectionInfo]: ...
+    ) -> list[StoredConnection]: ...
     def count_by_key_id(self) -> dict[str, int]: ...
     def reseal_batch(
         self, primary_key_id: str, after_row_id: str | None, limit: int, reseal: Resealer
     ) -> RotationBatch: ...
-    def record_invalidation(self, cache_key: str) -> None: ...
+    def record_invalidations(self, cache_keys: Sequence[str]) -> None: ...
     def pending_invalidations(self, limit: int) -> list[str]: ...
     def clear_invalidations(self, cache_keys: list[str]) -> None: ...
     def lock_row(self, key: TokenKey) -> LockedRow: ...
@@ -149,11 +127,16 @@ class AsyncTokenStore(Protocol):
     async def delete(self, key: TokenKey) -> bool: ...
     async def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[ConnectionInfo]: ...
-    async def record_invalidation(self, cache_key: str) -> None: ...
+    ) -> list[StoredConnection]: ...
+    async def count_by_key_id(self) -> dict[str, int]: ...
+    async def record_invalidations(self, cache_keys: Sequence[str]) -> None: ...
     async def pending_invalidations(self, limit: int) -> list[str]: ...
     async def clear_invalidations(self, cache_keys: list[str]) -> None: ...
     async def lock_row(self, key: TokenKey) -> AsyncLockedRow: ...
+    async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]: ...
+    async def idle_connections(
+        self, provider: str, before: datetime, limit: int
+    ) -> list[TokenKey]: ...
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None: ...
     async def take_pending(self, record_id: str) -> tuple[str, datetime] | None: ...
     async def close(self) -> None: ...

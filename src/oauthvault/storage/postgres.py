@@ -1,23 +1,25 @@
 """PostgreSQL through psycopg 3 and psycopg_pool: autocommit, prepared statements.
 
 Every single-row call is one statement in autocommit mode, so it costs one round trip.
-The sync and async stores share their SQL and row conversion and differ only by ``await``.
+The sync store is here, its asyncio twin in :mod:`oauthvault.storage.postgres_async`; they
+share their SQL and row conversions (:mod:`oauthvault.storage.postgres_sql`) and differ
+only by ``await``. Timestamps come from the vault's clock.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
-from oauthvault.models import TokenKey
-from oauthvault.records import SealedRow
-from oauthvault.storage.base import ConnectionInfo, Resealer, RotationBatch
+from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.storage.base import Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.storage.postgres_sql import (
@@ -32,7 +34,7 @@ from oauthvault.storage.postgres_sql import (
     NIL_UUID,
     PENDING_INVALIDATIONS,
     PUT_PENDING,
-    RECORD_INVALIDATION,
+    RECORD_INVALIDATIONS,
     SCHEMA_REVISION,
     SELECT_FOR_ROTATION,
     SELECT_ROW,
@@ -40,21 +42,38 @@ from oauthvault.storage.postgres_sql import (
     UPDATE_SEALED,
     UPSERT_ROW,
     check_revision,
-    connection_info,
     key_params,
     locked_update,
     sealed_row,
+    stored_connection,
     upsert_params,
 )
 
-__all__ = ["AsyncPostgresTokenStore", "PostgresTokenStore"]
+__all__ = [
+    "CONNECTION_OPTIONS",
+    "PENDING_GRACE",
+    "Clock",
+    "PostgresBase",
+    "PostgresTokenStore",
+    "utc_now",
+]
 
 
-class _PostgresBase:
-    def __init__(self, location: DatabaseLocation) -> None:
+Clock = Callable[[], datetime]
+# Expired one-time records are purged this long after they expire.
+PENDING_GRACE = timedelta(hours=1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PostgresBase:
+    def __init__(self, location: DatabaseLocation, clock: Clock) -> None:
         if location.kind != "postgres":
             raise ValueError("not a PostgreSQL location")
         self._location = location
+        self._clock = clock
 
     @property
     def description(self) -> str:
@@ -72,7 +91,7 @@ class _PostgresBase:
         return f"{type(self).__name__}({self.description!r})"
 
 
-_CONNECTION_OPTIONS = {"autocommit": True, "prepare_threshold": 0}
+CONNECTION_OPTIONS = {"autocommit": True, "prepare_threshold": 0}
 
 
 class PostgresLockedRow:
@@ -104,7 +123,9 @@ class PostgresLockedRow:
         last_error: str | None,
         refreshed_at: datetime | None,
     ) -> None:
-        query, params = locked_update(self._key, row, status, last_error, refreshed_at)
+        query, params = locked_update(
+            self._key, row, status, last_error, refreshed_at, self._store._clock()
+        )
         try:
             self._connection.execute(query, params)
         except psycopg.Error as error:
@@ -133,7 +154,7 @@ class PostgresLockedRow:
             pass  # the connection is discarded by the pool; nothing was committed
 
 
-class PostgresTokenStore(_PostgresBase):
+class PostgresTokenStore(PostgresBase):
     """Sealed token rows in PostgreSQL.
 
     Raises:
@@ -148,14 +169,15 @@ class PostgresTokenStore(_PostgresBase):
         min_size: int = 1,
         max_size: int = 10,
         connect_timeout: float = 10.0,
+        clock: Clock = utc_now,
     ) -> None:
-        super().__init__(location)
+        super().__init__(location, clock)
         self._pool = ConnectionPool(
             location.conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=connect_timeout,
-            kwargs=_CONNECTION_OPTIONS,
+            kwargs=CONNECTION_OPTIONS,
             open=False,
             name="oauthvault",
         )
@@ -199,16 +221,16 @@ class PostgresTokenStore(_PostgresBase):
         return None if found is None else sealed_row(found)
 
     def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        self._rowcount(UPSERT_ROW, upsert_params(key, row))
+        self._rowcount(UPSERT_ROW, upsert_params(key, row, self._clock()))
 
     def delete(self, key: TokenKey) -> bool:
         return self._rowcount(DELETE_ROW, key_params(key)) > 0
 
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[ConnectionInfo]:
+    ) -> list[StoredConnection]:
         params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
-        return [connection_info(row) for row in self._fetchall(LIST_ROWS, params)]
+        return [stored_connection(row) for row in self._fetchall(LIST_ROWS, params)]
 
     def count_by_key_id(self) -> dict[str, int]:
         return {key_id: count for key_id, count in self._fetchall(COUNT_BY_KEY, ())}
@@ -246,8 +268,8 @@ class PostgresTokenStore(_PostgresBase):
             raise self._unavailable(error) from None
         return RotationBatch(rotated, failed, last_row_id)
 
-    def record_invalidation(self, cache_key: str) -> None:
-        self._rowcount(RECORD_INVALIDATION, (cache_key,))
+    def record_invalidations(self, cache_keys: Sequence[str]) -> None:
+        self._rowcount(RECORD_INVALIDATIONS, (list(cache_keys), self._clock()))
 
     def pending_invalidations(self, limit: int) -> list[str]:
         return [row[0] for row in self._fetchall(PENDING_INVALIDATIONS, (limit,))]
@@ -265,7 +287,7 @@ class PostgresTokenStore(_PostgresBase):
         return [TokenKey(*row) for row in self._fetchall(IDLE, (provider, before, limit))]
 
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
-        self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))
+        self._rowcount(PUT_PENDING, (self._clock() - PENDING_GRACE, record_id, sealed, expires_at))
 
     def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
         found = self._fetchone(TAKE_PENDING, (record_id,))
@@ -273,170 +295,3 @@ class PostgresTokenStore(_PostgresBase):
 
     def close(self) -> None:
         self._pool.close()
-
-
-class AsyncPostgresLockedRow:
-    """The asyncio twin of :class:`PostgresLockedRow`; built by ``await store.lock_row``."""
-
-    def __init__(self, store: AsyncPostgresTokenStore, key: TokenKey) -> None:
-        self._store = store
-        self._key = key
-        self._connection: psycopg.AsyncConnection[Any] | None = None
-        self.row: SealedRow | None = None
-        self.status: str | None = None
-
-    async def acquire(self) -> None:
-        pool = self._store._pool
-        try:
-            self._connection = await pool.getconn()
-        except PoolTimeout as error:
-            raise self._store._unavailable(error) from None
-        try:
-            await self._connection.execute("BEGIN")
-            await self._connection.execute(LOCK_TIMEOUT)
-            cursor = await self._connection.execute(LOCK_ROW, key_params(self._key))
-            found = await cursor.fetchone()
-        except psycopg.Error as error:
-            await self._release(commit=False)
-            raise self._store._unavailable(error) from None
-        self.row = None if found is None else sealed_row(found[:5])
-        self.status = None if found is None else found[5]
-
-    async def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None:
-        assert self._connection is not None  # noqa: S101 - acquire() ran
-        query, params = locked_update(self._key, row, status, last_error, refreshed_at)
-        try:
-            await self._connection.execute(query, params)
-        except psycopg.Error as error:
-            await self._release(commit=False)
-            raise self._store._unavailable(error) from None
-
-    async def _release(self, *, commit: bool) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            await connection.execute("COMMIT" if commit else "ROLLBACK")
-        finally:
-            await self._store._pool.putconn(connection)
-
-    async def commit(self) -> None:
-        try:
-            await self._release(commit=True)
-        except psycopg.Error as error:
-            raise self._store._unavailable(error) from None
-
-    async def rollback(self) -> None:
-        try:
-            await self._release(commit=False)
-        except psycopg.Error:
-            pass
-
-
-class AsyncPostgresTokenStore(_PostgresBase):
-    """The asyncio twin of :class:`PostgresTokenStore`; call :meth:`open` first."""
-
-    def __init__(
-        self,
-        location: DatabaseLocation,
-        *,
-        min_size: int = 1,
-        max_size: int = 10,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        super().__init__(location)
-        self._connect_timeout = connect_timeout
-        self._pool = AsyncConnectionPool(
-            location.conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=connect_timeout,
-            kwargs=_CONNECTION_OPTIONS,
-            open=False,
-            name="oauthvault-async",
-        )
-
-    async def open(self) -> None:
-        try:
-            await self._pool.open(wait=True, timeout=self._connect_timeout)
-            async with self._pool.connection() as connection:
-                found = await (await connection.execute(SCHEMA_REVISION)).fetchone()
-                revision = found[0] if found else None
-        except psycopg.errors.UndefinedTable:
-            revision = None
-        except (psycopg.Error, PoolTimeout) as error:
-            await self._pool.close()
-            raise self._unavailable(error) from None
-        if revision != HEAD_REVISION:
-            await self._pool.close()
-            check_revision(revision, self.description)
-
-    async def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
-        try:
-            async with self._pool.connection() as connection:
-                cursor = await connection.execute(query, params, prepare=True)
-                return await cursor.fetchone()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
-
-    async def _fetchall(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
-        try:
-            async with self._pool.connection() as connection:
-                cursor = await connection.execute(query, params, prepare=True)
-                return await cursor.fetchall()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
-
-    async def _rowcount(self, query: str, params: Sequence[Any]) -> int:
-        try:
-            async with self._pool.connection() as connection:
-                return (await connection.execute(query, params, prepare=True)).rowcount
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
-
-    async def get(self, key: TokenKey) -> SealedRow | None:
-        found = await self._fetchone(SELECT_ROW, key_params(key))
-        return None if found is None else sealed_row(found)
-
-    async def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        await self._rowcount(UPSERT_ROW, upsert_params(key, row))
-
-    async def delete(self, key: TokenKey) -> bool:
-        return await self._rowcount(DELETE_ROW, key_params(key)) > 0
-
-    async def list_connections(
-        self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[ConnectionInfo]:
-        params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
-        return [connection_info(row) for row in await self._fetchall(LIST_ROWS, params)]
-
-    async def record_invalidation(self, cache_key: str) -> None:
-        await self._rowcount(RECORD_INVALIDATION, (cache_key,))
-
-    async def pending_invalidations(self, limit: int) -> list[str]:
-        return [row[0] for row in await self._fetchall(PENDING_INVALIDATIONS, (limit,))]
-
-    async def clear_invalidations(self, cache_keys: list[str]) -> None:
-        await self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
-
-    async def lock_row(self, key: TokenKey) -> AsyncPostgresLockedRow:
-        locked = AsyncPostgresLockedRow(self, key)
-        await locked.acquire()
-        return locked
-
-    async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
-        await self._rowcount(PUT_PENDING, (record_id, sealed, expires_at))
-
-    async def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
-        found = await self._fetchone(TAKE_PENDING, (record_id,))
-        return None if found is None else (found[0], found[1].astimezone(UTC))
-
-    async def close(self) -> None:
-        await self._pool.close()

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
-from oauthvault.models import TokenKey
-from oauthvault.records import SealedRow
-from oauthvault.storage.base import ConnectionInfo
+from oauthvault.models import StoredConnection, TokenKey
 from oauthvault.storage.migrations import HEAD_REVISION
 
 __all__ = [
@@ -25,7 +24,7 @@ __all__ = [
     "NIL_UUID",
     "PENDING_INVALIDATIONS",
     "PUT_PENDING",
-    "RECORD_INVALIDATION",
+    "RECORD_INVALIDATIONS",
     "SCHEMA_REVISION",
     "SELECT_FOR_ROTATION",
     "SELECT_ROW",
@@ -35,10 +34,10 @@ __all__ = [
     "UPDATE_SEALED",
     "UPSERT_ROW",
     "check_revision",
-    "connection_info",
     "key_params",
     "locked_update",
     "sealed_row",
+    "stored_connection",
     "upsert_params",
     "utc",
 ]
@@ -49,8 +48,8 @@ FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    refresh_token_encrypted, key_id, expires_at, scope, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = EXCLUDED.access_token_encrypted,
     refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
@@ -59,7 +58,7 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     scope = EXCLUDED.scope,
     status = 'active',
     last_error = NULL,
-    updated_at = now()
+    updated_at = EXCLUDED.updated_at
 """
 DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
 LIST_ROWS = """
@@ -87,9 +86,10 @@ UPDATE oauth_tokens
 SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s
 WHERE id = %s
 """
-RECORD_INVALIDATION = (
-    "INSERT INTO oauth_cache_invalidations (cache_key) VALUES (%s) ON CONFLICT DO NOTHING"
-)
+RECORD_INVALIDATIONS = """
+INSERT INTO oauth_cache_invalidations (cache_key, recorded_at)
+SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING
+"""
 PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %s"
 CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
@@ -101,11 +101,11 @@ FOR UPDATE
 UPDATE_LOCKED_TOKENS = """
 UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
     key_id = %s, expires_at = %s, scope = %s, status = %s, last_error = %s,
-    last_refreshed_at = %s, updated_at = now()
+    last_refreshed_at = %s, updated_at = %s
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
 UPDATE_LOCKED_STATUS = """
-UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = now()
+UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
 EXPIRING = """
@@ -126,7 +126,7 @@ LIMIT %s
 # A refresher waits this long for another one's lock before giving up.
 LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
 PUT_PENDING = """
-WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < now() - interval '1 hour')
+WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < %s)
 INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
 """
 TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = %s RETURNING sealed, expires_at"
@@ -137,7 +137,7 @@ def key_params(key: TokenKey) -> tuple[str, str, str]:
     return (key.provider, key.workspace_id, key.actor_id)
 
 
-def upsert_params(key: TokenKey, row: SealedRow) -> tuple[Any, ...]:
+def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ...]:
     return (
         uuid.uuid4(),
         key.provider,
@@ -148,6 +148,8 @@ def upsert_params(key: TokenKey, row: SealedRow) -> tuple[Any, ...]:
         row.key_id,
         row.expires_at,
         row.scope,
+        now,
+        now,
     )
 
 
@@ -167,9 +169,10 @@ def locked_update(
     status: str,
     last_error: str | None,
     refreshed_at: datetime | None,
+    now: datetime,
 ) -> tuple[str, tuple[Any, ...]]:
     if row is None:
-        return UPDATE_LOCKED_STATUS, (status, last_error, *key_params(key))
+        return UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(key))
     return UPDATE_LOCKED_TOKENS, (
         row.access_token_encrypted,
         row.refresh_token_encrypted,
@@ -179,11 +182,12 @@ def locked_update(
         status,
         last_error,
         refreshed_at,
+        now,
         *key_params(key),
     )
 
 
-def connection_info(found: Sequence[Any]) -> ConnectionInfo:
+def stored_connection(found: Sequence[Any]) -> StoredConnection:
     (
         provider,
         workspace_id,
@@ -197,7 +201,7 @@ def connection_info(found: Sequence[Any]) -> ConnectionInfo:
         refreshed,
         last_error,
     ) = found
-    return ConnectionInfo(
+    return StoredConnection(
         provider=provider,
         workspace_id=workspace_id,
         actor_id=actor_id,

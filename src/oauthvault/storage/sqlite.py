@@ -1,6 +1,8 @@
 """The embedded default: an SQLite file in WAL mode, one connection per thread.
 
 Runs its own migrations when opened, so the quick start needs no server and no setup.
+Every connection it opens is closed by :meth:`SqliteTokenStore.close` (the per-thread
+ones) or when its lock ends (a refresh lock's own connection), on error paths too.
 """
 
 from __future__ import annotations
@@ -9,86 +11,53 @@ import asyncio
 import functools
 import sqlite3
 import threading
-import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
-from oauthvault.models import TokenKey
-from oauthvault.records import SealedRow
-from oauthvault.storage.base import ConnectionInfo, Resealer, RotationBatch
+from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.storage import sqlite_sql as sql
+from oauthvault.storage.base import Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 
 __all__ = ["AsyncSqliteTokenStore", "SqliteTokenStore"]
 
-_SELECT = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
-FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
-"""
-_SELECT_WITH_STATUS = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
-FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
-"""
-_UPSERT = """
-INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
-    access_token_encrypted = excluded.access_token_encrypted,
-    refresh_token_encrypted = excluded.refresh_token_encrypted,
-    key_id = excluded.key_id,
-    expires_at = excluded.expires_at,
-    scope = excluded.scope,
-    status = 'active',
-    last_error = NULL,
-    updated_at = excluded.updated_at
-"""
-_DELETE = "DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?"
-_LIST = """
-SELECT provider, workspace_id, actor_id, expires_at, scope,
-    refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
-    last_error
-FROM oauth_tokens
-WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR workspace_id = ?)
-ORDER BY provider, workspace_id, actor_id
-LIMIT ?
-"""
+Clock = Callable[[], datetime]
+# Expired one-time records are purged this long after they expire.
+_PENDING_GRACE = timedelta(hours=1)
 
 
-def _to_text(moment: datetime | None) -> str | None:
-    # Fixed-width UTC ISO text sorts and compares like the instant it names.
-    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
-def _from_text(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _unavailable(error: sqlite3.Error | OSError) -> StorageUnavailable:
+    return StorageUnavailable(f"SQLite error: {type(error).__name__}: {error}")
 
 
 class SqliteLockedRow:
     """A row locked with ``BEGIN IMMEDIATE`` on a connection of its own (which any thread
     may use), so refreshers in other threads and processes wait for its commit."""
 
-    def __init__(self, store: SqliteTokenStore, key: TokenKey, lock_timeout: float) -> None:
+    def __init__(self, path: Path, key: TokenKey, lock_timeout: float, clock: Clock) -> None:
         self._key = key
+        self._clock = clock
+        self._connection: sqlite3.Connection | None = None
         try:
-            self._connection: sqlite3.Connection | None = sqlite3.connect(
-                store.path, timeout=lock_timeout, isolation_level=None, check_same_thread=False
+            self._connection = sqlite3.connect(
+                path, timeout=lock_timeout, isolation_level=None, check_same_thread=False
             )
             self._connection.execute("BEGIN IMMEDIATE")
-            found = self._connection.execute(
-                _SELECT_WITH_STATUS,
-                (key.provider, key.workspace_id, key.actor_id),
-            ).fetchone()
+            found = self._connection.execute(sql.LOCK_ROW, sql.key_params(key)).fetchone()
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
-        self.row = None
-        self.status: str | None = None
-        if found is not None:
-            access, refresh, key_id, expires_at, scope, status = found
-            self.row = SealedRow(access, refresh, key_id, _from_text(expires_at), scope)
-            self.status = status
+        self.row: SealedRow | None = None if found is None else sql.sealed_row(found[:5])
+        self.status: str | None = None if found is None else found[5]
 
     def update(
         self,
@@ -98,35 +67,12 @@ class SqliteLockedRow:
         last_error: str | None,
         refreshed_at: datetime | None,
     ) -> None:
-        ids = (self._key.provider, self._key.workspace_id, self._key.actor_id)
-        now = _to_text(datetime.now(UTC))
+        query, params = sql.locked_update(
+            self._key, row, status, last_error, refreshed_at, self._clock()
+        )
         try:
             assert self._connection is not None  # noqa: S101 - only used while locked
-            if row is None:
-                self._connection.execute(
-                    "UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?"
-                    " WHERE provider = ? AND workspace_id = ? AND actor_id = ?",
-                    (status, last_error, now, *ids),
-                )
-            else:
-                self._connection.execute(
-                    "UPDATE oauth_tokens SET access_token_encrypted = ?,"
-                    " refresh_token_encrypted = ?, key_id = ?, expires_at = ?, scope = ?,"
-                    " status = ?, last_error = ?, last_refreshed_at = ?, updated_at = ?"
-                    " WHERE provider = ? AND workspace_id = ? AND actor_id = ?",
-                    (
-                        row.access_token_encrypted,
-                        row.refresh_token_encrypted,
-                        row.key_id,
-                        _to_text(row.expires_at),
-                        row.scope,
-                        status,
-                        last_error,
-                        _to_text(refreshed_at),
-                        now,
-                        *ids,
-                    ),
-                )
+            self._connection.execute(query, params)
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
@@ -159,51 +105,63 @@ class SqliteTokenStore:
         StorageUnavailable: the file cannot be opened or written.
     """
 
-    def __init__(self, location: DatabaseLocation, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        location: DatabaseLocation,
+        *,
+        busy_timeout: float = 5.0,
+        clock: Clock = _utc_now,
+    ) -> None:
         if location.sqlite_path is None:
             raise ValueError("not an SQLite location")
         self._location = location
         self._path: Path = location.sqlite_path
         self._busy_timeout = busy_timeout
+        self._clock = clock
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def description(self) -> str:
         return self._location.description
 
-    @property
-    def path(self) -> Path:
-        return self._path
-
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(
-                    self._path,
-                    timeout=self._busy_timeout,
-                    isolation_level=None,  # autocommit; explicit BEGIN where a batch needs one
-                    check_same_thread=False,
-                )
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-            except (sqlite3.Error, OSError) as error:
-                raise StorageUnavailable(
-                    f"cannot open {self.description}: {type(error).__name__}"
-                ) from None
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
+        if connection is not None:
+            return connection
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # autocommit; explicit BEGIN where a batch needs one
+                check_same_thread=False,
+            )
+        except (sqlite3.Error, OSError) as error:
+            raise StorageUnavailable(
+                f"cannot open {self.description}: {type(error).__name__}"
+            ) from None
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            connection.close()
+            raise _unavailable(error) from None
+        self._local.connection = connection
+        with self._connections_lock:
+            self._connections.append(connection)
         return connection
 
     def _ensure_schema(self) -> None:
         try:
-            row = self._connection().execute("SELECT version_num FROM alembic_version").fetchone()
-            revision = row[0] if row else None
+            found = self._connection().execute(sql.SCHEMA_REVISION).fetchone()
+            revision = found[0] if found else None
         except sqlite3.OperationalError:
             revision = None
         if revision != HEAD_REVISION:
@@ -211,96 +169,39 @@ class SqliteTokenStore:
 
             upgrade(self._location)
 
+    def _execute(self, query: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._connection().execute(query, params)
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+
+    def _fetchall(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._connection().execute(query, params).fetchall()
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+
     def get(self, key: TokenKey) -> SealedRow | None:
         try:
-            found = (
-                self._connection()
-                .execute(_SELECT, (key.provider, key.workspace_id, key.actor_id))
-                .fetchone()
-            )
+            found = self._connection().execute(sql.SELECT_ROW, sql.key_params(key)).fetchone()
         except sqlite3.Error as error:
             raise _unavailable(error) from None
-        if found is None:
-            return None
-        access, refresh, key_id, expires_at, scope = found
-        return SealedRow(access, refresh, key_id, _from_text(expires_at), scope)
+        return None if found is None else sql.sealed_row(found)
 
     def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        now = _to_text(datetime.now(UTC))
-        params = (
-            uuid.uuid4().hex,
-            key.provider,
-            key.workspace_id,
-            key.actor_id,
-            row.access_token_encrypted,
-            row.refresh_token_encrypted,
-            row.key_id,
-            _to_text(row.expires_at),
-            row.scope,
-            now,
-            now,
-        )
-        try:
-            self._connection().execute(_UPSERT, params)
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
+        self._execute(sql.UPSERT_ROW, sql.upsert_params(key, row, self._clock()))
 
     def delete(self, key: TokenKey) -> bool:
-        try:
-            cursor = self._connection().execute(
-                _DELETE, (key.provider, key.workspace_id, key.actor_id)
-            )
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
-        return cursor.rowcount > 0
+        return self._execute(sql.DELETE_ROW, sql.key_params(key)).rowcount > 0
 
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[ConnectionInfo]:
+    ) -> list[StoredConnection]:
         params = (provider, provider, workspace_id, workspace_id, limit)
-        try:
-            rows = self._connection().execute(_LIST, params).fetchall()
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
-        return [
-            ConnectionInfo(
-                provider=p,
-                workspace_id=w,
-                actor_id=a,
-                expires_at=_from_text(expires),
-                scope=scope,
-                has_refresh_token=bool(has_refresh),
-                key_id=key_id,
-                updated_at=_from_text(updated) or datetime.now(UTC),
-                status=status,
-                last_refreshed_at=_from_text(refreshed),
-                last_error=last_error,
-            )
-            for (
-                p,
-                w,
-                a,
-                expires,
-                scope,
-                has_refresh,
-                key_id,
-                updated,
-                status,
-                refreshed,
-                last_error,
-            ) in rows
-        ]
+        return [sql.stored_connection(found) for found in self._fetchall(sql.LIST_ROWS, params)]
 
     def count_by_key_id(self) -> dict[str, int]:
-        try:
-            rows = (
-                self._connection()
-                .execute("SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id")
-                .fetchall()
-            )
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
-        return {key_id: count for key_id, count in rows}
+        return {key_id: count for key_id, count in self._fetchall(sql.COUNT_BY_KEY)}
 
     def reseal_batch(
         self, primary_key_id: str, after_row_id: str | None, limit: int, reseal: Resealer
@@ -314,22 +215,17 @@ class SqliteTokenStore:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 rows = connection.execute(
-                    "SELECT id, provider, workspace_id, actor_id, access_token_encrypted,"
-                    " refresh_token_encrypted, key_id, expires_at, scope FROM oauth_tokens"
-                    " WHERE key_id <> ? AND id > ? ORDER BY id LIMIT ?",
-                    (primary_key_id, after_row_id or "", limit),
+                    sql.SELECT_FOR_ROTATION, (primary_key_id, after_row_id or "", limit)
                 ).fetchall()
-                for row_id, p, w, a, access, refresh, key_id, expires, scope in rows:
+                for row_id, provider, workspace_id, actor_id, *sealed in rows:
                     last_row_id = row_id
-                    key = TokenKey(p, w, a)
-                    stored = SealedRow(access, refresh, key_id, _from_text(expires), scope)
-                    new = reseal(key, stored)
+                    key = TokenKey(provider, workspace_id, actor_id)
+                    new = reseal(key, sql.sealed_row(sealed))
                     if new is None:
                         failed.append(key)
                         continue
                     connection.execute(
-                        "UPDATE oauth_tokens SET access_token_encrypted = ?,"
-                        " refresh_token_encrypted = ?, key_id = ? WHERE id = ?",
+                        sql.UPDATE_SEALED,
                         (
                             new.access_token_encrypted,
                             new.refresh_token_encrypted,
@@ -346,89 +242,42 @@ class SqliteTokenStore:
             raise _unavailable(error) from None
         return RotationBatch(rotated, failed, last_row_id)
 
-    def record_invalidation(self, cache_key: str) -> None:
+    def record_invalidations(self, cache_keys: Sequence[str]) -> None:
+        stamp = sql.to_text(self._clock())
         try:
-            self._connection().execute(
-                "INSERT INTO oauth_cache_invalidations (cache_key, recorded_at) VALUES (?, ?)"
-                " ON CONFLICT (cache_key) DO NOTHING",
-                (cache_key, _to_text(datetime.now(UTC))),
+            self._connection().executemany(
+                sql.RECORD_INVALIDATION, [(name, stamp) for name in cache_keys]
             )
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
     def pending_invalidations(self, limit: int) -> list[str]:
-        try:
-            rows = (
-                self._connection()
-                .execute("SELECT cache_key FROM oauth_cache_invalidations LIMIT ?", (limit,))
-                .fetchall()
-            )
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
-        return [row[0] for row in rows]
+        return [found[0] for found in self._fetchall(sql.PENDING_INVALIDATIONS, (limit,))]
 
     def clear_invalidations(self, cache_keys: list[str]) -> None:
         try:
-            self._connection().executemany(
-                "DELETE FROM oauth_cache_invalidations WHERE cache_key = ?",
-                [(key,) for key in cache_keys],
-            )
+            self._connection().executemany(sql.CLEAR_INVALIDATION, [(name,) for name in cache_keys])
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
     def lock_row(self, key: TokenKey, lock_timeout: float = 30.0) -> SqliteLockedRow:
-        return SqliteLockedRow(self, key, lock_timeout)
-
-    def _keys(self, query: str, params: tuple[object, ...]) -> list[TokenKey]:
-        try:
-            rows = self._connection().execute(query, params).fetchall()
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
-        return [TokenKey(*row) for row in rows]
+        return SqliteLockedRow(self._path, key, lock_timeout, self._clock)
 
     def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
-        return self._keys(
-            "SELECT provider, workspace_id, actor_id FROM oauth_tokens"
-            " WHERE status IN ('active', 'degraded') AND refresh_token_encrypted IS NOT NULL"
-            " AND expires_at < ? ORDER BY expires_at LIMIT ?",
-            (_to_text(before), limit),
-        )
+        rows = self._fetchall(sql.EXPIRING, (sql.to_text(before), limit))
+        return [TokenKey(*found) for found in rows]
 
     def idle_connections(self, provider: str, before: datetime, limit: int) -> list[TokenKey]:
-        return self._keys(
-            "SELECT provider, workspace_id, actor_id FROM oauth_tokens"
-            " WHERE provider = ? AND status IN ('active', 'degraded')"
-            " AND refresh_token_encrypted IS NOT NULL"
-            " AND coalesce(last_refreshed_at, updated_at) < ?"
-            " ORDER BY coalesce(last_refreshed_at, updated_at) LIMIT ?",
-            (provider, _to_text(before), limit),
-        )
+        rows = self._fetchall(sql.IDLE, (provider, sql.to_text(before), limit))
+        return [TokenKey(*found) for found in rows]
 
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
-        now = datetime.now(UTC)
-        try:
-            connection = self._connection()
-            connection.execute(
-                "DELETE FROM oauth_pending WHERE expires_at < ?",
-                (_to_text(now - timedelta(hours=1)),),
-            )
-            connection.execute(
-                "INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (?, ?, ?)",
-                (record_id, sealed, _to_text(expires_at)),
-            )
-        except sqlite3.Error as error:
-            raise _unavailable(error) from None
+        self._execute(sql.PURGE_PENDING, (sql.to_text(self._clock() - _PENDING_GRACE),))
+        self._execute(sql.PUT_PENDING, (record_id, sealed, sql.to_text(expires_at)))
 
     def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
         try:
-            found = (
-                self._connection()
-                .execute(
-                    "DELETE FROM oauth_pending WHERE record_id = ? RETURNING sealed, expires_at",
-                    (record_id,),
-                )
-                .fetchone()
-            )
+            found = self._connection().execute(sql.TAKE_PENDING, (record_id,)).fetchone()
         except sqlite3.Error as error:
             raise _unavailable(error) from None
         if found is None:
@@ -436,18 +285,15 @@ class SqliteTokenStore:
         return found[0], datetime.fromisoformat(found[1])
 
     def close(self) -> None:
+        """Close every connection this store opened, in whichever thread."""
         with self._connections_lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
         self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"SqliteTokenStore({self.description!r})"
-
-
-def _unavailable(error: sqlite3.Error) -> StorageUnavailable:
-    return StorageUnavailable(f"SQLite error: {type(error).__name__}: {error}")
 
 
 class AsyncSqliteLockedRow:
@@ -487,8 +333,9 @@ class AsyncSqliteTokenStore:
     """The asyncio face of :class:`SqliteTokenStore`: each call runs in a worker thread,
     so a busy database file never blocks the event loop."""
 
-    def __init__(self, location: DatabaseLocation) -> None:
+    def __init__(self, location: DatabaseLocation, *, clock: Clock = _utc_now) -> None:
         self._location = location
+        self._clock = clock
         self._store: SqliteTokenStore | None = None
 
     @property
@@ -503,7 +350,9 @@ class AsyncSqliteTokenStore:
 
     async def open(self) -> None:
         if self._store is None:
-            self._store = await asyncio.to_thread(SqliteTokenStore, self._location)
+            self._store = await asyncio.to_thread(
+                functools.partial(SqliteTokenStore, self._location, clock=self._clock)
+            )
 
     async def get(self, key: TokenKey) -> SealedRow | None:
         return await asyncio.to_thread(self.sync_store.get, key)
@@ -516,13 +365,16 @@ class AsyncSqliteTokenStore:
 
     async def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[ConnectionInfo]:
+    ) -> list[StoredConnection]:
         return await asyncio.to_thread(
             self.sync_store.list_connections, provider, workspace_id, limit
         )
 
-    async def record_invalidation(self, cache_key: str) -> None:
-        await asyncio.to_thread(self.sync_store.record_invalidation, cache_key)
+    async def count_by_key_id(self) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync_store.count_by_key_id)
+
+    async def record_invalidations(self, cache_keys: Sequence[str]) -> None:
+        await asyncio.to_thread(self.sync_store.record_invalidations, cache_keys)
 
     async def pending_invalidations(self, limit: int) -> list[str]:
         return await asyncio.to_thread(self.sync_store.pending_invalidations, limit)
@@ -534,6 +386,12 @@ class AsyncSqliteTokenStore:
         locked = await asyncio.to_thread(self.sync_store.lock_row, key)
         return AsyncSqliteLockedRow(locked)
 
+    async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
+        return await asyncio.to_thread(self.sync_store.expiring_connections, before, limit)
+
+    async def idle_connections(self, provider: str, before: datetime, limit: int) -> list[TokenKey]:
+        return await asyncio.to_thread(self.sync_store.idle_connections, provider, before, limit)
+
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         await asyncio.to_thread(self.sync_store.put_pending, record_id, sealed, expires_at)
 
@@ -542,8 +400,10 @@ class AsyncSqliteTokenStore:
 
     async def close(self) -> None:
         if self._store is not None:
-            self._store.close()
-            self._store = None
+            store, self._store = self._store, None
+            # Connections made in worker threads are closed here, from this one: each was
+            # opened with check_same_thread=False for exactly this.
+            store.close()
 
     def __repr__(self) -> str:
         return f"AsyncSqliteTokenStore({self.description!r})"

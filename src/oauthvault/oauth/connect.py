@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -19,32 +18,22 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from oauthvault.errors import ConfigError, ProviderError, UnknownProvider
-from oauthvault.flows.client_auth import client_secret_for
-from oauthvault.flows.discovery import discover_async
-from oauthvault.flows.idtoken import JWKSCache, verify_id_token
-from oauthvault.flows.pkce import PKCEPair
-from oauthvault.flows.provider_config import ProviderConfig
-from oauthvault.flows.providers import ProviderSpec
-from oauthvault.flows.revoke import revoke_grant_async
-from oauthvault.flows.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
-from oauthvault.models import TokenKey, TokenSet
+from oauthvault.models import TokenKey
+from oauthvault.oauth.client_auth import client_secret_for
+from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
+from oauthvault.oauth.pkce import PKCEPair
+from oauthvault.oauth.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
+from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.discovery import discover_async
 
 if TYPE_CHECKING:
-    from oauthvault.async_vault import AsyncOAuthTokenCache
+    from oauthvault.vault import AsyncOAuthTokenCache
 
-__all__ = ["AsyncConnector", "ConnectResult", "UnknownProvider"]
+__all__ = ["AsyncConnector"]
 
 _TIMEOUT = httpx.Timeout(10.0)
-logger = logging.getLogger("oauthvault.flows")
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectResult:
-    """A finished authorization: what was connected, and where the user goes next."""
-
-    request: AuthorizationState
-    scope: str | None
-    id_token_claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+logger = logging.getLogger("oauthvault.providers")
 
 
 class AsyncConnector:
@@ -142,8 +131,11 @@ class AsyncConnector:
             params.get("state"), provider=provider, binding=binding
         )
 
-    async def finish(self, request: AuthorizationState, params: Mapping[str, str]) -> ConnectResult:
-        """Redeem the callback's code for ``request`` and store the tokens.
+    async def finish(
+        self, request: AuthorizationState, params: Mapping[str, str]
+    ) -> Mapping[str, Any]:
+        """Redeem the callback's code for ``request`` and store the tokens; returns the
+        verified id_token claims (empty when the provider sent no id_token).
 
         Raises:
             ProviderError: the provider sent an error (``.error``, e.g. ``access_denied``),
@@ -186,7 +178,7 @@ class AsyncConnector:
             expires_in,
             scope,
         )
-        return ConnectResult(request, scope, claims)
+        return claims
 
     async def _redeem(
         self, config: ProviderConfig, spec: ProviderSpec, request: AuthorizationState, code: str
@@ -217,10 +209,6 @@ class AsyncConnector:
                     "temporarily_unavailable", f"token request failed: {type(error).__name__}"
                 ) from None
         return dict(token)
-
-    async def revoke(self, provider: str, tokens: TokenSet) -> bool | None:
-        """Revoke the grant at the provider (RFC 7009); see :mod:`oauthvault.flows.revoke`."""
-        return await revoke_grant_async(await self.provider(provider), tokens)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -19,72 +19,36 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, Literal
 
-from oauthvault.cache.keys import cache_key
+from oauthvault.crypto.sealing import open_row, seal_row
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
-from oauthvault.models import TokenKey, TokenSet, validate_tokens
-from oauthvault.records import SealedRow, open_row, seal_cache_record, seal_row
-from oauthvault.steps import RecordInvalidation, Step, VaultCore, WriteCache, cache_ttl
+from oauthvault.models import (
+    ConnectionEvent,
+    ConnectionStatus,
+    TokenKey,
+    TokenSet,
+    validate_tokens,
+)
+from oauthvault.oauth.refresh_grant import GrantResult
+from oauthvault.vault.flows import VaultCore
+from oauthvault.vault.steps import (
+    CommitLock,
+    Emit,
+    LockRow,
+    Pause,
+    RefreshGrant,
+    Step,
+    UpdateLocked,
+)
 
-__all__ = [
-    "ConnectionEvent",
-    "ConnectionStatus",
-    "GrantResult",
-    "RetryPolicy",
-    "classify_failure",
-    "refresh_flow",
-]
+__all__ = ["RefreshFlow", "RetryPolicy", "is_fresh", "merge_answer", "refresh_flow"]
+
+RefreshFlow = Generator[Step, Any, TokenSet]
 
 logger = logging.getLogger("oauthvault.refresh")
-
-
-class ConnectionStatus(StrEnum):
-    ACTIVE = "active"
-    DEGRADED = "degraded"
-    NEEDS_REAUTH = "needs_reauth"
-    REVOKED = "revoked"
-
-
-# RFC 6749 §5.2 answers after which retrying cannot help: the grant is gone.
-_REAUTH_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_scope"})
-# Our own configuration is wrong: not the user's doing, and not transient either.
-_CONFIG_ERRORS = frozenset({"invalid_client", "invalid_request", "unsupported_grant_type"})
-
-
-@dataclass(frozen=True, slots=True)
-class GrantResult:
-    """What one refresh grant came to. ``token`` holds the provider's answer when ok."""
-
-    outcome: Literal["ok", "reauth", "config", "transient"]
-    token: Mapping[str, Any] | None = field(default=None, repr=False)
-    error: str | None = None
-    description: str | None = None
-    # False when the request may have reached the provider (a rotated refresh token
-    # could then already be retired): retrying with the old one would kill the grant.
-    retry_safe: bool = True
-
-
-def classify_failure(
-    status_code: int | None, error: str | None, description: str | None, *, retry_safe: bool
-) -> GrantResult:
-    """Map a failed token request to an outcome (pure)."""
-    if error in _REAUTH_ERRORS:
-        return GrantResult("reauth", error=error, description=description)
-    if error in _CONFIG_ERRORS:
-        return GrantResult("config", error=error, description=description)
-    if status_code is not None and 400 <= status_code < 500 and status_code != 429:
-        if error is not None:
-            return GrantResult("config", error=error, description=description)
-    return GrantResult(
-        "transient",
-        error=error or (f"http_{status_code}" if status_code else "unreachable"),
-        description=description,
-        retry_safe=retry_safe,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,65 +62,6 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * (2**attempt))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEvent:
-    """A change worth telling the application about: ``refreshed``, or a status change."""
-
-    kind: Literal["refreshed", "status_changed"]
-    provider: str
-    workspace_id: str
-    actor_id: str
-    status: str
-    previous_status: str | None
-    error: str | None
-    at: datetime
-
-
-# --- steps only the refresh flow needs -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LockRow:
-    """Result: ``(SealedRow | None, status | None)``, the row locked until CommitLock."""
-
-    key: TokenKey
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateLocked:
-    row: SealedRow | None
-    status: str
-    last_error: str | None
-    refreshed_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class CommitLock:
-    """Commit what UpdateLocked wrote and release the lock."""
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshGrant:
-    """Result: a :class:`GrantResult`."""
-
-    provider: str
-    refresh_token: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    event: ConnectionEvent
-
-
-RefreshStep = Step | LockRow | UpdateLocked | CommitLock | RefreshGrant | Pause | Emit
-RefreshFlow = Generator[RefreshStep, Any, TokenSet]
 
 
 def is_fresh(tokens: TokenSet, now: datetime, min_ttl: float) -> bool:
@@ -204,13 +109,13 @@ def refresh_flow(
         yield CommitLock()
         return current
 
-    def change(new_status: str, error: str | None) -> Generator[RefreshStep, Any, None]:
+    def change(new_status: str, error: str | None) -> Generator[Step, Any, None]:
         yield UpdateLocked(None, new_status, error, None)
         yield CommitLock()
         if new_status != status:
             yield Emit(_event(key, "status_changed", new_status, status, error, now))
 
-    if status in (ConnectionStatus.NEEDS_REAUTH, ConnectionStatus.REVOKED):
+    if status == ConnectionStatus.NEEDS_REAUTH:
         yield CommitLock()
         raise ReauthorizationRequired("invalid_grant", f"the connection is {status}")
     if current.refresh_token is None:
@@ -232,12 +137,7 @@ def refresh_flow(
         else:
             yield UpdateLocked(seal_row(core.keyring, key, new), "active", None, now)
             yield CommitLock()
-            if core.has_cache:
-                name = cache_key(key)
-                ttl = cache_ttl(new, now, core.default_cache_ttl)
-                value = seal_cache_record(core.keyring, key, new)
-                if ttl is None or not (yield WriteCache(name, value, ttl, only_if_absent=False)):
-                    yield RecordInvalidation(name)
+            yield from core.cache_tokens(key, new, now)
             if status != ConnectionStatus.ACTIVE:
                 yield Emit(_event(key, "status_changed", "active", status, None, now))
             yield Emit(_event(key, "refreshed", "active", status, None, now))
@@ -247,11 +147,8 @@ def refresh_flow(
         yield from change(ConnectionStatus.NEEDS_REAUTH, error)
         raise ReauthorizationRequired(result.error or "invalid_grant", result.description)
     yield from change(ConnectionStatus.DEGRADED, error)
-    if (
-        result.outcome == "transient"
-        and current.seconds_left(now) not in (None,)
-        and (current.seconds_left(now) or 0) > 0
-    ):
+    left = current.seconds_left(now)
+    if result.outcome == "transient" and left is not None and left > 0:
         logger.warning("refresh of %s failed (%s); serving the current token", key, error)
         return current
     raise ProviderError(result.error or "temporarily_unavailable", result.description)

@@ -11,7 +11,7 @@ import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from oauthvault.crypto.envelope import open_sealed, seal, sealed_key_id
+from oauthvault.crypto.envelope import open_sealed, seal
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import DecryptionError
 from oauthvault.models import TokenKey, TokenSet
@@ -102,13 +102,6 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         expires_at=row.expires_at,
         scope=row.scope,
     )
-
-
-def row_needs_rotation(keyring: KeyRing, row: SealedRow) -> bool:
-    """True when any ciphertext of the row was sealed with a key other than the newest."""
-    primary = keyring.primary.key_id
-    sealed = [row.access_token_encrypted, row.refresh_token_encrypted]
-    return any(text is not None and sealed_key_id(_from_text(text)) != primary for text in sealed)
 
 
 def _optional(text: str | None) -> str:

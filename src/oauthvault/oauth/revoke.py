@@ -13,13 +13,13 @@ from typing import Any
 
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
 
-from oauthvault.flows.client_auth import client_secret_for
-from oauthvault.flows.provider_config import ProviderConfig
 from oauthvault.models import TokenSet
+from oauthvault.oauth.client_auth import client_secret_for
+from oauthvault.providers.config import ProviderConfig
 
 __all__ = ["revoke_grant", "revoke_grant_async"]
 
-logger = logging.getLogger("oauthvault.flows")
+logger = logging.getLogger("oauthvault.providers")
 
 
 def _request(config: ProviderConfig, tokens: TokenSet) -> tuple[str, str, str] | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from oauthvault.errors import ConfigError
-from oauthvault.flows.apple import apple_client_secret
-from oauthvault.flows.provider_config import ProviderConfig
-from oauthvault.flows.providers import ProviderSpec
+from oauthvault.providers.apple import apple_client_secret
+from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.config import ProviderConfig
 
 __all__ = ["client_secret_for"]
 

@@ -1,119 +1,42 @@
-"""The vault's operations as I/O-free generators.
+"""The vault's storage operations as I/O-free generators (write-through, reads, deletes).
 
-Each operation yields the I/O steps it needs (read the cache, write a row, …) and is
-sent each step's result back, as ``httpx.Auth.auth_flow`` does. :class:`OAuthTokenCache`
-drives them with blocking calls, :class:`AsyncOAuthTokenCache` with ``await``: the logic
-(write-through order, TTLs, sealing, fallbacks) exists once.
+Each flow yields the steps of :mod:`oauthvault.vault.steps` and is sent their results;
+:class:`~oauthvault.vault.OAuthTokenCache` performs them with blocking calls,
+:class:`~oauthvault.vault.AsyncOAuthTokenCache` with ``await``. Write-through order, TTLs,
+sealing and fallbacks are decided here, once.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
 
 from oauthvault.cache.keys import cache_key
 from oauthvault.crypto.keyring import KeyRing
-from oauthvault.errors import DecryptionError
-from oauthvault.models import TokenKey, TokenSet
-from oauthvault.records import (
+from oauthvault.crypto.sealing import (
     SealedRow,
     open_cache_record,
     open_row,
     seal_cache_record,
     seal_row,
 )
+from oauthvault.errors import DecryptionError
+from oauthvault.models import TokenKey, TokenSet
+from oauthvault.vault.steps import (
+    DeleteRow,
+    DropCache,
+    Flow,
+    ReadRow,
+    RecordInvalidation,
+    WriteCache,
+    WriteRow,
+)
 
-__all__ = [
-    "DeleteRow",
-    "DropCache",
-    "ReadRow",
-    "RecordInvalidation",
-    "SavePending",
-    "Step",
-    "TakePending",
-    "VaultCore",
-    "WriteCache",
-    "WriteRow",
-]
+__all__ = ["VaultCore", "cache_ttl"]
 
 logger = logging.getLogger("oauthvault.vault")
-
-
-@dataclass(frozen=True, slots=True)
-class WriteCache:
-    """Result: whether Redis took the value."""
-
-    cache_key: str
-    value: bytes = field(repr=False)
-    ttl: int
-    only_if_absent: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DropCache:
-    """Result: whether Redis confirmed the delete."""
-
-    cache_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class RecordInvalidation:
-    """Remember in the database that Redis may hold a stale value for this key."""
-
-    cache_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRow:
-    """Result: the :class:`SealedRow`, or ``None``."""
-
-    key: TokenKey
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRow:
-    key: TokenKey
-    row: SealedRow
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteRow:
-    """Result: whether a row was deleted."""
-
-    key: TokenKey
-
-
-@dataclass(frozen=True, slots=True)
-class SavePending:
-    """Keep a sealed one-time record until ``expires_at`` (Redis when up, else the database)."""
-
-    record_id: str
-    sealed: str = field(repr=False)
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class TakePending:
-    """Result: the sealed record, deleted in the same step, or ``None``."""
-
-    record_id: str
-
-
-Step: TypeAlias = (
-    WriteCache
-    | DropCache
-    | RecordInvalidation
-    | ReadRow
-    | WriteRow
-    | DeleteRow
-    | SavePending
-    | TakePending
-)
-Flow: TypeAlias = Generator[Step, Any, Any]
 
 
 def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:
@@ -124,11 +47,6 @@ def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:
     if left is None:
         return default
     return int(left) if left >= 1 else None
-
-
-def pending_ttl(expires_at: datetime, now: datetime) -> int:
-    """Whole seconds a one-time record stays in Redis: at least one, rounded up."""
-    return max(1, math.ceil((expires_at - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,20 +69,24 @@ class VaultCore:
         return TokenSet(access_token, refresh_token, expires_at, scope)
 
     def store(self, key: TokenKey, tokens: TokenSet) -> Flow:
-        """Write-through: commit the row, then cache it; a cache write that fails is logged
-        as an invalidation so no older cached value can be served later."""
+        """Write-through: commit the row, then cache it."""
         yield WriteRow(key, seal_row(self.keyring, key, tokens))
+        yield from self.cache_tokens(key, tokens, self.clock())
+
+    def cache_tokens(self, key: TokenKey, tokens: TokenSet, now: datetime) -> Flow:
+        """Put freshly committed tokens in the cache; a cache write that fails is logged as
+        an invalidation, so no older cached value can be served later."""
         if not self.has_cache:
             return None
         name = cache_key(key)
-        ttl = cache_ttl(tokens, self.clock(), self.default_cache_ttl)
+        ttl = cache_ttl(tokens, now, self.default_cache_ttl)
         if ttl is None:
-            cached = yield DropCache(name)
+            cached = yield DropCache((name,))
         else:
             value = seal_cache_record(self.keyring, key, tokens)
-            cached = yield WriteCache(name, value, ttl, only_if_absent=False)
+            cached = yield WriteCache(name, value, ttl)
         if not cached:
-            yield RecordInvalidation(name)
+            yield RecordInvalidation((name,))
         return None
 
     def open_cached(self, key: TokenKey, value: bytes) -> TokenSet | None:
@@ -198,12 +120,19 @@ class VaultCore:
     def delete(self, key: TokenKey) -> Flow:
         """Delete the row, then the cache entry (or log an invalidation if Redis is away)."""
         deleted = yield DeleteRow(key)
-        if self.has_cache:
-            name = cache_key(key)
-            dropped = yield DropCache(name)
-            if not dropped:
-                yield RecordInvalidation(name)
+        yield from self.drop_cached((key,))
         return deleted
+
+    def drop_cached(self, keys: Sequence[TokenKey]) -> Flow:
+        """Drop the cache entries of ``keys``; when Redis cannot confirm, log them as
+        invalidations to replay before Redis is trusted again."""
+        if not self.has_cache or not keys:
+            return None
+        names = tuple(cache_key(key) for key in keys)
+        dropped = yield DropCache(names)
+        if not dropped:
+            yield RecordInvalidation(names)
+        return None
 
     def reseal(self, key: TokenKey, row: SealedRow) -> SealedRow | None:
         """The row sealed again with the newest key; ``None`` if it cannot be decrypted."""

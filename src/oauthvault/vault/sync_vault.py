@@ -1,62 +1,62 @@
 """``OAuthTokenCache``: the vault's public face (blocking I/O).
 
-It runs the shared flows (:mod:`oauthvault.steps`, :mod:`oauthvault.flows.refresh`) with
-blocking calls; :class:`~oauthvault.async_vault.AsyncOAuthTokenCache` runs the same flows
-with ``await``. Configuration goes through :class:`~oauthvault.config.Settings`: explicit
-arguments first, then the environment.
+It runs the shared flows (:mod:`oauthvault.vault.flows`, :mod:`~oauthvault.vault.refresh`,
+:mod:`~oauthvault.vault.pending`) with blocking calls: :meth:`OAuthTokenCache._perform`
+does one step, :meth:`OAuthTokenCache._run` drives a flow. Its asyncio twin,
+:class:`~oauthvault.vault.AsyncOAuthTokenCache`, differs only by ``await``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
-from oauthvault.cache.keys import cache_key, pending_cache_key
+from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
-from oauthvault.errors import TokenNotFound
-from oauthvault.flows.discovery import discover
-from oauthvault.flows.provider_config import ProviderConfig
-from oauthvault.flows.refresh import (
-    CommitLock,
-    Emit,
-    LockRow,
-    Pause,
-    RefreshFlow,
-    RefreshGrant,
-    UpdateLocked,
-    is_fresh,
-)
-from oauthvault.flows.refresh_grant import refresh_grant
-from oauthvault.flows.revoke import revoke_grant
-from oauthvault.models import TokenKey, TokenSet
-from oauthvault.records import open_row
-from oauthvault.steps import (
-    DeleteRow,
-    DropCache,
-    Flow,
-    ReadRow,
-    RecordInvalidation,
-    SavePending,
-    TakePending,
-    WriteCache,
-    WriteRow,
-    pending_ttl,
-)
-from oauthvault.storage.base import (
-    ConnectionInfo,
-    LockedRow,
-    TokenStore,
-)
+from oauthvault.crypto.sealing import open_row
+from oauthvault.models import StoredConnection, TokenKey, TokenSet
+from oauthvault.oauth.refresh_grant import refresh_grant
+from oauthvault.oauth.revoke import revoke_grant
+from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.discovery import discover
+from oauthvault.storage.base import LockedRow, TokenStore
 from oauthvault.storage.postgres import PostgresTokenStore
 from oauthvault.storage.sqlite import SqliteTokenStore
-from oauthvault.vault_base import BackendMode, DeleteOutcome, RotationReport, VaultBase
+from oauthvault.vault.base import DeleteOutcome, RotationReport, VaultBase
+from oauthvault.vault.pending import PendingRecords
+from oauthvault.vault.steps import (
+    CommitLock,
+    DeleteRow,
+    DropCache,
+    Emit,
+    Flow,
+    LockRow,
+    Pause,
+    PutPendingRow,
+    ReadRow,
+    RecordInvalidation,
+    RefreshGrant,
+    Step,
+    TakeCached,
+    TakePendingRow,
+    UpdateLocked,
+    WriteCache,
+    WriteRow,
+)
 
-__all__ = ["BackendMode", "DeleteOutcome", "OAuthTokenCache", "RotationReport"]
+__all__ = ["OAuthTokenCache"]
 
-logger = logging.getLogger("oauthvault.vault")
+
+class _HeldLock:
+    """The row lock a running flow holds, if any (it never outlives :meth:`_run`)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self) -> None:
+        self.row: LockedRow | None = None
 
 
 class OAuthTokenCache(VaultBase):
@@ -72,63 +72,103 @@ class OAuthTokenCache(VaultBase):
     """
 
     def _connect(self) -> None:
+        clock = self._core.clock
         self._store: TokenStore
         if self._location.kind == "postgres":
-            self._store = PostgresTokenStore(self._location)
+            self._store = PostgresTokenStore(self._location, clock=clock)
         else:
-            self._store = SqliteTokenStore(self._location)
+            self._store = SqliteTokenStore(self._location, clock=clock)
         self._cache: RedisTokenCache | None = None
         if self._redis_url is not None:
-            self._cache = RedisTokenCache(
-                self._redis_url,
-                self._store,
-                timeout=self._settings.redis_timeout,
-                breaker=self._new_breaker(),
-            )
-        self._handlers = self._step_handlers()
+            try:
+                self._cache = RedisTokenCache(
+                    self._redis_url,
+                    self._store,
+                    timeout=self._settings.redis_timeout,
+                    breaker=self._new_breaker(),
+                )
+            except BaseException:
+                self._store.close()
+                raise
+
+    # --- the driver ----------------------------------------------------------------------
 
     def _run(self, flow: Flow) -> Any:
-        handlers = self._handlers
+        """Drive ``flow`` to its end; a row lock it still holds then is rolled back."""
+        held = _HeldLock()
         try:
             step = next(flow)
             while True:
-                step = flow.send(handlers[type(step)](step))
+                step = flow.send(self._perform(step, held))
         except StopIteration as done:
             return done.value
+        finally:
+            if held.row is not None:
+                held.row.rollback()
 
-    def _step_handlers(self) -> dict[type, Callable[[Any], Any]]:
-        """How each step is performed: one small function per step type."""
+    def _perform(self, step: Step, held: _HeldLock) -> Any:
+        """Do one step's I/O and return its result; nothing is decided here."""
         store, cache = self._store, self._cache
-        handlers: dict[type, Callable[[Any], Any]] = {
-            ReadRow: lambda step: store.get(step.key),
-            WriteRow: lambda step: store.upsert(step.key, step.row),
-            DeleteRow: lambda step: store.delete(step.key),
-            RecordInvalidation: lambda step: store.record_invalidation(step.cache_key),
-        }
-        if cache is not None:
-            handlers[WriteCache] = lambda step: cache.set(
-                step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
-            )
-            handlers[DropCache] = lambda step: cache.delete(step.cache_key)
-        handlers[SavePending] = self._save_pending
-        handlers[TakePending] = self._take_pending
-        return handlers
+        match step:
+            case ReadRow():
+                return store.get(step.key)
+            case WriteCache():
+                return cache is not None and cache.set(
+                    step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
+                )
+            case WriteRow():
+                return store.upsert(step.key, step.row)
+            case DropCache():
+                return cache is not None and cache.delete(*step.cache_keys)
+            case DeleteRow():
+                return store.delete(step.key)
+            case RecordInvalidation():
+                return store.record_invalidations(step.cache_keys)
+            case TakeCached():
+                return None if cache is None else cache.take(step.cache_key)
+            case PutPendingRow():
+                return store.put_pending(step.record_id, step.sealed, step.expires_at)
+            case TakePendingRow():
+                taken = store.take_pending(step.record_id)
+                return None if taken is None else taken[0]
+            case LockRow():
+                held.row = store.lock_row(step.key)
+                return held.row.row, held.row.status
+            case UpdateLocked():
+                assert held.row is not None  # noqa: S101 - the flow locks first
+                return held.row.update(
+                    step.row,
+                    status=step.status,
+                    last_error=step.last_error,
+                    refreshed_at=step.refreshed_at,
+                )
+            case CommitLock():
+                locked, held.row = held.row, None
+                assert locked is not None  # noqa: S101 - the flow locks first
+                return locked.commit()
+            case RefreshGrant():
+                return refresh_grant(
+                    self._provider(step.provider),
+                    step.refresh_token,
+                    timeout=self._refresh_timeout,
+                )
+            case Pause():
+                return time.sleep(step.seconds)
+            case Emit():
+                return self._emit(step.event)
+        raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
 
-    def _save_pending(self, step: SavePending) -> None:
-        ttl = pending_ttl(step.expires_at, self._core.clock())
-        if self._cache is not None and self._cache.set(
-            pending_cache_key(step.record_id), step.sealed.encode(), ttl
-        ):
-            return
-        self._store.put_pending(step.record_id, step.sealed, step.expires_at)
+    def _provider(self, name: str) -> ProviderConfig:
+        config = self._configured_provider(name)
+        if config.spec is None and config.issuer is not None:
+            import httpx
 
-    def _take_pending(self, step: TakePending) -> str | None:
-        if self._cache is not None:
-            found = self._cache.take(pending_cache_key(step.record_id))
-            if found is not None:
-                return found.decode()
-        taken = self._store.take_pending(step.record_id)
-        return None if taken is None else taken[0]
+            with httpx.Client(timeout=self._refresh_timeout) as client:
+                spec = discover(config.issuer, client, name=name)
+            config = self._remember_provider(config.resolved(spec))
+        return config
+
+    # --- the public API ------------------------------------------------------------------
 
     @property
     def cache_available(self) -> bool:
@@ -187,6 +227,16 @@ class OAuthTokenCache(VaultBase):
         )
         return result
 
+    def get_stored_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        """Like :meth:`get_tokens`, straight from the database: the cache can neither hide
+        a row that no longer decrypts nor serve one that is gone.
+
+        Raises: as :meth:`get_tokens`.
+        """
+        key = TokenKey(provider, workspace_id, actor_id)
+        row = self._store.get(key)
+        return None if row is None else open_row(self._core.keyring, key, row)
+
     @overload
     def delete_tokens(
         self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[False] = False
@@ -239,12 +289,11 @@ class OAuthTokenCache(VaultBase):
     ) -> TokenSet:
         """:meth:`get_access_token`, returning the whole :class:`TokenSet`."""
         tokens = self.get_tokens(provider, workspace_id, actor_id)
-        if tokens is None:
-            raise TokenNotFound(f"no tokens stored for {provider}/{workspace_id}/{actor_id}")
-        if is_fresh(tokens, self._core.clock(), min_ttl):
-            return tokens
         key = TokenKey(provider, workspace_id, actor_id)
-        refreshed: TokenSet = self._run_locked(
+        if self._fresh_enough(key, tokens, min_ttl):
+            assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
+            return tokens
+        refreshed: TokenSet = self._run(
             self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
         )
         return refreshed
@@ -256,69 +305,33 @@ class OAuthTokenCache(VaultBase):
         """
         seen = self.get_tokens(provider, workspace_id, actor_id)
         key = TokenKey(provider, workspace_id, actor_id)
-        refreshed: TokenSet = self._run_locked(
-            self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
-        )
+        refreshed: TokenSet = self._run(self._refresh_flow(key, min_ttl=0, force=True, seen=seen))
         return refreshed
-
-    def _provider(self, name: str) -> ProviderConfig:
-        config = self._configured_provider(name)
-        if config.spec is None and config.issuer is not None:
-            import httpx
-
-            with httpx.Client(timeout=self._refresh_timeout) as client:
-                config = config.resolved(discover(config.issuer, client, name=name))
-            self._provider_configs()[name] = config
-        return config
-
-    def _run_locked(self, flow: RefreshFlow) -> Any:
-        """Drive a refresh flow: the row lock lives only inside this call."""
-        handlers = self._handlers
-        locked: LockedRow | None = None
-        try:
-            step = next(flow)
-            while True:
-                result: Any = None
-                if isinstance(step, LockRow):
-                    locked = self._store.lock_row(step.key)
-                    result = (locked.row, locked.status)
-                elif isinstance(step, UpdateLocked):
-                    assert locked is not None  # noqa: S101 - the flow locks first
-                    locked.update(
-                        step.row,
-                        status=step.status,
-                        last_error=step.last_error,
-                        refreshed_at=step.refreshed_at,
-                    )
-                elif isinstance(step, CommitLock):
-                    assert locked is not None  # noqa: S101
-                    held: LockedRow = locked
-                    locked = None
-                    held.commit()
-                elif isinstance(step, RefreshGrant):
-                    result = refresh_grant(
-                        self._provider(step.provider),
-                        step.refresh_token,
-                        timeout=self._refresh_timeout,
-                    )
-                elif isinstance(step, Pause):
-                    time.sleep(step.seconds)
-                elif isinstance(step, Emit):
-                    self._emit(step.event)
-                else:
-                    result = handlers[type(step)](step)
-                step = flow.send(result)
-        except StopIteration as done:
-            return done.value
-        finally:
-            if locked is not None:
-                locked.rollback()
 
     def list_connections(
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
-    ) -> list[ConnectionInfo]:
+    ) -> list[StoredConnection]:
         """Stored connections (never their tokens), optionally filtered, sorted by ids."""
         return self._store.list_connections(provider, workspace_id, limit)
+
+    def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
+        """Refreshable connections whose access token expires within ``within`` seconds,
+        soonest first."""
+        before = self._core.clock() + timedelta(seconds=within)
+        return self._store.expiring_connections(before, limit)
+
+    def idle_connections(self, limit: int = 100) -> list[TokenKey]:
+        """Refreshable connections whose refresh token has gone unused for half of their
+        provider's idle window (catalog ``refresh_token_idle_expiry_days``)."""
+        found: list[TokenKey] = []
+        for provider, before in self._idle_cutoffs():
+            found.extend(self._store.idle_connections(provider, before, limit))
+        return found
+
+    def pending_records(self, kind: str, ttl: int) -> PendingRecords:
+        """One-time records of ``kind`` (sealed; Redis, else the database) living ``ttl``
+        seconds: what OAuth states and connect links are kept in."""
+        return PendingRecords(self, kind, ttl)
 
     def count_by_key_id(self) -> dict[str, int]:
         """How many rows each key id sealed; rotation is done when only the newest is left."""
@@ -347,24 +360,18 @@ class OAuthTokenCache(VaultBase):
             after = batch.last_row_id
             rotated += len(batch.rotated)
             undecryptable.extend(batch.undecryptable)
-            self._drop_cached(batch.rotated)
+            self._run(self._core.drop_cached(batch.rotated))
             if on_batch is not None:
                 on_batch(rotated)
         return RotationReport(rotated, undecryptable, self.count_by_key_id())
 
-    def _drop_cached(self, keys: list[TokenKey]) -> None:
-        if self._cache is None or not keys:
-            return
-        names = [cache_key(key) for key in keys]
-        if not self._cache.delete(*names):
-            for name in names:
-                self._store.record_invalidation(name)
-
     def close(self) -> None:
         """Close database connections and the Redis client."""
-        if self._cache is not None:
-            self._cache.close()
-        self._store.close()
+        try:
+            if self._cache is not None:
+                self._cache.close()
+        finally:
+            self._store.close()
 
     def __enter__(self) -> Self:
         return self

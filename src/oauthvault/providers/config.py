@@ -31,9 +31,8 @@ from types import MappingProxyType
 from pydantic import SecretStr
 
 from oauthvault.errors import ConfigError
-from oauthvault.flows._table import TableReader
-from oauthvault.flows.apple import check_apple_id, load_apple_key
-from oauthvault.flows.providers import (
+from oauthvault.providers.apple import check_apple_id, load_apple_key
+from oauthvault.providers.catalog import (
     CUSTOM_KEYS,
     RESERVED_PARAMS,
     ProviderSpec,
@@ -42,13 +41,12 @@ from oauthvault.flows.providers import (
     load_catalog,
     parse_spec,
 )
+from oauthvault.providers.tables import TableReader
 
-__all__ = ["CONFIG_ENV", "ProviderConfig", "load_provider_configs"]
+__all__ = ["ProviderConfig", "load_provider_configs"]
 
-logger = logging.getLogger("oauthvault.flows")
+logger = logging.getLogger("oauthvault.providers")
 
-#: The environment variable naming the configuration file.
-CONFIG_ENV = "OAUTHVAULT_CONFIG"
 _ENV_PREFIX = "OAUTHVAULT_PROVIDER_"
 _ENV_KEYS = ("client_id", "client_secret", "private_key")
 _COMMON_KEYS = frozenset(
@@ -118,7 +116,7 @@ class ProviderConfig:
         )
 
     def resolved(self, spec: ProviderSpec) -> ProviderConfig:
-        """A copy using ``spec`` (normally from :func:`~oauthvault.flows.discover`).
+        """A copy using ``spec`` (normally from :func:`~oauthvault.providers.discover`).
 
         Raises:
             ConfigError: ``spec.issuer`` is not this provider's issuer.
@@ -278,19 +276,17 @@ def load_provider_configs(
 ) -> dict[str, ProviderConfig]:
     """Read the ``[providers.<name>]`` tables of ``path``, with credentials from ``environ``.
 
-    ``path=None`` reads the file named by ``OAUTHVAULT_CONFIG`` in ``environ``; with neither,
-    no provider is configured. A name in the catalog takes its endpoints from there; any
-    other name needs ``issuer`` (its spec is discovered later, see
-    :meth:`ProviderConfig.resolved`) or both ``authorization_endpoint`` and
-    ``token_endpoint``. Credential variables matching no table are logged (by name) and
-    ignored.
+    ``environ`` holds the credential variables (``OAUTHVAULT_PROVIDER_*``; normally
+    :attr:`oauthvault.Settings.config_variables`); ``path=None`` configures no provider.
+    A name in the catalog takes its endpoints from there; any other name needs ``issuer``
+    (its spec is discovered later, see :meth:`ProviderConfig.resolved`) or both
+    ``authorization_endpoint`` and ``token_endpoint``. Credential variables matching no
+    table are logged (by name) and ignored.
 
     Raises:
         ConfigError: ``.setting`` names the file and key (``<path>: providers.<name>.<key>``)
             or the environment variable at fault; values are never shown.
     """
-    if path is None and environ.get(CONFIG_ENV):
-        path = Path(environ[CONFIG_ENV])
     document = _read_document(path) if path is not None else {}
     tables = document.get("providers", {})
     if not isinstance(tables, dict):

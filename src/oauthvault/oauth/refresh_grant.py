@@ -1,23 +1,61 @@
-"""Performing one refresh grant with Authlib, sync and async, as a :class:`GrantResult`.
+"""One refresh grant (RFC 6749 §6) with Authlib, sync and async, as a :class:`GrantResult`.
 
-Thin I/O: the two functions differ only by ``await``; classification is in
-:func:`oauthvault.flows.refresh.classify_failure`.
+:func:`classify_failure` (pure) says what a failed answer means; the two request functions
+are thin I/O that differ only by ``await``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx2
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
 
 from oauthvault.errors import ConfigError
-from oauthvault.flows.client_auth import client_secret_for
-from oauthvault.flows.provider_config import ProviderConfig
-from oauthvault.flows.refresh import GrantResult, classify_failure
+from oauthvault.oauth.client_auth import client_secret_for
+from oauthvault.providers.config import ProviderConfig
 
-__all__ = ["refresh_grant", "refresh_grant_async"]
+__all__ = ["GrantResult", "classify_failure", "refresh_grant", "refresh_grant_async"]
+
+# RFC 6749 §5.2 answers after which retrying cannot help: the grant is gone.
+_REAUTH_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_scope"})
+# Our own configuration is wrong: not the user's doing, and not transient either.
+_CONFIG_ERRORS = frozenset({"invalid_client", "invalid_request", "unsupported_grant_type"})
+
+
+@dataclass(frozen=True, slots=True)
+class GrantResult:
+    """What one refresh grant came to. ``token`` holds the provider's answer when ok."""
+
+    outcome: Literal["ok", "reauth", "config", "transient"]
+    token: Mapping[str, Any] | None = field(default=None, repr=False)
+    error: str | None = None
+    description: str | None = None
+    # False when the request may have reached the provider (a rotated refresh token
+    # could then already be retired): retrying with the old one would kill the grant.
+    retry_safe: bool = True
+
+
+def classify_failure(
+    status_code: int | None, error: str | None, description: str | None, *, retry_safe: bool
+) -> GrantResult:
+    """Map a failed token request to an outcome (pure)."""
+    if error in _REAUTH_ERRORS:
+        return GrantResult("reauth", error=error, description=description)
+    if error in _CONFIG_ERRORS:
+        return GrantResult("config", error=error, description=description)
+    if status_code is not None and 400 <= status_code < 500 and status_code != 429:
+        if error is not None:
+            return GrantResult("config", error=error, description=description)
+    return GrantResult(
+        "transient",
+        error=error or (f"http_{status_code}" if status_code else "unreachable"),
+        description=description,
+        retry_safe=retry_safe,
+    )
 
 
 def _client_options(config: ProviderConfig, timeout: float) -> dict[str, Any]:

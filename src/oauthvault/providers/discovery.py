@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from oauthvault.errors import ConfigError, ProviderError
-from oauthvault.flows._table import TableReader, check_url
-from oauthvault.flows.providers import ProviderSpec, RefreshTokens, TokenEndpointAuthMethod
+from oauthvault.providers.catalog import ProviderSpec, RefreshTokens, TokenEndpointAuthMethod
+from oauthvault.providers.tables import TableReader, check_url
 
 __all__ = ["WELL_KNOWN_PATH", "discover", "discover_async", "discovery_url", "spec_from_response"]
 

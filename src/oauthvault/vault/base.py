@@ -1,27 +1,28 @@
 """What both vaults share: configuration, key ring, provider configs, events, flows.
 
 No I/O here: :class:`~oauthvault.vault.OAuthTokenCache` and
-:class:`~oauthvault.async_vault.AsyncOAuthTokenCache` perform the steps.
+:class:`~oauthvault.vault.AsyncOAuthTokenCache` perform the steps the flows yield.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Literal
 
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
-from oauthvault.errors import UnknownProvider
-from oauthvault.flows.provider_config import ProviderConfig, load_provider_configs
-from oauthvault.flows.refresh import ConnectionEvent, RefreshFlow, RetryPolicy, refresh_flow
-from oauthvault.models import TokenKey, TokenSet, validate_tokens
-from oauthvault.steps import Flow, VaultCore
+from oauthvault.errors import TokenNotFound, UnknownProvider
+from oauthvault.models import ConnectionEvent, TokenKey, TokenSet, validate_tokens
+from oauthvault.providers.config import ProviderConfig
 from oauthvault.storage.location import DatabaseLocation
+from oauthvault.vault.flows import VaultCore
+from oauthvault.vault.refresh import RefreshFlow, RetryPolicy, is_fresh, refresh_flow
+from oauthvault.vault.steps import Flow
 
 __all__ = ["BackendMode", "DeleteOutcome", "RotationReport", "VaultBase"]
 
@@ -76,13 +77,8 @@ class VaultBase:
         refresh_timeout: float = 10.0,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
-        self._providers: dict[str, ProviderConfig] | None = (
-            None if providers is None else dict(providers)
-        )
-        self._on_event = on_event
-        self._refresh_timeout = refresh_timeout
-        self._retry_policy = retry_policy or RetryPolicy()
         if settings is None:
+            # The seed's `OAuthTokenCache()`: the environment, read once, through Settings.
             settings = Settings.load(
                 database_url=database_url,
                 redis_url=redis_url,
@@ -90,6 +86,12 @@ class VaultBase:
                 allow_ephemeral_key=allow_ephemeral_key,
             )
         self._settings = settings
+        self._providers: dict[str, ProviderConfig] | None = (
+            None if providers is None else dict(providers)
+        )
+        self._on_event = on_event
+        self._refresh_timeout = refresh_timeout
+        self._retry_policy = retry_policy or RetryPolicy()
         self._location: DatabaseLocation = settings.database_location
         keyring: KeyRing = resolve_keyring(settings, self._location)
         self._redis_url = settings.redis_url_value
@@ -125,6 +127,33 @@ class VaultBase:
         """Where the tokens live, without any password."""
         return self._location.description
 
+    @property
+    def providers(self) -> Mapping[str, ProviderConfig]:
+        """The provider apps this vault refreshes and revokes with (read-only): those
+        given as ``providers=``, else the ones of the settings' ``OAUTHVAULT_CONFIG`` file,
+        read on first use (storage-only users need no provider configuration)."""
+        return MappingProxyType(self._provider_configs())
+
+    def now(self) -> datetime:
+        """The vault's time (its injected ``clock``), timezone-aware."""
+        return self._core.clock()
+
+    def _provider_configs(self) -> dict[str, ProviderConfig]:
+        if self._providers is None:
+            self._providers = dict(self._settings.provider_configs())
+        return self._providers
+
+    def _configured_provider(self, name: str) -> ProviderConfig:
+        config = self._provider_configs().get(name)
+        if config is None:
+            raise UnknownProvider(name)
+        return config
+
+    def _remember_provider(self, config: ProviderConfig) -> ProviderConfig:
+        """Keep a provider resolved by discovery, so it is discovered once."""
+        self._provider_configs()[config.name] = config
+        return config
+
     def _store_flow(
         self,
         provider: str,
@@ -140,17 +169,35 @@ class VaultBase:
         tokens = self._core.tokens_for_store(access_token, refresh_token, expires_in, scope)
         return self._core.store(key, tokens)
 
-    def _provider_configs(self) -> dict[str, ProviderConfig]:
-        if self._providers is None:
-            # Read once, on the first refresh: storage-only users need no provider config.
-            self._providers = dict(load_provider_configs(None, os.environ))
-        return self._providers
+    def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
+        """Whether ``tokens`` (just read) can be handed out as they are.
 
-    def _configured_provider(self, name: str) -> ProviderConfig:
-        config = self._provider_configs().get(name)
-        if config is None:
-            raise UnknownProvider(name)
-        return config
+        Raises:
+            TokenNotFound: nothing is stored for ``key``.
+        """
+        if tokens is None:
+            raise TokenNotFound(
+                f"no tokens stored for {key.provider}/{key.workspace_id}/{key.actor_id}"
+            )
+        return is_fresh(tokens, self._core.clock(), min_ttl)
+
+    def _refresh_flow(
+        self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None
+    ) -> RefreshFlow:
+        return refresh_flow(
+            self._core, key, min_ttl=min_ttl, force=force, seen=seen, policy=self._retry_policy
+        )
+
+    def _idle_cutoffs(self) -> list[tuple[str, datetime]]:
+        """Per provider with an idle policy: refresh tokens unused since then are kept alive
+        (once half the provider's idle window has passed)."""
+        now = self._core.clock()
+        cutoffs = []
+        for name, config in self._provider_configs().items():
+            days = config.spec.refresh_token_idle_expiry_days if config.spec else None
+            if days:
+                cutoffs.append((name, now - timedelta(days=days / 2)))
+        return cutoffs
 
     def _emit(self, event: ConnectionEvent) -> None:
         logger.info(
@@ -166,13 +213,6 @@ class VaultBase:
                 self._on_event(event)
             except Exception:  # an application's callback never breaks a refresh
                 logger.exception("the on_event callback failed")
-
-    def _refresh_flow(
-        self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None
-    ) -> RefreshFlow:
-        return refresh_flow(
-            self._core, key, min_ttl=min_ttl, force=force, seen=seen, policy=self._retry_policy
-        )
 
     def __repr__(self) -> str:
         return (

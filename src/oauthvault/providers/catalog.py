@@ -20,7 +20,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from oauthvault.errors import ConfigError
-from oauthvault.flows._table import TableReader
+from oauthvault.providers.tables import TableReader
 
 __all__ = [
     "CUSTOM_KEYS",
@@ -323,7 +323,7 @@ def parse_catalog(text: str, *, source: str = "providers.toml") -> dict[str, Pro
 
 @functools.cache
 def _catalog() -> Mapping[str, ProviderSpec]:
-    text = resources.files("oauthvault.flows").joinpath("providers.toml").read_text("utf-8")
+    text = resources.files("oauthvault.providers").joinpath("providers.toml").read_text("utf-8")
     return MappingProxyType(parse_catalog(text))
 
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from oauthvault.errors import InvalidState
-from oauthvault.flows.pending import Flow, save_record, take_record
 
 if TYPE_CHECKING:
-    from oauthvault.async_vault import AsyncOAuthTokenCache
-from oauthvault.vault import OAuthTokenCache
+    from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
 
 __all__ = ["DEFAULT_STATE_TTL", "AsyncOAuthStateManager", "AuthorizationState", "OAuthStateManager"]
 
@@ -48,52 +46,50 @@ class AuthorizationState:
     expires_at: datetime | None = None
 
 
-class _StateManagerBase:
-    def __init__(self, vault: OAuthTokenCache | AsyncOAuthTokenCache, ttl: int) -> None:
-        if ttl <= 0:
-            raise ValueError("the state lifetime must be positive")
-        self._core = vault._core
-        self._ttl = timedelta(seconds=ttl)
-
-    def _create(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        redirect_uri: str,
-        binding: str,
-        return_url: str | None,
-        code_verifier: str | None,
-        nonce: str | None,
-    ) -> Flow:
-        payload = {
-            "provider": provider,
-            "workspace_id": workspace_id,
-            "actor_id": actor_id,
-            "redirect_uri": redirect_uri,
-            "return_url": return_url,
-            "code_verifier": code_verifier,
-            "nonce": nonce,
-            "binding_hash": binding_hash(binding),
-        }
-        expires_at = self._core.clock() + self._ttl
-        return save_record(self._core.keyring, _KIND, payload, expires_at)
-
-    def _consume(self, state: object, provider: str, binding: str | None) -> Flow:
-        payload: dict[str, Any] | None = yield from take_record(
-            self._core.keyring, _KIND, state, self._core.clock()
-        )
-        if payload is None:
-            raise InvalidState("unknown, expired or already used state")
-        record = AuthorizationState(**payload)
-        if record.provider != provider:
-            raise InvalidState("state was issued for another provider")
-        if binding is None or not hmac.compare_digest(binding_hash(binding), record.binding_hash):
-            raise InvalidState("the authorization was started in another browser")
-        return record
+def state_payload(
+    provider: str,
+    workspace_id: str,
+    actor_id: str,
+    redirect_uri: str,
+    binding: str,
+    return_url: str | None,
+    code_verifier: str | None,
+    nonce: str | None,
+) -> dict[str, Any]:
+    """What a state's record holds (the binding only as its hash)."""
+    return {
+        "provider": provider,
+        "workspace_id": workspace_id,
+        "actor_id": actor_id,
+        "redirect_uri": redirect_uri,
+        "return_url": return_url,
+        "code_verifier": code_verifier,
+        "nonce": nonce,
+        "binding_hash": binding_hash(binding),
+    }
 
 
-class OAuthStateManager(_StateManagerBase):
+def check_state(
+    payload: dict[str, Any] | None, provider: str, binding: str | None
+) -> AuthorizationState:
+    """The request a taken record describes, if it may finish at ``provider``'s callback in
+    the browser holding ``binding``.
+
+    Raises:
+        InvalidState: unknown, expired, already used, another provider's, or another
+            browser's state.
+    """
+    if payload is None:
+        raise InvalidState("unknown, expired or already used state")
+    record = AuthorizationState(**payload)
+    if record.provider != provider:
+        raise InvalidState("state was issued for another provider")
+    if binding is None or not hmac.compare_digest(binding_hash(binding), record.binding_hash):
+        raise InvalidState("the authorization was started in another browser")
+    return record
+
+
+class OAuthStateManager:
     """Create and consume OAuth states, stored through ``vault`` (Redis, else the database).
 
     ``binding`` is a secret the caller also sets as a cookie in the user's browser; the
@@ -102,8 +98,9 @@ class OAuthStateManager(_StateManagerBase):
     """
 
     def __init__(self, vault: OAuthTokenCache, ttl: int = DEFAULT_STATE_TTL) -> None:
-        super().__init__(vault, ttl)
-        self._vault = vault
+        if ttl <= 0:
+            raise ValueError("the state lifetime must be positive")
+        self._records = vault.pending_records(_KIND, ttl)
 
     def create_state(
         self,
@@ -118,19 +115,17 @@ class OAuthStateManager(_StateManagerBase):
         nonce: str | None = None,
     ) -> str:
         """A new state for this request; pass it as the ``state`` parameter."""
-        state: str = self._vault._run(
-            self._create(
-                provider,
-                workspace_id,
-                actor_id,
-                redirect_uri,
-                binding,
-                return_url,
-                code_verifier,
-                nonce,
-            )
+        payload = state_payload(
+            provider,
+            workspace_id,
+            actor_id,
+            redirect_uri,
+            binding,
+            return_url,
+            code_verifier,
+            nonce,
         )
-        return state
+        return self._records.save(payload).secret
 
     def consume_state(
         self, state: object, *, provider: str, binding: str | None
@@ -141,16 +136,16 @@ class OAuthStateManager(_StateManagerBase):
             InvalidState: unknown, expired, already used, another provider's, or another
                 browser's state.
         """
-        record: AuthorizationState = self._vault._run(self._consume(state, provider, binding))
-        return record
+        return check_state(self._records.take(state), provider, binding)
 
 
-class AsyncOAuthStateManager(_StateManagerBase):
+class AsyncOAuthStateManager:
     """The asyncio twin of :class:`OAuthStateManager`."""
 
     def __init__(self, vault: AsyncOAuthTokenCache, ttl: int = DEFAULT_STATE_TTL) -> None:
-        super().__init__(vault, ttl)
-        self._vault = vault
+        if ttl <= 0:
+            raise ValueError("the state lifetime must be positive")
+        self._records = vault.pending_records(_KIND, ttl)
 
     async def create_state(
         self,
@@ -165,23 +160,20 @@ class AsyncOAuthStateManager(_StateManagerBase):
         nonce: str | None = None,
     ) -> str:
         """See :meth:`OAuthStateManager.create_state`."""
-        state: str = await self._vault._run(
-            self._create(
-                provider,
-                workspace_id,
-                actor_id,
-                redirect_uri,
-                binding,
-                return_url,
-                code_verifier,
-                nonce,
-            )
+        payload = state_payload(
+            provider,
+            workspace_id,
+            actor_id,
+            redirect_uri,
+            binding,
+            return_url,
+            code_verifier,
+            nonce,
         )
-        return state
+        return (await self._records.save(payload)).secret
 
     async def consume_state(
         self, state: object, *, provider: str, binding: str | None
     ) -> AuthorizationState:
         """See :meth:`OAuthStateManager.consume_state`."""
-        record: AuthorizationState = await self._vault._run(self._consume(state, provider, binding))
-        return record
+        return check_state(await self._records.take(state), provider, binding)

@@ -11,7 +11,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from oauthvault.errors import ProviderError
-from oauthvault.flows.discovery import discovery_url
+from oauthvault.providers.discovery import discovery_url
 
 __all__ = ["JWKSCache", "verify_id_token"]
 

@@ -1,0 +1,205 @@
+"""The SQL of the SQLite stores, and the conversions of its rows (no I/O).
+
+Timestamps are stored as fixed-width UTC ISO text, which sorts and compares like the
+instant it names; they come from the vault's clock, never from SQLite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from oauthvault.crypto.sealing import SealedRow
+from oauthvault.models import StoredConnection, TokenKey
+
+__all__ = [
+    "CLEAR_INVALIDATION",
+    "COUNT_BY_KEY",
+    "DELETE_ROW",
+    "EXPIRING",
+    "IDLE",
+    "LIST_ROWS",
+    "LOCK_ROW",
+    "PENDING_INVALIDATIONS",
+    "PURGE_PENDING",
+    "PUT_PENDING",
+    "RECORD_INVALIDATION",
+    "SCHEMA_REVISION",
+    "SELECT_FOR_ROTATION",
+    "SELECT_ROW",
+    "TAKE_PENDING",
+    "UPDATE_LOCKED_STATUS",
+    "UPDATE_LOCKED_TOKENS",
+    "UPDATE_SEALED",
+    "UPSERT_ROW",
+    "from_text",
+    "key_params",
+    "locked_update",
+    "sealed_row",
+    "stored_connection",
+    "to_text",
+    "upsert_params",
+]
+
+SELECT_ROW = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
+FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+"""
+LOCK_ROW = """
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
+FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+"""
+UPSERT_ROW = """
+INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
+    refresh_token_encrypted, key_id, expires_at, scope, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
+    access_token_encrypted = excluded.access_token_encrypted,
+    refresh_token_encrypted = excluded.refresh_token_encrypted,
+    key_id = excluded.key_id,
+    expires_at = excluded.expires_at,
+    scope = excluded.scope,
+    status = 'active',
+    last_error = NULL,
+    updated_at = excluded.updated_at
+"""
+DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?"
+LIST_ROWS = """
+SELECT provider, workspace_id, actor_id, expires_at, scope,
+    refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
+    last_error
+FROM oauth_tokens
+WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR workspace_id = ?)
+ORDER BY provider, workspace_id, actor_id
+LIMIT ?
+"""
+COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
+SELECT_FOR_ROTATION = """
+SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
+    refresh_token_encrypted, key_id, expires_at, scope
+FROM oauth_tokens WHERE key_id <> ? AND id > ? ORDER BY id LIMIT ?
+"""
+UPDATE_SEALED = """
+UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?
+WHERE id = ?
+"""
+UPDATE_LOCKED_STATUS = """
+UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?
+WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+"""
+UPDATE_LOCKED_TOKENS = """
+UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
+    expires_at = ?, scope = ?, status = ?, last_error = ?, last_refreshed_at = ?,
+    updated_at = ?
+WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+"""
+RECORD_INVALIDATION = """
+INSERT INTO oauth_cache_invalidations (cache_key, recorded_at) VALUES (?, ?)
+ON CONFLICT (cache_key) DO NOTHING
+"""
+PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT ?"
+CLEAR_INVALIDATION = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ?"
+EXPIRING = """
+SELECT provider, workspace_id, actor_id FROM oauth_tokens
+WHERE status IN ('active', 'degraded') AND refresh_token_encrypted IS NOT NULL
+  AND expires_at < ?
+ORDER BY expires_at LIMIT ?
+"""
+IDLE = """
+SELECT provider, workspace_id, actor_id FROM oauth_tokens
+WHERE provider = ? AND status IN ('active', 'degraded')
+  AND refresh_token_encrypted IS NOT NULL
+  AND coalesce(last_refreshed_at, updated_at) < ?
+ORDER BY coalesce(last_refreshed_at, updated_at) LIMIT ?
+"""
+PURGE_PENDING = "DELETE FROM oauth_pending WHERE expires_at < ?"
+PUT_PENDING = "INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (?, ?, ?)"
+TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = ? RETURNING sealed, expires_at"
+SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
+
+
+def to_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def key_params(key: TokenKey) -> tuple[str, str, str]:
+    return (key.provider, key.workspace_id, key.actor_id)
+
+
+def sealed_row(found: Sequence[Any]) -> SealedRow:
+    access, refresh, key_id, expires_at, scope = found
+    return SealedRow(access, refresh, key_id, from_text(expires_at), scope)
+
+
+def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ...]:
+    stamp = to_text(now)
+    return (
+        uuid.uuid4().hex,
+        *key_params(key),
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        to_text(row.expires_at),
+        row.scope,
+        stamp,
+        stamp,
+    )
+
+
+def locked_update(
+    key: TokenKey,
+    row: SealedRow | None,
+    status: str,
+    last_error: str | None,
+    refreshed_at: datetime | None,
+    now: datetime,
+) -> tuple[str, tuple[Any, ...]]:
+    if row is None:
+        return UPDATE_LOCKED_STATUS, (status, last_error, to_text(now), *key_params(key))
+    return UPDATE_LOCKED_TOKENS, (
+        row.access_token_encrypted,
+        row.refresh_token_encrypted,
+        row.key_id,
+        to_text(row.expires_at),
+        row.scope,
+        status,
+        last_error,
+        to_text(refreshed_at),
+        to_text(now),
+        *key_params(key),
+    )
+
+
+def stored_connection(found: Sequence[Any]) -> StoredConnection:
+    (
+        provider,
+        workspace_id,
+        actor_id,
+        expires_at,
+        scope,
+        has_refresh,
+        key_id,
+        updated,
+        status,
+        refreshed,
+        last_error,
+    ) = found
+    return StoredConnection(
+        provider=provider,
+        workspace_id=workspace_id,
+        actor_id=actor_id,
+        expires_at=from_text(expires_at),
+        scope=scope,
+        has_refresh_token=bool(has_refresh),
+        key_id=key_id,
+        updated_at=datetime.fromisoformat(updated),
+        status=status,
+        last_refreshed_at=from_text(refreshed),
+        last_error=last_error,
+    )

@@ -1,0 +1,324 @@
+"""``AsyncOAuthTokenCache``: the asyncio twin of ``OAuthTokenCache``.
+
+Same arguments, same methods, same flows as :class:`~oauthvault.vault.OAuthTokenCache`;
+only the driver differs, performing each step with ``await``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Literal, Self, overload
+
+from oauthvault.cache.keys import cache_key
+from oauthvault.cache.redis import AsyncRedisTokenCache
+from oauthvault.crypto.sealing import open_row
+from oauthvault.models import StoredConnection, TokenKey, TokenSet
+from oauthvault.oauth.refresh_grant import refresh_grant_async
+from oauthvault.oauth.revoke import revoke_grant_async
+from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.discovery import discover_async
+from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
+from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
+from oauthvault.storage.sqlite import AsyncSqliteTokenStore
+from oauthvault.vault.base import DeleteOutcome, VaultBase
+from oauthvault.vault.pending import AsyncPendingRecords
+from oauthvault.vault.steps import (
+    CommitLock,
+    DeleteRow,
+    DropCache,
+    Emit,
+    Flow,
+    LockRow,
+    Pause,
+    PutPendingRow,
+    ReadRow,
+    RecordInvalidation,
+    RefreshGrant,
+    Step,
+    TakeCached,
+    TakePendingRow,
+    UpdateLocked,
+    WriteCache,
+    WriteRow,
+)
+
+__all__ = ["AsyncOAuthTokenCache"]
+
+
+class _HeldLock:
+    """The row lock a running flow holds, if any (it never outlives :meth:`_run`)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self) -> None:
+        self.row: AsyncLockedRow | None = None
+
+
+class AsyncOAuthTokenCache(VaultBase):
+    """The asyncio twin of :class:`OAuthTokenCache`: same arguments, same methods, awaited.
+
+    Connections open on first use (or ``await vault.open()``); use ``async with`` or
+    ``await vault.aclose()`` to release them.
+    """
+
+    def _connect(self) -> None:
+        clock = self._core.clock
+        self._store: AsyncTokenStore
+        if self._location.kind == "postgres":
+            self._store = AsyncPostgresTokenStore(self._location, clock=clock)
+        else:
+            self._store = AsyncSqliteTokenStore(self._location, clock=clock)
+        self._cache: AsyncRedisTokenCache | None = None
+        if self._redis_url is not None:
+            self._cache = AsyncRedisTokenCache(
+                self._redis_url,
+                self._store,
+                timeout=self._settings.redis_timeout,
+                breaker=self._new_breaker(),
+            )
+        self._opened = False
+
+    async def open(self) -> None:
+        """Connect to the database and check its schema (done on first use otherwise)."""
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+
+    # --- the driver ----------------------------------------------------------------------
+
+    async def _run(self, flow: Flow) -> Any:
+        """Drive ``flow`` to its end; a row lock it still holds then is rolled back."""
+        if not self._opened:
+            await self.open()
+        held = _HeldLock()
+        try:
+            step = next(flow)
+            while True:
+                step = flow.send(await self._perform(step, held))
+        except StopIteration as done:
+            return done.value
+        finally:
+            if held.row is not None:
+                await held.row.rollback()
+
+    async def _perform(self, step: Step, held: _HeldLock) -> Any:
+        """Do one step's I/O and return its result; nothing is decided here."""
+        store, cache = self._store, self._cache
+        match step:
+            case ReadRow():
+                return await store.get(step.key)
+            case WriteCache():
+                return cache is not None and await cache.set(
+                    step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
+                )
+            case WriteRow():
+                return await store.upsert(step.key, step.row)
+            case DropCache():
+                return cache is not None and await cache.delete(*step.cache_keys)
+            case DeleteRow():
+                return await store.delete(step.key)
+            case RecordInvalidation():
+                return await store.record_invalidations(step.cache_keys)
+            case TakeCached():
+                return None if cache is None else await cache.take(step.cache_key)
+            case PutPendingRow():
+                return await store.put_pending(step.record_id, step.sealed, step.expires_at)
+            case TakePendingRow():
+                taken = await store.take_pending(step.record_id)
+                return None if taken is None else taken[0]
+            case LockRow():
+                held.row = await store.lock_row(step.key)
+                return held.row.row, held.row.status
+            case UpdateLocked():
+                assert held.row is not None  # noqa: S101 - the flow locks first
+                return await held.row.update(
+                    step.row,
+                    status=step.status,
+                    last_error=step.last_error,
+                    refreshed_at=step.refreshed_at,
+                )
+            case CommitLock():
+                locked, held.row = held.row, None
+                assert locked is not None  # noqa: S101 - the flow locks first
+                return await locked.commit()
+            case RefreshGrant():
+                return await refresh_grant_async(
+                    await self._provider(step.provider),
+                    step.refresh_token,
+                    timeout=self._refresh_timeout,
+                )
+            case Pause():
+                return await asyncio.sleep(step.seconds)
+            case Emit():
+                return self._emit(step.event)
+        raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
+
+    async def _provider(self, name: str) -> ProviderConfig:
+        config = self._configured_provider(name)
+        if config.spec is None and config.issuer is not None:
+            import httpx
+
+            async with httpx.AsyncClient(timeout=self._refresh_timeout) as client:
+                spec = await discover_async(config.issuer, client, name=name)
+            config = self._remember_provider(config.resolved(spec))
+        return config
+
+    # --- the public API (see OAuthTokenCache for each method's contract) -----------------
+
+    @property
+    def cache_available(self) -> bool:
+        return self._cache is not None and self._cache.is_available
+
+    async def store_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None = None,
+        expires_in: int | None = None,
+        scope: str | None = None,
+    ) -> None:
+        """See :meth:`OAuthTokenCache.store_tokens`."""
+        await self._run(
+            self._store_flow(
+                provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope
+            )
+        )
+
+    async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        """See :meth:`OAuthTokenCache.get_tokens`."""
+        key = TokenKey(provider, workspace_id, actor_id)
+        name = ""
+        cached = None
+        if self._cache is not None:
+            if not self._opened:
+                await self.open()
+            name = cache_key(key)
+            cached = await self._cache.get(name)
+            if cached is not None:
+                tokens = self._core.open_cached(key, cached)
+                if tokens is not None:
+                    return tokens
+        result: TokenSet | None = await self._run(
+            self._core.get_from_database(key, name, replace_cached=cached is not None)
+        )
+        return result
+
+    async def get_stored_tokens(
+        self, provider: str, workspace_id: str, actor_id: str
+    ) -> TokenSet | None:
+        """See :meth:`OAuthTokenCache.get_stored_tokens`."""
+        key = TokenKey(provider, workspace_id, actor_id)
+        await self.open()
+        row = await self._store.get(key)
+        return None if row is None else open_row(self._core.keyring, key, row)
+
+    @overload
+    async def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[False] = False
+    ) -> bool: ...
+
+    @overload
+    async def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: Literal[True]
+    ) -> DeleteOutcome: ...
+
+    async def delete_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, *, revoke: bool = False
+    ) -> bool | DeleteOutcome:
+        """See :meth:`OAuthTokenCache.delete_tokens`."""
+        key = TokenKey(provider, workspace_id, actor_id)
+        if not revoke:
+            deleted: bool = await self._run(self._core.delete(key))
+            return deleted
+        tokens = await self.get_tokens(provider, workspace_id, actor_id)
+        revoked = None
+        if tokens is not None:
+            revoked = await revoke_grant_async(
+                await self._provider(provider), tokens, timeout=self._refresh_timeout
+            )
+        return DeleteOutcome(await self._run(self._core.delete(key)), revoked)
+
+    async def get_access_token(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+    ) -> str:
+        """See :meth:`OAuthTokenCache.get_access_token`."""
+        tokens = await self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
+        return tokens.access_token
+
+    async def get_fresh_tokens(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+    ) -> TokenSet:
+        """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
+        tokens = await self.get_tokens(provider, workspace_id, actor_id)
+        key = TokenKey(provider, workspace_id, actor_id)
+        if self._fresh_enough(key, tokens, min_ttl):
+            assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
+            return tokens
+        refreshed: TokenSet = await self._run(
+            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
+        )
+        return refreshed
+
+    async def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
+        """See :meth:`OAuthTokenCache.refresh_tokens`."""
+        seen = await self.get_tokens(provider, workspace_id, actor_id)
+        key = TokenKey(provider, workspace_id, actor_id)
+        refreshed: TokenSet = await self._run(
+            self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
+        )
+        return refreshed
+
+    async def list_connections(
+        self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
+    ) -> list[StoredConnection]:
+        """See :meth:`OAuthTokenCache.list_connections`."""
+        await self.open()
+        return await self._store.list_connections(provider, workspace_id, limit)
+
+    async def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
+        """See :meth:`OAuthTokenCache.expiring_connections`."""
+        await self.open()
+        before = self._core.clock() + timedelta(seconds=within)
+        return await self._store.expiring_connections(before, limit)
+
+    async def idle_connections(self, limit: int = 100) -> list[TokenKey]:
+        """See :meth:`OAuthTokenCache.idle_connections`."""
+        await self.open()
+        found: list[TokenKey] = []
+        for provider, before in self._idle_cutoffs():
+            found.extend(await self._store.idle_connections(provider, before, limit))
+        return found
+
+    def pending_records(self, kind: str, ttl: int) -> AsyncPendingRecords:
+        """See :meth:`OAuthTokenCache.pending_records`."""
+        return AsyncPendingRecords(self, kind, ttl)
+
+    async def count_by_key_id(self) -> dict[str, int]:
+        """See :meth:`OAuthTokenCache.count_by_key_id`."""
+        await self.open()
+        return await self._store.count_by_key_id()
+
+    async def aclose(self) -> None:
+        """Close database connections and the Redis client."""
+        try:
+            if self._cache is not None:
+                await self._cache.aclose()
+        finally:
+            await self._store.close()
+            self._opened = False
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,144 @@
+"""One-time records (OAuth states, connect links): sealed, stored, taken exactly once.
+
+The secret handed out (the ``state`` parameter, a link token) is never stored: records are
+keyed by the SHA-256 of kind and secret, and their payload is sealed with the key ring and
+bound to that id. A record lives in Redis while Redis answers, else in the database; taking
+it deletes it in the same atomic command (Redis ``GETDEL`` or SQL ``DELETE … RETURNING``),
+so two concurrent callbacks cannot both use one state.
+
+:class:`PendingRecords` and :class:`AsyncPendingRecords` (from ``vault.pending_records``)
+are what the connect states and the connect links use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from oauthvault.cache.keys import pending_cache_key
+from oauthvault.crypto.envelope import open_sealed, seal
+from oauthvault.errors import DecryptionError
+from oauthvault.vault.flows import VaultCore
+from oauthvault.vault.steps import Flow, PutPendingRow, TakeCached, TakePendingRow, WriteCache
+
+if TYPE_CHECKING:
+    from oauthvault.vault.async_vault import AsyncOAuthTokenCache
+    from oauthvault.vault.sync_vault import OAuthTokenCache
+
+__all__ = ["MAX_SECRET_LENGTH", "AsyncPendingRecords", "PendingRecords", "SavedRecord"]
+
+# 256 random bits, url-safe: 43 characters.
+SECRET_BYTES = 32
+MAX_SECRET_LENGTH = 128
+_DOMAIN = b"oauthvault/v1\x00pending\x00"
+
+
+def record_id(kind: str, secret: str) -> str:
+    return hashlib.sha256(f"{kind}\x00{secret}".encode()).hexdigest()
+
+
+def pending_ttl(expires_at: datetime, now: datetime) -> int:
+    """Whole seconds a one-time record stays in Redis: at least one, rounded up."""
+    return max(1, math.ceil((expires_at - now).total_seconds()))
+
+
+def save_record(core: VaultCore, kind: str, payload: dict[str, Any], expires_at: datetime) -> Flow:
+    """Seal ``payload`` and keep it until ``expires_at``, in Redis when it takes it, else in
+    the database; the flow returns the secret."""
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    identity = record_id(kind, secret)
+    body = json.dumps({**payload, "expires_at": expires_at.isoformat()}).encode()
+    sealed = seal(core.keyring, body, _DOMAIN + identity.encode()).hex()
+    if core.has_cache:
+        ttl = pending_ttl(expires_at, core.clock())
+        if (yield WriteCache(pending_cache_key(identity), sealed.encode(), ttl)):
+            return secret
+    yield PutPendingRow(identity, sealed, expires_at)
+    return secret
+
+
+def take_record(core: VaultCore, kind: str, secret: object) -> Flow:
+    """Take the record behind ``secret`` (deleting it) from Redis, else the database; the
+    flow returns its payload, or ``None`` if unknown, already taken, expired or unreadable."""
+    if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_LENGTH:
+        return None
+    identity = record_id(kind, secret)
+    sealed: str | None = None
+    if core.has_cache:
+        found = yield TakeCached(pending_cache_key(identity))
+        sealed = None if found is None else found.decode()
+    if sealed is None:
+        sealed = yield TakePendingRow(identity)
+    if sealed is None:
+        return None
+    try:
+        body = open_sealed(core.keyring, bytes.fromhex(sealed), _DOMAIN + identity.encode())
+    except (DecryptionError, ValueError):
+        return None
+    payload: dict[str, Any] = json.loads(body)
+    if datetime.fromisoformat(payload.pop("expires_at")) <= core.clock():
+        return None
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class SavedRecord:
+    """The secret to hand out for a new record, and when the record expires."""
+
+    secret: str
+    expires_at: datetime
+
+
+class PendingRecords:
+    """One kind of one-time record (``"state"``, ``"link"``…) kept through a vault."""
+
+    def __init__(self, vault: OAuthTokenCache, kind: str, ttl: int) -> None:
+        if ttl <= 0:
+            raise ValueError("a one-time record's lifetime must be positive")
+        self._vault = vault
+        self._kind = kind
+        self._ttl = timedelta(seconds=ttl)
+
+    def save(self, payload: dict[str, Any]) -> SavedRecord:
+        """Keep ``payload`` (JSON-serializable) for the lifetime; returns its secret."""
+        core = self._vault._core
+        expires_at = core.clock() + self._ttl
+        secret: str = self._vault._run(save_record(core, self._kind, payload, expires_at))
+        return SavedRecord(secret, expires_at)
+
+    def take(self, secret: object) -> dict[str, Any] | None:
+        """The payload behind ``secret``, usable once; ``None`` if unknown, used or expired."""
+        payload: dict[str, Any] | None = self._vault._run(
+            take_record(self._vault._core, self._kind, secret)
+        )
+        return payload
+
+
+class AsyncPendingRecords:
+    """The asyncio twin of :class:`PendingRecords`."""
+
+    def __init__(self, vault: AsyncOAuthTokenCache, kind: str, ttl: int) -> None:
+        if ttl <= 0:
+            raise ValueError("a one-time record's lifetime must be positive")
+        self._vault = vault
+        self._kind = kind
+        self._ttl = timedelta(seconds=ttl)
+
+    async def save(self, payload: dict[str, Any]) -> SavedRecord:
+        """See :meth:`PendingRecords.save`."""
+        core = self._vault._core
+        expires_at = core.clock() + self._ttl
+        secret: str = await self._vault._run(save_record(core, self._kind, payload, expires_at))
+        return SavedRecord(secret, expires_at)
+
+    async def take(self, secret: object) -> dict[str, Any] | None:
+        """See :meth:`PendingRecords.take`."""
+        payload: dict[str, Any] | None = await self._vault._run(
+            take_record(self._vault._core, self._kind, secret)
+        )
+        return payload
