@@ -59,11 +59,12 @@ start_services() {
     export OAUTHVAULT_TEST_REDIS_URL="${OAUTHVAULT_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 }
 
-install_python() {  # install_python EXTRAS
-    if [ ! -x .venv/bin/python ]; then
-        log "creating .venv"
-        python3 -m venv .venv
+install_python() {  # install_python EXTRAS [VENV [PYTHON]]: VENV (.venv) is made with PYTHON (python3)
+    local venv=${2:-.venv} python=${3:-python3}
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating $venv with $python"
+        "$python" -m venv "$venv" || return
     fi
-    log "installing oauthvault${1:+ with [$1]}"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${1:+[$1]}"
+    log "installing oauthvault${1:+ with [$1]} into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".${1:+[$1]}"
 }

@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL and Redis, fresh per test, and private Redis servers.
+"""Shared fixtures: real PostgreSQL and Redis, fresh per test, private Redis servers, and a
+settable clock.
 
 A missing service fails the run: scripts/test starts PostgreSQL and Redis first, and no
 test here skips for want of one.
@@ -7,11 +8,6 @@ test here skips for want of one.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +19,9 @@ import redis
 from oauthvault import generate_key
 from oauthvault.storage.location import parse_database_url
 from oauthvault.storage.migrations import upgrade
+
+from tests.helpers.clock import Clock
+from tests.helpers.redis_server import RedisServer
 
 ADMIN_DATABASE_URL = os.environ.get(
     "OAUTHVAULT_TEST_DATABASE_URL", "postgresql://root@127.0.0.1:5432/postgres"
@@ -104,76 +103,15 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'vault.db'}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A private redis-server process that a test may stop, freeze and restart."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is required on PATH; run scripts/test", pytrace=False)
-        self.binary = binary
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def freeze(self) -> None:
-        """Stop the process without closing its socket: clients hang until they time out."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
-
-
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     yield server
-    server.stop()
+    server.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock at :data:`tests.helpers.clock.NOW`, for a vault's ``clock=``; tests advance it."""
+    return Clock()

@@ -13,6 +13,8 @@ from oauthvault import KeyRing, OAuthTokenCache, generate_key
 from oauthvault.cli import main
 from oauthvault.storage.migrations import HEAD_REVISION
 
+from tests.helpers.net import free_port
+
 
 @pytest.fixture
 def env(sqlite_url, key, monkeypatch):
@@ -158,14 +160,11 @@ def test_the_installed_command_runs_the_demo(tmp_path):
 
 
 def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
-    import socket
     import time
 
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = tmp_path / "oauthvault.toml"
     config.write_text(f'[service]\npublic_url = "http://127.0.0.1:{port}"\n')
     process = subprocess.Popen(
@@ -188,7 +187,7 @@ def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
             except httpx.TransportError:
                 assert process.poll() is None, process.stderr.read().decode()
                 assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
+                time.sleep(0.1)  # polls the server process until it listens
         assert health.json() == {"status": "ok", "backend_mode": "db-only"}
         httpx.get(
             f"http://127.0.0.1:{port}/oauth/nope/callback",

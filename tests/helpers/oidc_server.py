@@ -24,7 +24,8 @@ from typing import IO, Any
 
 import httpx
 
-PROVIDER_DIR = Path(__file__).resolve().parent / "oidc_provider"
+# The node project stays at tests/oidc_provider (scripts/local-provider runs it from there).
+PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
 
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 DEFAULT_CLIENT: dict[str, Any] = {

@@ -19,9 +19,10 @@ from oauthvault import (
 from oauthvault.providers.config import load_provider_configs
 from oauthvault.vault.refresh import RetryPolicy
 
-from oidc_server import DEFAULT_CLIENT, OIDCServer
-from refresh_worker import race
-from test_oidc_server_smoke import authorize, discover, redeem
+from tests.helpers.clock import Clock
+from tests.helpers.oidc_client import authorize, discover, redeem
+from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
+from tests.helpers.refresh_worker import race
 
 IDS = ("local", "ws_refresh", "user")
 
@@ -290,33 +291,36 @@ def test_the_worker_refreshes_what_expires_soon_and_nothing_else(
 
 
 def test_two_workers_at_once_make_one_grant(op, grant, providers_file, postgres_url, pg, key):
+    import contextlib
     import threading
 
     from oauthvault.refresher import BackgroundRefresher
 
-    vaults = [vault_for((postgres_url, None), key, providers_file) for _ in range(2)]
-    store_expiring(vaults[0], grant, expires_in=60)
-    barrier = threading.Barrier(2)
     passes = []
+    with contextlib.ExitStack() as stack:
+        vaults = [
+            stack.enter_context(vault_for((postgres_url, None), key, providers_file))
+            for _ in range(2)
+        ]
+        store_expiring(vaults[0], grant, expires_in=60)
+        barrier = threading.Barrier(2)
 
-    def work(vault):
-        barrier.wait()
-        passes.append(BackgroundRefresher(vault, lead_time=300).run_once())
+        def work(vault):
+            barrier.wait()
+            passes.append(BackgroundRefresher(vault, lead_time=300).run_once())
 
-    threads = [threading.Thread(target=work, args=(vault,)) for vault in vaults]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for vault in vaults:
-        vault.close()
+        threads = [threading.Thread(target=work, args=(vault,)) for vault in vaults]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert sorted(len(done.refreshed) for done in passes) == [1, 1]
     assert op.stats()["refresh_token"] == 1
 
 
 def test_idle_refresh_tokens_are_kept_alive(op, grant, providers_file, tmp_path, key):
     import dataclasses
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     import httpx
 
@@ -328,12 +332,12 @@ def test_idle_refresh_tokens_are_kept_alive(op, grant, providers_file, tmp_path,
         spec = discover_spec(config.issuer, client, name="local")
     # As if the catalog said: unused refresh tokens die after 10 days.
     idle_policy = config.resolved(dataclasses.replace(spec, refresh_token_idle_expiry_days=10))
-    now = [datetime.now(UTC)]
+    clock = Clock(datetime.now(UTC))
     url = f"sqlite:///{tmp_path / 'v.db'}"
-    with OAuthTokenCache(url, "", key, providers={"local": idle_policy}, clock=lambda: now[0]) as v:
+    with OAuthTokenCache(url, "", key, providers={"local": idle_policy}, clock=clock) as v:
         v.store_tokens(*IDS, grant[0], grant[1], expires_in=30 * 86400)
         assert BackgroundRefresher(v).run_once().refreshed == []  # not idle yet
-        now[0] += timedelta(days=6)  # more than half the idle window
+        clock.advance(6 * 86400)  # more than half the idle window
         assert [k.actor_id for k in BackgroundRefresher(v).run_once().refreshed] == ["user"]
         assert BackgroundRefresher(v).run_once().refreshed == []  # just refreshed
     assert op.stats()["refresh_token"] == 1

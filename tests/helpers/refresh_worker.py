@@ -1,4 +1,10 @@
-"""A process of the refresh race: several threads ask for the same expiring token at once."""
+"""A process of the refresh race: several threads ask for the same expiring token at once.
+
+:func:`race` is the target of ``multiprocessing`` "spawn" processes started by
+tests/vault/test_refresh.py: a spawned child imports it by its module name,
+``tests.helpers.refresh_worker``, from the ``sys.path`` the parent hands it (pytest puts the
+project root there, as tests/ is a package).
+"""
 
 from __future__ import annotations
 

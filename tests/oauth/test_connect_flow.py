@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from service_harness import ConnectEnvironment, running_environment
+from tests.helpers.service_harness import connect, outcome, running_environment, walk
 
 
 @pytest.fixture(scope="module")
@@ -22,39 +22,6 @@ def env(tmp_path_factory, postgres_url, _redis_checked):
         auto_approve=True,
     ) as environment:
         yield environment
-
-
-def walk(browser: httpx.Client, url: str, stop, login: str) -> httpx.Response:
-    """Follow redirects (relative ones too) until ``stop(location)``; the provider's
-    authorization request gets a ``login_hint`` so its auto-approval logs ``login`` in."""
-    response = browser.get(url)
-    for _ in range(20):
-        if response.status_code not in (302, 303):
-            return response
-        location = str(response.url.join(response.headers["location"]))
-        if stop(location):
-            return response
-        if "code_challenge=" in location and "login_hint=" not in location:
-            location += f"&login_hint={login}"
-        response = browser.get(location)
-    raise AssertionError("too many redirects")
-
-
-def follow_until_callback(browser: httpx.Client, url: str, login: str = "alice") -> httpx.Response:
-    """Run the whole flow; the last response is our callback's answer."""
-    return walk(browser, url, lambda location: "/app/done" in location, login)
-
-
-def connect(env: ConnectEnvironment, workspace_id: str, actor_id: str) -> httpx.Response:
-    with httpx.Client(timeout=10) as browser:
-        return follow_until_callback(browser, env.connect_link(workspace_id, actor_id))
-
-
-def outcome(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 303, response.text
-    location = response.headers["location"]
-    assert location.startswith("http://127.0.0.1:") and "/app/done?" in location
-    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
 
 
 def test_full_flow_stores_tokens_that_the_token_api_returns(env, pg):
@@ -166,17 +133,14 @@ def test_state_used_for_another_provider_is_rejected(env, pg):
     assert stored_count(pg, "crossed") == 0
 
 
-def test_expired_state_is_rejected(tmp_path, postgres_url, pg, key):
-    from datetime import UTC, datetime, timedelta
-
+def test_expired_state_is_rejected(tmp_path, postgres_url, pg, key, clock):
     from oauthvault import InvalidState, OAuthTokenCache
     from oauthvault.oauth.state import OAuthStateManager
 
-    now = [datetime.now(UTC)]
-    with OAuthTokenCache(postgres_url, None, key, clock=lambda: now[0]) as vault:
+    with OAuthTokenCache(postgres_url, None, key, clock=clock) as vault:
         states = OAuthStateManager(vault, ttl=60)
         state = states.create_state("local", "ws", "u", "http://x/cb", binding="b")
-        now[0] += timedelta(seconds=61)
+        clock.advance(61)
         with pytest.raises(InvalidState):
             states.consume_state(state, provider="local", binding="b")
 

@@ -11,7 +11,8 @@ from fastapi import FastAPI, Request
 from oauthvault import generate_key
 from oauthvault.service.webhooks import SIGNATURE_HEADER, sign, verify
 
-from service_harness import UvicornThread, free_port, running_environment
+from tests.helpers.net import free_port
+from tests.helpers.service_harness import UvicornThread, running_environment
 
 SECRET = "webhook-shared-secret-0123456789"
 
@@ -67,7 +68,7 @@ def test_a_needs_reauth_transition_is_posted_signed(tmp_path, postgres_url, pg, 
             answer = api.get("/v1/connections/token", params=ids)
         assert answer.status_code == 409
         deadline = time.monotonic() + 10
-        while not received and time.monotonic() < deadline:
+        while not received and time.monotonic() < deadline:  # the webhook is sent afterwards
             time.sleep(0.05)
     [(body, header)] = received
     assert verify(SECRET, body, header, now=time.time())

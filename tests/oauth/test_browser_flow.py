@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from service_harness import ConnectEnvironment, running_environment
+from tests.helpers.service_harness import ConnectEnvironment, running_environment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -1,11 +1,10 @@
-import base64
+"""Sealing bytes with a key ring: the fixed format, authenticated data, tampering."""
 
 import pytest
-from cryptography.fernet import Fernet
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oauthvault import ConfigError, DecryptionError, KeyRing, generate_key
+from oauthvault import DecryptionError, KeyRing, generate_key
 from oauthvault.crypto import open_sealed, seal, sealed_key_id
 
 # A fixed vector: if the sealed format ever changes, stored tokens would stop decrypting.
@@ -23,46 +22,12 @@ def test_fixed_vector_decrypts():
     assert open_sealed(ring, VECTOR_SEALED, VECTOR_AD) == VECTOR_PLAINTEXT
 
 
-def test_a_fernet_key_is_a_valid_key():
-    ring = KeyRing.from_text(Fernet.generate_key().decode())
-    assert len(ring) == 1
-
-
 def test_keys_are_newest_first_and_any_key_decrypts():
     old, new = generate_key(), generate_key()
     sealed_by_old = seal(KeyRing.from_text(old), b"secret", b"ad")
     ring = KeyRing.from_text(f"{new}, {old}")
     assert sealed_key_id(seal(ring, b"x", b"ad")) == ring.primary.key_id
     assert open_sealed(ring, sealed_by_old, b"ad") == b"secret"
-
-
-def test_unpadded_keys_are_accepted():
-    key = generate_key()
-    assert KeyRing.from_text(key.rstrip("=")).key_ids == KeyRing.from_text(key).key_ids
-
-
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("", "entry 1 is empty"),
-        ("not base64 at all!!", "entry 1 is not url-safe base64"),
-        (base64.urlsafe_b64encode(b"short").decode(), "entry 1 decodes to 5 bytes"),
-        (f"{'A' * 43}=,", "entry 2 is empty"),
-    ],
-)
-def test_bad_keys_are_config_errors_that_do_not_echo_the_value(text, fragment):
-    with pytest.raises(ConfigError) as caught:
-        KeyRing.from_text(text)
-    assert caught.value.setting == "OAUTH_ENCRYPTION_KEY"
-    assert fragment in str(caught.value)
-    if text:
-        assert text.split(",")[0] not in str(caught.value)
-
-
-def test_a_key_listed_twice_is_refused():
-    key = generate_key()
-    with pytest.raises(ConfigError, match="twice"):
-        KeyRing.from_text(f"{key},{key}")
 
 
 def test_unknown_key_fails():

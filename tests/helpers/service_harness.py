@@ -1,16 +1,17 @@
-"""Run the oauthvault service against the local OpenID provider, for flow tests."""
+"""Run the oauthvault service against the local OpenID provider, for flow tests, and walk
+its connect flow with a plain HTTP client as a browser."""
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
@@ -20,17 +21,11 @@ from oauthvault.service import create_app
 from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from oauthvault.service.config import load_service_config
 
-from oidc_server import OIDCServer
+from tests.helpers.net import free_port
+from tests.helpers.oidc_server import OIDCServer
 
 CLIENT_ID = "oauthvault-test"
 CLIENT_SECRET = "oauthvault-test-secret"  # a made-up secret for the local provider
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class UvicornThread:
@@ -45,7 +40,7 @@ class UvicornThread:
     def start(self) -> None:
         self.thread.start()
         deadline = time.monotonic() + 20
-        while not self.server.started:
+        while not self.server.started:  # polls the server thread until it listens
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the service did not start")
             time.sleep(0.02)
@@ -159,3 +154,43 @@ def running_environment(
     finally:
         server.stop()
         environment.provider.stop()
+
+
+# --- the connect flow, walked by a plain HTTP client -------------------------------------------
+
+
+def walk(
+    browser: httpx.Client, url: str, stop: Callable[[str], bool], login: str
+) -> httpx.Response:
+    """Follow redirects (relative ones too) until ``stop(location)``; the provider's
+    authorization request gets a ``login_hint`` so its auto-approval logs ``login`` in."""
+    response = browser.get(url)
+    for _ in range(20):
+        if response.status_code not in (302, 303):
+            return response
+        location = str(response.url.join(response.headers["location"]))
+        if stop(location):
+            return response
+        if "code_challenge=" in location and "login_hint=" not in location:
+            location += f"&login_hint={login}"
+        response = browser.get(location)
+    raise AssertionError("too many redirects")
+
+
+def follow_until_callback(browser: httpx.Client, url: str, login: str = "alice") -> httpx.Response:
+    """Run the whole flow; the last response is our callback's answer."""
+    return walk(browser, url, lambda location: "/app/done" in location, login)
+
+
+def connect(env: ConnectEnvironment, workspace_id: str, actor_id: str) -> httpx.Response:
+    """A whole connect flow for ``actor_id`` in a fresh browser."""
+    with httpx.Client(timeout=10) as browser:
+        return follow_until_callback(browser, env.connect_link(workspace_id, actor_id))
+
+
+def outcome(response: httpx.Response) -> dict[str, str]:
+    """The ``oauthvault_*`` query of the callback's redirect to the return URL."""
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert location.startswith("http://127.0.0.1:") and "/app/done?" in location
+    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}

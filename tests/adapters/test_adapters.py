@@ -14,8 +14,8 @@ from oauthvault.adapters.httpx_auth import AsyncVaultAuth, VaultAuth
 from oauthvault.adapters.requests_auth import VaultRequestsAuth
 from oauthvault.providers.config import load_provider_configs
 
-from oidc_server import DEFAULT_CLIENT, OIDCServer
-from test_oidc_server_smoke import authorize, discover, redeem
+from tests.helpers.oidc_client import authorize, discover, redeem
+from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
 
 IDS = ("local", "ws_adapters", "alice")
 

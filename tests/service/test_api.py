@@ -1,4 +1,4 @@
-"""The service around the flow: health, OpenAPI, stored tokens API, errors, secrets, mounting."""
+"""The service around the flow: health, OpenAPI, stored tokens API, errors, secrets."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import logging
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException, Request
 
-from oauthvault import AsyncOAuthTokenCache, generate_key
-from oauthvault.oauth.connect import AsyncConnector
-from oauthvault.providers.config import load_provider_configs
-from oauthvault.service import Identity, create_oauth_router
-from oauthvault.service.returns import ReturnUrlPolicy
+from oauthvault import generate_key
 
-from oidc_server import OIDCServer
-from service_harness import CLIENT_ID, CLIENT_SECRET, UvicornThread, free_port, running_environment
+from tests.helpers.service_harness import CLIENT_SECRET, connect, outcome, running_environment
 
 IDS = {"provider": "local", "workspace_id": "ws_api", "actor_id": "dave"}
 
@@ -111,8 +105,6 @@ def test_errors_are_problem_json_without_the_input(env, caplog):
 
 
 def test_delete_with_revoke_reaches_the_provider(env):
-    from test_connect_flow import connect, outcome
-
     assert outcome(connect(env, "ws_revoke", "erin"))["oauthvault_status"] == "connected"
     env.provider.reset()
     with env.api() as api:
@@ -127,8 +119,6 @@ def test_delete_with_revoke_reaches_the_provider(env):
 
 
 def test_no_secret_reaches_the_logs_during_a_flow(env, caplog):
-    from test_connect_flow import connect, outcome
-
     caplog.set_level(logging.DEBUG)
     # The test's own browser (httpx) logs the URLs it visits, state and code included;
     # the service's token requests go through Authlib on httpx2, whose logs stay captured.
@@ -148,76 +138,6 @@ def test_no_secret_reaches_the_logs_during_a_flow(env, caplog):
     state = httpx.URL(provider_url).params["state"]
     for secret in (token, state, link.split("link=")[1], CLIENT_SECRET):
         assert secret not in caplog.text
-
-
-def test_a_router_mounted_in_the_host_app_uses_its_identity_hook(tmp_path, postgres_url, pg):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    provider = OIDCServer(
-        auto_approve=True,
-        clients=[
-            {
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "redirect_uris": [f"{base}/oauth/local/callback"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["authorization_code", "refresh_token"],
-            }
-        ],
-    ).start()
-    config = tmp_path / "providers.toml"
-    config.write_text(
-        f'[providers.local]\nissuer = "{provider.issuer}"\nclient_id = "{CLIENT_ID}"\n'
-        f'client_secret = "{CLIENT_SECRET}"\nscopes = ["openid", "offline_access"]\n'
-    )
-    vault = AsyncOAuthTokenCache(postgres_url, "", generate_key())
-    connector = AsyncConnector(vault, load_provider_configs(config, {}))
-
-    async def current_user(request: Request) -> Identity:
-        user = request.cookies.get("session_user")
-        if user is None:
-            raise HTTPException(401, "log in first")
-        return Identity(workspace_id="ws_host", actor_id=user)
-
-    host = FastAPI()
-    host.include_router(
-        create_oauth_router(
-            connector,
-            public_url=base,
-            return_urls=ReturnUrlPolicy([f"{base}/settings/"]),
-            resolve_identity=current_user,
-        )
-    )
-    server = UvicornThread(host, port)
-    server.start()
-    try:
-        with httpx.Client(timeout=10, cookies={"session_user": "grace"}) as browser:
-            response = browser.get(
-                f"{base}/oauth/local/connect", params={"return_url": f"{base}/settings/done"}
-            )
-            for _ in range(20):
-                location = str(response.url.join(response.headers["location"]))
-                if location.startswith(f"{base}/settings/"):
-                    break
-                if "code_challenge=" in location:
-                    location += "&login_hint=grace"
-                response = browser.get(location)
-            assert "oauthvault_status=connected" in location
-        with httpx.Client(timeout=10) as anonymous:
-            assert anonymous.get(f"{base}/oauth/local/connect").status_code == 401
-        with httpx.Client(timeout=10, cookies={"session_user": "grace"}) as browser:
-            bad = browser.get(
-                f"{base}/oauth/local/connect", params={"return_url": "https://evil.example.com/"}
-            )
-            assert bad.status_code == 400
-            assert bad.json()["code"] == "invalid_return_url"
-        row = pg.execute(
-            "SELECT actor_id FROM oauth_tokens WHERE workspace_id = 'ws_host'"
-        ).fetchall()
-        assert row == [("grace",)]
-    finally:
-        server.stop()
-        provider.stop()
 
 
 def test_the_token_endpoint_checks_its_query(env):

@@ -6,7 +6,6 @@ import logging
 import sqlite3
 import time
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,25 +14,8 @@ from oauthvault import OAuthTokenCache
 from oauthvault.cache import cache_key
 from oauthvault.models import TokenKey
 
-NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 KEY = "oauth:token:google:ws_abc123:user_456"
 ARGS = ("google", "ws_abc123", "user_456")
-
-
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -36,8 +36,8 @@ def sign(key=SIGNING, **overrides):
 class FixedKeys(JWKSCache):
     """The issuer's published keys, as discovery would fetch them (its host is not here)."""
 
-    def __init__(self):
-        super().__init__(httpx.AsyncClient())
+    def __init__(self, http):
+        super().__init__(http)
         self.fetches = 0
 
     async def keys(self, issuer, *, refresh=False):
@@ -47,9 +47,14 @@ class FixedKeys(JWKSCache):
 
 
 def verify(token, nonce="n-1"):
-    return asyncio.run(
-        verify_id_token(token, issuer=ISSUER, client_id="client-1", nonce=nonce, jwks=FixedKeys())
-    )
+    async def run():
+        async with httpx.AsyncClient() as http:
+            keys = FixedKeys(http)
+            return await verify_id_token(
+                token, issuer=ISSUER, client_id="client-1", nonce=nonce, jwks=keys
+            )
+
+    return asyncio.run(run())
 
 
 def test_a_valid_id_token_gives_its_claims():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +14,8 @@ from oauthvault import ConfigError, ProviderError
 from oauthvault.providers import discover, discover_async, load_provider_configs
 from oauthvault.providers.discovery import discovery_url, spec_from_response
 
-from oidc_server import OIDCServer
+from tests.helpers.net import free_port
+from tests.helpers.oidc_server import OIDCServer
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +194,7 @@ def test_a_remote_issuer_cannot_point_at_plain_http_endpoints():
 
 
 def test_unreachable_provider_is_temporarily_unavailable(client):
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     with pytest.raises(ProviderError) as caught:
         discover(f"http://127.0.0.1:{port}", client)
     assert caught.value.error == "temporarily_unavailable"

@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from oauthvault import AsyncOAuthTokenCache, InvalidState, OAuthTokenCache
 from oauthvault.oauth.state import AsyncOAuthStateManager, OAuthStateManager
 
-NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 REDIRECT = "http://127.0.0.1:8000/oauth/google/callback"
-
-
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture(params=["sqlite", "sqlite+redis", "postgres", "postgres+redis"])
@@ -79,7 +64,7 @@ def test_reused_state_is_rejected(states):
 
 def test_expired_state_is_rejected(states, clock):
     state = create(states)
-    clock.now += timedelta(minutes=11)
+    clock.advance(11 * 60)
     with pytest.raises(InvalidState):
         states.consume_state(state, provider="google", binding="browser-secret")
 
