@@ -7,11 +7,13 @@ Validation lives here so that nothing invalid ever reaches storage or the cache.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Literal
 
 from oauthvault.errors import InvalidInput
@@ -19,6 +21,7 @@ from oauthvault.errors import InvalidInput
 __all__ = [
     "MAX_SCOPE_LENGTH",
     "MAX_TOKEN_LENGTH",
+    "NO_PARAMS",
     "ConnectionEvent",
     "ConnectionStatus",
     "StoredConnection",
@@ -37,6 +40,7 @@ MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 
 # C0 and C1 controls, DEL, and lone surrogates (which cannot be stored as UTF-8).
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
 
 
 def _check_text(argument: str, value: object, max_length: int, *, secret: bool) -> str:
@@ -93,6 +97,8 @@ class TokenKey:
 
 
 _TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "scope")
+#: The connection parameters of a connection that has none.
+NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +107,17 @@ class TokenSet(Mapping[str, object]):
 
     ``tokens["access_token"]``, ``["refresh_token"]``, ``["expires_at"]`` (timezone-aware
     ``datetime`` or ``None`` when the provider gave no lifetime) and ``["scope"]`` work as
-    in the seed design; attributes of the same names do too.
+    in the seed design; attributes of the same names do too. ``params`` holds the
+    connection's parameters (a Shopify shop, a Salesforce ``instance_url``, a QuickBooks
+    ``realm_id``: see the provider catalog); they are not secrets, and not part of the
+    mapping.
     """
 
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
     expires_at: datetime | None
     scope: str | None
+    params: Mapping[str, str] = field(default_factory=lambda: NO_PARAMS)
 
     def __getitem__(self, name: str) -> object:
         if name not in _TOKEN_FIELDS:
@@ -151,6 +161,7 @@ class StoredConnection:
     status: str = ConnectionStatus.ACTIVE.value
     last_refreshed_at: datetime | None = None
     last_error: str | None = None
+    params: Mapping[str, str] = field(default_factory=lambda: NO_PARAMS)
 
     @property
     def key(self) -> TokenKey:
@@ -200,3 +211,64 @@ def validate_tokens(
             raise InvalidInput("expires_in", "must not be negative")
         if expires_in > MAX_EXPIRES_IN:
             raise InvalidInput("expires_in", f"must be at most {MAX_EXPIRES_IN} seconds")
+
+
+def encode_params(params: Mapping[str, str]) -> str | None:
+    """Connection parameters as stored (JSON text), ``None`` when there are none."""
+    return json.dumps(dict(sorted(params.items())), separators=(",", ":")) if params else None
+
+
+def decode_params(text: str | None) -> Mapping[str, str]:
+    """The stored form back; anything that is not a JSON object of strings reads as none."""
+    if not text:
+        return NO_PARAMS
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return NO_PARAMS
+    if not isinstance(value, dict):
+        return NO_PARAMS
+    return MappingProxyType({k: v for k, v in value.items() if isinstance(v, str)})
+
+
+MAX_PARAMS = 32
+MAX_RESPONSE_LENGTH = 65_536
+
+
+def validate_params(params: object) -> Mapping[str, str]:
+    """Check the ``params`` of a ``store_tokens`` call: a mapping of short names to
+    short printable strings.
+
+    Raises:
+        InvalidInput: naming ``params`` or ``params.<name>``.
+    """
+    if params is None:
+        return NO_PARAMS
+    if not isinstance(params, Mapping):
+        raise InvalidInput("params", "must be a mapping of names to strings")
+    if len(params) > MAX_PARAMS:
+        raise InvalidInput("params", f"must hold at most {MAX_PARAMS} values")
+    for name, value in params.items():
+        if not isinstance(name, str) or not _PARAM_NAME.match(name):
+            raise InvalidInput("params", "names are letters, digits and _, at most 50")
+        _check_text(f"params.{name}", value, 512, secret=False)
+    return MappingProxyType(dict(params)) if params else NO_PARAMS
+
+
+def validate_response(response: object) -> Mapping[str, object] | None:
+    """Check the ``token_response`` of a ``store_tokens`` call: a JSON object.
+
+    Raises:
+        InvalidInput: it is not a JSON-serializable object, or is too large.
+    """
+    if response is None:
+        return None
+    if not isinstance(response, Mapping):
+        raise InvalidInput("token_response", "must be a mapping (the provider's JSON answer)")
+    try:
+        text = json.dumps(dict(response))
+    except (TypeError, ValueError):
+        raise InvalidInput("token_response", "must be JSON-serializable") from None
+    if len(text) > MAX_RESPONSE_LENGTH:
+        raise InvalidInput("token_response", f"is longer than {MAX_RESPONSE_LENGTH} characters")
+    return response

@@ -60,7 +60,10 @@ def test_every_catalog_entry_loads():
             if url is not None:
                 assert urlsplit(url).scheme == "https", (name, field)
         assert (spec.revocation_endpoint is None) == (spec.revocation_method is None), name
-        assert set(spec.placeholders) <= set(PLACEHOLDERS)
+        for placeholder in spec.placeholders:
+            param = spec.param(placeholder)
+            assert param is not None and param.pattern and param.source == "link", name
+        assert set(PLACEHOLDERS) == {"client_id"}
 
 
 def test_catalog_is_parsed_once_and_handed_out_as_a_fresh_dict():
@@ -119,7 +122,9 @@ def test_placeholders_fill_every_url():
     assert zendesk.token_endpoint == "https://acme.zendesk.com/oauth/tokens"
     assert zendesk.revocation_endpoint is not None
     assert zendesk.revocation_endpoint.startswith("https://acme.zendesk.com/")
-    shopify = load_catalog()["shopify"].with_placeholders(shop="my-shop", client_id="ignored")
+    shopify = load_catalog()["shopify"].with_placeholders(
+        shop="my-shop.myshopify.com", client_id="ignored"
+    )
     assert shopify.authorization_endpoint == "https://my-shop.myshopify.com/admin/oauth/authorize"
 
 
@@ -146,6 +151,24 @@ def test_unknown_placeholder_is_rejected():
     with pytest.raises(ConfigError) as caught:
         load_catalog()["google"].with_placeholders(tenant="contoso")
     assert caught.value.setting == "providers.google.tenant"
+
+
+@pytest.mark.parametrize(
+    "shop",
+    [
+        "evil.com",
+        "acme.myshopify.com.evil.com",
+        "evil.com/acme.myshopify.com",
+        "a@evil.com",
+        "acme.myshopify.com:444",
+        "ACME.myshopify.com\n",
+    ],
+)
+def test_a_connection_value_cannot_move_a_url_to_another_host(shop):
+    with pytest.raises(ConfigError) as caught:
+        load_catalog()["shopify"].with_placeholders(shop=shop)
+    assert caught.value.setting == "providers.shopify.shop"
+    assert shop not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -211,7 +211,6 @@ def test_unknown_provider_without_issuer_is_an_error(write):
         ('[providers.google]\nclient_secret = "x"\n', "client_id"),
         ('[providers.google]\nclient_id = "id"\n', "client_secret"),
         ('[providers.google]\nclient_id = "id"\nclient_secret = "x"\ntenant = "t"\n', "tenant"),
-        ('[providers.zendesk]\nclient_id = "id"\nclient_secret = "x"\n', "subdomain"),
         (
             '[providers.zendesk]\nclient_id = "i"\nclient_secret = "x"\nsubdomain = "a/b"\n',
             "subdomain",

@@ -8,18 +8,22 @@ field or another cache key fails to decrypt instead of handing out someone else'
 from __future__ import annotations
 
 import binascii
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from oauthvault.crypto.envelope import open_sealed, seal
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import DecryptionError
-from oauthvault.models import TokenKey, TokenSet
+from oauthvault.models import NO_PARAMS, TokenKey, TokenSet, decode_params, encode_params
 
 __all__ = [
     "SealedRow",
     "associated_data",
     "open_cache_record",
+    "open_response",
     "open_row",
     "seal_cache_record",
     "seal_row",
@@ -28,19 +32,24 @@ __all__ = [
 ACCESS_FIELD = "access_token"
 REFRESH_FIELD = "refresh_token"
 CACHE_FIELD = "cache_record"
+RESPONSE_FIELD = "token_response"
 _DOMAIN = b"oauthvault/v1"
 _SEPARATOR = "\x1f"  # control characters are rejected in tokens and scope, so this is free
 
 
 @dataclass(frozen=True, slots=True)
 class SealedRow:
-    """One ``oauth_tokens`` row as stored: ciphertexts are base64 text."""
+    """One ``oauth_tokens`` row as stored: ciphertexts are base64 text; ``params`` is the
+    connection parameters' JSON text (not secret); ``response_encrypted`` the provider's
+    whole last token answer, sealed (it may hold an id_token or other secrets)."""
 
     access_token_encrypted: str = field(repr=False)
     refresh_token_encrypted: str | None = field(repr=False)
     key_id: str
     expires_at: datetime | None
     scope: str | None
+    params: str | None = None
+    response_encrypted: str | None = field(default=None, repr=False)
 
 
 def associated_data(key: TokenKey, purpose: str) -> bytes:
@@ -64,21 +73,54 @@ def _from_text(text: str) -> bytes:
         raise DecryptionError from None
 
 
-def seal_row(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> SealedRow:
-    """Encrypt both tokens with the newest key, each bound to its row and field."""
+def seal_row(
+    keyring: KeyRing,
+    key: TokenKey,
+    tokens: TokenSet,
+    response: Mapping[str, Any] | None = None,
+) -> SealedRow:
+    """Encrypt both tokens (and the token ``response``) with the newest key, each bound to
+    its row and field."""
     access = seal(keyring, tokens.access_token.encode(), associated_data(key, ACCESS_FIELD))
     refresh = None
     if tokens.refresh_token is not None:
         refresh = _to_text(
             seal(keyring, tokens.refresh_token.encode(), associated_data(key, REFRESH_FIELD))
         )
+    sealed_response = None
+    if response is not None:
+        plaintext = json.dumps(response, separators=(",", ":")).encode()
+        sealed_response = _to_text(seal(keyring, plaintext, associated_data(key, RESPONSE_FIELD)))
     return SealedRow(
         access_token_encrypted=_to_text(access),
         refresh_token_encrypted=refresh,
         key_id=keyring.primary.key_id_hex,
         expires_at=tokens.expires_at,
         scope=tokens.scope,
+        params=encode_params(tokens.params),
+        response_encrypted=sealed_response,
     )
+
+
+def open_response(keyring: KeyRing, key: TokenKey, row: SealedRow) -> dict[str, Any] | None:
+    """The provider's last token answer kept in ``row``, or ``None`` when none was kept.
+
+    Raises:
+        DecryptionError: it was sealed for another connection, with an unknown key, or
+            was altered.
+    """
+    if row.response_encrypted is None:
+        return None
+    plaintext = open_sealed(
+        keyring, _from_text(row.response_encrypted), associated_data(key, RESPONSE_FIELD)
+    )
+    try:
+        value = json.loads(plaintext)
+    except ValueError:
+        raise DecryptionError from None
+    if not isinstance(value, dict):
+        raise DecryptionError
+    return value
 
 
 def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
@@ -101,6 +143,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         refresh_token=refresh,
         expires_at=row.expires_at,
         scope=row.scope,
+        params=decode_params(row.params),
     )
 
 
@@ -117,7 +160,13 @@ def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> byte
     """The whole token set as one sealed value, for the cache."""
     expires = "" if tokens.expires_at is None else str(_to_micros(tokens.expires_at))
     plaintext = _SEPARATOR.join(
-        (expires, _optional(tokens.scope), tokens.access_token, _optional(tokens.refresh_token))
+        (
+            expires,
+            _optional(tokens.scope),
+            tokens.access_token,
+            _optional(tokens.refresh_token),
+            _optional(encode_params(tokens.params)),
+        )
     )
     return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))
 
@@ -130,7 +179,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     """
     plaintext = open_sealed(keyring, sealed, associated_data(key, CACHE_FIELD)).decode()
     try:
-        expires, scope, access, refresh = plaintext.split(_SEPARATOR)
+        expires, scope, access, refresh, params = plaintext.split(_SEPARATOR)
         expires_at = None if not expires else _from_micros(int(expires))
     except ValueError:
         # Authenticated but malformed: only a bug or an incompatible writer does this.
@@ -140,6 +189,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
         refresh_token=_restore(refresh),
         expires_at=expires_at,
         scope=_restore(scope),
+        params=NO_PARAMS if params == "-" else decode_params(params[1:]),
     )
 
 

@@ -2,8 +2,10 @@
 
 ``AsyncConnector.start`` makes the state (with PKCE verifier and OIDC nonce) and returns the
 provider's authorization URL; ``AsyncConnector.finish`` checks state, browser binding and
-``iss``, redeems the code with Authlib, verifies any id_token and stores the tokens
-encrypted. Protocol work is Authlib's; this module decides what is allowed.
+``iss``, redeems the code (:mod:`oauthvault.oauth.token_request`, shaped by the catalog),
+verifies any id_token, reads the connection parameters from the callback, the token answer
+and the provider's identity endpoint, and stores it all encrypted. The authorization URL is
+Authlib's; this module decides what is allowed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from oauthvault.errors import ConfigError, ProviderError, UnknownProvider
@@ -23,9 +24,11 @@ from oauthvault.oauth.client_auth import client_secret_for
 from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
 from oauthvault.oauth.pkce import PKCEPair
 from oauthvault.oauth.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
+from oauthvault.oauth.token_request import GrantResult, exchange, run_async
 from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.discovery import discover_async
+from oauthvault.providers.params import check_given_params, pick_params
 
 if TYPE_CHECKING:
     from oauthvault.vault import AsyncOAuthTokenCache
@@ -83,11 +86,23 @@ class AsyncConnector:
         redirect_uri: str,
         binding: str,
         return_url: str | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> str:
-        """The URL to send the user's browser to, for a new authorization request."""
+        """The URL to send the user's browser to, for a new authorization request.
+
+        ``params`` are the connection parameters given up front (a Shopify ``shop``, a
+        Zendesk ``subdomain``): each must be declared by the provider and match its pattern.
+
+        Raises:
+            InvalidInput: an id or a connection parameter is wrong (``params.<name>``).
+        """
         TokenKey(provider, workspace_id, actor_id)  # ids are checked before anything is kept
         config = await self.provider(provider)
-        spec = _spec(config)
+        template = _spec(config)
+        given = check_given_params(
+            template.connection_params, params or {}, fixed=config.placeholders
+        )
+        spec = config.spec_for(given)
         scopes = config.requested_scopes
         pkce = PKCEPair.generate() if spec.pkce else None
         nonce = secrets.token_urlsafe(16) if spec.issuer and "openid" in scopes else None
@@ -100,6 +115,7 @@ class AsyncConnector:
             return_url=return_url,
             code_verifier=pkce.verifier if pkce else None,
             nonce=nonce,
+            params=given,
         )
         client = AsyncOAuth2Client(
             config.client_id,
@@ -142,7 +158,7 @@ class AsyncConnector:
                 a wrong ``iss``, no code, or refused the code.
         """
         config = await self.provider(request.provider)
-        spec = _spec(config)
+        spec = config.spec_for(request.params)
         if "error" in params:
             raise ProviderError(params["error"][:100], params.get("error_description"))
         issuer = params.get("iss")
@@ -151,7 +167,9 @@ class AsyncConnector:
         code = params.get("code")
         if not code:
             raise ProviderError("invalid_request", "the callback carries no code")
-        token = await self._redeem(config, spec, request, code)
+        from_callback = pick_params(spec.connection_params, "callback", params, provider=spec.name)
+        result = await self._redeem(config, spec, request, code)
+        token = result.token or {}
         claims: dict[str, Any] = {}
         id_token = token.get("id_token")
         if isinstance(id_token, str) and spec.issuer is not None:
@@ -165,50 +183,61 @@ class AsyncConnector:
         access_token = token.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise ProviderError("invalid_token_response", "no access_token in the answer")
-        refresh_token = token.get("refresh_token")
-        expires_in = _seconds(token.get("expires_in"))
-        scope = token.get("scope")
-        scope = scope if isinstance(scope, str) else None
+        from_identity = await self._identity(spec, access_token)
         await self._vault.store_tokens(
             request.provider,
             request.workspace_id,
             request.actor_id,
             access_token,
-            refresh_token if isinstance(refresh_token, str) and refresh_token else None,
-            expires_in,
-            scope,
+            token.get("refresh_token"),
+            token.get("expires_in"),
+            token.get("scope"),
+            params={**request.params, **from_callback, **result.params, **from_identity},
+            token_response=result.response,
         )
         return claims
 
     async def _redeem(
         self, config: ProviderConfig, spec: ProviderSpec, request: AuthorizationState, code: str
-    ) -> dict[str, Any]:
-        secret = client_secret_for(config, spec)
-        method = spec.token_endpoint_auth_method
-        async with AsyncOAuth2Client(
-            config.client_id,
-            secret,
-            token_endpoint_auth_method=method,
-            redirect_uri=request.redirect_uri,
-            timeout=10.0,
-        ) as client:
-            try:
-                token = await client.fetch_token(
-                    spec.token_endpoint,
-                    grant_type="authorization_code",
-                    code=code,
-                    code_verifier=request.code_verifier,
-                )
-            except OAuthError as error:
-                raise ProviderError(
-                    str(error.error or "invalid_grant")[:100],
-                    (error.description or "")[:300] or None,
-                ) from None
-            except Exception as error:  # transport and malformed answers: name only the kind
-                raise ProviderError(
-                    "temporarily_unavailable", f"token request failed: {type(error).__name__}"
-                ) from None
-        return dict(token)
+    ) -> GrantResult:
+        fields = {"code": code, "redirect_uri": request.redirect_uri}
+        if request.code_verifier:
+            fields["code_verifier"] = request.code_verifier
+        flow = exchange(
+            spec,
+            client_id=config.client_id,
+            client_secret=client_secret_for(config, spec),
+            grant="authorization_code",
+            fields=fields,
+        )
+        result: GrantResult = await run_async(flow, self._http)
+        if result.outcome == "ok":
+            return result
+        if result.error in ("unreachable", "no_answer") or (result.error or "").startswith(
+            "http_5"
+        ):
+            raise ProviderError(
+                "temporarily_unavailable", f"token request failed: {result.description}"
+            )
+        raise ProviderError(
+            (result.error or "invalid_grant")[:100], (result.description or "")[:300] or None
+        )
+
+    async def _identity(self, spec: ProviderSpec, access_token: str) -> dict[str, str]:
+        """The ``identity`` connection parameters, from one call to ``identity_endpoint``."""
+        if spec.identity_endpoint is None:
+            return {}
+        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        try:
+            response = await self._http.get(spec.identity_endpoint, headers=headers)
+            document = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as error:
+            raise ProviderError(
+                "temporarily_unavailable", f"identity lookup failed: {type(error).__name__}"
+            ) from None
+        if not isinstance(document, (dict, list)):
+            raise ProviderError("temporarily_unavailable", "identity lookup failed")
+        return pick_params(spec.connection_params, "identity", document, provider=spec.name)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -218,13 +247,3 @@ def _spec(config: ProviderConfig) -> ProviderSpec:
     if config.spec is None:  # pragma: no cover - provider() resolves it first
         raise ConfigError(f"providers.{config.name}", "has not been discovered")
     return config.spec
-
-
-def _seconds(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None

@@ -2,15 +2,17 @@
 
 A state is 256 random bits, handed to the provider and nowhere stored in clear. Its record
 binds the request to provider, workspace, actor, redirect URI, return URL, PKCE verifier,
-OIDC nonce and the browser that started it (a hash of the binding cookie), lives ten
-minutes by default, and can be consumed once: a replay, an expired state, a state used at
-another provider's callback or from another browser raises :class:`InvalidState`.
+OIDC nonce, the connection's parameters and the browser that started it (a hash of the
+binding cookie), lives ten minutes by default, and can be consumed once: a replay, an
+expired state, a state used at another provider's callback or from another browser raises
+:class:`InvalidState`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +46,7 @@ class AuthorizationState:
     nonce: str | None = field(repr=False)
     binding_hash: str = field(repr=False)
     expires_at: datetime | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 def state_payload(
@@ -55,9 +58,11 @@ def state_payload(
     return_url: str | None,
     code_verifier: str | None,
     nonce: str | None,
+    params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """What a state's record holds (the binding only as its hash)."""
     return {
+        "params": dict(params or {}),
         "provider": provider,
         "workspace_id": workspace_id,
         "actor_id": actor_id,
@@ -113,6 +118,7 @@ class OAuthStateManager:
         return_url: str | None = None,
         code_verifier: str | None = None,
         nonce: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> str:
         """A new state for this request; pass it as the ``state`` parameter."""
         payload = state_payload(
@@ -124,6 +130,7 @@ class OAuthStateManager:
             return_url,
             code_verifier,
             nonce,
+            params,
         )
         return self._records.save(payload).secret
 
@@ -158,6 +165,7 @@ class AsyncOAuthStateManager:
         return_url: str | None = None,
         code_verifier: str | None = None,
         nonce: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> str:
         """See :meth:`OAuthStateManager.create_state`."""
         payload = state_payload(
@@ -169,6 +177,7 @@ class AsyncOAuthStateManager:
             return_url,
             code_verifier,
             nonce,
+            params,
         )
         return (await self._records.save(payload)).secret
 

@@ -34,6 +34,7 @@ from oauthvault.errors import ConfigError
 from oauthvault.providers.apple import check_apple_id, load_apple_key
 from oauthvault.providers.catalog import (
     CUSTOM_KEYS,
+    ENDPOINT_KEYS,
     RESERVED_PARAMS,
     ProviderSpec,
     check_provider_name,
@@ -64,8 +65,10 @@ def _readonly(values: Mapping[str, str]) -> Mapping[str, str]:
 class ProviderConfig:
     """One configured provider app. Secrets are hidden from ``repr`` and ``str``.
 
-    ``spec`` has its placeholders (and ``{client_id}``) filled in; it is ``None`` for a
-    provider known only by ``issuer`` until :meth:`resolved` is given the discovered spec.
+    ``spec`` has ``{client_id}`` and the app's fixed connection parameters
+    (``placeholders``) filled in; :meth:`spec_for` fills the rest for one connection. It
+    is ``None`` for a provider known only by ``issuer`` until :meth:`resolved` is given the
+    discovered spec.
     ``scopes`` is ``None`` unless the user overrides the provider's default scopes.
     """
 
@@ -115,6 +118,18 @@ class ProviderConfig:
             {**self._require_spec().extra_authorize_params, **self.extra_authorize_params}
         )
 
+    def spec_for(self, params: Mapping[str, str]) -> ProviderSpec:
+        """The spec with one connection's parameters filled into its URLs.
+
+        Raises:
+            ConfigError: a URL still needs a value, or a value is not valid for it.
+        """
+        spec = self._require_spec()
+        if not spec.placeholders:
+            return spec
+        values = {key: params[key] for key in spec.placeholders if key in params}
+        return fill_placeholders(spec, values, where=f"providers.{self.name}")
+
     def resolved(self, spec: ProviderSpec) -> ProviderConfig:
         """A copy using ``spec`` (normally from :func:`~oauthvault.providers.discover`).
 
@@ -124,7 +139,7 @@ class ProviderConfig:
         if self.issuer is not None and spec.issuer != self.issuer:
             raise ConfigError(f"providers.{self.name}.issuer", "differs from the spec's issuer")
         values = {"client_id": self.client_id, **self.placeholders}
-        filled = fill_placeholders(spec, values, where=f"providers.{self.name}")
+        filled = fill_placeholders(spec, values, where=f"providers.{self.name}", partial=True)
         return dataclasses.replace(self, spec=filled)
 
 
@@ -197,7 +212,14 @@ def _parse_provider(
     if spec is not None:
         apple = spec.client_secret_kind == "apple_es256_jwt"  # noqa: S105 -- a kind, no secret
         apple_keys = _APPLE_KEYS if apple else frozenset()
-        reader.check_keys(_COMMON_KEYS | set(spec.placeholders) | apple_keys)
+        link_params = {p.name for p in spec.connection_params if p.source == "link"}
+        reader.check_keys(_COMMON_KEYS | link_params | apple_keys | set(ENDPOINT_KEYS))
+        overrides = {
+            key: url
+            for key in ENDPOINT_KEYS
+            if (url := reader.url(key, allow_loopback_http=True)) is not None
+        }
+        spec = spec.with_endpoints(overrides) if overrides else spec
     else:
         apple = False
         reader.check_keys(_COMMON_KEYS | CUSTOM_KEYS)
@@ -246,11 +268,12 @@ def _parse_provider(
         setting = f"{reader.setting('extra_authorize_params')}.{reserved[0]}"
         raise ConfigError(setting, "is set by the authorization request itself")
     placeholders: dict[str, str] = {}
-    for key in spec.placeholders if spec is not None else ():
-        value = reader.word(key)
-        if value is None:
-            raise ConfigError(reader.setting(key), "is required by this provider")
-        placeholders[key] = value
+    for param in spec.connection_params if spec is not None else ():
+        value = reader.word(param.name) if param.source == "link" else None
+        if value is not None:
+            if not param.accepts(value):
+                raise ConfigError(reader.setting(param.name), f"must be a valid {param.label}")
+            placeholders[param.name] = value
     config = ProviderConfig(
         name=name,
         spec=None,
@@ -268,7 +291,8 @@ def _parse_provider(
     if spec is None:
         return config
     values = {"client_id": client_id, **placeholders}
-    return dataclasses.replace(config, spec=fill_placeholders(spec, values, where=where))
+    filled = fill_placeholders(spec, values, where=where, partial=True)
+    return dataclasses.replace(config, spec=filled)
 
 
 def load_provider_configs(

@@ -146,13 +146,15 @@ class TableReader:
             raise ConfigError(self.setting(key), "must be greater than zero")
         return value
 
-    def words(self, key: str) -> tuple[str, ...] | None:
-        """A list of distinct strings without whitespace (scopes), or ``None`` if absent."""
+    def words(self, key: str, *, spaces: bool = False) -> tuple[str, ...] | None:
+        """A list of distinct strings without whitespace (scopes), or ``None`` if absent;
+        with ``spaces``, inner spaces are allowed (error messages)."""
         value: list[object] | None = self._get(key, list, "a list of strings")
         if value is None:
             return None
         items = TableReader({f"[{i}]": item for i, item in enumerate(value)}, self.setting(key))
-        result = tuple(items.word(f"[{i}]") or "" for i in range(len(value)))
+        read = items.text if spaces else items.word
+        result = tuple(read(f"[{i}]") or "" for i in range(len(value)))
         if len(set(result)) != len(result):
             raise ConfigError(self.setting(key), "must not repeat an item")
         return result
@@ -170,3 +172,9 @@ class TableReader:
             text = inner.text(name)
             result[name] = text or ""
         return result
+
+    def sub_tables(self, key: str) -> dict[str, object] | None:
+        """A table of tables (``[x.<key>.<name>]``), or ``None`` if absent; each inner
+        value is left for the caller to check."""
+        value: dict[str, object] | None = self._get(key, dict, "a table of tables")
+        return value

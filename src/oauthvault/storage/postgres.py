@@ -112,8 +112,8 @@ class PostgresLockedRow:
         except psycopg.Error as error:
             self._release(commit=False)
             raise store._unavailable(error) from None
-        self.row = None if found is None else sealed_row(found[:5])
-        self.status: str | None = None if found is None else found[5]
+        self.row = None if found is None else sealed_row(found[:7])
+        self.status: str | None = None if found is None else found[7]
 
     def update(
         self,
@@ -260,6 +260,7 @@ class PostgresTokenStore(PostgresBase):
                             new.access_token_encrypted,
                             new.refresh_token_encrypted,
                             new.key_id,
+                            new.response_encrypted,
                             row_id,
                         ),
                     )

@@ -74,8 +74,8 @@ class AsyncPostgresLockedRow:
         except psycopg.Error as error:
             await self._release(commit=False)
             raise self._store._unavailable(error) from None
-        self.row = None if found is None else sealed_row(found[:5])
-        self.status = None if found is None else found[5]
+        self.row = None if found is None else sealed_row(found[:7])
+        self.status = None if found is None else found[7]
 
     async def update(
         self,

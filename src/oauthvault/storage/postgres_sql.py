@@ -9,7 +9,7 @@ from typing import Any
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
-from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.models import StoredConnection, TokenKey, decode_params
 from oauthvault.storage.migrations import HEAD_REVISION
 
 __all__ = [
@@ -43,19 +43,23 @@ __all__ = [
 ]
 
 SELECT_ROW = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
+    connection_params, token_response_encrypted
 FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    refresh_token_encrypted, key_id, expires_at, scope, connection_params,
+    token_response_encrypted, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = EXCLUDED.access_token_encrypted,
     refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
     key_id = EXCLUDED.key_id,
     expires_at = EXCLUDED.expires_at,
     scope = EXCLUDED.scope,
+    connection_params = EXCLUDED.connection_params,
+    token_response_encrypted = EXCLUDED.token_response_encrypted,
     status = 'active',
     last_error = NULL,
     updated_at = EXCLUDED.updated_at
@@ -64,7 +68,7 @@ DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s
 LIST_ROWS = """
 SELECT provider, workspace_id, actor_id, expires_at, scope,
     refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
-    last_error
+    last_error, connection_params
 FROM oauth_tokens
 WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
   AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
@@ -74,7 +78,8 @@ LIMIT %(limit)s
 COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
 SELECT_FOR_ROTATION = """
 SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope
+    refresh_token_encrypted, key_id, expires_at, scope, connection_params,
+    token_response_encrypted
 FROM oauth_tokens
 WHERE key_id <> %s AND id > %s
 ORDER BY id
@@ -83,7 +88,8 @@ FOR UPDATE
 """
 UPDATE_SEALED = """
 UPDATE oauth_tokens
-SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s
+SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s,
+    token_response_encrypted = %s
 WHERE id = %s
 """
 RECORD_INVALIDATIONS = """
@@ -94,13 +100,15 @@ PENDING_INVALIDATIONS = "SELECT cache_key FROM oauth_cache_invalidations LIMIT %
 CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = ANY(%s)"
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 LOCK_ROW = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
+    connection_params, token_response_encrypted, status
 FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 FOR UPDATE
 """
 UPDATE_LOCKED_TOKENS = """
 UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
-    key_id = %s, expires_at = %s, scope = %s, status = %s, last_error = %s,
+    key_id = %s, expires_at = %s, scope = %s, connection_params = %s,
+    token_response_encrypted = %s, status = %s, last_error = %s,
     last_refreshed_at = %s, updated_at = %s
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
@@ -148,6 +156,8 @@ def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ..
         row.key_id,
         row.expires_at,
         row.scope,
+        row.params,
+        row.response_encrypted,
         now,
         now,
     )
@@ -159,8 +169,8 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 def sealed_row(found: Sequence[Any]) -> SealedRow:
-    access, refresh, key_id, expires_at, scope = found
-    return SealedRow(access, refresh, key_id, utc(expires_at), scope)
+    access, refresh, key_id, expires_at, scope, params, response = found
+    return SealedRow(access, refresh, key_id, utc(expires_at), scope, params, response)
 
 
 def locked_update(
@@ -179,6 +189,8 @@ def locked_update(
         row.key_id,
         row.expires_at,
         row.scope,
+        row.params,
+        row.response_encrypted,
         status,
         last_error,
         refreshed_at,
@@ -200,6 +212,7 @@ def stored_connection(found: Sequence[Any]) -> StoredConnection:
         status,
         refreshed,
         last_error,
+        params,
     ) = found
     return StoredConnection(
         provider=provider,
@@ -213,6 +226,7 @@ def stored_connection(found: Sequence[Any]) -> StoredConnection:
         status=status,
         last_refreshed_at=utc(refreshed),
         last_error=last_error,
+        params=decode_params(params),
     )
 
 

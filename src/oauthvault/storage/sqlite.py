@@ -56,8 +56,8 @@ class SqliteLockedRow:
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
-        self.row: SealedRow | None = None if found is None else sql.sealed_row(found[:5])
-        self.status: str | None = None if found is None else found[5]
+        self.row: SealedRow | None = None if found is None else sql.sealed_row(found[:7])
+        self.status: str | None = None if found is None else found[7]
 
     def update(
         self,
@@ -230,6 +230,7 @@ class SqliteTokenStore:
                             new.access_token_encrypted,
                             new.refresh_token_encrypted,
                             new.key_id,
+                            new.response_encrypted,
                             row_id,
                         ),
                     )

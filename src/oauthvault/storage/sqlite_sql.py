@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oauthvault.crypto.sealing import SealedRow
-from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.models import StoredConnection, TokenKey, decode_params
 
 __all__ = [
     "CLEAR_INVALIDATION",
@@ -44,23 +44,28 @@ __all__ = [
 ]
 
 SELECT_ROW = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
+    connection_params, token_response_encrypted
 FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 LOCK_ROW = """
-SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope, status
+SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
+    connection_params, token_response_encrypted, status
 FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    refresh_token_encrypted, key_id, expires_at, scope, connection_params,
+    token_response_encrypted, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = excluded.access_token_encrypted,
     refresh_token_encrypted = excluded.refresh_token_encrypted,
     key_id = excluded.key_id,
     expires_at = excluded.expires_at,
     scope = excluded.scope,
+    connection_params = excluded.connection_params,
+    token_response_encrypted = excluded.token_response_encrypted,
     status = 'active',
     last_error = NULL,
     updated_at = excluded.updated_at
@@ -69,7 +74,7 @@ DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? A
 LIST_ROWS = """
 SELECT provider, workspace_id, actor_id, expires_at, scope,
     refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
-    last_error
+    last_error, connection_params
 FROM oauth_tokens
 WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR workspace_id = ?)
 ORDER BY provider, workspace_id, actor_id
@@ -78,11 +83,13 @@ LIMIT ?
 COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
 SELECT_FOR_ROTATION = """
 SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
-    refresh_token_encrypted, key_id, expires_at, scope
+    refresh_token_encrypted, key_id, expires_at, scope, connection_params,
+    token_response_encrypted
 FROM oauth_tokens WHERE key_id <> ? AND id > ? ORDER BY id LIMIT ?
 """
 UPDATE_SEALED = """
-UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?
+UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
+    token_response_encrypted = ?
 WHERE id = ?
 """
 UPDATE_LOCKED_STATUS = """
@@ -91,8 +98,8 @@ WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 UPDATE_LOCKED_TOKENS = """
 UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
-    expires_at = ?, scope = ?, status = ?, last_error = ?, last_refreshed_at = ?,
-    updated_at = ?
+    expires_at = ?, scope = ?, connection_params = ?, token_response_encrypted = ?,
+    status = ?, last_error = ?, last_refreshed_at = ?, updated_at = ?
 WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 RECORD_INVALIDATION = """
@@ -133,8 +140,8 @@ def key_params(key: TokenKey) -> tuple[str, str, str]:
 
 
 def sealed_row(found: Sequence[Any]) -> SealedRow:
-    access, refresh, key_id, expires_at, scope = found
-    return SealedRow(access, refresh, key_id, from_text(expires_at), scope)
+    access, refresh, key_id, expires_at, scope, params, response = found
+    return SealedRow(access, refresh, key_id, from_text(expires_at), scope, params, response)
 
 
 def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ...]:
@@ -147,6 +154,8 @@ def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ..
         row.key_id,
         to_text(row.expires_at),
         row.scope,
+        row.params,
+        row.response_encrypted,
         stamp,
         stamp,
     )
@@ -168,6 +177,8 @@ def locked_update(
         row.key_id,
         to_text(row.expires_at),
         row.scope,
+        row.params,
+        row.response_encrypted,
         status,
         last_error,
         to_text(refreshed_at),
@@ -189,6 +200,7 @@ def stored_connection(found: Sequence[Any]) -> StoredConnection:
         status,
         refreshed,
         last_error,
+        params,
     ) = found
     return StoredConnection(
         provider=provider,
@@ -202,4 +214,5 @@ def stored_connection(found: Sequence[Any]) -> StoredConnection:
         status=status,
         last_refreshed_at=from_text(refreshed),
         last_error=last_error,
+        params=decode_params(params),
     )

@@ -7,6 +7,7 @@ only the driver differs, performing each step with ``await``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, overload
@@ -148,6 +149,7 @@ class AsyncOAuthTokenCache(VaultBase):
                     await self._provider(step.provider),
                     step.refresh_token,
                     timeout=self._refresh_timeout,
+                    params=step.params,
                 )
             case Pause():
                 return await asyncio.sleep(step.seconds)
@@ -180,11 +182,22 @@ class AsyncOAuthTokenCache(VaultBase):
         refresh_token: str | None = None,
         expires_in: int | None = None,
         scope: str | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        token_response: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`OAuthTokenCache.store_tokens`."""
         await self._run(
             self._store_flow(
-                provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope
+                provider,
+                workspace_id,
+                actor_id,
+                access_token,
+                refresh_token,
+                expires_in,
+                scope,
+                params=params,
+                token_response=token_response,
             )
         )
 

@@ -11,13 +11,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import TokenNotFound, UnknownProvider
-from oauthvault.models import ConnectionEvent, TokenKey, TokenSet, validate_tokens
+from oauthvault.models import (
+    ConnectionEvent,
+    TokenKey,
+    TokenSet,
+    validate_params,
+    validate_response,
+    validate_tokens,
+)
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault.flows import VaultCore
@@ -163,11 +170,18 @@ class VaultBase:
         refresh_token: str | None,
         expires_in: int | None,
         scope: str | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        token_response: Mapping[str, Any] | None = None,
     ) -> Flow:
         key = TokenKey(provider, workspace_id, actor_id)
         validate_tokens(access_token, refresh_token, expires_in, scope)
-        tokens = self._core.tokens_for_store(access_token, refresh_token, expires_in, scope)
-        return self._core.store(key, tokens)
+        checked = validate_params(params)
+        response = validate_response(token_response)
+        tokens = self._core.tokens_for_store(
+            access_token, refresh_token, expires_in, scope, checked
+        )
+        return self._core.store(key, tokens, response)
 
     def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
         """Whether ``tokens`` (just read) can be handed out as they are.

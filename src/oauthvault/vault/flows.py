@@ -9,21 +9,23 @@ sealing and fallbacks are decided here, once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from oauthvault.cache.keys import cache_key
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import (
     SealedRow,
     open_cache_record,
+    open_response,
     open_row,
     seal_cache_record,
     seal_row,
 )
 from oauthvault.errors import DecryptionError
-from oauthvault.models import TokenKey, TokenSet
+from oauthvault.models import NO_PARAMS, TokenKey, TokenSet
 from oauthvault.vault.steps import (
     DeleteRow,
     DropCache,
@@ -64,13 +66,16 @@ class VaultCore:
         refresh_token: str | None,
         expires_in: int | None,
         scope: str | None,
+        params: Mapping[str, str] = NO_PARAMS,
     ) -> TokenSet:
         expires_at = None if expires_in is None else self.clock() + timedelta(seconds=expires_in)
-        return TokenSet(access_token, refresh_token, expires_at, scope)
+        return TokenSet(access_token, refresh_token, expires_at, scope, params)
 
-    def store(self, key: TokenKey, tokens: TokenSet) -> Flow:
+    def store(
+        self, key: TokenKey, tokens: TokenSet, response: Mapping[str, Any] | None = None
+    ) -> Flow:
         """Write-through: commit the row, then cache it."""
-        yield WriteRow(key, seal_row(self.keyring, key, tokens))
+        yield WriteRow(key, seal_row(self.keyring, key, tokens, response))
         yield from self.cache_tokens(key, tokens, self.clock())
 
     def cache_tokens(self, key: TokenKey, tokens: TokenSet, now: datetime) -> Flow:
@@ -137,6 +142,7 @@ class VaultCore:
     def reseal(self, key: TokenKey, row: SealedRow) -> SealedRow | None:
         """The row sealed again with the newest key; ``None`` if it cannot be decrypted."""
         try:
-            return seal_row(self.keyring, key, open_row(self.keyring, key, row))
+            tokens = open_row(self.keyring, key, row)
+            return seal_row(self.keyring, key, tokens, open_response(self.keyring, key, row))
         except DecryptionError:
             return None

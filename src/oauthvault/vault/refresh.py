@@ -23,8 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from oauthvault.crypto.sealing import open_row, seal_row
-from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
+from oauthvault.crypto.sealing import SealedRow, open_response, open_row, seal_row
+from oauthvault.errors import (
+    DecryptionError,
+    ProviderError,
+    ReauthorizationRequired,
+    TokenNotFound,
+)
 from oauthvault.models import (
     ConnectionEvent,
     ConnectionStatus,
@@ -70,10 +75,16 @@ def is_fresh(tokens: TokenSet, now: datetime, min_ttl: float) -> bool:
     return left is None or left >= min_ttl
 
 
-def merge_answer(current: TokenSet, answer: Mapping[str, Any], now: datetime) -> TokenSet:
+def merge_answer(
+    current: TokenSet,
+    answer: Mapping[str, Any],
+    now: datetime,
+    params: Mapping[str, str] | None = None,
+) -> TokenSet:
     """The new token set: the new access token, the new refresh token when the provider
-    rotated it, the old one when it did not. Raises ``InvalidInput`` for a malformed answer,
-    so nothing stored is ever overwritten by one."""
+    rotated it, the old one when it did not, the connection parameters updated with those
+    the answer carried. Raises ``InvalidInput`` for a malformed answer, so nothing stored
+    is ever overwritten by one."""
     access = answer.get("access_token")
     refresh = answer.get("refresh_token") or current.refresh_token
     expires_in = answer.get("expires_in")
@@ -83,7 +94,22 @@ def merge_answer(current: TokenSet, answer: Mapping[str, Any], now: datetime) ->
     scope = scope if isinstance(scope, str) else current.scope
     validate_tokens(access, refresh, expires_in, scope)
     expires_at = None if expires_in is None else now + timedelta(seconds=expires_in)
-    return TokenSet(access, refresh, expires_at, scope)  # type: ignore[arg-type]
+    merged = {**current.params, **params} if params else current.params
+    return TokenSet(access, refresh, expires_at, scope, merged)  # type: ignore[arg-type]
+
+
+def _merged_response(
+    core: VaultCore, key: TokenKey, row: SealedRow, answer: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The kept token answer: the refresh answer over the one kept before, so that what
+    only the first answer held (a Slack team, an id_token) is not lost."""
+    try:
+        kept = open_response(core.keyring, key, row)
+    except DecryptionError:
+        kept = None
+    if answer is None:
+        return kept
+    return {**(kept or {}), **answer}
 
 
 def refresh_flow(
@@ -124,18 +150,19 @@ def refresh_flow(
 
     result = GrantResult("transient", error="not_attempted")
     for attempt in range(policy.attempts):
-        result = yield RefreshGrant(key.provider, current.refresh_token)
+        result = yield RefreshGrant(key.provider, current.refresh_token, current.params)
         if result.outcome != "transient" or not result.retry_safe:
             break
         if attempt + 1 < policy.attempts:
             yield Pause(policy.delay(attempt))
     if result.outcome == "ok" and result.token is not None:
         try:
-            new = merge_answer(current, result.token, now)
+            new = merge_answer(current, result.token, now, result.params)
+            response = _merged_response(core, key, row, result.response)
         except ValueError:
             result = GrantResult("transient", error="malformed_answer")
         else:
-            yield UpdateLocked(seal_row(core.keyring, key, new), "active", None, now)
+            yield UpdateLocked(seal_row(core.keyring, key, new, response), "active", None, now)
             yield CommitLock()
             yield from core.cache_tokens(key, new, now)
             if status != ConnectionStatus.ACTIVE:

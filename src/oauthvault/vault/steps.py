@@ -8,7 +8,7 @@ perform them in one method; every decision (order, fallbacks, TTLs) stays in the
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -146,6 +146,7 @@ class RefreshGrant:
 
     provider: str
     refresh_token: str = field(repr=False)
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

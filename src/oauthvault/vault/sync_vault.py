@@ -9,7 +9,7 @@ does one step, :meth:`OAuthTokenCache._run` drives a flow. Its asyncio twin,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, overload
@@ -151,6 +151,7 @@ class OAuthTokenCache(VaultBase):
                     self._provider(step.provider),
                     step.refresh_token,
                     timeout=self._refresh_timeout,
+                    params=step.params,
                 )
             case Pause():
                 return time.sleep(step.seconds)
@@ -184,10 +185,16 @@ class OAuthTokenCache(VaultBase):
         refresh_token: str | None = None,
         expires_in: int | None = None,
         scope: str | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+        token_response: Mapping[str, Any] | None = None,
     ) -> None:
         """Encrypt and save a connection's tokens, replacing any stored before.
 
         ``expires_in`` is the access token's lifetime in seconds (``None``: unknown).
+        ``params`` are the connection's parameters (returned as ``TokenSet.params``);
+        ``token_response`` is the provider's whole token answer, kept sealed and read back
+        with :meth:`get_token_response`.
 
         Raises:
             InvalidInput: an id or token breaks a rule; nothing is written.
@@ -195,7 +202,15 @@ class OAuthTokenCache(VaultBase):
         """
         self._run(
             self._store_flow(
-                provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope
+                provider,
+                workspace_id,
+                actor_id,
+                access_token,
+                refresh_token,
+                expires_in,
+                scope,
+                params=params,
+                token_response=token_response,
             )
         )
 

@@ -1,0 +1,361 @@
+"""Token requests as each provider's catalog entry shapes them: the code exchange and the
+refresh grant, and what their answers mean.
+
+The catalog says what differs from RFC 6749: extra token or refresh parameters
+(``token_params`` / ``refresh_params``), a JSON body (``token_body``), a separate
+``refresh_endpoint``, tokens nested under ``token_path`` when the top level has none, a
+``success_field`` that is ``false`` on errors (Slack's ``ok``), the fields that carry the
+error code (``error_fields``) and the codes that mean the grant is gone
+(``dead_grant_errors``), and where the expiry comes from when the answer has no
+``expires_in`` (``expiry = "introspection"``, then ``access_token_lifetime``).
+
+The exchange is written once, as a generator that yields :class:`HttpRequest` and is sent
+:class:`HttpResponse` (no I/O here); :func:`run_sync` and :func:`run_async` drive it with
+httpx. Client credentials go in an :class:`httpx.BasicAuth` header or the body, and never
+into a log line, exception or result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+import httpx
+
+from oauthvault.errors import ConfigError
+from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.params import pick, pick_params
+
+__all__ = [
+    "Exchange",
+    "GrantResult",
+    "HttpRequest",
+    "HttpResponse",
+    "classify_failure",
+    "exchange",
+    "run_async",
+    "run_sync",
+]
+
+# RFC 6749 §5.2 answers after which retrying cannot help: the grant is gone.
+_REAUTH_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_scope"})
+# Our own configuration is wrong: not the user's doing, and not transient either.
+_CONFIG_ERRORS = frozenset({"invalid_client", "invalid_request", "unsupported_grant_type"})
+# Fields of an error body worth recording; never anything else (it could be a token).
+_ERROR_KEYS = ("error", "error_description", "status", "message", "code", "error_code")
+
+
+@dataclass(frozen=True, slots=True)
+class GrantResult:
+    """What one token request came to. When ``outcome == "ok"``, ``token`` holds the
+    normalized tokens (``access_token``, ``refresh_token``, ``expires_in``, ``scope``),
+    ``response`` the provider's whole answer and ``params`` the connection parameters read
+    from it."""
+
+    outcome: Literal["ok", "reauth", "config", "transient"]
+    token: Mapping[str, Any] | None = field(default=None, repr=False)
+    error: str | None = None
+    description: str | None = None
+    # False when the request may have reached the provider (a rotated refresh token
+    # could then already be retired): retrying with the old one would kill the grant.
+    retry_safe: bool = True
+    response: Mapping[str, Any] | None = field(default=None, repr=False)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    form: Mapping[str, str] | None = field(default=None, repr=False)
+    json_body: Mapping[str, str] | None = field(default=None, repr=False)
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """An answer, or ``failure`` (the transport error's class name) and ``reached``
+    (whether the request may have arrived) when there was none."""
+
+    status: int = 0
+    body: bytes = field(default=b"", repr=False)
+    content_type: str = ""
+    failure: str | None = None
+    reached: bool = False
+
+
+Exchange = Generator[HttpRequest, HttpResponse, GrantResult]
+
+
+def classify_failure(
+    status_code: int | None,
+    error: str | None,
+    description: str | None,
+    *,
+    retry_safe: bool,
+    dead_grant_errors: tuple[str, ...] = (),
+) -> GrantResult:
+    """Map a failed token request to an outcome (pure)."""
+    if error in _REAUTH_ERRORS or (error is not None and error in dead_grant_errors):
+        return GrantResult("reauth", error=error, description=description)
+    if error in _CONFIG_ERRORS:
+        return GrantResult("config", error=error, description=description)
+    if status_code is not None and 400 <= status_code < 500 and status_code != 429:
+        if error is not None:
+            return GrantResult("config", error=error, description=description)
+    return GrantResult(
+        "transient",
+        error=error or (f"http_{status_code}" if status_code else "unreachable"),
+        description=description,
+        retry_safe=retry_safe,
+    )
+
+
+def _client_credentials(
+    spec: ProviderSpec, client_id: str, secret: str | None
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """Body fields and Basic credentials for the token endpoint's client authentication."""
+    method = spec.token_endpoint_auth_method
+    if method == "client_secret_basic":
+        return {}, (client_id, secret or "")
+    if method == "client_secret_post":
+        return {"client_id": client_id, **({"client_secret": secret} if secret else {})}, None
+    raise ConfigError(
+        f"providers.{spec.name}.token_endpoint_auth_method", f"{method} is not supported"
+    )
+
+
+def _request(
+    spec: ProviderSpec, url: str, fields: dict[str, str], client_id: str, secret: str | None
+) -> HttpRequest:
+    body, basic = _client_credentials(spec, client_id, secret)
+    body = {**fields, **body}
+    headers = {"Accept": "application/json"}
+    if spec.token_body == "json":  # noqa: S105 - a body format
+        return HttpRequest("POST", url, headers, json_body=body, basic_auth=basic)
+    return HttpRequest("POST", url, headers, form=body, basic_auth=basic)
+
+
+def _document(response: HttpResponse) -> Mapping[str, Any] | None:
+    try:
+        value = json.loads(response.body)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    if "x-www-form-urlencoded" in response.content_type or "text/plain" in response.content_type:
+        try:
+            pairs = parse_qsl(response.body.decode("utf-8"), strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        return dict(pairs)
+    return None
+
+
+def _error_code(spec: ProviderSpec, document: Mapping[str, Any]) -> str | None:
+    for name in spec.error_fields:
+        value = pick(document, name)
+        if isinstance(value, str) and value:
+            return value[:100]
+    return None
+
+
+def _error_summary(document: Mapping[str, Any] | None) -> str | None:
+    """The error-ish fields of an answer, for ``last_error``: never other fields."""
+    if document is None:
+        return None
+    parts = [
+        f"{key}={str(document[key])[:80]}"
+        for key in _ERROR_KEYS
+        if isinstance(document.get(key), (str, int)) and not isinstance(document.get(key), bool)
+    ]
+    return ", ".join(parts) or None
+
+
+def _seconds(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _failed(
+    spec: ProviderSpec, response: HttpResponse, *, rotating: bool, refresh: bool
+) -> GrantResult | None:
+    """The failure an answer stands for, or ``None`` when it is a success."""
+    dead = spec.dead_grant_errors
+    if response.failure is not None:
+        retry_safe = not (response.reached and rotating and refresh)
+        error = "no_answer" if response.reached else None
+        return classify_failure(None, error, response.failure, retry_safe=retry_safe)
+    document = _document(response)
+    if document is None:
+        return classify_failure(response.status, None, "the answer is not JSON", retry_safe=True)
+    failed_flag = spec.success_field is not None and pick(document, spec.success_field) is False
+    error = _error_code(spec, document)
+    if (
+        response.status >= 400
+        or failed_flag
+        or (error is not None and "access_token" not in document)
+    ):
+        description = document.get("error_description")
+        description = description[:300] if isinstance(description, str) else None
+        if error is None:
+            return classify_failure(
+                response.status, None, _error_summary(document), retry_safe=True
+            )
+        return classify_failure(
+            response.status, error, description, retry_safe=True, dead_grant_errors=dead
+        )
+    return None
+
+
+def _tokens(spec: ProviderSpec, document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Where the token fields are: the top level, or ``token_path`` when it has none."""
+    if not document.get("access_token") and spec.token_path is not None:
+        nested = pick(document, spec.token_path)
+        if isinstance(nested, Mapping) and nested.get("access_token"):
+            return nested
+    return document
+
+
+def exchange(
+    spec: ProviderSpec,
+    *,
+    client_id: str,
+    client_secret: str | None,
+    grant: Literal["authorization_code", "refresh_token"],
+    fields: Mapping[str, str],
+    rotating: bool = False,
+    clock: Any = time.time,
+) -> Exchange:
+    """One token request (``fields``: ``code``, ``redirect_uri``, ``code_verifier`` or
+    ``refresh_token``), its answer read as ``spec`` says, the expiry found."""
+    refresh = grant == "refresh_token"
+    extra = spec.token_params
+    if refresh and spec.refresh_params is not None:
+        extra = spec.refresh_params
+    url = (spec.refresh_endpoint or spec.token_endpoint) if refresh else spec.token_endpoint
+    body = {**extra, "grant_type": grant, **{k: v for k, v in fields.items() if v}}
+    response = yield _request(spec, url, body, client_id, client_secret)
+    failure = _failed(spec, response, rotating=rotating, refresh=refresh)
+    if failure is not None:
+        return failure
+    document = _document(response)
+    assert document is not None  # noqa: S101 - _failed checked it
+    tokens = _tokens(spec, document)
+    access = tokens.get("access_token")
+    if not isinstance(access, str) or not access:
+        return GrantResult("transient", error="malformed_answer", description="no access_token")
+    refresh_token = tokens.get("refresh_token")
+    expires_in = _seconds(tokens.get("expires_in"))
+    if expires_in is None and spec.expiry == "introspection" and spec.introspection_endpoint:
+        expires_in = yield from _introspect(spec, access, client_id, client_secret, clock)
+    if expires_in is None and refresh_token and spec.access_token_lifetime is not None:
+        # Only with a refresh token: without one, a guessed expiry would end the connection.
+        expires_in = spec.access_token_lifetime
+    scope = tokens.get("scope")
+    try:
+        params = pick_params(spec.connection_params, "token", document, provider=spec.name)
+    except Exception as error:  # a ProviderError naming the missing value
+        return GrantResult("transient", error="malformed_answer", description=str(error)[:200])
+    normalized = {
+        "access_token": access,
+        "refresh_token": refresh_token
+        if isinstance(refresh_token, str) and refresh_token
+        else None,
+        "expires_in": expires_in,
+        "scope": scope if isinstance(scope, str) else None,
+    }
+    if isinstance(document.get("id_token"), str):
+        normalized["id_token"] = document["id_token"]
+    return GrantResult("ok", token=normalized, response=dict(document), params=params)
+
+
+def _introspect(
+    spec: ProviderSpec, access_token: str, client_id: str, secret: str | None, clock: Any
+) -> Generator[HttpRequest, HttpResponse, int | None]:
+    """RFC 7662 introspection of the new access token: seconds until its ``exp``."""
+    assert spec.introspection_endpoint is not None  # noqa: S101 - checked by the caller
+    fields = {"token": access_token, "token_type_hint": "access_token"}
+    body, basic = _client_credentials(spec, client_id, secret)
+    request = HttpRequest(
+        "POST",
+        spec.introspection_endpoint,
+        {"Accept": "application/json"},
+        form={**fields, **body},
+        basic_auth=basic,
+    )
+    response = yield request
+    if response.failure is not None or response.status != 200:
+        return None
+    document = _document(response)
+    if document is None or document.get("active") is not True:
+        return None
+    exp = document.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None
+    return max(int(exp - clock()), 0)
+
+
+def _send_options(request: HttpRequest) -> dict[str, Any]:
+    options: dict[str, Any] = {"headers": dict(request.headers)}
+    if request.form is not None:
+        options["data"] = dict(request.form)
+    if request.json_body is not None:
+        options["json"] = dict(request.json_body)
+    if request.basic_auth is not None:
+        options["auth"] = httpx.BasicAuth(*request.basic_auth)
+    return options
+
+
+def _answer(response: httpx.Response) -> HttpResponse:
+    return HttpResponse(
+        response.status_code, response.content, response.headers.get("content-type", "")
+    )
+
+
+def _transport_failure(error: Exception) -> HttpResponse:
+    reached = not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return HttpResponse(failure=type(error).__name__, reached=reached)
+
+
+def run_sync(flow: Generator[HttpRequest, HttpResponse, Any], http: httpx.Client) -> Any:
+    """Drive ``flow`` with blocking httpx calls; returns its result."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                answer = _answer(
+                    http.request(request.method, request.url, **_send_options(request))
+                )
+            except httpx.HTTPError as error:
+                answer = _transport_failure(error)
+            request = flow.send(answer)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def run_async(
+    flow: Generator[HttpRequest, HttpResponse, Any], http: httpx.AsyncClient
+) -> Any:
+    """Drive ``flow`` with httpx's asyncio client; returns its result."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                sent = await http.request(request.method, request.url, **_send_options(request))
+                answer = _answer(sent)
+            except httpx.HTTPError as error:
+                answer = _transport_failure(error)
+            request = flow.send(answer)
+    except StopIteration as stop:
+        return stop.value
