@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["AsyncConnector"]
 
 _TIMEOUT = httpx.Timeout(10.0)
+_HELD_KIND = "callback"
+#: Seconds a callback POSTed by the provider (``form_post``) waits for the browser's GET.
+HELD_CALLBACK_TTL = 60
 logger = logging.getLogger("oauthvault.providers")
 
 
@@ -54,6 +57,7 @@ class AsyncConnector:
         self._configs = dict(providers)
         self._http = http or httpx.AsyncClient(timeout=_TIMEOUT)
         self._states = AsyncOAuthStateManager(vault, ttl=state_ttl)
+        self._held = vault.pending_records(_HELD_KIND, HELD_CALLBACK_TTL)
         self._jwks = JWKSCache(self._http)
 
     @property
@@ -77,6 +81,18 @@ class AsyncConnector:
             self._configs[name] = config
         return config
 
+    async def check_params(self, provider: str, params: Mapping[str, object]) -> dict[str, str]:
+        """The connection parameters a new connection of ``provider`` starts with.
+
+        Raises:
+            UnknownProvider: ``provider`` is not configured.
+            InvalidInput: a value is unknown, missing or does not match its pattern.
+        """
+        config = await self.provider(provider)
+        return check_given_params(
+            _spec(config).connection_params, params, fixed=config.placeholders
+        )
+
     async def start(
         self,
         provider: str,
@@ -98,10 +114,7 @@ class AsyncConnector:
         """
         TokenKey(provider, workspace_id, actor_id)  # ids are checked before anything is kept
         config = await self.provider(provider)
-        template = _spec(config)
-        given = check_given_params(
-            template.connection_params, params or {}, fixed=config.placeholders
-        )
+        given = await self.check_params(provider, params or {})
         spec = config.spec_for(given)
         scopes = config.requested_scopes
         pkce = PKCEPair.generate() if spec.pkce else None
@@ -134,6 +147,22 @@ class AsyncConnector:
         )
         await client.aclose()
         return str(url)
+
+    async def hold_callback(self, params: Mapping[str, str]) -> str:
+        """Keep a callback the provider POSTed (``response_mode=form_post``) under a new
+        one-time handle, for the browser's next request to pick up.
+
+        A cross-site POST carries no ``SameSite=Lax`` cookie, so the binding cannot be
+        checked on it; the browser is sent on to a top-level GET (which carries it) with
+        only this handle, and the callback is finished there as usual.
+        """
+        fields = {key: value[:4096] for key, value in list(params.items())[:20]}
+        return (await self._held.save(fields)).secret
+
+    async def take_held_callback(self, handle: object) -> dict[str, str] | None:
+        """The callback kept under ``handle``, once; ``None`` if unknown, used or expired."""
+        payload = await self._held.take(handle)
+        return None if payload is None else {str(k): str(v) for k, v in payload.items()}
 
     async def take_state(
         self, provider: str, params: Mapping[str, str], *, binding: str | None

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
 from oauthvault.models import TokenKey
+from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.problems import Problem
@@ -31,6 +32,11 @@ class ConnectLinkRequest(BaseModel):
         description="Where the browser goes afterwards (must match the allow-list); "
         "without it the flow ends on oauthvault's own result page.",
     )
+    params: dict[str, str] | None = Field(
+        default=None,
+        description="The connection parameters the provider needs up front (a Shopify "
+        "`shop`, a Zendesk `subdomain`, a Salesforce `hostname`): see the provider catalog.",
+    )
 
 
 class ConnectLinkResponse(BaseModel):
@@ -43,6 +49,9 @@ class AccessTokenResponse(BaseModel):
     token_type: str = "Bearer"  # noqa: S105 - the token type, not a token
     expires_at: datetime | None
     scope: str | None
+    params: dict[str, str] = Field(
+        default_factory=dict, description="The connection's parameters (not secret)."
+    )
 
 
 class StoreTokensRequest(BaseModel):
@@ -66,6 +75,7 @@ class ConnectionResponse(BaseModel):
     updated_at: datetime
     last_refreshed_at: datetime | None
     last_error: str | None
+    params: dict[str, str] = Field(default_factory=dict)
 
 
 class DeleteResponse(BaseModel):
@@ -138,6 +148,7 @@ def create_api_router(
     return_urls: ReturnUrlPolicy,
     public_url: str,
     provider_names: list[str],
+    connector: AsyncConnector | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["server-to-server API"])
     base = public_url.rstrip("/")
@@ -158,8 +169,11 @@ def create_api_router(
         check_provider(body.provider)
         if body.return_url is not None and not return_urls.allows(body.return_url):
             raise Problem(400, "invalid_return_url", "return_url is not in the allow-list")
+        params = body.params or {}
+        if connector is not None:  # checked now, so a bad value fails here, not in a browser
+            params = await connector.check_params(body.provider, params)
         token, expires_at = await links.create(
-            ConnectLink(body.provider, body.workspace_id, body.actor_id, body.return_url)
+            ConnectLink(body.provider, body.workspace_id, body.actor_id, body.return_url, params)
         )
         url = f"{base}/oauth/{body.provider}/authorize?link={token}"
         return ConnectLinkResponse(url=url, expires_at=expires_at)
@@ -194,6 +208,7 @@ def create_api_router(
             "token_type": "Bearer",
             "expires_at": None if tokens.expires_at is None else tokens.expires_at.isoformat(),
             "scope": tokens.scope,
+            "params": dict(tokens.params),
         }
         return Response(json.dumps(body), media_type="application/json")
 
@@ -251,6 +266,7 @@ def create_api_router(
                 updated_at=row.updated_at,
                 last_refreshed_at=row.last_refreshed_at,
                 last_error=row.last_error,
+                params=dict(row.params),
             )
             for row in rows
         ]

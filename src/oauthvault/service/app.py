@@ -84,6 +84,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             return_urls,
             config.public_url,
             connector.provider_names,
+            connector,
         )
     )
     app.include_router(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from oauthvault.vault import AsyncOAuthTokenCache
@@ -19,6 +20,7 @@ class ConnectLink:
     workspace_id: str
     actor_id: str
     return_url: str | None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class ConnectLinks:
@@ -29,7 +31,7 @@ class ConnectLinks:
 
     async def create(self, link: ConnectLink) -> tuple[str, datetime]:
         """A new link token and its expiry."""
-        saved = await self._records.save(asdict(link))
+        saved = await self._records.save({**asdict(link), "params": dict(link.params)})
         return saved.secret, saved.expires_at
 
     async def take(self, token: object) -> ConnectLink | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import html
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -97,7 +97,12 @@ def create_oauth_router(
         return f"{base}/oauth/{provider}/callback"
 
     async def begin(
-        request: Request, provider: str, workspace_id: str, actor_id: str, return_url: str | None
+        request: Request,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        return_url: str | None,
+        params: Mapping[str, str] | None = None,
     ) -> Response:
         config = await connector.provider(provider)
         binding = request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
@@ -108,6 +113,7 @@ def create_oauth_router(
             redirect_uri=config.redirect_uri or callback_url(provider),
             binding=binding,
             return_url=return_url,
+            params=params,
         )
         response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
         response.set_cookie(
@@ -153,14 +159,52 @@ def create_oauth_router(
                 )
             try:
                 return await begin(
-                    request, provider, found.workspace_id, found.actor_id, found.return_url
+                    request,
+                    provider,
+                    found.workspace_id,
+                    found.actor_id,
+                    found.return_url,
+                    found.params,
                 )
             except VaultError as error:
                 return for_vault_error(error)
 
+    @router.post(
+        "/oauth/{provider}/callback",
+        summary="The provider posts the callback here (response_mode=form_post)",
+    )
+    async def posted_callback(request: Request, provider: str) -> Response:
+        # The POST is cross-site, so it carries no binding cookie: keep its fields under a
+        # one-time handle and let the browser GET them back, cookie and all.
+        if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+            return problem_response(415, "unsupported_media_type", "expected a form post")
+        body = await request.body()
+        if len(body) > 65_536:
+            return problem_response(413, "payload_too_large", "the callback is too large")
+        try:
+            fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            return problem_response(400, "invalid_request", "the form could not be read")
+        try:
+            handle = await connector.hold_callback(fields)
+        except VaultError as error:
+            return for_vault_error(error)
+        url = f"{base}/oauth/{provider}/callback?{urlencode({'resume': handle})}"
+        return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
     @router.get("/oauth/{provider}/callback", summary="The provider sends the browser here")
     async def callback(request: Request, provider: str) -> Response:
         params = {key: value for key, value in request.query_params.items()}
+        if "resume" in params:
+            held = await connector.take_held_callback(params["resume"])
+            if held is None:
+                return _page(
+                    400,
+                    "Connection failed",
+                    "This sign-in could not be completed here (expired or already used). "
+                    "Go back to the app and start again.",
+                )
+            params = held
         try:
             pending = await connector.take_state(
                 provider, params, binding=request.cookies.get(BINDING_COOKIE)

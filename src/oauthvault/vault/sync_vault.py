@@ -16,7 +16,7 @@ from typing import Any, Literal, Self, overload
 
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
-from oauthvault.crypto.sealing import open_row
+from oauthvault.crypto.sealing import open_response, open_row
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
@@ -285,6 +285,23 @@ class OAuthTokenCache(VaultBase):
         if tokens is not None:
             revoked = revoke_grant(self._provider(provider), tokens, timeout=self._refresh_timeout)
         return DeleteOutcome(self._run(self._core.delete(key)), revoked)
+
+    def get_token_response(
+        self, provider: str, workspace_id: str, actor_id: str
+    ) -> dict[str, Any] | None:
+        """The provider's whole last token answer for this connection (decrypted), or
+        ``None`` when nothing is stored or no answer was kept (tokens stored by hand).
+
+        It may hold secrets (an id_token, a second token): ask for it only when needed.
+
+        Raises:
+            InvalidInput: an id breaks a rule.
+            DecryptionError: the stored answer does not decrypt.
+            StorageUnavailable: the database cannot be reached.
+        """
+        key = TokenKey(provider, workspace_id, actor_id)
+        row = self._store.get(key)
+        return None if row is None else open_response(self._core.keyring, key, row)
 
     def get_access_token(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
