@@ -1,0 +1,170 @@
+"""The catalog-shaped token exchange, driven by hand: requests it builds, answers it reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oauthvault.oauth.token_request import HttpRequest, HttpResponse, exchange
+from oauthvault.providers import load_catalog
+
+SECRET = "client-secret-xyz"
+
+
+def drive(flow, *answers: HttpResponse) -> tuple[list[HttpRequest], object]:
+    """Run an exchange with canned answers; returns the requests it made and its result."""
+    requests = [next(flow)]
+    try:
+        for answer in answers:
+            requests.append(flow.send(answer))
+    except StopIteration as stop:
+        return requests, stop.value
+    raise AssertionError("the exchange asked for more requests than answers were given")
+
+
+def ok(body: object, status: int = 200) -> HttpResponse:
+    return HttpResponse(status, json.dumps(body).encode(), "application/json")
+
+
+def refresh(name: str, answer: HttpResponse, **params: str):
+    spec = load_catalog()[name]
+    if spec.placeholders:
+        spec = spec.with_placeholders(**params)
+    flow = exchange(
+        spec,
+        client_id="cid",
+        client_secret=SECRET,
+        grant="refresh_token",
+        fields={"refresh_token": "rt-1"},
+        rotating=spec.refresh_tokens == "rotating",
+    )
+    return drive(flow, answer)
+
+
+def test_notion_posts_json_with_basic_auth():
+    requests, result = refresh("notion", ok({"access_token": "a", "workspace_id": "0" * 32}))
+    assert requests[0].json_body is not None and requests[0].form is None
+    assert requests[0].json_body["grant_type"] == "refresh_token"
+    assert "client_secret" not in requests[0].json_body
+    assert requests[0].basic_auth == ("cid", SECRET)
+    assert result.outcome == "ok" and result.params == {"workspace_id": "0" * 32}
+
+
+def test_zendesk_and_shopify_send_their_extra_parameters_to_the_connections_host():
+    requests, _ = refresh(
+        "zendesk", ok({"access_token": "a", "expires_in": 1800}), subdomain="acme"
+    )
+    assert requests[0].url == "https://acme.zendesk.com/oauth/tokens"
+    assert requests[0].form["expires_in"] == "1800"
+    spec = load_catalog()["shopify"].with_placeholders(shop="acme.myshopify.com")
+    code = exchange(
+        spec,
+        client_id="cid",
+        client_secret=SECRET,
+        grant="authorization_code",
+        fields={"code": "c", "redirect_uri": "https://app.example/cb"},
+    )
+    first = next(code)
+    assert first.url == "https://acme.myshopify.com/admin/oauth/access_token"
+    assert first.form["expiring"] == "1" and first.form["client_secret"] == SECRET
+    # Shopify's refresh sends no `expiring` (refresh_params = {} overrides token_params).
+    requests, _ = refresh("shopify", ok({"access_token": "a"}), shop="acme.myshopify.com")
+    assert "expiring" not in requests[0].form
+
+
+def test_a_slack_user_token_install_reads_the_nested_token():
+    answer = ok(
+        {
+            "ok": True,
+            "team": {"id": "T123"},
+            "authed_user": {
+                "id": "U1",
+                "access_token": "xoxp-1",
+                "refresh_token": "r",
+                "expires_in": 43200,
+            },
+        }
+    )
+    _, result = refresh("slack", answer)
+    assert result.outcome == "ok"
+    assert result.token["access_token"] == "xoxp-1"
+    assert result.token["expires_in"] == 43200
+    assert result.params == {"team_id": "T123", "authed_user_id": "U1"}
+
+
+@pytest.mark.parametrize(
+    ("name", "answer", "error"),
+    [
+        ("slack", ok({"ok": False, "error": "invalid_refresh_token"}), "invalid_refresh_token"),
+        ("hubspot", ok({"status": "BAD_REFRESH_TOKEN", "message": "x"}, 400), "BAD_REFRESH_TOKEN"),
+        (
+            "twitch",
+            ok({"error": "Bad Request", "status": 400, "message": "Invalid refresh token"}, 400),
+            "Invalid refresh token",
+        ),
+        ("google", ok({"error": "invalid_grant"}, 400), "invalid_grant"),
+    ],
+)
+def test_documented_dead_grant_answers_mean_reauthorization(name, answer, error):
+    _, result = refresh(name, answer)
+    assert (result.outcome, result.error) == ("reauth", error)
+
+
+def test_an_unknown_error_body_stays_transient_and_records_no_other_field():
+    _, result = refresh("google", ok({"weird": "x", "access_token_hint": "SECRET123"}, 400))
+    assert result.outcome == "transient" and result.error == "http_400"
+    assert "SECRET123" not in (result.description or "")
+    _, result = refresh("slack", ok({"ok": False, "error": "ratelimited"}))
+    assert result.outcome == "transient" and result.error == "ratelimited"
+
+
+def test_salesforce_reads_the_expiry_by_introspection_then_falls_back():
+    spec = load_catalog()["salesforce"].with_placeholders(hostname="login.salesforce.com")
+    answer = ok(
+        {
+            "access_token": "a",
+            "refresh_token": "r",
+            "instance_url": "https://acme.my.salesforce.com",
+            "id": "https://login.salesforce.com/id/00D/005",
+        }
+    )
+    flow = exchange(
+        spec,
+        client_id="cid",
+        client_secret=SECRET,
+        grant="refresh_token",
+        fields={"refresh_token": "r"},
+        clock=lambda: 1_000,
+    )
+    requests, result = drive(flow, answer, ok({"active": True, "exp": 8_200}))
+    assert requests[1].url == "https://login.salesforce.com/services/oauth2/introspect"
+    assert requests[1].form["token"] == "a"
+    assert result.token["expires_in"] == 7_200
+    assert result.params["instance_url"] == "https://acme.my.salesforce.com"
+    flow = exchange(
+        spec,
+        client_id="cid",
+        client_secret=SECRET,
+        grant="refresh_token",
+        fields={"refresh_token": "r"},
+    )
+    _, result = drive(flow, answer, HttpResponse(failure="ConnectError"))
+    assert result.token["expires_in"] == spec.access_token_lifetime == 900
+
+
+def test_no_lifetime_is_guessed_without_a_refresh_token():
+    _, result = refresh("shopify", ok({"access_token": "a"}), shop="acme.myshopify.com")
+    assert result.token["expires_in"] is None
+
+
+def test_a_lost_answer_at_a_rotating_provider_is_not_safe_to_retry():
+    _, result = refresh("gitlab", HttpResponse(failure="ReadTimeout", reached=True))
+    assert result.outcome == "transient" and result.retry_safe is False
+    _, result = refresh("gitlab", HttpResponse(failure="ConnectError", reached=False))
+    assert result.retry_safe is True
+
+
+def test_requests_keep_secrets_out_of_repr():
+    requests, _ = refresh("google", ok({"access_token": "a"}))
+    assert SECRET not in repr(requests[0]) and "rt-1" not in repr(requests[0])
