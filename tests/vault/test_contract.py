@@ -161,6 +161,43 @@ class VaultContract:
         stored = raw_sql("SELECT access_token_encrypted FROM oauth_tokens")[0][0]
         assert "token" not in stored
 
+    def test_connection_params_and_the_token_answer_are_kept(self, vault, raw_sql):
+        answer = {"access_token": "at-1", "id_token": "secret-id-token", "team": {"id": "T1"}}
+        vault.store_tokens(
+            "slack",
+            "ws",
+            "u",
+            "at-1",
+            "rt-1",
+            600,
+            params={"team_id": "T1"},
+            token_response=answer,
+        )
+        for _ in range(2):  # from the database, then from the cache when there is one
+            tokens = vault.get_tokens("slack", "ws", "u")
+            assert tokens.params == {"team_id": "T1"}
+            assert dict(tokens) == {
+                "access_token": "at-1",
+                "refresh_token": "rt-1",
+                "expires_at": tokens.expires_at,
+                "scope": None,
+            }
+        assert vault.get_token_response("slack", "ws", "u") == answer
+        assert vault.list_connections("slack", "ws")[0].params == {"team_id": "T1"}
+        stored = raw_sql("SELECT token_response_encrypted, connection_params FROM oauth_tokens")
+        assert "secret-id-token" not in stored[0][0]
+        assert stored[0][1] == '{"team_id":"T1"}'
+        shown = repr(vault.get_tokens("slack", "ws", "u"))
+        assert "at-1" not in shown and "rt-1" not in shown and "team_id" in shown
+
+    def test_bad_params_and_answers_are_refused(self, vault):
+        for params in ({"bad name": "x"}, {"ok": ""}, {"ok": "a\nb"}, {"ok": 3}, "x"):
+            with pytest.raises(InvalidInput):
+                vault.store_tokens("slack", "ws", "u", "at", params=params)
+        with pytest.raises(InvalidInput):
+            vault.store_tokens("slack", "ws", "u", "at", token_response={"x": object()})
+        assert vault.get_tokens("slack", "ws", "u") is None
+
     def test_tokens_survive_a_restart_with_the_same_key(self, database_url, cache_url, key):
         with self.open_vault(database_url, cache_url, key) as first:
             first.store_tokens("google", "ws", "u", "persisted", expires_in=600)
