@@ -148,12 +148,13 @@ def tokens_list(
     if not rows:
         click.echo("no connections")
         return
-    click.echo("provider\tworkspace_id\tactor_id\texpires_at\trefresh\tkey_id\tscope")
+    click.echo("provider\tworkspace_id\tactor_id\texpires_at\trefresh\tkey_id\tscope\tparams")
     for row in rows:
         expires = row.expires_at.isoformat() if row.expires_at else "-"
         click.echo(
             f"{row.provider}\t{row.workspace_id}\t{row.actor_id}\t{expires}\t"
-            f"{'yes' if row.has_refresh_token else 'no'}\t{row.key_id}\t{row.scope or ''}"
+            f"{'yes' if row.has_refresh_token else 'no'}\t{row.key_id}\t{row.scope or ''}\t"
+            + ",".join(f"{name}={value}" for name, value in sorted(row.params.items()))
         )
 
 
@@ -180,6 +181,8 @@ def tokens_get(
         click.echo(f"refresh_token: {refresh if show_secrets else MASK}")
     click.echo(f"expires_at: {found.expires_at.isoformat() if found.expires_at else '-'}")
     click.echo(f"scope: {found.scope if found.scope is not None else '-'}")
+    for name, value in sorted(found.params.items()):
+        click.echo(f"params.{name}: {value}")
 
 
 @tokens.command("delete")
