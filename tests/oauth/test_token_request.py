@@ -168,3 +168,25 @@ def test_a_lost_answer_at_a_rotating_provider_is_not_safe_to_retry():
 def test_requests_keep_secrets_out_of_repr():
     requests, _ = refresh("google", ok({"access_token": "a"}))
     assert SECRET not in repr(requests[0]) and "rt-1" not in repr(requests[0])
+
+
+def test_a_slack_bot_and_user_install_refreshes_both_token_sets():
+    from oauthvault.oauth.refresh_grant import secondary_refresh_token, with_secondary
+    from oauthvault.oauth.token_request import GrantResult
+
+    slack = load_catalog()["slack"]
+    kept = {"access_token": "xoxb", "authed_user": {"id": "U1", "refresh_token": "xoxe-user"}}
+    assert secondary_refresh_token(slack, kept) == "xoxe-user"
+    # A user-token-only install: the nested set is the main one, nothing second to refresh.
+    assert secondary_refresh_token(slack, {"authed_user": {"refresh_token": "x"}}) is None
+    assert secondary_refresh_token(load_catalog()["google"], kept) is None
+    main = GrantResult("ok", token={"access_token": "xoxb-2"}, response={"access_token": "xoxb-2"})
+    merged = with_secondary(
+        main, "authed_user", kept, {"access_token": "xoxp-2", "refresh_token": "xoxe-user-2"}
+    )
+    assert merged.response["authed_user"] == {
+        "id": "U1",
+        "access_token": "xoxp-2",
+        "refresh_token": "xoxe-user-2",
+    }
+    assert merged.token == main.token

@@ -7,7 +7,10 @@ functions here only drive it, with a blocking or an asyncio httpx client.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -21,27 +24,78 @@ from oauthvault.oauth.token_request import (
     run_async,
     run_sync,
 )
+from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.params import pick
 
-__all__ = ["GrantResult", "classify_failure", "refresh_grant", "refresh_grant_async"]
+__all__ = [
+    "GrantResult",
+    "classify_failure",
+    "refresh_grant",
+    "refresh_grant_async",
+    "secondary_refresh_token",
+    "with_secondary",
+]
+
+logger = logging.getLogger("oauthvault.refresh")
 
 
-def _refresh(config: ProviderConfig, refresh_token: str, params: Mapping[str, str]) -> Exchange:
+def _refresh(
+    config: ProviderConfig,
+    refresh_token: str,
+    params: Mapping[str, str],
+    kept: Mapping[str, Any] | None,
+) -> Exchange:
     try:
         spec = config.spec_for(params)
         secret = client_secret_for(config, spec)
     except ConfigError as error:
         return GrantResult("config", error="invalid_configuration", description=str(error))
-    return (
-        yield from exchange(
+
+    def grant(token: str) -> Exchange:
+        return exchange(
             spec,
             client_id=config.client_id,
             client_secret=secret,
             grant="refresh_token",
-            fields={"refresh_token": refresh_token},
+            fields={"refresh_token": token},
             rotating=spec.refresh_tokens == "rotating",
         )
-    )
+
+    result = yield from grant(refresh_token)
+    second = secondary_refresh_token(spec, kept)
+    if result.outcome != "ok" or second is None or spec.secondary_token_path is None:
+        return result
+    # The second token set (Slack's user token next to the bot token) has its own rotating
+    # refresh token: refresh it too, keep its new tokens in the answer; a failure there is
+    # logged and leaves the main refresh intact.
+    other = yield from grant(second)
+    if other.outcome != "ok" or other.token is None:
+        logger.warning("%s: refreshing the second token set failed (%s)", spec.name, other.error)
+        return result
+    return with_secondary(result, spec.secondary_token_path, kept or {}, other.token)
+
+
+def secondary_refresh_token(spec: ProviderSpec, kept: Mapping[str, Any] | None) -> str | None:
+    """The refresh token of the second token set kept at ``secondary_token_path``, when the
+    main tokens are at the top level (a bot + user install), else ``None`` (pure)."""
+    path = spec.secondary_token_path
+    if path is None or kept is None or not kept.get("access_token"):
+        return None
+    token = pick(kept, f"{path}.refresh_token")
+    return token if isinstance(token, str) and token else None
+
+
+def with_secondary(
+    result: GrantResult, path: str, kept: Mapping[str, Any], tokens: Mapping[str, Any]
+) -> GrantResult:
+    """``result`` whose kept answer carries the second set's new tokens at ``path`` (pure)."""
+    response = dict(result.response or {})
+    previous = pick(kept, path)
+    nested = dict(previous) if isinstance(previous, Mapping) else {}
+    nested.update({k: v for k, v in tokens.items() if v is not None and k != "id_token"})
+    response[path] = nested
+    return dataclasses.replace(result, response=response)
 
 
 def refresh_grant(
@@ -50,10 +104,13 @@ def refresh_grant(
     *,
     timeout: float,
     params: Mapping[str, str] | None = None,
+    kept: Mapping[str, Any] | None = None,
 ) -> GrantResult:
-    """One ``grant_type=refresh_token`` request for a connection with ``params``."""
+    """One ``grant_type=refresh_token`` request for a connection with ``params`` (and a
+    second one when the ``kept`` answer holds a second token set)."""
+    flow = _refresh(config, refresh_token, params or {}, kept)
     with httpx.Client(timeout=timeout) as http:
-        result: GrantResult = run_sync(_refresh(config, refresh_token, params or {}), http)
+        result: GrantResult = run_sync(flow, http)
     return result
 
 
@@ -63,8 +120,10 @@ async def refresh_grant_async(
     *,
     timeout: float,
     params: Mapping[str, str] | None = None,
+    kept: Mapping[str, Any] | None = None,
 ) -> GrantResult:
     """The asyncio twin of :func:`refresh_grant`."""
+    flow = _refresh(config, refresh_token, params or {}, kept)
     async with httpx.AsyncClient(timeout=timeout) as http:
-        result: GrantResult = await run_async(_refresh(config, refresh_token, params or {}), http)
+        result: GrantResult = await run_async(flow, http)
     return result

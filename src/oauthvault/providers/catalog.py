@@ -111,8 +111,8 @@ _CATALOG_KEYS = _CATALOG_REQUIRED | set(
     """revocation_endpoint revocation_method revocation_note revocation_request
     userinfo_endpoint issuer extra_authorize_params client_secret_kind access_token_lifetime
     refresh_token_idle_expiry_days connection_params token_params refresh_params token_body
-    refresh_endpoint token_path success_field dead_grant_errors error_fields expiry
-    introspection_endpoint identity_endpoint""".split()
+    refresh_endpoint token_path secondary_token_path success_field dead_grant_errors
+    error_fields expiry introspection_endpoint identity_endpoint""".split()
 )
 #: Spec keys a ``[providers.<name>]`` table of a provider outside the catalog may set.
 CUSTOM_KEYS = frozenset(
@@ -178,6 +178,7 @@ class ProviderSpec:
     token_body: TokenBody = "form"  # noqa: S105 - a body format
     refresh_endpoint: str | None = None
     token_path: str | None = None
+    secondary_token_path: str | None = None
     success_field: str | None = None
     dead_grant_errors: tuple[str, ...] = ()
     error_fields: tuple[str, ...] = ("error",)
@@ -372,7 +373,7 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
     if (revocation_method == "custom") != (revocation is not None):
         setting = reader.setting("revocation_request")
         raise ConfigError(setting, "describes custom revocation, and is required for it")
-    for key in ("token_path", "success_field"):
+    for key in ("token_path", "secondary_token_path", "success_field"):
         path = reader.word(key)
         if path is not None and not _PATH.match(path):
             raise ConfigError(reader.setting(key), "must be dot-separated names")
@@ -402,6 +403,7 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         token_body=reader.choice("token_body", _BODIES) or "form",
         refresh_endpoint=urls.get("refresh_endpoint"),
         token_path=reader.word("token_path"),
+        secondary_token_path=reader.word("secondary_token_path"),
         success_field=reader.word("success_field"),
         dead_grant_errors=reader.words("dead_grant_errors", spaces=True) or (),
         error_fields=reader.words("error_fields") or ("error",),

@@ -150,6 +150,7 @@ class AsyncOAuthTokenCache(VaultBase):
                     step.refresh_token,
                     timeout=self._refresh_timeout,
                     params=step.params,
+                    kept=step.response,
                 )
             case Pause():
                 return await asyncio.sleep(step.seconds)

@@ -98,15 +98,19 @@ def merge_answer(
     return TokenSet(access, refresh, expires_at, scope, merged)  # type: ignore[arg-type]
 
 
+def _kept_response(core: VaultCore, key: TokenKey, row: SealedRow) -> Mapping[str, Any] | None:
+    try:
+        return open_response(core.keyring, key, row)
+    except DecryptionError:
+        return None
+
+
 def _merged_response(
     core: VaultCore, key: TokenKey, row: SealedRow, answer: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
     """The kept token answer: the refresh answer over the one kept before, so that what
     only the first answer held (a Slack team, an id_token) is not lost."""
-    try:
-        kept = open_response(core.keyring, key, row)
-    except DecryptionError:
-        kept = None
+    kept = _kept_response(core, key, row)
     if answer is None:
         return kept
     return {**(kept or {}), **answer}
@@ -150,7 +154,9 @@ def refresh_flow(
 
     result = GrantResult("transient", error="not_attempted")
     for attempt in range(policy.attempts):
-        result = yield RefreshGrant(key.provider, current.refresh_token, current.params)
+        result = yield RefreshGrant(
+            key.provider, current.refresh_token, current.params, _kept_response(core, key, row)
+        )
         if result.outcome != "transient" or not result.retry_safe:
             break
         if attempt + 1 < policy.attempts:

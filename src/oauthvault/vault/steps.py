@@ -147,6 +147,8 @@ class RefreshGrant:
     provider: str
     refresh_token: str = field(repr=False)
     params: Mapping[str, str] = field(default_factory=dict)
+    # The token answer kept from before (a second token set may live in it: Slack's user).
+    response: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,7 @@ class OAuthTokenCache(VaultBase):
                     step.refresh_token,
                     timeout=self._refresh_timeout,
                     params=step.params,
+                    kept=step.response,
                 )
             case Pause():
                 return time.sleep(step.seconds)
