@@ -1,0 +1,482 @@
+"""What each catalog provider does, as data for :mod:`tests.helpers.provider_emulator`.
+
+The catalog (``src/oauthvault/providers/providers.toml``) already says how a provider
+wants to be *asked*: endpoints, client authentication, body format, PKCE, scopes, extra
+parameters, refresh-token rotation, the revocation request. The emulator reads all of that
+from the catalog at runtime and checks every request against it. What the catalog cannot
+say is how a provider *answers*; that is what this module holds, one :class:`Emulation` per
+provider, taken from the provider's documentation (the entry's ``docs_url``):
+
+- the shape of the code-exchange and refresh answers (``code_answer`` / ``refresh_answer``,
+  templates: a string ``"$name"`` is replaced by the emulator's value of that name and a key
+  whose value is ``None`` after substitution is left out, so ``"$refresh_token"`` vanishes
+  when no refresh token is issued);
+- values handed back on the callback (QuickBooks ``realmId``) and by the identity endpoint
+  (Atlassian sites, Xero tenants, HubSpot account details);
+- the documented dead-grant answer (``dead_grant``) and revocation answer;
+- what a test gives up front (``link_params``) and the connection parameters the service
+  must end up with (``expected_params``).
+
+Template values: ``access_token``, ``refresh_token``, ``expires_in`` (int), ``scope`` (the
+scope string as requested), ``scope_list`` (the scopes as a JSON list), ``issued_at``
+(epoch milliseconds as a string, Salesforce style), and ``secondary_access_token``,
+``secondary_refresh_token``, ``secondary_expires_in`` of the second grant an answer may
+carry (``secondary_grant``: Slack's installing user next to the bot).
+
+Access tokens of the emulator live ``expires_in`` seconds, 1800 by default: shorter than
+many providers' real lifetimes (Slack 12 h, Discord 7 days) so that asking the service for a
+token valid for an hour (``min_ttl=3600``) forces a refresh. Providers whose tokens never
+expire (GitHub OAuth Apps) or live 60 days (LinkedIn) keep their documented lifetime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["DEFAULT_DEAD_GRANT", "EMULATIONS", "STANDARD_ANSWER", "Emulation"]
+
+#: RFC 6749 §5.1: the answer most providers give to both grants.
+STANDARD_ANSWER: Mapping[str, Any] = MappingProxyType(
+    {
+        "access_token": "$access_token",
+        "token_type": "Bearer",
+        "expires_in": "$expires_in",
+        "refresh_token": "$refresh_token",
+        "scope": "$scope",
+    }
+)
+#: RFC 6749 §5.2: a refresh token that is revoked, expired or unknown.
+DEFAULT_DEAD_GRANT: tuple[int, Mapping[str, Any]] = (
+    400,
+    MappingProxyType(
+        {"error": "invalid_grant", "error_description": "the refresh token is not valid"}
+    ),
+)
+
+
+def _frozen(values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(values or {}))
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """How one provider answers (see the module docstring for the template language).
+
+    ``about``: what is special, in a sentence or two.
+    ``link_params``: connection parameters the test gives when it creates the connect link.
+    ``callback_params``: extra query parameters of the redirect back to the app.
+    ``code_answer`` / ``refresh_answer``: answer templates of the two grants
+    (``refresh_answer=None``: same as ``code_answer``).
+    ``expires_in``: lifetime of the emulated access tokens (``None``: they never expire and
+    the answer carries no ``expires_in``).
+    ``lifetime_param``: a token-request parameter that sets the lifetime (Zendesk).
+    ``echoes_static_refresh_token``: a refresh answer of a ``static`` provider repeats the
+    refresh token (HubSpot); otherwise it carries none.
+    ``identity``: the JSON answer of the entry's ``identity_endpoint``.
+    ``expected_params``: connection parameters the service must report after connect.
+    ``dead_grant``: HTTP status and body of a refresh after the grant died.
+    ``revocation_answer``: HTTP status and JSON body (``None``: empty) of a revocation.
+    ``form_answer_without_accept_json``: answers the token request form-encoded unless the
+    client sends ``Accept: application/json`` (GitHub).
+    ``token_prefix``: how the provider's access tokens look (cosmetic).
+    ``secondary_grant``: the code exchange also issues a second, separately refreshable
+    grant, which answers as this variant does (Slack: the installing user's token under
+    ``authed_user`` next to the bot token).
+    ``variants``: named alternatives (field overrides), chosen through the emulator's
+    control endpoint before a connect flow (Slack's user-token-only install).
+    """
+
+    about: str
+    link_params: Mapping[str, str] = field(default_factory=_frozen)
+    callback_params: Mapping[str, str] = field(default_factory=_frozen)
+    code_answer: Mapping[str, Any] = field(default_factory=lambda: STANDARD_ANSWER)
+    refresh_answer: Mapping[str, Any] | None = None
+    expires_in: int | None = 1800
+    lifetime_param: str | None = None
+    echoes_static_refresh_token: bool = False
+    identity: Any = None
+    expected_params: Mapping[str, str] = field(default_factory=_frozen)
+    dead_grant: tuple[int, Mapping[str, Any]] = DEFAULT_DEAD_GRANT
+    revocation_answer: tuple[int, Any] = (200, None)
+    form_answer_without_accept_json: bool = False
+    token_prefix: str = "at-"
+    secondary_grant: str | None = None
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
+
+
+# --- shared values -----------------------------------------------------------------------------
+
+SLACK_TEAM = {"id": "T0ACME0001", "name": "Acme"}
+NOTION_WORKSPACE_ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+NOTION_BOT_ID = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+ATLASSIAN_CLOUD_ID = "11223344-a1b2-4c3d-8e9f-556677889900"
+XERO_TENANT_ID = "45e4708e-d862-4111-ab3a-dd8cd03913e1"
+TENANT_GUID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+CALENDLY_OWNER = "https://api.calendly.com/users/EBHAAFHDCAEQTSEZ"
+CALENDLY_ORGANIZATION = "https://api.calendly.com/organizations/EBHAAFHDCAEQTSEZ"
+SALESFORCE_INSTANCE = "https://acme.my.salesforce.com"
+SALESFORCE_ID = "https://login.salesforce.com/id/00D5g000004ZbXyEAK/0055g00000AbCdEAAV"
+
+_SLACK_BOT_ANSWER = {
+    "ok": True,
+    "access_token": "$access_token",
+    "token_type": "bot",
+    "scope": "$scope",
+    "bot_user_id": "U0BOT00001",
+    "app_id": "A0APP00001",
+    "team": SLACK_TEAM,
+    "enterprise": None,
+    "is_enterprise_install": False,
+    "refresh_token": "$refresh_token",
+    "expires_in": "$expires_in",
+    "authed_user": {
+        "id": "U0USER0001",
+        "scope": "users:read",
+        "access_token": "$secondary_access_token",
+        "token_type": "user",
+        "refresh_token": "$secondary_refresh_token",
+        "expires_in": "$secondary_expires_in",
+    },
+}
+_SLACK_USER_ONLY_ANSWER = {
+    "ok": True,
+    "app_id": "A0APP00001",
+    "authed_user": {
+        "id": "U0USER0001",
+        "scope": "$scope",
+        "access_token": "$access_token",
+        "token_type": "user",
+        "refresh_token": "$refresh_token",
+        "expires_in": "$expires_in",
+    },
+    "team": SLACK_TEAM,
+    "enterprise": None,
+    "is_enterprise_install": False,
+}
+
+
+EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
+    {
+        "google": Emulation(
+            about="Refresh tokens only with access_type=offline; a refresh answer carries no "
+            "refresh token (the first one stays valid).",
+            token_prefix="ya29.",
+        ),
+        "microsoft": Emulation(
+            about="Every refresh returns a new refresh token; ext_expires_in besides "
+            "expires_in; no revocation endpoint.",
+            code_answer={**STANDARD_ANSWER, "ext_expires_in": "$expires_in"},
+            token_prefix="eyJ0eXAiOiJKV1Qi.",
+        ),
+        "microsoft-tenant": Emulation(
+            about="As microsoft, with the tenant (GUID or verified domain) in every URL.",
+            link_params={"tenant": TENANT_GUID},
+            code_answer={**STANDARD_ANSWER, "ext_expires_in": "$expires_in"},
+            expected_params={"tenant": TENANT_GUID},
+        ),
+        "apple": Emulation(
+            about="The client secret is an ES256 JWT (iss team id, sub services id, aud "
+            "https://appleid.apple.com, kid key id); the callback is a form POST "
+            "(response_mode=form_post) that also carries the user's name the first time; a "
+            "refresh answer has no refresh token. (No id_token is emulated.)",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "Bearer",
+                "expires_in": "$expires_in",
+                "refresh_token": "$refresh_token",
+            },
+            token_prefix="a.",
+        ),
+        "github": Emulation(
+            about="OAuth App tokens never expire and come without refresh token; the answer is "
+            "form-encoded unless Accept: application/json is sent; revocation is DELETE "
+            "/applications/{client_id}/grant with Basic auth, answered 204.",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "bearer",
+                "scope": "$scope",
+                "refresh_token": "$refresh_token",
+                "expires_in": "$expires_in",
+            },
+            expires_in=None,
+            dead_grant=(200, {"error": "bad_refresh_token", "error_description": "bad token"}),
+            revocation_answer=(204, None),
+            form_answer_without_accept_json=True,
+            token_prefix="gho_",
+        ),
+        "gitlab": Emulation(
+            about="A refresh invalidates the old access and refresh tokens; created_at in "
+            "the answer; revocation answers 200 {}.",
+            code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
+            revocation_answer=(200, {}),
+            token_prefix="glpat-",
+        ),
+        "slack": Emulation(
+            about="oauth.v2.access answers HTTP 200 with ok=true/false; the bot token is at the "
+            "top level with team, bot_user_id and the installing user's own token (a second "
+            "grant, refreshed on its own) under authed_user; with token rotation tokens expire "
+            "and refresh tokens are single-use; auth.revoke takes the token as bearer and "
+            "answers {ok, revoked}.",
+            code_answer=_SLACK_BOT_ANSWER,
+            refresh_answer={
+                "ok": True,
+                "access_token": "$access_token",
+                "token_type": "bot",
+                "scope": "$scope",
+                "refresh_token": "$refresh_token",
+                "expires_in": "$expires_in",
+                "bot_user_id": "U0BOT00001",
+                "app_id": "A0APP00001",
+                "team": SLACK_TEAM,
+                "enterprise": None,
+                "is_enterprise_install": False,
+            },
+            expected_params={
+                "team_id": "T0ACME0001",
+                "bot_user_id": "U0BOT00001",
+                "authed_user_id": "U0USER0001",
+            },
+            dead_grant=(200, {"ok": False, "error": "invalid_refresh_token"}),
+            revocation_answer=(200, {"ok": True, "revoked": True}),
+            token_prefix="xoxe.xoxb-1-",
+            secondary_grant="user_only",
+            variants={
+                # Only user scopes requested (user_scope): no bot token, the user token is
+                # nested under authed_user; its refresh answers carry it at the top level.
+                "user_only": {
+                    "code_answer": _SLACK_USER_ONLY_ANSWER,
+                    "refresh_answer": {
+                        "ok": True,
+                        "access_token": "$access_token",
+                        "token_type": "user",
+                        "scope": "$scope",
+                        "refresh_token": "$refresh_token",
+                        "expires_in": "$expires_in",
+                        "team": SLACK_TEAM,
+                        "enterprise": None,
+                    },
+                    "expected_params": {"team_id": "T0ACME0001", "authed_user_id": "U0USER0001"},
+                    "token_prefix": "xoxe.xoxp-1-",
+                },
+            },
+        ),
+        "atlassian": Emulation(
+            about="Needs audience=api.atlassian.com; refresh tokens rotate; the sites of a "
+            "grant come from GET /oauth/token/accessible-resources with the access token.",
+            identity=[
+                {
+                    "id": ATLASSIAN_CLOUD_ID,
+                    "url": "https://acme.atlassian.net",
+                    "name": "acme",
+                    "scopes": ["read:me"],
+                    "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/a.png",
+                }
+            ],
+            expected_params={
+                "cloud_id": ATLASSIAN_CLOUD_ID,
+                "site_url": "https://acme.atlassian.net",
+            },
+        ),
+        "salesforce": Emulation(
+            about="The answer has instance_url, id, signature and issued_at but no expires_in: "
+            "the lifetime (the org's session timeout) is only known by introspection.",
+            code_answer={
+                "access_token": "$access_token",
+                "refresh_token": "$refresh_token",
+                "signature": "dGhpcyBpcyBhbiBlbXVsYXRlZCBzaWduYXR1cmU=",
+                "scope": "$scope",
+                "instance_url": SALESFORCE_INSTANCE,
+                "id": SALESFORCE_ID,
+                "token_type": "Bearer",
+                "issued_at": "$issued_at",
+            },
+            expected_params={
+                "hostname": "login.salesforce.com",
+                "instance_url": SALESFORCE_INSTANCE,
+                "identity_url": SALESFORCE_ID,
+            },
+            token_prefix="00D5g000004ZbXy!",
+        ),
+        "hubspot": Emulation(
+            about="Static refresh token, repeated in every refresh answer; a dead refresh "
+            "token is HTTP 400 with status BAD_REFRESH_TOKEN (no error field); the account "
+            "(portal) id comes from GET /account-info/v3/details.",
+            echoes_static_refresh_token=True,
+            identity={
+                "portalId": 12345678,
+                "accountType": "STANDARD",
+                "timeZone": "US/Eastern",
+                "companyCurrency": "USD",
+                "additionalCurrencies": [],
+                "utcOffset": "-05:00",
+                "utcOffsetMilliseconds": -18_000_000,
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            },
+            expected_params={"portal_id": "12345678"},
+            dead_grant=(
+                400,
+                {
+                    "status": "BAD_REFRESH_TOKEN",
+                    "message": "missing or unknown refresh token",
+                    "correlationId": "3a8c1a6e-0000-4000-8000-000000000000",
+                },
+            ),
+        ),
+        "notion": Emulation(
+            about="JSON token requests with Basic auth; the answer names the workspace, the "
+            "bot and the owner; revocation is a JSON POST with a Notion-Version header. "
+            "(expires_in is emulated so that refresh can be exercised.)",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "bearer",
+                "refresh_token": "$refresh_token",
+                "expires_in": "$expires_in",
+                "bot_id": NOTION_BOT_ID,
+                "workspace_name": "Acme",
+                "workspace_icon": None,
+                "workspace_id": NOTION_WORKSPACE_ID,
+                "owner": {"type": "user", "user": {"object": "user", "id": NOTION_BOT_ID}},
+                "duplicated_template_id": None,
+            },
+            expected_params={"workspace_id": NOTION_WORKSPACE_ID, "bot_id": NOTION_BOT_ID},
+            revocation_answer=(200, {}),
+            token_prefix="ntn_",
+        ),
+        "dropbox": Emulation(
+            about="token_access_type=offline for a refresh token; the answer has account_id "
+            "and uid; a refresh answer has no refresh token; revocation is a bodyless POST "
+            "with the token as bearer, answered with JSON null.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "token_type": "bearer",
+                "account_id": "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc",
+                "uid": "12345",
+            },
+            refresh_answer={
+                "access_token": "$access_token",
+                "token_type": "bearer",
+                "expires_in": "$expires_in",
+            },
+            expected_params={"account_id": "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"},
+            token_prefix="sl.u.",
+        ),
+        "box": Emulation(
+            about="Single-use refresh tokens; restricted_to in the answer.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer", "restricted_to": []},
+        ),
+        "zoom": Emulation(
+            about="Basic auth; every refresh returns a new refresh token; api_url in the answer.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "token_type": "bearer",
+                "api_url": "https://api.zoom.us",
+            },
+        ),
+        "linkedin": Emulation(
+            about="60-day access tokens and no refresh token for most apps.",
+            expires_in=5_184_000,
+        ),
+        "discord": Emulation(
+            about="Basic auth; refresh returns a new refresh token.",
+        ),
+        "xero": Emulation(
+            about="30-minute access tokens, rotating refresh tokens; the organisations of a "
+            "grant come from GET https://api.xero.com/connections.",
+            identity=[
+                {
+                    "id": "e1eede29-f875-4a5d-8470-17f6a29a88b1",
+                    "authEventId": "d99ecdfe-391d-43d2-b834-17636ba90e8d",
+                    "tenantId": XERO_TENANT_ID,
+                    "tenantType": "ORGANISATION",
+                    "tenantName": "Demo Company (Global)",
+                    "createdDateUtc": "2026-01-01T00:00:00.0000000",
+                    "updatedDateUtc": "2026-01-01T00:00:00.0000000",
+                }
+            ],
+            expected_params={"tenant_id": XERO_TENANT_ID},
+        ),
+        "quickbooks": Emulation(
+            about="The company id arrives as realmId on the callback; the answer has "
+            "x_refresh_token_expires_in; revocation is a JSON POST with Basic auth.",
+            callback_params={"realmId": "9130347596453186"},
+            code_answer={**STANDARD_ANSWER, "x_refresh_token_expires_in": 8_726_400},
+            expected_params={"realm_id": "9130347596453186"},
+        ),
+        "spotify": Emulation(
+            about="Basic auth; a refresh may return a new refresh token (it always does here).",
+            token_prefix="BQ",
+        ),
+        "twitch": Emulation(
+            about="scope comes back as a JSON list; errors are {status, message}; revocation "
+            "is a form POST of client_id and token only.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer", "scope": "$scope_list"},
+            dead_grant=(
+                400,
+                {"error": "Bad Request", "status": 400, "message": "Invalid refresh token"},
+            ),
+        ),
+        "zendesk": Emulation(
+            about="The subdomain is in every URL; expires_in and refresh_token_expires_in "
+            "request parameters set the lifetimes; revocation is DELETE "
+            "/api/v2/oauth/tokens/current.json with the token as bearer, answered 204.",
+            link_params={"subdomain": "acme"},
+            code_answer={
+                **STANDARD_ANSWER,
+                "token_type": "bearer",
+                "refresh_token_expires_in": 2_592_000,
+            },
+            lifetime_param="expires_in",
+            expected_params={"subdomain": "acme"},
+            revocation_answer=(204, None),
+        ),
+        "shopify": Emulation(
+            about="The shop's myshopify.com domain is in every URL; expiring=1 on the code "
+            "exchange gives a 60-minute access token and a refresh token replaced on each use.",
+            link_params={"shop": "acme.myshopify.com"},
+            code_answer={
+                "access_token": "$access_token",
+                "scope": "$scope",
+                "expires_in": "$expires_in",
+                "refresh_token": "$refresh_token",
+                "refresh_token_expires_in": 7_776_000,
+            },
+            expected_params={"shop": "acme.myshopify.com"},
+            token_prefix="shpat_",
+        ),
+        "calendly": Emulation(
+            about="The answer names the owner (user URI) and organization; refresh tokens "
+            "are single-use.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "created_at": 1_700_000_000,
+                "owner": CALENDLY_OWNER,
+                "organization": CALENDLY_ORGANIZATION,
+            },
+            expected_params={"owner": CALENDLY_OWNER, "organization": CALENDLY_ORGANIZATION},
+        ),
+        "bitbucket": Emulation(
+            about="Basic auth; the answer says scopes (plural) and state.",
+            code_answer={
+                "access_token": "$access_token",
+                "scopes": "account",
+                "token_type": "bearer",
+                "expires_in": "$expires_in",
+                "state": "authorization_code",
+                "refresh_token": "$refresh_token",
+            },
+        ),
+        "asana": Emulation(
+            about="The answer describes the user under data; the refresh token is static and "
+            "not repeated in refresh answers.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "token_type": "bearer",
+                "data": {"gid": "1200000000000001", "name": "Ada", "email": "ada@example.com"},
+            },
+        ),
+    }
+)

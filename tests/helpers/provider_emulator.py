@@ -1,0 +1,884 @@
+"""A loopback OAuth provider emulator: every catalog provider, as its documentation says.
+
+One Starlette app plays all providers at once. How a provider wants to be asked comes
+from the catalog entry (:class:`~oauthvault.providers.catalog.ProviderSpec`), read at
+runtime; how it answers comes from its :class:`~tests.helpers.emulations.Emulation`. Every
+request is checked against the catalog; a request that does not have the documented shape
+is refused (HTTP 400, or an error page for the authorization request) and the reason is
+kept in :attr:`ProviderEmulator.problems`, so a failing test can say what was wrong.
+
+URLs. Endpoint ``<key>`` of provider ``<name>`` is served at
+``/<name>[/<value>...]/<role>`` where the values fill the ``{param}`` placeholders of the
+catalog URL, in order (``/shopify/acme.myshopify.com/token``,
+``/github/<client id>/revoke``); :func:`endpoint_overrides` builds the URLs to put in the
+service's provider configuration, placeholders kept. Roles: ``authorize``, ``token``,
+``refresh``, ``revoke``, ``userinfo``, ``identity``, ``introspect``, ``issuer``.
+
+What is checked, per role:
+
+- ``authorize`` (GET): ``client_id``, the registered ``redirect_uri``,
+  ``response_type=code``, a ``state``, the default scopes joined by the entry's
+  ``scope_separator`` (no ``scope`` when there are none), every ``extra_authorize_params``
+  value, and a S256 ``code_challenge`` exactly when the entry has ``pkce = true``; URL
+  values must match their connection parameter's pattern. The answer is a 302 to
+  ``redirect_uri?code=…&state=…`` plus the emulation's ``callback_params``, or, for
+  ``response_mode=form_post`` (Apple), an HTML page with a form that POSTs them.
+- ``token`` (POST): body format (``token_body``), client authentication
+  (``token_endpoint_auth_method``: Basic header, or ``client_id``/``client_secret`` in the
+  body, Apple's ES256 JWT client secret verified), exactly the documented fields
+  (``token_params`` on the code exchange; ``refresh_params``, else ``token_params``, on
+  refresh), the code (single use, same redirect_uri, PKCE verifier) or the current refresh
+  token. Refresh tokens rotate (``refresh_tokens = "rotating"``: the presented one is
+  retired, a retired one is a dead grant) or stay (``static``).
+- ``revoke``: the request the catalog describes: ``rfc7009`` is a form POST of ``token``
+  (``token_type_hint`` optional) with the client authenticated as at the token endpoint;
+  ``custom`` follows ``revocation_request`` (method, client auth, bearer, body format,
+  token field, which token, headers). Only then is the grant revoked and the emulation's
+  ``revocation_answer`` sent.
+- ``identity`` / ``userinfo`` (GET): the current access token as bearer.
+- ``introspect`` (POST, RFC 7662): client authentication as at the token endpoint;
+  answers ``{"active": true, "exp": …}`` for a current access token.
+
+Control endpoints (for tests): ``POST /_control/<name>/kill`` makes every later refresh of
+that provider answer its documented dead-grant shape, ``/garble`` answers an unknown 4xx
+body that holds something secret-looking, ``/heal`` undoes both, and
+``/variant/<variant>`` picks an emulation variant for the next connect flows
+(``/variant/default`` to go back).
+
+The emulator is stricter than real providers in one way: it refuses to revoke a token it
+does not know (RFC 7009 would answer 200), so a test learns when the wrong token was sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import html
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from oauthvault.providers.apple import APPLE_AUDIENCE
+from oauthvault.providers.catalog import ProviderSpec, RevocationRequest
+
+from tests.helpers.emulations import Emulation
+from tests.helpers.net import free_port
+from tests.helpers.service_harness import UvicornThread
+
+__all__ = [
+    "ROLES",
+    "AppleClient",
+    "ClientApp",
+    "Grant",
+    "ProviderEmulator",
+    "Recorded",
+    "endpoint_overrides",
+    "make_clients",
+]
+
+#: Catalog endpoint key -> the last path segment the emulator serves it at.
+ROLES: Mapping[str, str] = {
+    "authorization_endpoint": "authorize",
+    "token_endpoint": "token",
+    "refresh_endpoint": "refresh",
+    "revocation_endpoint": "revoke",
+    "userinfo_endpoint": "userinfo",
+    "identity_endpoint": "identity",
+    "introspection_endpoint": "introspect",
+    "issuer": "issuer",
+}
+_KEY_OF_ROLE = {role: key for key, role in ROLES.items()}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+#: The unknown error body of ``/garble``: no error field, and a secret-looking value.
+GARBLED_BODY: Mapping[str, str] = {"weird": "x", "access_token_hint": "SECRET123"}
+
+
+def endpoint_overrides(spec: ProviderSpec, base_url: str) -> dict[str, str]:
+    """The provider-config overrides that send every endpoint of ``spec`` to the emulator
+    at ``base_url``, keeping the catalog URL's ``{param}`` placeholders."""
+    overrides: dict[str, str] = {}
+    for key, role in ROLES.items():
+        url = getattr(spec, key)
+        if url is None:
+            continue
+        segments = "".join(f"/{{{name}}}" for name in _PLACEHOLDER.findall(url))
+        overrides[key] = f"{base_url}/{spec.name}{segments}/{role}"
+    return overrides
+
+
+@dataclass(frozen=True)
+class AppleClient:
+    """Sign in with Apple's app credentials: the test keeps the private key, the emulator
+    verifies client secrets with the public one."""
+
+    team_id: str
+    key_id: str
+    private_key_pem: str = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> AppleClient:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        return cls(team_id="EMUTEAM001", key_id="EMUKEY0001", private_key_pem=pem)
+
+
+@dataclass(frozen=True)
+class ClientApp:
+    """One registered app at one provider (``client_secret`` is ``None`` for Apple)."""
+
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    apple: AppleClient | None = None
+
+    def config_table(self) -> dict[str, str]:
+        """The credential keys of the app's ``[providers.<name>]`` table."""
+        if self.apple is not None:
+            return {
+                "client_id": self.client_id,
+                "team_id": self.apple.team_id,
+                "key_id": self.apple.key_id,
+                "private_key": self.apple.private_key_pem,
+            }
+        assert self.client_secret is not None
+        return {"client_id": self.client_id, "client_secret": self.client_secret}
+
+
+def make_clients(catalog: Mapping[str, ProviderSpec]) -> dict[str, ClientApp]:
+    """Made-up app credentials for every provider of ``catalog``."""
+    clients: dict[str, ClientApp] = {}
+    for name, spec in catalog.items():
+        if spec.client_secret_kind == "apple_es256_jwt":
+            clients[name] = ClientApp(
+                "com.example.oauthvault.emulated", apple=AppleClient.generate()
+            )
+        else:
+            clients[name] = ClientApp(f"{name}-client-id", f"{name}-secret-{secrets.token_hex(8)}")
+    return clients
+
+
+@dataclass
+class Recorded:
+    """One request the emulator received, and whether it was accepted."""
+
+    provider: str
+    role: str
+    method: str
+    path: str
+    place: dict[str, str]
+    accepted: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class Grant:
+    """One authorization (a code exchanged), with every token issued under it."""
+
+    provider: str
+    place: dict[str, str]
+    scope: str | None
+    emulation: Emulation
+    lifetime: int | None
+    access_tokens: list[str] = field(default_factory=list)
+    refresh_tokens: list[str] = field(default_factory=list)
+    #: The refresh token presented by each successful refresh, in order.
+    refreshed_with: list[str] = field(default_factory=list)
+    #: The tokens revoked, in order (a revoked grant accepts nothing any more).
+    revoked_with: list[str] = field(default_factory=list)
+    issued_at: float = field(default_factory=time.time)
+    #: The second grant issued with this one (Slack's installing user), if any.
+    secondary: Grant | None = None
+
+    @property
+    def access_token(self) -> str:
+        return self.access_tokens[-1]
+
+    @property
+    def refresh_token(self) -> str | None:
+        return self.refresh_tokens[-1] if self.refresh_tokens else None
+
+    @property
+    def revoked(self) -> bool:
+        return bool(self.revoked_with)
+
+
+@dataclass
+class _Code:
+    provider: str
+    place: dict[str, str]
+    redirect_uri: str
+    challenge: str | None
+    scope: str | None
+    emulation: Emulation
+    used: bool = False
+
+
+class Rejected(Exception):
+    """A request without the documented shape: answered ``status`` with ``body``."""
+
+    def __init__(self, reason: str, status: int = 400, body: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        if body is None:
+            body = {"error": "invalid_request", "error_description": reason}
+        self.body = dict(body) if isinstance(body, Mapping) else body
+
+
+@dataclass
+class _Incoming:
+    method: str
+    query: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def form(self) -> dict[str, str]:
+        if self.content_type != "application/x-www-form-urlencoded":
+            raise Rejected(f"expected a form body, got {self.content_type or 'no body type'!r}")
+        try:
+            return dict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            raise Rejected("the form body cannot be read") from None
+
+    def json(self) -> dict[str, Any]:
+        if self.content_type != "application/json":
+            raise Rejected(f"expected a JSON body, got {self.content_type or 'no body type'!r}")
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            raise Rejected("the JSON body cannot be read") from None
+        if not isinstance(value, dict):
+            raise Rejected("the JSON body is not an object")
+        return value
+
+    def authorization(self, scheme: str) -> str | None:
+        kind, _, value = self.headers.get("authorization", "").partition(" ")
+        return value.strip() if kind.lower() == scheme.lower() and value.strip() else None
+
+    def basic(self) -> tuple[str, str] | None:
+        value = self.authorization("basic")
+        if value is None:
+            return None
+        try:
+            user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Rejected("the Basic credentials cannot be read") from None
+        if not sep:
+            raise Rejected("the Basic credentials have no ':'")
+        return user, password
+
+
+def _render(template: Any, values: Mapping[str, Any]) -> Any:
+    """Fill an answer template (see :mod:`tests.helpers.emulations`)."""
+    if isinstance(template, str) and template.startswith("$"):
+        return values.get(template[1:])
+    if isinstance(template, Mapping):
+        rendered = {}
+        for key, item in template.items():
+            value = _render(item, values)
+            if value is None and isinstance(item, str) and item.startswith("$"):
+                continue  # a value the emulator does not have this time: the key is absent
+            rendered[key] = value
+        return rendered
+    if isinstance(template, list):
+        return [_render(item, values) for item in template]
+    return template
+
+
+def _same_account(owner: Mapping[str, str], place: Mapping[str, str]) -> bool:
+    """True when the placeholder values of a request's URL are those of the grant (a URL
+    without placeholders belongs to every account)."""
+    return all(owner.get(name) == value for name, value in place.items())
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _answer(status: int, body: Any) -> Response:
+    if body is None:
+        return Response(status_code=status)
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+class ProviderEmulator:
+    """Serves ``catalog``'s providers that have an emulation, for apps ``clients``.
+
+    ``service_url`` is the oauthvault service's public URL: the only redirect URI
+    registered for provider ``<name>`` is ``<service_url>/oauth/<name>/callback``.
+    """
+
+    def __init__(
+        self,
+        catalog: Mapping[str, ProviderSpec],
+        emulations: Mapping[str, Emulation],
+        clients: Mapping[str, ClientApp],
+        service_url: str,
+    ) -> None:
+        self.catalog = {name: spec for name, spec in catalog.items() if name in emulations}
+        self.emulations = dict(emulations)
+        self.clients = dict(clients)
+        self.service_url = service_url.rstrip("/")
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log: list[Recorded] = []
+        self.problems: list[tuple[str, str]] = []
+        self.grants: list[Grant] = []
+        self.modes: dict[str, str] = {}
+        self.variants: dict[str, str] = {}
+        self._codes: dict[str, _Code] = {}
+        self._lock = threading.Lock()
+        self._server: UvicornThread | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/_control/{provider}/{action:path}", self._control, methods=["POST"]),
+                Route("/{provider}/{rest:path}", self._dispatch, methods=["GET", "POST", "DELETE"]),
+            ]
+        )
+
+    # --- lifecycle and test-side helpers ---------------------------------------------------
+
+    def start(self) -> ProviderEmulator:
+        self._server = UvicornThread(self.app, self.port)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def overrides(self, name: str) -> dict[str, str]:
+        """The endpoint overrides for provider ``name`` (see :func:`endpoint_overrides`)."""
+        return endpoint_overrides(self.catalog[name], self.base_url)
+
+    def config_toml(self) -> str:
+        """``[providers.<name>]`` tables pointing every emulated provider at the emulator."""
+        lines: list[str] = []
+        for name in sorted(self.catalog):
+            lines.append(f"[providers.{name}]")
+            table = {**self.clients[name].config_table(), **self.overrides(name)}
+            lines.extend(f"{key} = {json.dumps(value)}" for key, value in table.items())
+            lines.append("")
+        return "\n".join(lines)
+
+    def control(self, provider: str, action: str) -> None:
+        """Call a control endpoint (``kill``, ``garble``, ``heal``, ``variant/<name>``)."""
+        with httpx.Client(timeout=5) as client:
+            client.post(f"{self.base_url}/_control/{provider}/{action}").raise_for_status()
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.service_url}/oauth/{provider}/callback"
+
+    def grant_of(self, access_token: str) -> Grant:
+        """The grant that issued ``access_token`` (raises ``LookupError`` if none did)."""
+        with self._lock:
+            for grant in self.grants:
+                if access_token in grant.access_tokens:
+                    return grant
+        raise LookupError("the emulator never issued that access token")
+
+    def requests(self, provider: str, role: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.log if r.provider == provider and role in (None, r.role)]
+
+    def problems_of(self, provider: str) -> list[str]:
+        with self._lock:
+            return [reason for name, reason in self.problems if name == provider]
+
+    # --- routing -----------------------------------------------------------------------------
+
+    async def _control(self, request: Request) -> Response:
+        provider, action = request.path_params["provider"], request.path_params["action"]
+        if provider not in self.catalog:
+            return JSONResponse({"error": "unknown provider"}, status_code=404)
+        with self._lock:
+            if action == "kill":
+                self.modes[provider] = "dead"
+            elif action == "garble":
+                self.modes[provider] = "garbled"
+            elif action == "heal":
+                self.modes.pop(provider, None)
+            elif action.startswith("variant/"):
+                variant = action.removeprefix("variant/")
+                if variant == "default":
+                    self.variants.pop(provider, None)
+                elif variant in self.emulations[provider].variants:
+                    self.variants[provider] = variant
+                else:
+                    return JSONResponse({"error": "unknown variant"}, status_code=404)
+            else:
+                return JSONResponse({"error": "unknown action"}, status_code=404)
+            return JSONResponse(
+                {"mode": self.modes.get(provider, "normal"), "variant": self.variants.get(provider)}
+            )
+
+    async def _dispatch(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        *segments, role = request.path_params["rest"].split("/")
+        spec = self.catalog.get(provider)
+        key = _KEY_OF_ROLE.get(role)
+        if spec is None or key is None or getattr(spec, key) is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        incoming = _Incoming(
+            request.method,
+            dict(request.query_params),
+            request.headers,
+            await request.body(),
+        )
+        record = Recorded(provider, role, request.method, request.url.path, {})
+        with self._lock:
+            self.log.append(record)
+            try:
+                record.place = self._place(spec, key, segments)
+                handler = getattr(self, f"_{role}", None)
+                if handler is None:
+                    raise Rejected(f"{role} is not emulated", status=404)
+                response: Response = handler(spec, record.place, incoming)
+            except Rejected as rejected:
+                record.reason = rejected.reason
+                self.problems.append((provider, f"{role}: {rejected.reason}"))
+                if role == "authorize":
+                    return HTMLResponse(
+                        f"<h1>Error</h1><p>{html.escape(rejected.reason)}</p>", status_code=400
+                    )
+                return _answer(rejected.status, rejected.body)
+            record.accepted = True
+            return response
+
+    def _place(self, spec: ProviderSpec, key: str, segments: list[str]) -> dict[str, str]:
+        """The placeholder values in the request path, checked."""
+        names = _PLACEHOLDER.findall(getattr(spec, key))
+        if len(names) != len(segments):
+            raise Rejected(f"the path needs {len(names)} placeholder values", status=404)
+        place: dict[str, str] = {}
+        for name, value in zip(names, segments, strict=True):
+            if name == "client_id":
+                if value != self.clients[spec.name].client_id:
+                    raise Rejected("the client id in the path is not this app's", status=404)
+                continue
+            param = spec.param(name)
+            if param is None or not param.accepts(value):
+                raise Rejected(f"{name} {value!r} is not valid for this provider", status=404)
+            place[name] = value
+        return place
+
+    def _emulation(self, provider: str) -> Emulation:
+        emulation = self.emulations[provider]
+        variant = self.variants.get(provider)
+        if variant is None:
+            return emulation
+        return dataclasses.replace(emulation, **emulation.variants[variant])
+
+    # --- client authentication -----------------------------------------------------------
+
+    def _check_secret(self, spec: ProviderSpec, secret: str | None) -> None:
+        app = self.clients[spec.name]
+        if app.apple is not None:
+            self._check_apple_secret(app, secret)
+        elif secret != app.client_secret:
+            raise Rejected("wrong client secret", status=401, body={"error": "invalid_client"})
+
+    @staticmethod
+    def _check_apple_secret(app: ClientApp, secret: str | None) -> None:
+        """Apple's client secret: an ES256 JWT by the team's key, for this services id."""
+        assert app.apple is not None
+        if not secret:
+            raise Rejected("no client secret", status=401, body={"error": "invalid_client"})
+        public = serialization.load_pem_private_key(
+            app.apple.private_key_pem.encode(), password=None
+        ).public_key()
+        key = ECKey.import_key(
+            public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        try:
+            token = jwt.decode(secret, key, algorithms=["ES256"])
+        except (JoseError, ValueError) as error:
+            raise Rejected(
+                f"client secret JWT: {type(error).__name__}", 401, {"error": "invalid_client"}
+            ) from None
+        claims, now = token.claims, time.time()
+        wanted = {"iss": app.apple.team_id, "sub": app.client_id, "aud": APPLE_AUDIENCE}
+        wrong = sorted(name for name, value in wanted.items() if claims.get(name) != value)
+        if token.header.get("kid") != app.apple.key_id:
+            wrong.append("kid")
+        if not (claims.get("iat", now + 1) <= now + 60 < claims.get("exp", 0) + 60):
+            wrong.append("iat/exp")
+        if wrong:
+            raise Rejected(
+                f"client secret JWT: wrong {', '.join(wrong)}", 401, {"error": "invalid_client"}
+            )
+
+    def _client_auth(
+        self, spec: ProviderSpec, incoming: _Incoming, fields: dict[str, Any], method: str
+    ) -> None:
+        """Check and remove the client credentials: ``basic``, ``post``, ``client_id``
+        (the id only, in the body) or ``none``."""
+        app = self.clients[spec.name]
+        basic = incoming.basic()
+        if method == "basic":
+            if basic is None:
+                raise Rejected("the client must authenticate with HTTP Basic", 401)
+            if "client_secret" in fields:
+                raise Rejected("client_secret must not be in the body with Basic auth")
+            if basic[0] != app.client_id:
+                raise Rejected("wrong client id in the Basic header", 401)
+            self._check_secret(spec, basic[1])
+            fields.pop("client_id", None)  # RFC 6749 allows it; it must then match
+            return
+        if basic is not None:
+            raise Rejected("HTTP Basic client authentication is not what this provider takes")
+        if method == "none":
+            if "client_id" in fields or "client_secret" in fields:
+                raise Rejected("no client credentials are expected here")
+            return
+        if fields.pop("client_id", None) != app.client_id:
+            raise Rejected("client_id missing or wrong in the body", 401)
+        if method == "client_id":
+            if "client_secret" in fields:
+                raise Rejected("only the client id is expected, not the secret")
+            return
+        self._check_secret(spec, fields.pop("client_secret", None))
+
+    @staticmethod
+    def _token_auth_method(spec: ProviderSpec) -> str:
+        return "basic" if spec.token_endpoint_auth_method == "client_secret_basic" else "post"
+
+    # --- authorization request ---------------------------------------------------------------
+
+    def _authorize(
+        self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming
+    ) -> Response:
+        query, app = incoming.query, self.clients[spec.name]
+        if incoming.method != "GET":
+            raise Rejected("the authorization request is a GET")
+        redirect_uri = self.redirect_uri(spec.name)
+        expected = {
+            "client_id": app.client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            **spec.extra_authorize_params,
+        }
+        for name, value in expected.items():
+            if query.get(name) != value:
+                raise Rejected(f"{name} must be {value!r}, got {query.get(name)!r}")
+        if not query.get("state"):
+            raise Rejected("no state")
+        scope = spec.scope_separator.join(spec.default_scopes) or None
+        if query.get("scope") != scope:
+            raise Rejected(f"scope must be {scope!r}, got {query.get('scope')!r}")
+        challenge = query.get("code_challenge")
+        if spec.pkce:
+            if query.get("code_challenge_method") != "S256" or not _CHALLENGE.match(
+                challenge or ""
+            ):
+                raise Rejected("PKCE (S256 code_challenge) is required")
+        elif challenge is not None or "code_challenge_method" in query:
+            raise Rejected("PKCE is not used with this provider")
+        emulation = self._emulation(spec.name)
+        code = secrets.token_urlsafe(24)
+        self._codes[code] = _Code(spec.name, place, redirect_uri, challenge, scope, emulation)
+        fields = {"code": code, "state": query["state"], **emulation.callback_params}
+        if query.get("response_mode") == "form_post":
+            fields["user"] = json.dumps(
+                {"name": {"firstName": "Ada", "lastName": "Lovelace"}, "email": "ada@example.com"}
+            )
+            inputs = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in fields.items()
+            )
+            return HTMLResponse(
+                "<!doctype html><html><body onload='document.forms[0].submit()'>"
+                f'<form method="post" action="{html.escape(redirect_uri)}">{inputs}</form>'
+                "</body></html>"
+            )
+        return RedirectResponse(f"{redirect_uri}?{urlencode(fields)}", status_code=302)
+
+    # --- token endpoint ----------------------------------------------------------------------
+
+    def _token(self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming) -> Response:
+        if incoming.method != "POST":
+            raise Rejected("the token request is a POST")
+        fields: dict[str, Any] = incoming.json() if spec.token_body == "json" else incoming.form()
+        self._client_auth(spec, incoming, fields, self._token_auth_method(spec))
+        grant_type = fields.get("grant_type")
+        if grant_type == "authorization_code":
+            grant, values = self._redeem(spec, place, fields)
+            template = grant.emulation.code_answer
+        elif grant_type == "refresh_token":
+            dead = self._dead_answer(spec)
+            if dead is not None:
+                return dead
+            grant, values = self._refresh(spec, place, fields)
+            template = grant.emulation.refresh_answer or grant.emulation.code_answer
+        else:
+            raise Rejected(f"unsupported grant_type {grant_type!r}")
+        body = _render(template, values)
+        emulation = self.emulations[spec.name]
+        accept = incoming.headers.get("accept", "")
+        if emulation.form_answer_without_accept_json and "application/json" not in accept:
+            flat = {k: str(v) for k, v in body.items() if isinstance(v, (str, int))}
+            return Response(urlencode(flat), media_type="application/x-www-form-urlencoded")
+        return _answer(200, body)
+
+    @staticmethod
+    def _check_fields(
+        fields: Mapping[str, Any], required: set[str], extra: Mapping[str, str]
+    ) -> None:
+        for name, value in extra.items():
+            if fields.get(name) != value:
+                raise Rejected(f"{name} must be {value!r}, got {fields.get(name)!r}")
+        unexpected = sorted(set(fields) - required - set(extra) - {"code_verifier"})
+        if unexpected:
+            raise Rejected(f"unexpected fields {unexpected}")
+        missing = sorted(name for name in required if not fields.get(name))
+        if missing:
+            raise Rejected(f"missing fields {missing}")
+
+    def _lifetime(self, emulation: Emulation, fields: Mapping[str, Any]) -> int | None:
+        if emulation.lifetime_param is not None and emulation.lifetime_param in fields:
+            return int(fields[emulation.lifetime_param])
+        return emulation.expires_in
+
+    def _values(
+        self, spec: ProviderSpec, grant: Grant, refresh_token: str | None
+    ) -> dict[str, Any]:
+        scopes = grant.scope.split(spec.scope_separator) if grant.scope else []
+        other = grant.secondary
+        return {
+            "secondary_access_token": other.access_token if other else None,
+            "secondary_refresh_token": other.refresh_token if other else None,
+            "secondary_expires_in": other.lifetime if other else None,
+            "access_token": grant.access_token,
+            "refresh_token": refresh_token,
+            "expires_in": grant.lifetime,
+            "scope": grant.scope,
+            "scope_list": scopes,
+            "issued_at": str(int(grant.issued_at * 1000)),
+        }
+
+    def _new_access_token(self, grant: Grant) -> None:
+        grant.access_tokens.append(grant.emulation.token_prefix + secrets.token_urlsafe(24))
+        grant.issued_at = time.time()
+
+    def _redeem(
+        self, spec: ProviderSpec, place: dict[str, str], fields: dict[str, Any]
+    ) -> tuple[Grant, dict[str, Any]]:
+        self._check_fields(fields, {"grant_type", "code", "redirect_uri"}, spec.token_params)
+        pending = self._codes.get(str(fields["code"]))
+        if pending is None or pending.used or pending.provider != spec.name:
+            raise Rejected("unknown or used code", body={"error": "invalid_grant"})
+        pending.used = True
+        if not _same_account(pending.place, place):
+            raise Rejected(f"the code was issued for {pending.place}, redeemed at {place}")
+        if fields["redirect_uri"] != pending.redirect_uri:
+            raise Rejected("redirect_uri differs from the authorization request's")
+        verifier = fields.get("code_verifier")
+        if pending.challenge is None and verifier is not None:
+            raise Rejected("code_verifier sent without PKCE")
+        if pending.challenge is not None and (
+            not isinstance(verifier, str) or _s256(verifier) != pending.challenge
+        ):
+            raise Rejected(
+                "code_verifier does not match the code_challenge", body={"error": "invalid_grant"}
+            )
+        emulation = pending.emulation
+        grant = Grant(spec.name, place, pending.scope, emulation, self._lifetime(emulation, fields))
+        self._new_access_token(grant)
+        if spec.refresh_tokens != "none":
+            grant.refresh_tokens.append("rt-" + secrets.token_urlsafe(24))
+        self.grants.append(grant)
+        if emulation.secondary_grant is not None:
+            base = self.emulations[spec.name]
+            behaviour = dataclasses.replace(base, **base.variants[emulation.secondary_grant])
+            other = Grant(spec.name, place, None, behaviour, grant.lifetime)
+            self._new_access_token(other)
+            other.refresh_tokens.append("rt-" + secrets.token_urlsafe(24))
+            self.grants.append(other)
+            grant.secondary = other
+        return grant, self._values(spec, grant, grant.refresh_token)
+
+    def _dead_answer(self, spec: ProviderSpec) -> Response | None:
+        mode = self.modes.get(spec.name)
+        if mode == "dead":
+            status, body = self.emulations[spec.name].dead_grant
+            return _answer(status, dict(body))
+        if mode == "garbled":
+            return _answer(400, dict(GARBLED_BODY))
+        return None
+
+    def _refresh(
+        self, spec: ProviderSpec, place: dict[str, str], fields: dict[str, Any]
+    ) -> tuple[Grant, dict[str, Any]]:
+        extra = spec.refresh_params if spec.refresh_params is not None else spec.token_params
+        self._check_fields(fields, {"grant_type", "refresh_token"}, extra)
+        if "code_verifier" in fields:
+            raise Rejected("unexpected fields ['code_verifier']")
+        presented = fields["refresh_token"]
+        grant = next((g for g in self.grants if presented in g.refresh_tokens), None)
+        if grant is None or grant.provider != spec.name:
+            raise Rejected("unknown refresh token", *self.emulations[spec.name].dead_grant)
+        if grant.revoked or presented != grant.refresh_token:
+            raise Rejected("a retired or revoked refresh token", *grant.emulation.dead_grant)
+        if not _same_account(grant.place, place):
+            raise Rejected(f"the grant belongs to {grant.place}, refreshed at {place}")
+        grant.refreshed_with.append(presented)
+        grant.lifetime = self._lifetime(grant.emulation, fields)
+        self._new_access_token(grant)
+        answer_refresh: str | None = None
+        if spec.refresh_tokens == "rotating":
+            grant.refresh_tokens.append("rt-" + secrets.token_urlsafe(24))
+            answer_refresh = grant.refresh_token
+        elif grant.emulation.echoes_static_refresh_token:
+            answer_refresh = grant.refresh_token
+        return grant, self._values(spec, grant, answer_refresh)
+
+    # --- bearer endpoints ------------------------------------------------------------------
+
+    def _bearer_grant(self, spec: ProviderSpec, place: dict[str, str], token: str | None) -> Grant:
+        for grant in self.grants:
+            if grant.provider == spec.name and grant.access_tokens and token == grant.access_token:
+                if grant.revoked:
+                    break
+                if not _same_account(grant.place, place):
+                    raise Rejected("the token belongs to another account", status=401)
+                return grant
+        raise Rejected(
+            "a current access token is required as bearer", 401, {"error": "invalid_token"}
+        )
+
+    def _identity(self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming) -> Response:
+        if incoming.method != "GET":
+            raise Rejected("the identity endpoint is a GET")
+        grant = self._bearer_grant(spec, place, incoming.authorization("bearer"))
+        return _answer(200, grant.emulation.identity)
+
+    def _userinfo(self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming) -> Response:
+        grant = self._bearer_grant(spec, place, incoming.authorization("bearer"))
+        return _answer(200, {"sub": f"{spec.name}-user-{self.grants.index(grant)}"})
+
+    def _introspect(
+        self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming
+    ) -> Response:
+        if incoming.method != "POST":
+            raise Rejected("introspection is a POST")
+        fields: dict[str, Any] = incoming.form()
+        self._client_auth(spec, incoming, fields, self._token_auth_method(spec))
+        if fields.pop("token_type_hint", None) not in (None, "access_token", "refresh_token"):
+            raise Rejected("unknown token_type_hint")
+        self._check_fields(fields, {"token"}, {})
+        try:
+            grant = self._bearer_grant(spec, place, fields["token"])
+        except Rejected:
+            return _answer(200, {"active": False})
+        exp = None if grant.lifetime is None else int(grant.issued_at) + grant.lifetime
+        return _answer(
+            200,
+            {
+                "active": True,
+                "scope": grant.scope,
+                "client_id": self.clients[spec.name].client_id,
+                "token_type": "access_token",
+                "iat": int(grant.issued_at),
+                "exp": exp,
+            },
+        )
+
+    # --- revocation --------------------------------------------------------------------------
+
+    def revocation_shape(self, spec: ProviderSpec) -> RevocationRequest:
+        """The request the catalog documents; RFC 7009 spelled as a custom request."""
+        if spec.revocation_method == "custom":
+            assert spec.revocation_request is not None
+            return spec.revocation_request
+        return RevocationRequest(client_auth=self._token_auth_method(spec))
+
+    def _revoke(self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming) -> Response:
+        shape = self.revocation_shape(spec)
+        if incoming.method != shape.http_method:
+            raise Rejected(f"revocation is {shape.http_method}, got {incoming.method}")
+        for name, value in shape.headers.items():
+            if incoming.headers.get(name) != value:
+                raise Rejected(f"header {name} must be {value!r}")
+        fields: dict[str, Any]
+        if shape.body == "form":
+            fields = incoming.form()
+        elif shape.body == "json":
+            fields = incoming.json()
+        elif shape.body == "query":
+            fields = dict(incoming.query)
+        else:
+            if incoming.body.strip() not in (b"", b"null"):
+                raise Rejected("revocation takes no body")
+            fields = {}
+        if shape.body != "query" and incoming.query:
+            raise Rejected(f"unexpected query parameters {sorted(incoming.query)}")
+        if shape.bearer:
+            if incoming.basic() is not None:
+                raise Rejected("the token goes as bearer, no client credentials")
+            token = incoming.authorization("bearer")
+            if token is None:
+                raise Rejected("the token to revoke must be the bearer token")
+            self._client_auth(spec, _Incoming("", {}, {}, b""), fields, shape.client_auth)
+        else:
+            self._client_auth(spec, incoming, fields, shape.client_auth)
+            token = fields.pop(shape.token_param, None)
+            if not isinstance(token, str) or not token:
+                raise Rejected(f"the token must be sent as {shape.token_param!r}")
+        hint = fields.pop("token_type_hint", None)
+        if spec.revocation_method != "rfc7009" and hint is not None:
+            raise Rejected("token_type_hint is not part of this provider's request")
+        if fields:
+            raise Rejected(f"unexpected fields {sorted(fields)}")
+        grant = next(
+            (
+                g
+                for g in self.grants
+                if g.provider == spec.name and token in g.access_tokens + g.refresh_tokens
+            ),
+            None,
+        )
+        if grant is None or grant.revoked or not _same_account(grant.place, place):
+            raise Rejected("unknown or already revoked token")
+        wanted = grant.access_token
+        if shape.token == "refresh_or_access" and grant.refresh_token is not None:
+            wanted = grant.refresh_token
+        if token != wanted:
+            raise Rejected("not the token the documentation says to revoke")
+        if hint is not None and hint != (
+            "refresh_token" if token == grant.refresh_token else "access_token"
+        ):
+            raise Rejected(f"token_type_hint {hint!r} does not match the token")
+        grant.revoked_with.append(token)
+        status, body = self.emulations[spec.name].revocation_answer
+        return _answer(status, body)

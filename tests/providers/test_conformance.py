@@ -1,0 +1,410 @@
+"""Conformance: every provider of the catalog, emulated, driven through the real service.
+
+One provider emulator (:mod:`tests.helpers.provider_emulator`, behaviour per provider in
+:mod:`tests.helpers.emulations`) plays all catalog providers; one oauthvault service is
+configured with every provider's endpoints pointing at it. Each provider goes through
+connect (connect link, browser redirects, callback), get, forced refresh (twice, to see
+rotation), dead grant and revoke, and each step is checked both from the service's API and
+from what the emulator received.
+
+A catalog provider without an emulation fails here, so the catalog cannot grow untested.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from oauthvault import Settings, generate_key
+from oauthvault.providers import load_catalog
+from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.params import pick
+from oauthvault.service import create_app
+from oauthvault.service.apikeys import generate_api_key, hash_api_key
+from oauthvault.service.config import load_service_config
+
+from tests.helpers.emulations import EMULATIONS, Emulation
+from tests.helpers.net import free_port
+from tests.helpers.provider_emulator import Grant, ProviderEmulator, make_clients
+from tests.helpers.service_harness import UvicornThread
+
+CATALOG: dict[str, ProviderSpec] = load_catalog()
+PROVIDERS = sorted(CATALOG)
+#: The largest min_ttl the API takes: emulated tokens live less, so it forces a refresh.
+FORCE = 3600
+
+
+@dataclass
+class Stack:
+    emulator: ProviderEmulator
+    base_url: str
+    api: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The emulator and one service configured for every emulated catalog provider."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    emulator = ProviderEmulator(CATALOG, EMULATIONS, make_clients(CATALOG), base_url).start()
+    try:
+        api_key = generate_api_key()
+        config_path: Path = tmp_path_factory.mktemp("conformance") / "oauthvault.toml"
+        config_path.write_text(
+            f"""
+[service]
+public_url = "{base_url}"
+return_urls = ["{base_url}/app/"]
+
+[[api_keys]]
+name = "conformance"
+sha256 = "{hash_api_key(api_key)}"
+
+{emulator.config_toml()}
+"""
+        )
+        settings = Settings.load(
+            database_url=postgres_url, redis_url="", oauth_encryption_key=generate_key()
+        )
+        server = UvicornThread(create_app(load_service_config(config_path, {}), settings), port)
+        server.start()
+        try:
+            headers = {"Authorization": f"Bearer {api_key}"}
+            with httpx.Client(base_url=base_url, headers=headers, timeout=15) as api:
+                yield Stack(emulator, base_url, api)
+        finally:
+            server.stop()
+    finally:
+        emulator.stop()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def emulation_of(name: str) -> Emulation:
+    emulation = EMULATIONS.get(name)
+    if emulation is None:
+        pytest.fail(
+            f"catalog provider {name!r} has no emulation: add one to tests/helpers/emulations.py "
+            "(what its documentation says it answers) so that the conformance suite covers it",
+            pytrace=False,
+        )
+    return emulation
+
+
+def new_ids(name: str) -> tuple[str, str]:
+    return f"ws-{name}-{uuid.uuid4().hex[:8]}", f"actor-{uuid.uuid4().hex[:8]}"
+
+
+class _Form(HTMLParser):
+    """The first form of a page: its action and its hidden inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {key: value or "" for key, value in attrs}
+        if tag == "form" and self.action is None and values.get("method", "").lower() == "post":
+            self.action = values.get("action")
+        elif tag == "input" and self.action is not None and "name" in values:
+            self.fields[values["name"]] = values.get("value", "")
+
+
+def browse(url: str) -> httpx.Response:
+    """A browser: follows redirects, and submits a provider's auto-posting form
+    (``response_mode=form_post``) the way its onload script would."""
+    with httpx.Client(timeout=15, follow_redirects=True) as browser:
+        page = browser.get(url)
+        form = _Form()
+        form.feed(page.text if "html" in page.headers.get("content-type", "") else "")
+        if page.status_code == 200 and form.action and "code" in form.fields:
+            page = browser.post(form.action, data=form.fields)
+        return page
+
+
+def explain(stack: Stack, name: str) -> str:
+    problems = stack.emulator.problems_of(name)
+    return f"emulator problems for {name}: {problems or 'none'}"
+
+
+def connect(
+    stack: Stack, name: str, workspace_id: str, actor_id: str, params: Mapping[str, str]
+) -> None:
+    """A whole connect flow; asserts that the service's result page says connected."""
+    body: dict[str, Any] = {"provider": name, "workspace_id": workspace_id, "actor_id": actor_id}
+    if params:
+        body["params"] = dict(params)
+    link = stack.api.post("/v1/connect-links", json=body)
+    assert link.status_code == 201, link.text
+    page = browse(link.json()["url"])
+    assert page.status_code == 200 and "Connected" in page.text, (
+        f"connect flow ended with HTTP {page.status_code} at {page.url}: {page.text[:300]}; "
+        + explain(stack, name)
+    )
+
+
+def get_token(
+    stack: Stack, name: str, workspace_id: str, actor_id: str, min_ttl: int = 0
+) -> httpx.Response:
+    query = {
+        "provider": name,
+        "workspace_id": workspace_id,
+        "actor_id": actor_id,
+        "min_ttl": str(min_ttl),
+    }
+    return stack.api.get("/v1/connections/token", params=query)
+
+
+def token_ok(stack: Stack, name: str, *ids: str, min_ttl: int = 0) -> dict[str, Any]:
+    response = get_token(stack, name, *ids, min_ttl=min_ttl)
+    assert response.status_code == 200, f"{response.text}; {explain(stack, name)}"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def connection(stack: Stack, name: str, workspace_id: str) -> dict[str, Any]:
+    response = stack.api.get("/v1/connections", params={"workspace_id": workspace_id})
+    assert response.status_code == 200, response.text
+    rows = [row for row in response.json() if row["provider"] == name]
+    assert len(rows) == 1, rows
+    row: dict[str, Any] = rows[0]
+    return row
+
+
+def delete(stack: Stack, name: str, workspace_id: str, actor_id: str) -> dict[str, Any]:
+    query = {"provider": name, "workspace_id": workspace_id, "actor_id": actor_id, "revoke": "true"}
+    response = stack.api.delete("/v1/connections", params=query)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_params(
+    actual: Mapping[str, str], expected: Mapping[str, str], spec: ProviderSpec
+) -> None:
+    missing = {key: value for key, value in expected.items() if actual.get(key) != value}
+    assert not missing, f"params {dict(actual)} lack {missing}"
+    required = {param.name for param in spec.connection_params if param.required}
+    assert required <= set(actual), f"required params {sorted(required - set(actual))} missing"
+
+
+def revocation_target(stack: Stack, spec: ProviderSpec, grant: Grant) -> str:
+    """The token the catalog says the revocation request carries."""
+    shape = stack.emulator.revocation_shape(spec)
+    if shape.token == "refresh_or_access" and grant.refresh_token is not None:
+        return grant.refresh_token
+    return grant.access_token
+
+
+def dead_grant_code(spec: ProviderSpec, emulation: Emulation) -> str | None:
+    _, body = emulation.dead_grant
+    for name in spec.error_fields:
+        value = pick(body, name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+# --- the catalog is covered ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_catalog_provider_has_an_emulation(name: str) -> None:
+    emulation = emulation_of(name)
+    spec = CATALOG[name]
+    declared = {param.name: param for param in spec.connection_params}
+    for key, value in emulation.link_params.items():
+        assert key in declared and declared[key].source == "link", key
+        assert declared[key].accepts(value), (key, value)
+    for key in emulation.expected_params:
+        assert key in declared, f"{key} is not a connection parameter of {name}"
+    if spec.identity_endpoint is not None:
+        assert emulation.identity is not None, "an identity endpoint needs an answer"
+
+
+def test_every_emulation_is_a_catalog_provider() -> None:
+    assert set(EMULATIONS) <= set(CATALOG), sorted(set(EMULATIONS) - set(CATALOG))
+
+
+# --- the whole lifecycle, per provider -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_provider_lifecycle(stack: Stack, name: str) -> None:
+    """connect -> get -> refresh (twice) -> dead grant -> revoke, for one provider."""
+    emulation = emulation_of(name)
+    spec = CATALOG[name]
+    ids = new_ids(name)
+    workspace_id, actor_id = ids
+
+    connect(stack, name, workspace_id, actor_id, emulation.link_params)
+    first = token_ok(stack, name, *ids)
+    grant = stack.emulator.grant_of(first["access_token"])
+    assert grant.provider == name
+    assert_params(first["params"], emulation.expected_params, spec)
+    assert_params(connection(stack, name, workspace_id)["params"], emulation.expected_params, spec)
+    for value in emulation.link_params.values():  # the URLs were filled for this connection
+        paths = [r.path for r in stack.emulator.requests(name, "token") if r.accepted]
+        assert any(f"/{value}/" in path for path in paths), paths
+    if spec.expiry == "introspection":
+        assert first["expires_at"] is not None, "the expiry comes from introspection"
+        introspected = [r for r in stack.emulator.requests(name, "introspect") if r.accepted]
+        assert introspected, explain(stack, name)
+        assert emulation.expires_in is not None
+        left = datetime.fromisoformat(first["expires_at"]) - datetime.now(UTC)
+        assert left.total_seconds() > 0.9 * emulation.expires_in, "the introspected exp"
+
+    if spec.refresh_tokens == "none":
+        assert grant.refresh_token is None
+        again = get_token(stack, name, *ids, min_ttl=FORCE)
+        if emulation.expires_in is None or emulation.expires_in > FORCE:
+            assert again.status_code == 200, again.text
+            assert again.json()["access_token"] == first["access_token"]
+        else:
+            assert again.status_code == 409, again.text
+            assert again.json()["code"] == "reauthorization_required"
+        assert not stack.emulator.requests(name, "token")[1:], "no refresh can be attempted"
+    else:
+        second = token_ok(stack, name, *ids, min_ttl=FORCE)
+        third = token_ok(stack, name, *ids, min_ttl=FORCE)
+        assert first["access_token"] != second["access_token"] != third["access_token"]
+        assert stack.emulator.grant_of(third["access_token"]) is grant
+        assert len(grant.refreshed_with) == 2, explain(stack, name)
+        if spec.refresh_tokens == "rotating":
+            assert grant.refreshed_with == grant.refresh_tokens[:2], "the rotated one is kept"
+            assert len(set(grant.refresh_tokens)) == 3
+        else:
+            assert grant.refreshed_with == grant.refresh_tokens * 2, "the static one is kept"
+        other = grant.secondary
+        if other is not None:  # a second grant in the answer, refreshed along (Slack user)
+            assert other.refreshed_with == other.refresh_tokens[:2], explain(stack, name)
+        assert_params(third["params"], emulation.expected_params, spec)
+        row = connection(stack, name, workspace_id)
+        assert row["status"] == "active" and row["has_refresh_token"], row
+
+        stack.emulator.control(name, "kill")
+        try:
+            dead = get_token(stack, name, *ids, min_ttl=FORCE)
+        finally:
+            stack.emulator.control(name, "heal")
+        assert dead.status_code == 409, f"{dead.text}; {explain(stack, name)}"
+        assert dead.json()["code"] == "reauthorization_required"
+        row = connection(stack, name, workspace_id)
+        assert row["status"] == "needs_reauth", row
+        assert row["last_error"], row
+        code = dead_grant_code(spec, emulation)
+        assert code is not None and code in row["last_error"], row["last_error"]
+
+    target = revocation_target(stack, spec, grant)
+    outcome = delete(stack, name, workspace_id, actor_id)
+    assert outcome["deleted"] is True
+    if spec.revocation_endpoint is None:
+        assert outcome["revoked"] is None, outcome
+        assert not stack.emulator.requests(name, "revoke")
+    else:
+        assert outcome["revoked"] is True, f"{outcome}; {explain(stack, name)}"
+        assert grant.revoked_with == [target], "the documented token was revoked"
+    assert get_token(stack, name, *ids).status_code == 404
+
+
+# --- provider specifics ------------------------------------------------------------------------
+
+
+def test_slack_user_token_only_install(stack: Stack) -> None:
+    """Only user scopes: the token answer has no top-level access_token, the user token is
+    under ``authed_user`` (the catalog's ``token_path``)."""
+    name = "slack"
+    spec = CATALOG[name]
+    variant = EMULATIONS[name].variants["user_only"]
+    ids = new_ids(name)
+    stack.emulator.control(name, "variant/user_only")
+    try:
+        connect(stack, name, *ids, {})
+    finally:
+        stack.emulator.control(name, "variant/default")
+    first = token_ok(stack, name, *ids)
+    assert first["access_token"].startswith("xoxe.xoxp-"), "the user token is stored"
+    assert_params(first["params"], variant["expected_params"], spec)
+    assert "bot_user_id" not in first["params"]
+    grant = stack.emulator.grant_of(first["access_token"])
+    second = token_ok(stack, name, *ids, min_ttl=FORCE)
+    assert second["access_token"] != first["access_token"]
+    assert grant.refreshed_with == grant.refresh_tokens[:1]
+    assert_params(second["params"], variant["expected_params"], spec)
+    outcome = delete(stack, name, *ids)
+    assert outcome["revoked"] is True, f"{outcome}; {explain(stack, name)}"
+    assert grant.revoked_with == [second["access_token"]]
+
+
+def test_unknown_error_body_degrades_and_is_not_quoted(stack: Stack) -> None:
+    """A 4xx refresh answer without an error field is not a dead grant: the connection is
+    ``degraded``, its still-valid token is served, and the body's values are not kept."""
+    name = "gitlab"
+    ids = new_ids(name)
+    connect(stack, name, *ids, {})
+    first = token_ok(stack, name, *ids)
+    stack.emulator.control(name, "garble")
+    try:
+        response = get_token(stack, name, *ids, min_ttl=FORCE)
+    finally:
+        stack.emulator.control(name, "heal")
+    assert response.status_code == 200, response.text
+    assert response.json()["access_token"] == first["access_token"]
+    row = connection(stack, name, ids[0])
+    assert row["status"] == "degraded", row
+    assert row["last_error"] and "SECRET123" not in row["last_error"], row
+    assert "SECRET123" not in json.dumps(row)
+    delete(stack, name, *ids)
+
+
+@pytest.mark.parametrize(
+    "shop",
+    [
+        "evil.com",
+        "acme.myshopify.com.evil.com",
+        "evil.com/acme.myshopify.com",
+        "acme.myshopify.com@evil.com",
+        "ACME.myshopify.com",
+        "",
+    ],
+)
+def test_shopify_refuses_a_shop_outside_myshopify(stack: Stack, shop: str) -> None:
+    """A shop that is not ``<name>.myshopify.com`` is refused when the link is created:
+    nothing (least of all the client secret) is sent anywhere."""
+    before = len(stack.emulator.log)
+    workspace_id, actor_id = new_ids("shopify")
+    body = {
+        "provider": "shopify",
+        "workspace_id": workspace_id,
+        "actor_id": actor_id,
+        "params": {"shop": shop},
+    }
+    response = stack.api.post("/v1/connect-links", json=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert len(stack.emulator.log) == before
+    missing = stack.api.post("/v1/connect-links", json={**body, "params": {}})
+    assert 400 <= missing.status_code < 500, "the shop is required"
+
+
+def test_shopify_shop_reaches_the_token_url(stack: Stack) -> None:
+    name = "shopify"
+    ids = new_ids(name)
+    before = len(stack.emulator.requests(name, "token"))
+    connect(stack, name, *ids, {"shop": "acme.myshopify.com"})
+    requests = stack.emulator.requests(name, "token")[before:]
+    assert [r.path for r in requests] == ["/shopify/acme.myshopify.com/token"]
+    assert requests[0].accepted, requests[0].reason
+    assert token_ok(stack, name, *ids)["params"]["shop"] == "acme.myshopify.com"
+    delete(stack, name, *ids)
