@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from oauthvault.errors import ConfigError, ProviderError, UnknownProvider
+from oauthvault.errors import ConfigError, InvalidInput, ProviderError, UnknownProvider
 from oauthvault.models import TokenKey
 from oauthvault.oauth.client_auth import client_secret_for
 from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
 from oauthvault.oauth.pkce import PKCEPair
 from oauthvault.oauth.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
 from oauthvault.oauth.token_request import GrantResult, exchange, run_async
-from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.catalog import ProviderSpec, load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.discovery import discover_async
 from oauthvault.providers.params import check_given_params, pick_params
@@ -64,6 +64,16 @@ class AsyncConnector:
     def provider_names(self) -> list[str]:
         return sorted(self._configs)
 
+    def catalog_apps(self) -> dict[str, list[str]]:
+        """The configured app names per catalog provider (integrations included)."""
+        apps: dict[str, list[str]] = {}
+        catalog = load_catalog()
+        for name, config in sorted(self._configs.items()):
+            entry = config.catalog_provider or name
+            if entry in catalog:
+                apps.setdefault(entry, []).append(name)
+        return apps
+
     async def provider(self, name: str) -> ProviderConfig:
         """The provider's configuration, discovering an issuer-only provider on first use.
 
@@ -93,6 +103,24 @@ class AsyncConnector:
             _spec(config).connection_params, params, fixed=config.placeholders
         )
 
+    async def check_scopes(self, provider: str, scopes: Sequence[str] | None) -> tuple[str, ...]:
+        """The scopes a new connection asks for: the app's, or ``scopes`` when given, which
+        must be a non-empty subset of the app's.
+
+        Raises:
+            UnknownProvider: ``provider`` is not configured.
+            InvalidInput: ``scopes`` is empty or asks for a scope the app does not.
+        """
+        allowed = (await self.provider(provider)).requested_scopes
+        if scopes is None:
+            return allowed
+        if isinstance(scopes, str) or not scopes or not all(isinstance(s, str) for s in scopes):
+            raise InvalidInput("scopes", "must be a non-empty list of the app's scopes")
+        extra = [scope for scope in scopes if scope not in allowed]
+        if extra:
+            raise InvalidInput("scopes", "may only narrow the app's scopes")
+        return tuple(dict.fromkeys(scopes))
+
     async def start(
         self,
         provider: str,
@@ -103,20 +131,23 @@ class AsyncConnector:
         binding: str,
         return_url: str | None = None,
         params: Mapping[str, object] | None = None,
+        scopes: Sequence[str] | None = None,
     ) -> str:
         """The URL to send the user's browser to, for a new authorization request.
 
         ``params`` are the connection parameters given up front (a Shopify ``shop``, a
         Zendesk ``subdomain``): each must be declared by the provider and match its pattern.
+        ``scopes`` narrows the app's scopes for this connection.
 
         Raises:
-            InvalidInput: an id or a connection parameter is wrong (``params.<name>``).
+            InvalidInput: an id, a connection parameter (``params.<name>``) or ``scopes``
+                is wrong.
         """
         TokenKey(provider, workspace_id, actor_id)  # ids are checked before anything is kept
         config = await self.provider(provider)
         given = await self.check_params(provider, params or {})
         spec = config.spec_for(given)
-        scopes = config.requested_scopes
+        scopes = await self.check_scopes(provider, scopes)
         pkce = PKCEPair.generate() if spec.pkce else None
         nonce = secrets.token_urlsafe(16) if spec.issuer and "openid" in scopes else None
         state = await self._states.create_state(

@@ -6,6 +6,12 @@ A TOML file (normally named by ``OAUTHVAULT_CONFIG``) holds one table per provid
     client_id = "..."
     client_secret = "..."
 
+    [providers.google-mail]            # an integration: a second app of a catalog provider
+    provider = "google"
+    client_id = "..."
+    client_secret = "..."
+    scopes = ["openid", "https://www.googleapis.com/auth/gmail.readonly"]
+
     [providers.corp]                   # not in the catalog: OpenID Connect discovery
     issuer = "https://login.example.com"
     client_id = "..."
@@ -83,6 +89,8 @@ class ProviderConfig:
     )
     placeholders: Mapping[str, str] = field(default_factory=lambda: _readonly({}), hash=False)
     issuer: str | None = None
+    #: The catalog entry this app uses, when its own name is not one (an integration).
+    catalog_provider: str | None = None
     team_id: str | None = None
     key_id: str | None = None
     private_key: SecretStr | None = field(default=None, repr=False)
@@ -207,13 +215,23 @@ def _parse_provider(
 ) -> ProviderConfig:
     reader = TableReader(table, where)
     env = _environment(name, environ)
-    spec = load_catalog().get(name)
+    catalog_name = name
+    if "provider" in table:
+        catalog_name = reader.word("provider") or name
+        if catalog_name not in load_catalog():
+            raise ConfigError(reader.setting("provider"), "is not a catalog provider")
+        if catalog_name == name:
+            raise ConfigError(reader.setting("provider"), "names this table itself")
+    spec = load_catalog().get(catalog_name)
+    if spec is not None and catalog_name != name:
+        spec = dataclasses.replace(spec, name=name)
     issuer: str | None = None
     if spec is not None:
         apple = spec.client_secret_kind == "apple_es256_jwt"  # noqa: S105 -- a kind, no secret
         apple_keys = _APPLE_KEYS if apple else frozenset()
         link_params = {p.name for p in spec.connection_params if p.source == "link"}
-        reader.check_keys(_COMMON_KEYS | link_params | apple_keys | set(ENDPOINT_KEYS))
+        allowed = _COMMON_KEYS | link_params | apple_keys | set(ENDPOINT_KEYS) | {"provider"}
+        reader.check_keys(allowed)
         overrides = {
             key: url
             for key in ENDPOINT_KEYS
@@ -284,6 +302,7 @@ def _parse_provider(
         extra_authorize_params=params,
         placeholders=placeholders,
         issuer=issuer,
+        catalog_provider=catalog_name if catalog_name != name else None,
         team_id=team_id,
         key_id=key_id,
         private_key=SecretStr(private_key) if private_key is not None else None,

@@ -14,6 +14,8 @@ from starlette.responses import Response
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
 from oauthvault.models import TokenKey
 from oauthvault.oauth.connect import AsyncConnector
+from oauthvault.providers import load_catalog
+from oauthvault.providers.describe import summary
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.problems import Problem
@@ -36,6 +38,10 @@ class ConnectLinkRequest(BaseModel):
         default=None,
         description="The connection parameters the provider needs up front (a Shopify "
         "`shop`, a Zendesk `subdomain`, a Salesforce `hostname`): see the provider catalog.",
+    )
+    scopes: list[str] | None = Field(
+        default=None,
+        description="Narrow the app's scopes for this connection (a subset of them).",
     )
 
 
@@ -76,6 +82,27 @@ class ConnectionResponse(BaseModel):
     last_refreshed_at: datetime | None
     last_error: str | None
     params: dict[str, str] = Field(default_factory=dict)
+
+
+class ProviderParam(BaseModel):
+    name: str
+    label: str
+    source: str
+    required: bool
+
+
+class ProviderResponse(BaseModel):
+    name: str
+    display_name: str
+    auth_style: str
+    refreshes: bool
+    revokes: bool
+    connection_params: list[ProviderParam]
+    docs_url: str | None
+    configured: bool = Field(description="Whether this deployment has an app for it.")
+    apps: list[str] = Field(
+        default_factory=list, description="The configured app (integration) names using it."
+    )
 
 
 class DeleteResponse(BaseModel):
@@ -170,10 +197,14 @@ def create_api_router(
         if body.return_url is not None and not return_urls.allows(body.return_url):
             raise Problem(400, "invalid_return_url", "return_url is not in the allow-list")
         params = body.params or {}
+        scopes = tuple(body.scopes) if body.scopes is not None else None
         if connector is not None:  # checked now, so a bad value fails here, not in a browser
             params = await connector.check_params(body.provider, params)
+            await connector.check_scopes(body.provider, scopes)
         token, expires_at = await links.create(
-            ConnectLink(body.provider, body.workspace_id, body.actor_id, body.return_url, params)
+            ConnectLink(
+                body.provider, body.workspace_id, body.actor_id, body.return_url, params, scopes
+            )
         )
         url = f"{base}/oauth/{body.provider}/authorize?link={token}"
         return ConnectLinkResponse(url=url, expires_at=expires_at)
@@ -243,6 +274,16 @@ def create_api_router(
             return DeleteResponse(deleted=deleted, revoked=None)
         outcome = await vault.delete_tokens(provider, workspace_id, actor_id, revoke=True)
         return DeleteResponse(deleted=outcome.deleted, revoked=outcome.revoked)
+
+    @router.get("/providers", response_model=list[ProviderResponse])
+    async def list_providers(key: Key) -> list[ProviderResponse]:
+        """The provider catalog, and which providers this deployment has apps for (named
+        only: no client ids or secrets)."""
+        apps = connector.catalog_apps() if connector is not None else {}
+        return [
+            ProviderResponse(**summary(spec), configured=name in apps, apps=apps.get(name, []))
+            for name, spec in sorted(load_catalog().items())
+        ]
 
     @router.get("/connections", response_model=list[ConnectionResponse])
     async def list_connections(

@@ -21,6 +21,7 @@ class ConnectLink:
     actor_id: str
     return_url: str | None
     params: Mapping[str, str] = field(default_factory=dict)
+    scopes: tuple[str, ...] | None = None
 
 
 class ConnectLinks:
@@ -31,10 +32,15 @@ class ConnectLinks:
 
     async def create(self, link: ConnectLink) -> tuple[str, datetime]:
         """A new link token and its expiry."""
-        saved = await self._records.save({**asdict(link), "params": dict(link.params)})
+        payload = {**asdict(link), "params": dict(link.params)}
+        payload["scopes"] = list(link.scopes) if link.scopes is not None else None
+        saved = await self._records.save(payload)
         return saved.secret, saved.expires_at
 
     async def take(self, token: object) -> ConnectLink | None:
         """The link behind ``token``, usable once; ``None`` if unknown, used or expired."""
         payload = await self._records.take(token)
-        return None if payload is None else ConnectLink(**payload)
+        if payload is None:
+            return None
+        scopes = payload.pop("scopes", None)
+        return ConnectLink(**payload, scopes=tuple(scopes) if scopes is not None else None)

@@ -103,6 +103,7 @@ def create_oauth_router(
         actor_id: str,
         return_url: str | None,
         params: Mapping[str, str] | None = None,
+        scopes: tuple[str, ...] | None = None,
     ) -> Response:
         config = await connector.provider(provider)
         binding = request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
@@ -114,6 +115,7 @@ def create_oauth_router(
             binding=binding,
             return_url=return_url,
             params=params,
+            scopes=scopes,
         )
         response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
         response.set_cookie(
@@ -165,6 +167,7 @@ def create_oauth_router(
                     found.actor_id,
                     found.return_url,
                     found.params,
+                    found.scopes,
                 )
             except VaultError as error:
                 return for_vault_error(error)

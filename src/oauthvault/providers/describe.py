@@ -1,0 +1,115 @@
+"""What the catalog knows about a provider, as one summary row or in plain words (pure).
+
+Used by ``oauthvault providers list/show`` and ``GET /v1/providers``; nothing here is a
+secret (the catalog holds none, and configured apps are only ever named).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oauthvault.providers.catalog import ProviderSpec
+
+__all__ = ["auth_style", "describe", "summary"]
+
+_REFRESH_WORDS = {
+    "none": "no refresh tokens: tokens are renewed by connecting again",
+    "static": "refresh tokens stay the same across refreshes",
+    "rotating": "every refresh returns a new refresh token (the old one is retired)",
+}
+
+
+def auth_style(spec: ProviderSpec) -> str:
+    """The grant and client authentication, e.g. ``authorization_code+pkce/client_secret_basic``."""
+    grant = "authorization_code+pkce" if spec.pkce else "authorization_code"
+    return f"{grant}/{spec.token_endpoint_auth_method}"
+
+
+def summary(spec: ProviderSpec) -> dict[str, Any]:
+    """One row: name, display name, auth style, refreshes, revokes, connection parameters."""
+    return {
+        "name": spec.name,
+        "display_name": spec.display_name,
+        "auth_style": auth_style(spec),
+        "refreshes": spec.refresh_tokens != "none",
+        "revokes": spec.revocation_endpoint is not None,
+        "connection_params": [
+            {"name": p.name, "label": p.label, "source": p.source, "required": p.required}
+            for p in spec.connection_params
+        ],
+        "docs_url": spec.docs_url,
+    }
+
+
+def _param_line(spec: ProviderSpec, name: str) -> str:
+    param = spec.param(name)
+    assert param is not None  # noqa: S101 - names come from the spec
+    where = {
+        "link": "given when the connect link is made",
+        "callback": f"read from the callback's {param.path}",
+        "token": f"read from the token answer's {param.path}",
+        "identity": f"read from {spec.identity_endpoint} ({param.path}) after connect",
+    }[param.source]
+    parts = [f"  {param.name}: {param.label}, {where}"]
+    if param.required:
+        parts.append("required")
+    if param.default is not None:
+        parts.append(f"default {param.default}")
+    if param.example is not None:
+        parts.append(f"e.g. {param.example}")
+    return ", ".join(parts)
+
+
+def describe(spec: ProviderSpec) -> list[str]:
+    """Everything the catalog says about ``spec``, one plain sentence per line."""
+    lines = [
+        f"{spec.display_name} ({spec.name})",
+        f"authorize at: {spec.authorization_endpoint}",
+        f"tokens from:  {spec.token_endpoint}"
+        + (f" (refresh at {spec.refresh_endpoint})" if spec.refresh_endpoint else ""),
+        f"client authentication: {spec.token_endpoint_auth_method}; "
+        f"token request body: {spec.token_body}",
+        f"PKCE: {'used (S256)' if spec.pkce else 'not used'}",
+        f"default scopes: {' '.join(spec.default_scopes) or '(none: set on the app)'}"
+        f" (separated by {'a comma' if spec.scope_separator == ',' else 'a space'})",
+        f"refresh: {_REFRESH_WORDS[spec.refresh_tokens]}",
+    ]
+    if spec.extra_authorize_params:
+        extra = ", ".join(f"{k}={v}" for k, v in spec.extra_authorize_params.items())
+        lines.append(f"extra authorization parameters: {extra}")
+    if spec.token_params:
+        lines.append(
+            "extra token parameters: " + ", ".join(f"{k}={v}" for k, v in spec.token_params.items())
+        )
+    if spec.refresh_params is not None:
+        shown = ", ".join(f"{k}={v}" for k, v in spec.refresh_params.items()) or "none"
+        lines.append(f"extra refresh parameters: {shown}")
+    if spec.expiry == "introspection":
+        lines.append(
+            f"expiry: not in the answer, read by introspection at {spec.introspection_endpoint}"
+        )
+    if spec.access_token_lifetime:
+        lines.append(f"typical access-token lifetime: {spec.access_token_lifetime} s")
+    if spec.refresh_token_idle_expiry_days:
+        lines.append(
+            f"an unused refresh token expires after {spec.refresh_token_idle_expiry_days} days"
+        )
+    if spec.dead_grant_errors:
+        lines.append("a dead grant also answers: " + ", ".join(spec.dead_grant_errors))
+    if spec.revocation_endpoint is None:
+        lines.append("revocation: the provider documents no revocation endpoint")
+    elif spec.revocation_method == "rfc7009":
+        lines.append(f"revocation: RFC 7009 at {spec.revocation_endpoint}")
+    else:
+        lines.append(f"revocation: {spec.revocation_note or spec.revocation_endpoint}")
+    if spec.userinfo_endpoint:
+        lines.append(f"user info: {spec.userinfo_endpoint}")
+    if spec.issuer:
+        lines.append(f"OpenID Connect issuer: {spec.issuer}")
+    if spec.connection_params:
+        lines.append("connection parameters:")
+        lines.extend(_param_line(spec, p.name) for p in spec.connection_params)
+    if spec.notes:
+        lines.append(f"notes: {spec.notes}")
+    lines.append(f"docs: {spec.docs_url}")
+    return lines

@@ -1,0 +1,155 @@
+"""Integrations: several apps of one catalog provider in one deployment (``provider = ...``),
+each with its own client and scopes, through the service, the library and the CLI; and a
+connect link that narrows an app's scopes for one connection."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from oauthvault import ConfigError, Settings, generate_key
+from oauthvault.cli import main
+from oauthvault.providers import load_catalog, load_provider_configs
+from oauthvault.service import create_app
+from oauthvault.service.apikeys import generate_api_key, hash_api_key
+from oauthvault.service.config import load_service_config
+
+from tests.helpers.emulations import EMULATIONS
+from tests.helpers.net import free_port
+from tests.helpers.provider_emulator import ProviderEmulator, make_clients
+from tests.helpers.service_harness import UvicornThread
+from tests.providers.test_conformance import Stack, browse, connection, token_ok
+
+GOOGLE = load_catalog()["google"]
+# The emulator plays each integration as its own provider (own client, own paths), asking
+# exactly the scopes the test expects to reach it: google-mail's link narrows to "openid".
+EMULATED = {
+    "google-mail": dataclasses.replace(GOOGLE, name="google-mail", default_scopes=("openid",)),
+    "google-drive": dataclasses.replace(GOOGLE, name="google-drive"),
+}
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    emulations = {name: EMULATIONS["google"] for name in EMULATED}
+    emulator = ProviderEmulator(EMULATED, emulations, make_clients(EMULATED), base_url).start()
+    try:
+        api_key = generate_api_key()
+        tables = (
+            emulator.config_toml()
+            .replace(
+                "[providers.google-mail]\n",
+                '[providers.google-mail]\nprovider = "google"\nscopes = ["openid", "email"]\n',
+            )
+            .replace(
+                "[providers.google-drive]\n", '[providers.google-drive]\nprovider = "google"\n'
+            )
+        )
+        path: Path = tmp_path_factory.mktemp("integrations") / "oauthvault.toml"
+        path.write_text(
+            f'[service]\npublic_url = "{base_url}"\n\n'
+            f'[[api_keys]]\nname = "t"\nsha256 = "{hash_api_key(api_key)}"\n\n{tables}'
+        )
+        settings = Settings.load(
+            database_url=postgres_url, redis_url="", oauth_encryption_key=generate_key()
+        )
+        server = UvicornThread(create_app(load_service_config(path, {}), settings), port)
+        server.start()
+        try:
+            headers = {"Authorization": f"Bearer {api_key}"}
+            with httpx.Client(base_url=base_url, headers=headers, timeout=15) as api:
+                yield Stack(emulator, base_url, api)
+        finally:
+            server.stop()
+    finally:
+        emulator.stop()
+
+
+def link(stack: Stack, provider: str, **extra: object) -> httpx.Response:
+    body = {"provider": provider, "workspace_id": "ws-int", "actor_id": "u1", **extra}
+    return stack.api.post("/v1/connect-links", json=body)
+
+
+def test_two_apps_of_one_provider_hold_separate_connections(stack: Stack) -> None:
+    made = link(stack, "google-mail", scopes=["openid"])
+    assert made.status_code == 201, made.text
+    assert "Connected" in browse(made.json()["url"]).text, stack.emulator.problems
+    made = link(stack, "google-drive")
+    assert made.status_code == 201, made.text
+    assert "Connected" in browse(made.json()["url"]).text, stack.emulator.problems
+    mail = token_ok(stack, "google-mail", "ws-int", "u1")
+    drive = token_ok(stack, "google-drive", "ws-int", "u1")
+    assert mail["access_token"] != drive["access_token"]
+    # Each app's own client got the code: the emulator issued them to different clients.
+    assert stack.emulator.grant_of(mail["access_token"]).provider == "google-mail"
+    assert stack.emulator.grant_of(drive["access_token"]).provider == "google-drive"
+    assert stack.emulator.grant_of(mail["access_token"]).scope == "openid"
+    # Refresh goes to the right app too.
+    refreshed = token_ok(stack, "google-mail", "ws-int", "u1", min_ttl=3600)
+    assert refreshed["access_token"] != mail["access_token"]
+    assert connection(stack, "google-mail", "ws-int")["status"] == "active"
+    assert connection(stack, "google-drive", "ws-int")["status"] == "active"
+
+
+def test_a_link_may_only_narrow_the_apps_scopes(stack: Stack) -> None:
+    for scopes in (["openid", "https://mail.google.com/"], [], "openid"):
+        refused = link(stack, "google-mail", scopes=scopes)
+        assert refused.status_code in (400, 422), refused.text
+    assert link(stack, "google-mail", scopes=["email"]).status_code == 201
+
+
+def test_the_provider_list_names_the_apps_of_each_provider(stack: Stack) -> None:
+    listed = stack.api.get("/v1/providers")
+    assert listed.status_code == 200, listed.text
+    rows = {row["name"]: row for row in listed.json()}
+    assert len(rows) == len(load_catalog())
+    assert rows["google"]["configured"] is True
+    assert rows["google"]["apps"] == ["google-drive", "google-mail"]
+    assert rows["slack"]["configured"] is False and rows["slack"]["apps"] == []
+    assert {p["name"] for p in rows["shopify"]["connection_params"]} == {"shop"}
+    assert "secret" not in listed.text.lower().replace("client_secret_", "")
+    assert httpx.get(f"{stack.base_url}/v1/providers").status_code == 401
+
+
+def test_an_integration_table_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    for table, setting in (
+        ('provider = "nope"\nclient_id = "i"\nclient_secret = "s"\n', "provider"),
+        ('provider = "google"\nclient_id = "i"\nclient_secret = "s"\ntypo = 1\n', "typo"),
+    ):
+        path.write_text(f"[providers.google-x]\n{table}")
+        with pytest.raises(ConfigError) as caught:
+            load_provider_configs(path, {})
+        assert caught.value.setting.endswith(f"providers.google-x.{setting}")
+    path.write_text('[providers.google-x]\nprovider = "google"\nclient_id = "i"\n')
+    configs = load_provider_configs(path, {"OAUTHVAULT_PROVIDER_GOOGLE_X_CLIENT_SECRET": "s"})
+    assert configs["google-x"].catalog_provider == "google"
+    assert configs["google-x"].spec is not None
+    assert configs["google-x"].spec.token_endpoint == GOOGLE.token_endpoint
+
+
+def test_cli_lists_and_shows_the_catalog() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(main, ["providers", "list"])
+    assert listed.exit_code == 0
+    lines = listed.output.splitlines()
+    assert len(lines) == len(load_catalog())
+    shopify = next(line for line in lines if line.startswith("shopify\t"))
+    assert "params=shop" in shopify and "refresh=yes" in shopify
+    as_json = runner.invoke(main, ["providers", "list", "--json"])
+    rows = [json.loads(line) for line in as_json.output.splitlines()]
+    assert {row["name"] for row in rows} == set(load_catalog())
+    shown = runner.invoke(main, ["providers", "show", "salesforce"])
+    assert shown.exit_code == 0
+    assert "introspection" in shown.output and "docs: https://" in shown.output
+    assert "hostname: Login host" in shown.output
+    missing = runner.invoke(main, ["providers", "show", "nope"])
+    assert missing.exit_code == 2 and "error:" in missing.output
