@@ -231,6 +231,40 @@ def tokens_get(
         click.echo(f"params.{name}: {value}")
 
 
+@tokens.command("client-credentials")
+@click.argument("provider")
+@click.argument("workspace_id")
+@click.argument("actor_id")
+@click.option("--client-id", help="A customer's own client id (default: the app's).")
+@click.option(
+    "--client-secret-stdin",
+    is_flag=True,
+    help="Read the customer's client secret from standard input (never from the command line).",
+)
+@click.option("--scope", help="Scopes to ask for, as the provider writes them.")
+@click.pass_context
+@_plain_errors
+def tokens_client_credentials(
+    context: click.Context,
+    provider: str,
+    workspace_id: str,
+    actor_id: str,
+    client_id: str | None,
+    client_secret_stdin: bool,
+    scope: str | None,
+) -> None:
+    """Create a client-credentials connection and fetch its first token."""
+    secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
+    if (client_id is None) != (secret is None):
+        click.echo("error: --client-id goes with --client-secret-stdin", err=True)
+        sys.exit(2)
+    tokens = _vault(context).store_client_credentials(
+        provider, workspace_id, actor_id, client_id=client_id, client_secret=secret, scope=scope
+    )
+    expires = tokens.expires_at.isoformat() if tokens.expires_at else "-"
+    click.echo(f"connected: token valid until {expires}")
+
+
 @tokens.command("delete")
 @click.argument("provider")
 @click.argument("workspace_id")

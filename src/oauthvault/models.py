@@ -22,6 +22,7 @@ __all__ = [
     "MAX_SCOPE_LENGTH",
     "MAX_TOKEN_LENGTH",
     "NO_PARAMS",
+    "ClientCredentials",
     "ConnectionEvent",
     "ConnectionStatus",
     "StoredConnection",
@@ -97,6 +98,17 @@ class TokenKey:
 
 
 _TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at", "scope")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """What a client-credentials connection renews its token with: a customer's own client
+    id and secret, or ``None`` for both to use the configured app's."""
+
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+
+
 #: The connection parameters of a connection that has none.
 NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
@@ -118,6 +130,8 @@ class TokenSet(Mapping[str, object]):
     expires_at: datetime | None
     scope: str | None
     params: Mapping[str, str] = field(default_factory=lambda: NO_PARAMS)
+    #: Set on client-credentials connections (they have no refresh token).
+    client_credentials: ClientCredentials | None = field(default=None, repr=False)
 
     def __getitem__(self, name: str) -> object:
         if name not in _TOKEN_FIELDS:

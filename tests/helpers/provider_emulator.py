@@ -352,6 +352,7 @@ class ProviderEmulator:
         self.log: list[Recorded] = []
         self.problems: list[tuple[str, str]] = []
         self.grants: list[Grant] = []
+        self.customer_clients: dict[tuple[str, str], str] = {}
         self.modes: dict[str, str] = {}
         self.variants: dict[str, str] = {}
         self._codes: dict[str, _Code] = {}
@@ -630,11 +631,16 @@ class ProviderEmulator:
         if incoming.method != "POST":
             raise Rejected("the token request is a POST")
         fields: dict[str, Any] = incoming.json() if spec.token_body == "json" else incoming.form()
-        self._client_auth(spec, incoming, fields, self._token_auth_method(spec))
+        if fields.get("grant_type") == "client_credentials":
+            self._customer_or_app_auth(spec, incoming, fields)
+        else:
+            self._client_auth(spec, incoming, fields, self._token_auth_method(spec))
         grant_type = fields.get("grant_type")
         if grant_type == "authorization_code":
             grant, values = self._redeem(spec, place, fields)
             template = grant.emulation.code_answer
+        elif grant_type == "client_credentials":
+            return self._client_credentials(spec, place, fields)
         elif grant_type == "refresh_token":
             dead = self._dead_answer(spec)
             if dead is not None:
@@ -727,6 +733,59 @@ class ProviderEmulator:
             self.grants.append(other)
             grant.secondary = other
         return grant, self._values(spec, grant, grant.refresh_token)
+
+    def register_customer_client(self, provider: str, client_id: str, secret: str) -> None:
+        """A customer's own client at ``provider``, for client-credentials connections."""
+        with self._lock:
+            self.customer_clients[(provider, client_id)] = secret
+
+    def _customer_or_app_auth(
+        self, spec: ProviderSpec, incoming: _Incoming, fields: dict[str, Any]
+    ) -> None:
+        """Client authentication of a client_credentials request, as the catalog says
+        (Basic or body), by the app's client or a registered customer client."""
+        basic = incoming.basic()
+        if self._token_auth_method(spec) == "basic":
+            if basic is None or "client_secret" in fields:
+                raise Rejected("the client must authenticate with HTTP Basic", 401)
+            client_id, secret = basic
+            fields.pop("client_id", None)
+        else:
+            if basic is not None:
+                raise Rejected("HTTP Basic client authentication is not what this provider takes")
+            client_id, secret = fields.pop("client_id", None), fields.pop("client_secret", None)
+        if client_id == self.clients[spec.name].client_id:
+            self._check_secret(spec, secret)
+            return
+        if self.customer_clients.get((spec.name, str(client_id))) != secret:
+            raise Rejected("unknown client or wrong secret", 401, {"error": "invalid_client"})
+        fields["_client_id"] = client_id
+
+    def _client_credentials(
+        self, spec: ProviderSpec, place: dict[str, str], fields: dict[str, Any]
+    ) -> Response:
+        """RFC 6749 §4.4: a token for the client itself, never with a refresh token. A
+        killed provider answers ``invalid_client`` (the client was disabled)."""
+        if not spec.client_credentials:
+            raise Rejected("this provider does not document the client_credentials grant")
+        if self.modes.get(spec.name) == "dead":
+            return _answer(401, {"error": "invalid_client"})
+        client_id = fields.pop("_client_id", self.clients[spec.name].client_id)
+        scope = fields.pop("scope", None)
+        fields.pop("grant_type", None)
+        self._check_fields(fields, set(), spec.token_params)
+        emulation = self._emulation(spec.name)
+        grant = Grant(spec.name, {**place, "client_id": client_id}, scope, emulation, 1800)
+        grant.access_tokens.append(f"cc-{spec.name}-{secrets.token_urlsafe(16)}")
+        self.grants.append(grant)
+        body: dict[str, Any] = {
+            "access_token": grant.access_token,
+            "token_type": "Bearer",
+            "expires_in": 1800,
+        }
+        if scope:
+            body["scope"] = scope
+        return _answer(200, body)
 
     def _dead_answer(self, spec: ProviderSpec) -> Response | None:
         mode = self.modes.get(spec.name)

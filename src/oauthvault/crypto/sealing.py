@@ -17,7 +17,14 @@ from typing import Any
 from oauthvault.crypto.envelope import open_sealed, seal
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import DecryptionError
-from oauthvault.models import NO_PARAMS, TokenKey, TokenSet, decode_params, encode_params
+from oauthvault.models import (
+    NO_PARAMS,
+    ClientCredentials,
+    TokenKey,
+    TokenSet,
+    decode_params,
+    encode_params,
+)
 
 __all__ = [
     "SealedRow",
@@ -73,6 +80,29 @@ def _from_text(text: str) -> bytes:
         raise DecryptionError from None
 
 
+# The refresh-token field of a client-credentials connection holds its credentials instead
+# (sealed the same way), marked by a prefix no provider's refresh token starts with.
+_CREDENTIALS_MARK = "\x1eoauthvault-client-credentials:"
+
+
+def _refresh_field(tokens: TokenSet) -> str | None:
+    credentials = tokens.client_credentials
+    if credentials is None:
+        return tokens.refresh_token
+    value = {"client_id": credentials.client_id, "client_secret": credentials.client_secret}
+    return _CREDENTIALS_MARK + json.dumps(value, separators=(",", ":"))
+
+
+def _split_refresh(text: str | None) -> tuple[str | None, ClientCredentials | None]:
+    if text is None or not text.startswith(_CREDENTIALS_MARK):
+        return text, None
+    try:
+        value = json.loads(text[len(_CREDENTIALS_MARK) :])
+        return None, ClientCredentials(value["client_id"], value["client_secret"])
+    except (ValueError, KeyError, TypeError):
+        raise DecryptionError from None
+
+
 def seal_row(
     keyring: KeyRing,
     key: TokenKey,
@@ -83,9 +113,10 @@ def seal_row(
     its row and field."""
     access = seal(keyring, tokens.access_token.encode(), associated_data(key, ACCESS_FIELD))
     refresh = None
-    if tokens.refresh_token is not None:
+    refresh_text = _refresh_field(tokens)
+    if refresh_text is not None:
         refresh = _to_text(
-            seal(keyring, tokens.refresh_token.encode(), associated_data(key, REFRESH_FIELD))
+            seal(keyring, refresh_text.encode(), associated_data(key, REFRESH_FIELD))
         )
     sealed_response = None
     if response is not None:
@@ -138,12 +169,14 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         refresh = open_sealed(
             keyring, _from_text(row.refresh_token_encrypted), associated_data(key, REFRESH_FIELD)
         ).decode()
+    refresh, credentials = _split_refresh(refresh)
     return TokenSet(
         access_token=access.decode(),
         refresh_token=refresh,
         expires_at=row.expires_at,
         scope=row.scope,
         params=decode_params(row.params),
+        client_credentials=credentials,
     )
 
 
@@ -164,7 +197,7 @@ def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> byte
             expires,
             _optional(tokens.scope),
             tokens.access_token,
-            _optional(tokens.refresh_token),
+            _optional(_refresh_field(tokens)),
             _optional(encode_params(tokens.params)),
         )
     )
@@ -184,12 +217,14 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     except ValueError:
         # Authenticated but malformed: only a bug or an incompatible writer does this.
         raise DecryptionError from None
+    refresh_token, credentials = _split_refresh(_restore(refresh))
     return TokenSet(
         access_token=access,
-        refresh_token=_restore(refresh),
+        refresh_token=refresh_token,
         expires_at=expires_at,
         scope=_restore(scope),
         params=NO_PARAMS if params == "-" else decode_params(params[1:]),
+        client_credentials=credentials,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from oauthvault.errors import ConfigError
+from oauthvault.models import ClientCredentials
 from oauthvault.oauth.client_auth import client_secret_for
 from oauthvault.oauth.token_request import (
     Exchange,
@@ -45,12 +46,16 @@ def _refresh(
     refresh_token: str,
     params: Mapping[str, str],
     kept: Mapping[str, Any] | None,
+    credentials: ClientCredentials | None = None,
+    scope: str | None = None,
 ) -> Exchange:
     try:
         spec = config.spec_for(params)
         secret = client_secret_for(config, spec)
     except ConfigError as error:
         return GrantResult("config", error="invalid_configuration", description=str(error))
+    if credentials is not None:
+        return (yield from _client_credentials(config, spec, secret, credentials, scope))
 
     def grant(token: str) -> Exchange:
         return exchange(
@@ -74,6 +79,28 @@ def _refresh(
         logger.warning("%s: refreshing the second token set failed (%s)", spec.name, other.error)
         return result
     return with_secondary(result, spec.secondary_token_path, kept or {}, other.token)
+
+
+def _client_credentials(
+    config: ProviderConfig,
+    spec: ProviderSpec,
+    app_secret: str | None,
+    credentials: ClientCredentials,
+    scope: str | None,
+) -> Exchange:
+    """A new token by the ``client_credentials`` grant (RFC 6749 §4.4), with a customer's
+    own client or the app's. Refused credentials mean the connection needs new ones."""
+    own = credentials.client_id is not None
+    result = yield from exchange(
+        spec,
+        client_id=credentials.client_id if own else config.client_id,  # type: ignore[arg-type]
+        client_secret=credentials.client_secret if own else app_secret,
+        grant="client_credentials",
+        fields={"scope": scope or ""},
+    )
+    if result.outcome == "config" and result.error in ("invalid_client", "unauthorized_client"):
+        return dataclasses.replace(result, outcome="reauth")
+    return result
 
 
 def secondary_refresh_token(spec: ProviderSpec, kept: Mapping[str, Any] | None) -> str | None:
@@ -105,10 +132,13 @@ def refresh_grant(
     timeout: float,
     params: Mapping[str, str] | None = None,
     kept: Mapping[str, Any] | None = None,
+    credentials: ClientCredentials | None = None,
+    scope: str | None = None,
 ) -> GrantResult:
     """One ``grant_type=refresh_token`` request for a connection with ``params`` (and a
-    second one when the ``kept`` answer holds a second token set)."""
-    flow = _refresh(config, refresh_token, params or {}, kept)
+    second one when the ``kept`` answer holds a second token set); a
+    ``grant_type=client_credentials`` request instead when ``credentials`` are given."""
+    flow = _refresh(config, refresh_token, params or {}, kept, credentials, scope)
     with httpx.Client(timeout=timeout) as http:
         result: GrantResult = run_sync(flow, http)
     return result
@@ -121,9 +151,11 @@ async def refresh_grant_async(
     timeout: float,
     params: Mapping[str, str] | None = None,
     kept: Mapping[str, Any] | None = None,
+    credentials: ClientCredentials | None = None,
+    scope: str | None = None,
 ) -> GrantResult:
     """The asyncio twin of :func:`refresh_grant`."""
-    flow = _refresh(config, refresh_token, params or {}, kept)
+    flow = _refresh(config, refresh_token, params or {}, kept, credentials, scope)
     async with httpx.AsyncClient(timeout=timeout) as http:
         result: GrantResult = await run_async(flow, http)
     return result

@@ -232,7 +232,7 @@ def exchange(
     *,
     client_id: str,
     client_secret: str | None,
-    grant: Literal["authorization_code", "refresh_token"],
+    grant: Literal["authorization_code", "refresh_token", "client_credentials"],
     fields: Mapping[str, str],
     rotating: bool = False,
     clock: Any = time.time,

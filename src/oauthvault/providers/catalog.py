@@ -112,7 +112,7 @@ _CATALOG_KEYS = _CATALOG_REQUIRED | set(
     userinfo_endpoint issuer extra_authorize_params client_secret_kind access_token_lifetime
     refresh_token_idle_expiry_days connection_params token_params refresh_params token_body
     refresh_endpoint token_path secondary_token_path success_field dead_grant_errors
-    error_fields expiry introspection_endpoint identity_endpoint""".split()
+    error_fields expiry introspection_endpoint identity_endpoint client_credentials""".split()
 )
 #: Spec keys a ``[providers.<name>]`` table of a provider outside the catalog may set.
 CUSTOM_KEYS = frozenset(
@@ -186,6 +186,7 @@ class ProviderSpec:
     introspection_endpoint: str | None = None
     identity_endpoint: str | None = None
     revocation_request: RevocationRequest | None = None
+    client_credentials: bool = False
     access_token_lifetime: int | None = None
     refresh_token_idle_expiry_days: int | None = None
     client_secret_kind: ClientSecretKind | None = None
@@ -411,6 +412,7 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         introspection_endpoint=urls.get("introspection_endpoint"),
         identity_endpoint=urls.get("identity_endpoint"),
         revocation_request=revocation,
+        client_credentials=reader.boolean("client_credentials") is True,
         access_token_lifetime=reader.positive_int("access_token_lifetime"),
         refresh_token_idle_expiry_days=reader.positive_int("refresh_token_idle_expiry_days"),
         client_secret_kind=reader.choice("client_secret_kind", _SECRET_KINDS),

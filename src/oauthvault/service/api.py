@@ -70,6 +70,22 @@ class StoreTokensRequest(BaseModel):
     scope: str | None = None
 
 
+class ClientCredentialsRequest(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    client_id: str | None = Field(
+        default=None, description="A customer's own client id (omit both to use the app's)."
+    )
+    client_secret: str | None = Field(default=None, repr=False)
+    scope: str | None = None
+
+
+class ClientCredentialsResponse(BaseModel):
+    expires_at: datetime | None
+    scope: str | None
+
+
 class ConnectionResponse(BaseModel):
     provider: str
     workspace_id: str
@@ -257,6 +273,34 @@ def create_api_router(
             body.expires_in,
             body.scope,
         )
+
+    @router.post("/client-credentials", response_model=ClientCredentialsResponse, status_code=201)
+    async def store_client_credentials(
+        body: ClientCredentialsRequest, key: Key
+    ) -> ClientCredentialsResponse:
+        """Create a client-credentials connection (machine to machine) and fetch its first
+        token; read it like any other with ``GET /v1/connections/token``."""
+        TokenKey(body.provider, body.workspace_id, body.actor_id)
+        check_workspace(key, body.workspace_id)
+        check_provider(body.provider)
+        try:
+            tokens = await vault.store_client_credentials(
+                body.provider,
+                body.workspace_id,
+                body.actor_id,
+                client_id=body.client_id,
+                client_secret=body.client_secret,
+                scope=body.scope,
+            )
+        except ReauthorizationRequired:
+            raise Problem(
+                400, "invalid_client_credentials", "the provider refused these credentials"
+            ) from None
+        except ProviderError:
+            raise Problem(
+                503, "provider_unavailable", "the provider could not be reached"
+            ) from None
+        return ClientCredentialsResponse(expires_at=tokens.expires_at, scope=tokens.scope)
 
     @router.delete("/connections", response_model=DeleteResponse)
     async def delete_connection(

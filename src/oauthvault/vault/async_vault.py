@@ -15,6 +15,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
+from oauthvault.errors import ProviderError
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
@@ -151,6 +152,8 @@ class AsyncOAuthTokenCache(VaultBase):
                     timeout=self._refresh_timeout,
                     params=step.params,
                     kept=step.response,
+                    credentials=step.credentials,
+                    scope=step.scope,
                 )
             case Pause():
                 return await asyncio.sleep(step.seconds)
@@ -255,6 +258,39 @@ class AsyncOAuthTokenCache(VaultBase):
                 await self._provider(provider), tokens, timeout=self._refresh_timeout
             )
         return DeleteOutcome(await self._run(self._core.delete(key)), revoked)
+
+    async def store_client_credentials(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str | None = None,
+    ) -> TokenSet:
+        """Create (or replace) a client-credentials connection and fetch its first token.
+
+        Its tokens come from the ``client_credentials`` grant with ``client_id`` and
+        ``client_secret`` (a customer's own client, stored sealed like tokens) or, when both
+        are ``None``, the configured app's. It is renewed like any connection, exactly once
+        across processes, and listed, read and deleted (and revoked) like the others.
+
+        Raises:
+            InvalidInput: an id, the credentials or ``scope`` break a rule, or the catalog
+                provider does not document the grant.
+            UnknownProvider: ``provider`` is not configured.
+            ReauthorizationRequired: the provider refused the credentials; nothing is kept.
+            ProviderError: the provider could not be reached; nothing is kept.
+        """
+        key = TokenKey(provider, workspace_id, actor_id)
+        config = await self._provider(provider)
+        await self._run(self._client_credentials_row(config, key, client_id, client_secret, scope))
+        try:
+            return await self.refresh_tokens(provider, workspace_id, actor_id)
+        except ProviderError:
+            await self.delete_tokens(provider, workspace_id, actor_id)
+            raise
 
     async def get_token_response(
         self, provider: str, workspace_id: str, actor_id: str

@@ -16,8 +16,10 @@ from typing import Any, Literal
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
-from oauthvault.errors import TokenNotFound, UnknownProvider
+from oauthvault.errors import InvalidInput, TokenNotFound, UnknownProvider
 from oauthvault.models import (
+    NO_PARAMS,
+    ClientCredentials,
     ConnectionEvent,
     TokenKey,
     TokenSet,
@@ -25,6 +27,7 @@ from oauthvault.models import (
     validate_response,
     validate_tokens,
 )
+from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault.flows import VaultCore
@@ -182,6 +185,32 @@ class VaultBase:
             access_token, refresh_token, expires_in, scope, checked
         )
         return self._core.store(key, tokens, response)
+
+    def _client_credentials_row(
+        self,
+        config: ProviderConfig,
+        key: TokenKey,
+        client_id: str | None,
+        client_secret: str | None,
+        scope: str | None,
+    ) -> Flow:
+        """Check a new client-credentials connection and store it with an expired
+        placeholder token, for the forced refresh that follows to replace."""
+        spec = config.spec
+        in_catalog = (config.catalog_provider or key.provider) in load_catalog()
+        if in_catalog and spec is not None and not spec.client_credentials:
+            raise InvalidInput("provider", "does not document the client_credentials grant")
+        if (client_id is None) != (client_secret is None):
+            raise InvalidInput("client_secret", "goes with client_id (or neither: the app's)")
+        if client_id is not None:
+            validate_tokens(client_id, client_secret, None, scope)
+        elif scope is not None:
+            validate_tokens("-", None, None, scope)
+        credentials = ClientCredentials(client_id, client_secret)
+        placeholder = TokenSet(
+            "-", None, self._core.clock() - timedelta(seconds=1), scope, NO_PARAMS, credentials
+        )
+        return self._core.store(key, placeholder)
 
     def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
         """Whether ``tokens`` (just read) can be handed out as they are.

@@ -95,7 +95,8 @@ def merge_answer(
     validate_tokens(access, refresh, expires_in, scope)
     expires_at = None if expires_in is None else now + timedelta(seconds=expires_in)
     merged = {**current.params, **params} if params else current.params
-    return TokenSet(access, refresh, expires_at, scope, merged)  # type: ignore[arg-type]
+    credentials = current.client_credentials
+    return TokenSet(access, refresh, expires_at, scope, merged, credentials)  # type: ignore[arg-type]
 
 
 def _kept_response(core: VaultCore, key: TokenKey, row: SealedRow) -> Mapping[str, Any] | None:
@@ -148,14 +149,22 @@ def refresh_flow(
     if status == ConnectionStatus.NEEDS_REAUTH:
         yield CommitLock()
         raise ReauthorizationRequired("invalid_grant", f"the connection is {status}")
-    if current.refresh_token is None:
+    grant_with = current.refresh_token
+    if current.client_credentials is not None:
+        grant_with = ""  # a client-credentials grant: the credentials go in the step
+    elif grant_with is None:
         yield from change(ConnectionStatus.NEEDS_REAUTH, "no_refresh_token")
         raise ReauthorizationRequired("invalid_grant", "no refresh token is stored")
 
     result = GrantResult("transient", error="not_attempted")
     for attempt in range(policy.attempts):
         result = yield RefreshGrant(
-            key.provider, current.refresh_token, current.params, _kept_response(core, key, row)
+            key.provider,
+            grant_with,
+            current.params,
+            _kept_response(core, key, row),
+            current.client_credentials,
+            current.scope,
         )
         if result.outcome != "transient" or not result.retry_safe:
             break

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from oauthvault.crypto.sealing import SealedRow
-from oauthvault.models import ConnectionEvent, TokenKey
+from oauthvault.models import ClientCredentials, ConnectionEvent, TokenKey
 
 __all__ = [
     "CommitLock",
@@ -149,6 +149,9 @@ class RefreshGrant:
     params: Mapping[str, str] = field(default_factory=dict)
     # The token answer kept from before (a second token set may live in it: Slack's user).
     response: Mapping[str, Any] | None = field(default=None, repr=False)
+    # Set for a client-credentials connection: the grant is client_credentials instead.
+    credentials: ClientCredentials | None = field(default=None, repr=False)
+    scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,204 @@
+"""Client-credentials connections (RFC 6749 §4.4): the app's own client or a customer's,
+through the service, the library and the CLI, against the provider emulator.
+
+A custom provider (``acme-m2m``: not in the catalog, so any grant is allowed) and every
+catalog provider that documents the grant (``client_credentials = true``) are covered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from oauthvault import OAuthTokenCache, Settings, generate_key
+from oauthvault.cli import main
+from oauthvault.providers import load_catalog
+from oauthvault.service import create_app
+from oauthvault.service.apikeys import generate_api_key, hash_api_key
+from oauthvault.service.config import load_service_config
+
+from tests.helpers.emulations import EMULATIONS, Emulation
+from tests.helpers.net import free_port
+from tests.helpers.provider_emulator import ProviderEmulator, make_clients
+from tests.helpers.service_harness import UvicornThread
+from tests.providers.test_conformance import Stack, connection, delete, get_token, token_ok
+
+CUSTOM = dataclasses.replace(
+    load_catalog()["google"],
+    name="acme-m2m",
+    display_name="Acme machine-to-machine",
+    client_credentials=True,
+    extra_authorize_params={},
+    default_scopes=(),
+)
+CATALOG_CC = sorted(name for name, spec in load_catalog().items() if spec.client_credentials)
+EMULATED = {
+    "acme-m2m": CUSTOM,
+    "google": load_catalog()["google"],  # documents no client_credentials grant
+    **{name: load_catalog()[name] for name in CATALOG_CC},
+}
+CUSTOMER_ID, CUSTOMER_SECRET = "customer-client-7", "customer-secret-s3cr3t"
+
+
+@dataclasses.dataclass
+class CCStack(Stack):
+    config_path: Path
+    database_url: str
+    key: str
+
+
+def link_params_of(name: str) -> dict[str, str]:
+    emulation = EMULATIONS.get(name)
+    return dict(emulation.link_params) if emulation else {}
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CCStack]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    emulations = {**EMULATIONS, "acme-m2m": Emulation(about="A custom M2M API.")}
+    emulations = {name: emulations[name] for name in EMULATED}
+    emulator = ProviderEmulator(EMULATED, emulations, make_clients(EMULATED), base_url).start()
+    try:
+        api_key = generate_api_key()
+        tables = emulator.config_toml()
+        # A custom provider has no catalog entry to override: its table names its endpoints.
+        tables = tables.replace(
+            "[providers.acme-m2m]\n",
+            '[providers.acme-m2m]\ndisplay_name = "Acme"\n'
+            'token_endpoint_auth_method = "client_secret_post"\n',
+        )
+        path: Path = tmp_path_factory.mktemp("cc") / "oauthvault.toml"
+        path.write_text(
+            f'[service]\npublic_url = "{base_url}"\n\n'
+            f'[[api_keys]]\nname = "t"\nsha256 = "{hash_api_key(api_key)}"\n\n{tables}'
+        )
+        key = generate_key()
+        settings = Settings.load(database_url=postgres_url, redis_url="", oauth_encryption_key=key)
+        server = UvicornThread(create_app(load_service_config(path, {}), settings), port)
+        server.start()
+        try:
+            headers = {"Authorization": f"Bearer {api_key}"}
+            with httpx.Client(base_url=base_url, headers=headers, timeout=15) as api:
+                yield CCStack(emulator, base_url, api, path, postgres_url, key)
+        finally:
+            server.stop()
+    finally:
+        emulator.stop()
+
+
+def create(stack: Stack, name: str, workspace: str, **extra: object) -> httpx.Response:
+    body = {"provider": name, "workspace_id": workspace, "actor_id": "svc", **extra}
+    return stack.api.post("/v1/client-credentials", json=body)
+
+
+@pytest.mark.parametrize("name", ["acme-m2m", *CATALOG_CC])
+def test_an_apps_own_client_credentials_connection_lives_like_any_other(
+    stack: CCStack, name: str
+) -> None:
+    workspace = f"ws-cc-{name}"
+    made = create(stack, name, workspace, scope=None)
+    assert made.status_code == 201, f"{made.text}; {stack.emulator.problems_of(name)}"
+    first = token_ok(stack, name, workspace, "svc")
+    assert first["access_token"].startswith(f"cc-{name}-")
+    assert first["expires_at"] is not None
+    renewed = token_ok(stack, name, workspace, "svc", min_ttl=3600)
+    assert renewed["access_token"] != first["access_token"]
+    row = connection(stack, name, workspace)
+    assert row["status"] == "active"
+    spec = EMULATED[name]
+    outcome = delete(stack, name, workspace, "svc")
+    assert outcome["deleted"] is True
+    assert outcome["revoked"] is (True if spec.revocation_endpoint else None)
+    if spec.revocation_endpoint:
+        grant = stack.emulator.grant_of(renewed["access_token"])
+        assert grant.revoked_with == [renewed["access_token"]]
+
+
+def test_a_customers_own_client_is_used_and_never_shown(stack: CCStack) -> None:
+    stack.emulator.register_customer_client("acme-m2m", CUSTOMER_ID, CUSTOMER_SECRET)
+    made = create(
+        stack, "acme-m2m", "ws-cust", client_id=CUSTOMER_ID, client_secret=CUSTOMER_SECRET
+    )
+    assert made.status_code == 201, made.text
+    token = token_ok(stack, "acme-m2m", "ws-cust", "svc")
+    assert stack.emulator.grant_of(token["access_token"]).place["client_id"] == CUSTOMER_ID
+    renewed = token_ok(stack, "acme-m2m", "ws-cust", "svc", min_ttl=3600)
+    assert stack.emulator.grant_of(renewed["access_token"]).place["client_id"] == CUSTOMER_ID
+    listed = stack.api.get("/v1/connections", params={"workspace_id": "ws-cust"})
+    shown = listed.text + json.dumps(token) + json.dumps(renewed)
+    assert CUSTOMER_SECRET not in shown
+    with OAuthTokenCache(stack.database_url, None, stack.key) as vault:
+        tokens = vault.get_tokens("acme-m2m", "ws-cust", "svc")
+        assert tokens is not None and tokens.refresh_token is None
+        assert CUSTOMER_SECRET not in repr(tokens) and CUSTOMER_SECRET not in str(dict(tokens))
+        assert tokens.client_credentials is not None
+        assert tokens.client_credentials.client_id == CUSTOMER_ID
+
+
+def test_refused_credentials_keep_nothing(stack: CCStack) -> None:
+    refused = create(stack, "acme-m2m", "ws-bad", client_id="nobody", client_secret="wrong")
+    assert refused.status_code == 400 and "invalid_client_credentials" in refused.text
+    assert "wrong" not in refused.text
+    assert get_token(stack, "acme-m2m", "ws-bad", "svc").status_code == 404
+    half = create(stack, "acme-m2m", "ws-bad", client_id="only-an-id")
+    assert half.status_code == 422, half.text
+
+
+def test_a_disabled_client_needs_new_credentials(stack: CCStack) -> None:
+    assert create(stack, "acme-m2m", "ws-dead").status_code == 201
+    stack.emulator.control("acme-m2m", "kill")
+    try:
+        assert get_token(stack, "acme-m2m", "ws-dead", "svc", min_ttl=3600).status_code == 409
+        assert connection(stack, "acme-m2m", "ws-dead")["status"] == "needs_reauth"
+    finally:
+        stack.emulator.control("acme-m2m", "heal")
+
+
+def test_providers_without_the_grant_are_refused(stack: CCStack) -> None:
+    refused = create(stack, "google", "ws-x")
+    assert refused.status_code == 422 and "client_credentials" in refused.text
+    assert get_token(stack, "google", "ws-x", "svc").status_code == 404
+    refused = create(stack, "acme-m2m", "ws-x", scope="bad\nscope")
+    assert refused.status_code == 422
+
+
+def test_the_cli_creates_one(stack: CCStack) -> None:
+    stack.emulator.register_customer_client("acme-m2m", CUSTOMER_ID, CUSTOMER_SECRET)
+    env = {
+        "OAUTHVAULT_CONFIG": str(stack.config_path),
+        "DATABASE_URL": stack.database_url,
+        "REDIS_URL": "",
+        "OAUTH_ENCRYPTION_KEY": stack.key,
+    }
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        [
+            "tokens",
+            "client-credentials",
+            "acme-m2m",
+            "ws-cli",
+            "svc",
+            "--client-id",
+            CUSTOMER_ID,
+            "--client-secret-stdin",
+        ],
+        input=CUSTOMER_SECRET + "\n",
+        env=env,
+    )
+    assert made.exit_code == 0, made.output
+    assert "connected" in made.output and CUSTOMER_SECRET not in made.output
+    assert token_ok(stack, "acme-m2m", "ws-cli", "svc")["access_token"].startswith("cc-")
+    bad = runner.invoke(
+        main,
+        ["tokens", "client-credentials", "acme-m2m", "ws-cli2", "svc", "--client-id", "x"],
+        env=env,
+    )
+    assert bad.exit_code == 2 and "error:" in bad.output
