@@ -253,3 +253,36 @@ def test_bad_catalog_entries_name_provider_and_key(document, setting):
         parse_catalog(document)
     assert caught.value.setting == setting
     assert str(caught.value).startswith(setting)
+
+
+def test_readme_lists_every_catalog_key_and_no_other():
+    from pathlib import Path
+
+    from oauthvault.providers.catalog import CATALOG_KEYS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Catalog schema", 1)[1].split("\n### ", 1)[0]
+    listed = {
+        line.split("|")[1].strip().strip("`")
+        for line in section.splitlines()
+        if line.startswith("| `")
+    }
+    assert listed == set(CATALOG_KEYS)
+
+
+def test_every_entry_uses_known_keys_with_valid_values():
+    import tomllib
+    from importlib import resources
+
+    from oauthvault.providers.catalog import CATALOG_KEYS, CATALOG_REQUIRED
+
+    text = resources.files("oauthvault.providers").joinpath("providers.toml").read_text()
+    for name, table in tomllib.loads(text)["providers"].items():
+        assert set(table) <= CATALOG_KEYS, (name, set(table) - CATALOG_KEYS)
+        assert CATALOG_REQUIRED <= set(table), (name, CATALOG_REQUIRED - set(table))
+        assert table["docs_url"].startswith("https://"), name
+    # Values are checked by the loader itself: it raises on the first bad one.
+    assert len(load_catalog()) == len(tomllib.loads(text)["providers"])
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(GOOD_ENTRY + 'refresh_tokens_typo = "x"\n')
+    assert "refresh_tokens_typo" in caught.value.setting

@@ -25,6 +25,8 @@ from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, parse_p
 from oauthvault.providers.tables import TableReader
 
 __all__ = [
+    "CATALOG_KEYS",
+    "CATALOG_REQUIRED",
     "CUSTOM_KEYS",
     "ENDPOINT_KEYS",
     "PLACEHOLDERS",
@@ -103,11 +105,13 @@ RESERVED_TOKEN_PARAMS = frozenset(
     "client_id client_secret code code_verifier grant_type redirect_uri refresh_token".split()
 )
 
-_CATALOG_REQUIRED = frozenset(
+#: Keys every catalog entry must have.
+CATALOG_REQUIRED = frozenset(
     """display_name authorization_endpoint token_endpoint default_scopes scope_separator
     token_endpoint_auth_method pkce refresh_tokens docs_url notes""".split()
 )
-_CATALOG_KEYS = _CATALOG_REQUIRED | set(
+#: Every key a catalog entry may have (README's catalog schema table lists them all).
+CATALOG_KEYS = CATALOG_REQUIRED | set(
     """revocation_endpoint revocation_method revocation_note revocation_request
     userinfo_endpoint issuer extra_authorize_params client_secret_kind access_token_lifetime
     refresh_token_idle_expiry_days connection_params token_params refresh_params token_body
@@ -340,7 +344,7 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         ConfigError: naming the provider and the first key that is unknown, missing or bad.
     """
     if catalog:
-        reader.check_keys(_CATALOG_KEYS, _CATALOG_REQUIRED)
+        reader.check_keys(CATALOG_KEYS, CATALOG_REQUIRED)
     else:
         reader.check_keys(CUSTOM_KEYS, ("authorization_endpoint", "token_endpoint"))
     urls = {
