@@ -259,8 +259,9 @@ def exchange(
     expires_in = _seconds(tokens.get("expires_in"))
     if expires_in is None and spec.expiry == "introspection" and spec.introspection_endpoint:
         expires_in = yield from _introspect(spec, access, client_id, client_secret, clock)
-    if expires_in is None and refresh_token and spec.access_token_lifetime is not None:
-        # Only with a refresh token: without one, a guessed expiry would end the connection.
+    renewable = bool(refresh_token) or grant == "client_credentials"
+    if expires_in is None and renewable and spec.access_token_lifetime is not None:
+        # Only when it can be renewed: otherwise a guessed expiry would end the connection.
         expires_in = spec.access_token_lifetime
     scope = tokens.get("scope")
     try:
