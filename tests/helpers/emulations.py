@@ -119,6 +119,10 @@ CALENDLY_OWNER = "https://api.calendly.com/users/EBHAAFHDCAEQTSEZ"
 CALENDLY_ORGANIZATION = "https://api.calendly.com/organizations/EBHAAFHDCAEQTSEZ"
 SALESFORCE_INSTANCE = "https://acme.my.salesforce.com"
 SALESFORCE_ID = "https://login.salesforce.com/id/00D5g000004ZbXyEAK/0055g00000AbCdEAAV"
+DOCUSIGN_ACCOUNT_ID = "f0e1d2c3-b4a5-4968-8776-655443322110"
+ATTIO_WORKSPACE_ID = "14beef7a-99f7-4534-a87e-70b564330a4c"
+MYOB_BUSINESS_ID = "2f1ef9fc-2bd1-4c5e-9a3b-1c2d3e4f5a6b"
+STRIPE_ACCOUNT = "acct_1032D82eZvKYlo2C"
 
 _SLACK_BOT_ANSWER = {
     "ok": True,
@@ -477,6 +481,451 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
                 "token_type": "bearer",
                 "data": {"gid": "1200000000000001", "name": "Ada", "email": "ada@example.com"},
             },
+        ),
+        "stripe-connect": Emulation(
+            about="The answer names the connected account (stripe_user_id) and its publishable "
+            "key; the refresh token stays and is repeated in refresh answers. (Stripe access "
+            "tokens carry no expires_in; it is emulated so that refresh can be exercised.)",
+            code_answer={
+                **STANDARD_ANSWER,
+                "token_type": "bearer",
+                "livemode": False,
+                "stripe_publishable_key": "pk_test_TYooMQauvdEDq54NiTphI7jx",
+                "stripe_user_id": STRIPE_ACCOUNT,
+            },
+            echoes_static_refresh_token=True,
+            expected_params={"stripe_user_id": STRIPE_ACCOUNT},
+            token_prefix="sk_test_",
+        ),
+        "airtable": Emulation(
+            about="PKCE and Basic auth; single-use refresh tokens; refresh_expires_in in the "
+            "answer.",
+            code_answer={**STANDARD_ANSWER, "refresh_expires_in": 5_184_000},
+        ),
+        "intercom": Emulation(
+            about="Tokens never expire and come without refresh token; the answer repeats the "
+            "access token as token.",
+            code_answer={
+                "token_type": "Bearer",
+                "token": "$access_token",
+                "access_token": "$access_token",
+            },
+            expires_in=None,
+        ),
+        "pipedrive": Emulation(
+            about="Basic auth; the answer names the company's api_domain; revocation is RFC "
+            "7009 with Basic auth.",
+            code_answer={**STANDARD_ANSWER, "api_domain": "https://acme.pipedrive.com"},
+            expected_params={"api_domain": "https://acme.pipedrive.com"},
+        ),
+        "linear": Emulation(
+            about="Comma-separated scopes; revocation is a bodyless POST with the access token "
+            "as bearer.",
+        ),
+        "clickup": Emulation(
+            about="Tokens never expire and come without refresh token.",
+            code_answer={"access_token": "$access_token", "token_type": "Bearer"},
+            expires_in=None,
+        ),
+        "monday": Emulation(
+            about="Tokens never expire and come without refresh token.",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "Bearer",
+                "scope": "$scope",
+            },
+            expires_in=None,
+        ),
+        "docusign": Emulation(
+            about="Basic auth; the account id and API base URI come from GET /oauth/userinfo.",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "Bearer",
+                "refresh_token": "$refresh_token",
+                "expires_in": "$expires_in",
+            },
+            identity={
+                "sub": "4799e5e9-1559-4915-9862-cf4713bbcacc",
+                "name": "Ada Lovelace",
+                "email": "ada@example.com",
+                "accounts": [
+                    {
+                        "account_id": DOCUSIGN_ACCOUNT_ID,
+                        "is_default": True,
+                        "account_name": "Acme",
+                        "base_uri": "https://na3.docusign.net",
+                    }
+                ],
+            },
+            expected_params={
+                "account_id": DOCUSIGN_ACCOUNT_ID,
+                "base_uri": "https://na3.docusign.net",
+            },
+            token_prefix="eyJ0eXAiOiJNVCIs.",
+        ),
+        "zoho": Emulation(
+            about="The data center's accounts domain is in every URL; the answer names the "
+            "api_domain; refresh tokens stay and are not repeated; a bad refresh token is "
+            "HTTP 200 with error invalid_code.",
+            link_params={"domain": "zoho.eu"},
+            code_answer={**STANDARD_ANSWER, "api_domain": "https://www.zohoapis.eu"},
+            expected_params={"domain": "zoho.eu", "api_domain": "https://www.zohoapis.eu"},
+            dead_grant=(200, {"error": "invalid_code"}),
+            token_prefix="1000.",
+        ),
+        "okta": Emulation(
+            about="The org domain is in every URL; Basic auth; PKCE; revocation is RFC 7009.",
+            link_params={"domain": "acme.okta.com"},
+            expected_params={"domain": "acme.okta.com"},
+        ),
+        "auth0": Emulation(
+            about="The tenant domain is in every URL; a dead refresh token is HTTP 403 "
+            "invalid_grant.",
+            link_params={"domain": "acme.us.auth0.com"},
+            expected_params={"domain": "acme.us.auth0.com"},
+            dead_grant=(
+                403,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Unknown or invalid refresh token.",
+                },
+            ),
+        ),
+        "x": Emulation(
+            about="PKCE and Basic auth; refresh tokens (offline.access) are replaced on every "
+            "refresh; revocation is RFC 7009.",
+        ),
+        "facebook": Emulation(
+            about="A 60-day user token without refresh token; revocation is DELETE "
+            "/me/permissions with the token as access_token query parameter, answered "
+            "{success: true}.",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "bearer",
+                "expires_in": "$expires_in",
+            },
+            expires_in=5_183_944,
+            revocation_answer=(200, {"success": True}),
+            token_prefix="EAAB",
+        ),
+        "pinterest": Emulation(
+            about="Basic auth; comma-separated scopes; refresh_token_expires_in in the answer.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "response_type": "authorization_code",
+                "refresh_token_expires_in": 5_184_000,
+            },
+            token_prefix="pina_",
+        ),
+        "reddit": Emulation(
+            about="Basic auth; duration=permanent for a refresh token; revocation is RFC 7009.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+        ),
+        "yahoo": Emulation(
+            about="Basic auth; the answer names xoauth_yahoo_guid. (No id_token is emulated.)",
+            code_answer={**STANDARD_ANSWER, "xoauth_yahoo_guid": "JT4FACLQZI2OCE"},
+        ),
+        "webex": Emulation(
+            about="refresh_token_expires_in in the answer.",
+            code_answer={**STANDARD_ANSWER, "refresh_token_expires_in": 7_776_000},
+        ),
+        "outreach": Emulation(
+            about="created_at in the answer.",
+            code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
+        ),
+        "gong": Emulation(
+            about="Basic auth; the answer names the customer's API base URL.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "api_base_url_for_customer": "https://us-14321.api.gong.io",
+            },
+            expected_params={"api_base_url_for_customer": "https://us-14321.api.gong.io"},
+        ),
+        "servicenow": Emulation(
+            about="The instance name is in every URL.",
+            link_params={"subdomain": "acme"},
+            expected_params={"subdomain": "acme"},
+        ),
+        "netsuite": Emulation(
+            about="The account id is in every URL; Basic auth.",
+            link_params={"account_id": "1234567-sb1"},
+            expected_params={"account_id": "1234567-sb1"},
+        ),
+        "sage": Emulation(
+            about="filter=apiv3.1 on the authorization request; single-use refresh tokens; "
+            "refresh_token_expires_in and requested_by_id in the answer.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "refresh_token_expires_in": 2_678_400,
+                "requested_by_id": "d1c6a7c6-0000-4000-8000-000000000000",
+            },
+        ),
+        "freshbooks": Emulation(
+            about="JSON token requests; single-use refresh tokens; created_at in the answer.",
+            code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
+        ),
+        "typeform": Emulation(
+            about="The offline scope for a refresh token.",
+        ),
+        "gusto": Emulation(
+            about="Single-use refresh tokens; created_at in the answer.",
+            code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
+        ),
+        "miro": Emulation(
+            about="Expiring tokens; the answer names user_id and team_id.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "user_id": "3074457350804038700",
+                "team_id": "3074457350804038701",
+            },
+            expected_params={"team_id": "3074457350804038701"},
+        ),
+        "attio": Emulation(
+            about="Tokens never expire and come without refresh token; the workspace comes "
+            "from GET /v2/self.",
+            code_answer={"access_token": "$access_token", "token_type": "Bearer"},
+            expires_in=None,
+            identity={
+                "active": True,
+                "scope": "record_permission:read",
+                "token_type": "Bearer",
+                "workspace_id": ATTIO_WORKSPACE_ID,
+                "workspace_name": "Acme",
+                "workspace_slug": "acme",
+            },
+            expected_params={"workspace_id": ATTIO_WORKSPACE_ID},
+        ),
+        "salesloft": Emulation(
+            about="created_at in the answer; a new refresh token on every refresh.",
+            code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
+        ),
+        "square": Emulation(
+            about="JSON token requests; the answer names merchant_id and gives expires_at; the "
+            "refresh token stays and is repeated. (Square sends expires_at, not expires_in; "
+            "expires_in is emulated so that refresh can be exercised.)",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "bearer",
+                "expires_at": "2026-12-31T00:00:00Z",
+                "expires_in": "$expires_in",
+                "merchant_id": "ML8M1AQ1GQG2K",
+                "refresh_token": "$refresh_token",
+                "short_lived": False,
+            },
+            echoes_static_refresh_token=True,
+            expected_params={"merchant_id": "ML8M1AQ1GQG2K"},
+            token_prefix="EAAA",
+        ),
+        "paypal": Emulation(
+            about="Basic auth; the answer carries a nonce; the refresh token stays.",
+            code_answer={**STANDARD_ANSWER, "nonce": "2026-01-01T00:00:00ZabcdEFGH"},
+            token_prefix="A21AA",
+        ),
+        "ringcentral": Emulation(
+            about="Basic auth; 7-day rotating refresh tokens; the answer names owner_id and "
+            "endpoint_id; revocation is RFC 7009.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "refresh_token_expires_in": 604_800,
+                "owner_id": "230919004",
+                "endpoint_id": "8DSqhRvpRr2vT2Lj5ktQUA",
+            },
+            expected_params={"owner_id": "230919004"},
+        ),
+        "front": Emulation(
+            about="Basic auth.",
+        ),
+        "pandadoc": Emulation(
+            about="Scopes read and write; a standard answer.",
+        ),
+        "canva": Emulation(
+            about="PKCE and Basic auth; single-use refresh tokens; revocation is RFC 7009.",
+        ),
+        "klaviyo": Emulation(
+            about="PKCE and Basic auth; revocation is RFC 7009.",
+        ),
+        "aircall": Emulation(
+            about="Tokens never expire and come without refresh token.",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "Bearer",
+                "scope": "$scope",
+                "created_at": 1_700_000_000,
+            },
+            expires_in=None,
+        ),
+        "dialpad": Emulation(
+            about="offline_access for a refresh token.",
+        ),
+        "webflow": Emulation(
+            about="Tokens never expire and come without refresh token.",
+            code_answer={"access_token": "$access_token", "token_type": "Bearer"},
+            expires_in=None,
+        ),
+        "keap": Emulation(
+            about="A new refresh token on every refresh.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+        ),
+        "constant-contact": Emulation(
+            about="Basic auth; offline_access for a refresh token; revocation is RFC 7009.",
+        ),
+        "wrike": Emulation(
+            about="Comma-separated scopes; the answer names the account's API host.",
+            code_answer={**STANDARD_ANSWER, "host": "www.wrike.com"},
+            expected_params={"host": "www.wrike.com"},
+        ),
+        "basecamp": Emulation(
+            about="type=web_server on the code exchange and type=refresh on refresh; the "
+            "refresh token stays; the accounts come from GET /authorization.json.",
+            code_answer={
+                "access_token": "$access_token",
+                "expires_in": "$expires_in",
+                "refresh_token": "$refresh_token",
+            },
+            identity={
+                "expires_at": "2026-12-31T00:00:00Z",
+                "identity": {"id": 9999999, "first_name": "Ada", "last_name": "Lovelace"},
+                "accounts": [
+                    {
+                        "product": "bc3",
+                        "id": 99999999,
+                        "name": "Acme",
+                        "href": "https://3.basecampapi.com/99999999",
+                        "app_href": "https://3.basecamp.com/99999999",
+                    }
+                ],
+            },
+            expected_params={"account_id": "99999999"},
+        ),
+        "help-scout": Emulation(
+            about="A new refresh token on every refresh.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+        ),
+        "amazon": Emulation(
+            about="The refresh token stays and is not repeated in refresh answers.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+            token_prefix="Atza|",
+        ),
+        "lever": Emulation(
+            about="audience on the authorization request; single-use refresh tokens.",
+        ),
+        "deel": Emulation(
+            about="Basic auth.",
+        ),
+        "brex": Emulation(
+            about="offline_access for a refresh token.",
+        ),
+        "ramp": Emulation(
+            about="Basic auth.",
+        ),
+        "adobe": Emulation(
+            about="Comma-separated scopes; the refresh token stays.",
+        ),
+        "wordpress": Emulation(
+            about="Tokens never expire and come without refresh token; the answer names the blog.",
+            code_answer={
+                "access_token": "$access_token",
+                "token_type": "bearer",
+                "blog_id": "12345678",
+                "blog_url": "https://acme.wordpress.com",
+                "scope": "",
+            },
+            expires_in=None,
+            expected_params={"blog_id": "12345678"},
+        ),
+        "pagerduty": Emulation(
+            about="Scopes from the app registration.",
+        ),
+        "todoist": Emulation(
+            about="Tokens never expire and come without refresh token.",
+            code_answer={"access_token": "$access_token", "token_type": "Bearer"},
+            expires_in=None,
+        ),
+        "harvest": Emulation(
+            about="The accounts come from GET /api/v2/accounts.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+            identity={
+                "user": {"id": 1782884, "first_name": "Ada", "last_name": "Lovelace"},
+                "accounts": [{"id": 123456, "name": "Acme", "product": "harvest"}],
+            },
+            expected_params={"account_id": "123456"},
+        ),
+        "autodesk": Emulation(
+            about="Basic auth; single-use refresh tokens; revocation is RFC 7009.",
+        ),
+        "procore": Emulation(
+            about="created_at in the answer; revocation is a form POST of token with the "
+            "client credentials.",
+            code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
+        ),
+        "exact-online": Emulation(
+            about="The country site is in every URL; Basic auth; 10-minute tokens (shorter "
+            "than the emulator default) and a new refresh token on every refresh.",
+            link_params={"extension": "nl"},
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+            expires_in=600,
+            expected_params={"extension": "nl"},
+        ),
+        "myob": Emulation(
+            about="The chosen business arrives as businessId on the callback; the answer "
+            "describes the user.",
+            callback_params={"businessId": MYOB_BUSINESS_ID},
+            code_answer={
+                **STANDARD_ANSWER,
+                "token_type": "bearer",
+                "user": {"uid": "b2b1a3c4-0000-4000-8000-000000000000", "username": "ada"},
+            },
+            expected_params={"business_id": MYOB_BUSINESS_ID},
+        ),
+        "snowflake": Emulation(
+            about="The account host is in every URL; Basic auth; the refresh token stays; the "
+            "answer names the user and refresh_token_expires_in.",
+            link_params={"account_host": "myorg-myaccount.snowflakecomputing.com"},
+            code_answer={
+                **STANDARD_ANSWER,
+                "refresh_token_expires_in": 7_776_000,
+                "username": "ADA",
+            },
+            expires_in=600,
+            expected_params={"account_host": "myorg-myaccount.snowflakecomputing.com"},
+        ),
+        "productboard": Emulation(
+            about="A standard answer.",
+        ),
+        "strava": Emulation(
+            about="Comma-separated scopes; the code-exchange answer has expires_at and a summary "
+            "athlete, refresh answers do not have the athlete; revocation is a form POST of "
+            "access_token only.",
+            code_answer={
+                "token_type": "Bearer",
+                "expires_at": 1_700_021_600,
+                "expires_in": "$expires_in",
+                "refresh_token": "$refresh_token",
+                "access_token": "$access_token",
+                "athlete": {"id": 134815, "username": "ada", "firstname": "Ada"},
+            },
+            refresh_answer={
+                "token_type": "Bearer",
+                "access_token": "$access_token",
+                "expires_at": 1_700_021_600,
+                "expires_in": "$expires_in",
+                "refresh_token": "$refresh_token",
+            },
+            expected_params={"athlete_id": "134815"},
+        ),
+        "zendesk-sell": Emulation(
+            about="Basic auth.",
+            code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+        ),
+        "close": Emulation(
+            about="offline_access for a refresh token; single-use refresh tokens; the answer "
+            "names user_id and organization_id.",
+            code_answer={
+                **STANDARD_ANSWER,
+                "user_id": "user_8Gf1hFqNkC8qCDkt1Gp5wW",
+                "organization_id": "orga_bwwWG475zqWiQGur0thQshwVXo8rIYecQHDWFanqhen",
+            },
+            expected_params={"organization_id": "orga_bwwWG475zqWiQGur0thQshwVXo8rIYecQHDWFanqhen"},
         ),
     }
 )

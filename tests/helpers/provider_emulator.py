@@ -778,13 +778,10 @@ class ProviderEmulator:
         grant = Grant(spec.name, {**place, "client_id": client_id}, scope, emulation, 1800)
         grant.access_tokens.append(f"cc-{spec.name}-{secrets.token_urlsafe(16)}")
         self.grants.append(grant)
-        body: dict[str, Any] = {
-            "access_token": grant.access_token,
-            "token_type": "Bearer",
-            "expires_in": 1800,
-        }
-        if scope:
-            body["scope"] = scope
+        # The provider's usual answer shape (Salesforce's instance_url, ...), never with a
+        # refresh token.
+        body = _render(emulation.code_answer, self._values(spec, grant, None))
+        body.pop("refresh_token", None)
         return _answer(200, body)
 
     def _dead_answer(self, spec: ProviderSpec) -> Response | None:

@@ -190,3 +190,9 @@ def test_a_slack_bot_and_user_install_refreshes_both_token_sets():
         "refresh_token": "xoxe-user-2",
     }
     assert merged.token == main.token
+
+
+@pytest.mark.parametrize("value", [0, -1, "0", "-1"])
+def test_a_zero_or_negative_lifetime_means_no_expiry(value):
+    _, result = refresh("google", ok({"access_token": "a", "expires_in": value}))
+    assert result.outcome == "ok" and result.token["expires_in"] is None

@@ -103,7 +103,7 @@ def test_an_apps_own_client_credentials_connection_lives_like_any_other(
     stack: CCStack, name: str
 ) -> None:
     workspace = f"ws-cc-{name}"
-    made = create(stack, name, workspace, scope=None)
+    made = create(stack, name, workspace, params=link_params_of(name))
     assert made.status_code == 201, f"{made.text}; {stack.emulator.problems_of(name)}"
     first = token_ok(stack, name, workspace, "svc")
     assert first["access_token"].startswith(f"cc-{name}-")

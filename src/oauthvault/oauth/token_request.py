@@ -178,12 +178,14 @@ def _error_summary(document: Mapping[str, Any] | None) -> str | None:
 
 
 def _seconds(value: object) -> int | None:
+    """``expires_in`` as seconds; ``None`` when absent, malformed, or zero or negative,
+    which providers use to mean "does not expire" (Mailchimp ``0``, Egnyte ``-1``)."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        value = int(value)
     if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        return value if value > 0 else None
     return None
 
 

@@ -79,6 +79,9 @@ class ClientCredentialsRequest(BaseModel):
     )
     client_secret: str | None = Field(default=None, repr=False)
     scope: str | None = None
+    params: dict[str, str] | None = Field(
+        default=None, description="Connection parameters, as for a connect link."
+    )
 
 
 class ClientCredentialsResponse(BaseModel):
@@ -291,6 +294,7 @@ def create_api_router(
                 client_id=body.client_id,
                 client_secret=body.client_secret,
                 scope=body.scope,
+                params=body.params,
             )
         except ReauthorizationRequired:
             raise Problem(

@@ -18,7 +18,6 @@ from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.errors import InvalidInput, TokenNotFound, UnknownProvider
 from oauthvault.models import (
-    NO_PARAMS,
     ClientCredentials,
     ConnectionEvent,
     TokenKey,
@@ -29,6 +28,7 @@ from oauthvault.models import (
 )
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.params import check_given_params
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault.flows import VaultCore
 from oauthvault.vault.refresh import RefreshFlow, RetryPolicy, is_fresh, refresh_flow
@@ -193,6 +193,7 @@ class VaultBase:
         client_id: str | None,
         client_secret: str | None,
         scope: str | None,
+        params: Mapping[str, object] | None = None,
     ) -> Flow:
         """Check a new client-credentials connection and store it with an expired
         placeholder token, for the forced refresh that follows to replace."""
@@ -207,8 +208,13 @@ class VaultBase:
         elif scope is not None:
             validate_tokens("-", None, None, scope)
         credentials = ClientCredentials(client_id, client_secret)
+        given = (
+            check_given_params(spec.connection_params, params or {}, fixed=config.placeholders)
+            if spec is not None
+            else validate_params(params)
+        )
         placeholder = TokenSet(
-            "-", None, self._core.clock() - timedelta(seconds=1), scope, NO_PARAMS, credentials
+            "-", None, self._core.clock() - timedelta(seconds=1), scope, given, credentials
         )
         return self._core.store(key, placeholder)
 

@@ -299,13 +299,16 @@ class OAuthTokenCache(VaultBase):
         client_id: str | None = None,
         client_secret: str | None = None,
         scope: str | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> TokenSet:
         """Create (or replace) a client-credentials connection and fetch its first token.
 
         Its tokens come from the ``client_credentials`` grant with ``client_id`` and
         ``client_secret`` (a customer's own client, stored sealed like tokens) or, when both
-        are ``None``, the configured app's. It is renewed like any connection, exactly once
-        across processes, and listed, read and deleted (and revoked) like the others.
+        are ``None``, the configured app's. ``params`` are its connection parameters, as a
+        connect link's (an Okta ``domain``, a Salesforce ``hostname``). It is renewed like
+        any connection, exactly once across processes, and listed, read and deleted (and
+        revoked) like the others.
 
         Raises:
             InvalidInput: an id, the credentials or ``scope`` break a rule, or the catalog
@@ -316,7 +319,9 @@ class OAuthTokenCache(VaultBase):
         """
         key = TokenKey(provider, workspace_id, actor_id)
         config = self._provider(provider)
-        self._run(self._client_credentials_row(config, key, client_id, client_secret, scope))
+        self._run(
+            self._client_credentials_row(config, key, client_id, client_secret, scope, params)
+        )
         try:
             return self.refresh_tokens(provider, workspace_id, actor_id)
         except ProviderError:
