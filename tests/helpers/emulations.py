@@ -528,13 +528,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expires_in=None,
         ),
         "monday": Emulation(
-            about="Tokens never expire and come without refresh token.",
-            code_answer={
-                "access_token": "$access_token",
-                "token_type": "Bearer",
-                "scope": "$scope",
-            },
-            expires_in=None,
+            about="OAuth 2.1: PKCE, expiring access tokens and a refresh token that is "
+            "replaced on every refresh.",
         ),
         "docusign": Emulation(
             about="Basic auth; the account id and API base URI come from GET /oauth/userinfo.",
@@ -819,7 +814,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             about="Basic auth.",
         ),
         "adobe": Emulation(
-            about="Comma-separated scopes; the refresh token stays.",
+            about="Comma-separated scopes; Basic auth; every refresh returns a new refresh "
+            "token; RFC 7009 revocation.",
         ),
         "wordpress": Emulation(
             about="Tokens never expire and come without refresh token; the answer names the blog.",
@@ -878,8 +874,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expected_params={"business_id": MYOB_BUSINESS_ID},
         ),
         "snowflake": Emulation(
-            about="The account host is in every URL; Basic auth; the refresh token stays; the "
-            "answer names the user and refresh_token_expires_in.",
+            about="The account host is in every URL; Basic auth; single-use refresh tokens; "
+            "the answer names the user and refresh_token_expires_in.",
             link_params={"account_host": "myorg-myaccount.snowflakecomputing.com"},
             code_answer={
                 **STANDARD_ANSWER,
