@@ -637,7 +637,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expected_params={"api_base_url_for_customer": "https://us-14321.api.gong.io"},
         ),
         "servicenow": Emulation(
-            about="The instance name is in every URL.",
+            about="The instance name is in every URL; a refresh answers only a new access "
+            "token (the refresh token stays, for a fixed 100 days).",
             link_params={"subdomain": "acme"},
             expected_params={"subdomain": "acme"},
         ),
