@@ -37,6 +37,9 @@ from tests.helpers.net import free_port
 from tests.helpers.provider_emulator import Grant, ProviderEmulator, make_clients
 from tests.helpers.service_harness import UvicornThread
 
+# Version-independent and the longest group: scripts/test runs it on the first Python only.
+pytestmark = pytest.mark.once
+
 CATALOG: dict[str, ProviderSpec] = load_catalog()
 PROVIDERS = sorted(CATALOG)
 #: The largest min_ttl the API takes: emulated tokens live less, so it forces a refresh.
