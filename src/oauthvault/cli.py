@@ -242,6 +242,13 @@ def tokens_get(
     help="Read the customer's client secret from standard input (never from the command line).",
 )
 @click.option("--scope", help="Scopes to ask for, as the provider writes them.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A connection parameter the provider needs (e.g. domain=acme.okta.com); repeatable.",
+)
 @click.pass_context
 @_plain_errors
 def tokens_client_credentials(
@@ -252,14 +259,28 @@ def tokens_client_credentials(
     client_id: str | None,
     client_secret_stdin: bool,
     scope: str | None,
+    params: tuple[str, ...],
 ) -> None:
     """Create a client-credentials connection and fetch its first token."""
+    given: dict[str, str] = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            click.echo(f"error: --param wants NAME=VALUE, got {name or item!r}", err=True)
+            sys.exit(2)
+        given[name] = value
     secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
     if (client_id is None) != (secret is None):
         click.echo("error: --client-id goes with --client-secret-stdin", err=True)
         sys.exit(2)
     tokens = _vault(context).store_client_credentials(
-        provider, workspace_id, actor_id, client_id=client_id, client_secret=secret, scope=scope
+        provider,
+        workspace_id,
+        actor_id,
+        client_id=client_id,
+        client_secret=secret,
+        scope=scope,
+        params=given,
     )
     expires = tokens.expires_at.isoformat() if tokens.expires_at else "-"
     click.echo(f"connected: token valid until {expires}")

@@ -95,3 +95,16 @@ def test_only_a_confirmation_counts():
     assert confirmed(google, HttpResponse(200, b""))
     assert not confirmed(google, HttpResponse(400, b""))
     assert not confirmed(google, HttpResponse(failure="ConnectError"))
+
+
+def test_a_customers_client_credentials_token_is_revoked_with_their_client():
+    from oauthvault.models import ClientCredentials
+
+    spec = load_catalog()["discord"]
+    config = ProviderConfig(
+        name="discord", spec=spec, client_id="app", client_secret=SecretStr(SECRET)
+    )
+    tokens = TokenSet("at", None, None, None, {}, ClientCredentials("theirs", "their-secret"))
+    request = revocation_request(config, tokens)
+    assert request.basic_auth == ("theirs", "their-secret")
+    assert request.form["token"] == "at"

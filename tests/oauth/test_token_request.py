@@ -42,6 +42,20 @@ def refresh(name: str, answer: HttpResponse, **params: str):
     return drive(flow, answer)
 
 
+def code_exchange(name: str, answer: HttpResponse, **params: str):
+    spec = load_catalog()[name]
+    if spec.placeholders:
+        spec = spec.with_placeholders(**params)
+    flow = exchange(
+        spec,
+        client_id="cid",
+        client_secret=SECRET,
+        grant="authorization_code",
+        fields={"code": "c", "redirect_uri": "https://app.example/cb"},
+    )
+    return drive(flow, answer)
+
+
 def test_notion_posts_json_with_basic_auth():
     requests, result = refresh("notion", ok({"access_token": "a", "workspace_id": "0" * 32}))
     assert requests[0].json_body is not None and requests[0].form is None
@@ -154,7 +168,7 @@ def test_salesforce_reads_the_expiry_by_introspection_then_falls_back():
 
 
 def test_no_lifetime_is_guessed_without_a_refresh_token():
-    _, result = refresh("shopify", ok({"access_token": "a"}), shop="acme.myshopify.com")
+    _, result = code_exchange("shopify", ok({"access_token": "a"}), shop="acme.myshopify.com")
     assert result.token["expires_in"] is None
 
 
@@ -194,5 +208,65 @@ def test_a_slack_bot_and_user_install_refreshes_both_token_sets():
 
 @pytest.mark.parametrize("value", [0, -1, "0", "-1"])
 def test_a_zero_or_negative_lifetime_means_no_expiry(value):
-    _, result = refresh("google", ok({"access_token": "a", "expires_in": value}))
+    _, result = code_exchange("google", ok({"access_token": "a", "expires_in": value}))
     assert result.outcome == "ok" and result.token["expires_in"] is None
+
+
+def test_a_refresh_answer_without_a_required_value_keeps_its_tokens():
+    # Pipedrive's api_domain is required at connect; a refresh answer may leave it out,
+    # and its (rotated) tokens must not be thrown away for that.
+    _, result = refresh("pipedrive", ok({"access_token": "a2", "refresh_token": "r2"}))
+    assert result.outcome == "ok" and result.token["refresh_token"] == "r2"
+    assert "api_domain" not in result.params
+
+
+def test_a_static_refresh_without_expires_in_gets_the_catalog_lifetime():
+    zoho = load_catalog()["zoho"]
+    _, result = refresh("zoho", ok({"access_token": "a2"}), domain="zoho.com")
+    assert result.token["expires_in"] == zoho.access_token_lifetime
+
+
+@pytest.mark.parametrize("value", ["--5", "²", "1e9", 10**12, float("nan")])
+def test_malformed_lifetimes_are_ignored(value):
+    _, result = code_exchange("google", ok({"access_token": "a", "expires_in": value}))
+    assert result.outcome == "ok" and result.token["expires_in"] is None
+
+
+def test_introspection_with_a_non_finite_exp_falls_back():
+    spec = load_catalog()["salesforce"].with_placeholders(hostname="login.salesforce.com")
+    answer = ok(
+        {
+            "access_token": "a",
+            "refresh_token": "r",
+            "instance_url": "https://acme.my.salesforce.com",
+        }
+    )
+    flow = exchange(
+        spec,
+        client_id="cid",
+        client_secret=SECRET,
+        grant="refresh_token",
+        fields={"refresh_token": "r"},
+    )
+    bad = HttpResponse(200, b'{"active": true, "exp": Infinity}', "application/json")
+    _, result = drive(flow, answer, bad)
+    assert result.token["expires_in"] == spec.access_token_lifetime
+
+
+def test_httpx_request_logs_never_show_a_query(caplog):
+    import logging
+
+    import httpx
+
+    import oauthvault.oauth.token_request  # noqa: F401 - installs the filter
+
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        logging.getLogger("httpx").info(
+            'HTTP Request: %s %s "%s %d %s"',
+            "POST",
+            httpx.URL("https://accounts.zoho.com/oauth/v2/token/revoke?token=REFRESH-SECRET"),
+            "HTTP/1.1",
+            200,
+            "OK",
+        )
+    assert "REFRESH-SECRET" not in caplog.text and "token/revoke?[redacted]" in caplog.text

@@ -151,6 +151,31 @@ def test_refused_credentials_keep_nothing(stack: CCStack) -> None:
     assert half.status_code == 422, half.text
 
 
+def test_failed_credentials_put_back_the_connection_stored_before(stack: CCStack) -> None:
+    with OAuthTokenCache(stack.database_url, None, stack.key) as vault:
+        vault.store_tokens("acme-m2m", "ws-keep", "svc", "user-token", "user-refresh", 3600)
+    refused = create(stack, "acme-m2m", "ws-keep", client_id="nobody", client_secret="wrong")
+    assert refused.status_code == 400, refused.text
+    with OAuthTokenCache(stack.database_url, None, stack.key) as vault:
+        kept = vault.get_tokens("acme-m2m", "ws-keep", "svc")
+    assert kept is not None and kept.access_token == "user-token"
+    assert kept.refresh_token == "user-refresh" and kept.client_credentials is None
+
+
+def test_posted_callbacks_are_bounded(stack: CCStack) -> None:
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    unknown = httpx.post(f"{stack.base_url}/oauth/nope/callback", content=b"a=b", headers=form)
+    assert unknown.status_code == 404
+    huge = httpx.post(
+        f"{stack.base_url}/oauth/acme-m2m/callback", content=b"a=" + b"x" * 70_000, headers=form
+    )
+    assert huge.status_code == 413
+    many = "&".join(f"f{i}=v" for i in range(30)).encode()
+    assert httpx.post(
+        f"{stack.base_url}/oauth/acme-m2m/callback", content=many, headers=form
+    ).status_code in (400, 422)
+
+
 def test_a_disabled_client_needs_new_credentials(stack: CCStack) -> None:
     assert create(stack, "acme-m2m", "ws-dead").status_code == 201
     stack.emulator.control("acme-m2m", "kill")
@@ -202,3 +227,15 @@ def test_the_cli_creates_one(stack: CCStack) -> None:
         env=env,
     )
     assert bad.exit_code == 2 and "error:" in bad.output
+    bad_param = runner.invoke(
+        main,
+        ["tokens", "client-credentials", "acme-m2m", "ws-cli3", "svc", "--param", "x"],
+        env=env,
+    )
+    assert bad_param.exit_code == 2 and "NAME=VALUE" in bad_param.output
+    unknown = runner.invoke(
+        main,
+        ["tokens", "client-credentials", "acme-m2m", "ws-cli3", "svc", "--param", "shop=x"],
+        env=env,
+    )
+    assert unknown.exit_code == 2 and "params.shop" in unknown.output

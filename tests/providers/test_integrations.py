@@ -32,14 +32,17 @@ GOOGLE = load_catalog()["google"]
 EMULATED = {
     "google-mail": dataclasses.replace(GOOGLE, name="google-mail", default_scopes=("openid",)),
     "google-drive": dataclasses.replace(GOOGLE, name="google-drive"),
+    # A single-tenant app: the tenant is fixed in its table, not given per link.
+    "ms-contoso": dataclasses.replace(load_catalog()["microsoft-tenant"], name="ms-contoso"),
 }
+EMULATION_OF = {"google-mail": "google", "google-drive": "google", "ms-contoso": "microsoft-tenant"}
 
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    emulations = {name: EMULATIONS["google"] for name in EMULATED}
+    emulations = {name: EMULATIONS[EMULATION_OF[name]] for name in EMULATED}
     emulator = ProviderEmulator(EMULATED, emulations, make_clients(EMULATED), base_url).start()
     try:
         api_key = generate_api_key()
@@ -52,6 +55,11 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             .replace(
                 "[providers.google-drive]\n", '[providers.google-drive]\nprovider = "google"\n'
             )
+        )
+        tables = tables.replace(
+            "[providers.ms-contoso]\n",
+            '[providers.ms-contoso]\nprovider = "microsoft-tenant"\n'
+            'tenant = "contoso.onmicrosoft.com"\n',
         )
         path: Path = tmp_path_factory.mktemp("integrations") / "oauthvault.toml"
         path.write_text(
@@ -99,6 +107,20 @@ def test_two_apps_of_one_provider_hold_separate_connections(stack: Stack) -> Non
     assert connection(stack, "google-drive", "ws-int")["status"] == "active"
 
 
+def test_a_value_fixed_by_the_app_is_used_and_cannot_be_given_per_link(stack: Stack) -> None:
+    made = link(stack, "ms-contoso")
+    assert made.status_code == 201, made.text
+    page = browse(made.json()["url"])
+    assert "Connected" in page.text, stack.emulator.problems
+    token = token_ok(stack, "ms-contoso", "ws-int", "u1")
+    assert token["params"]["tenant"] == "contoso.onmicrosoft.com"
+    assert stack.emulator.grant_of(token["access_token"]).place == {
+        "tenant": "contoso.onmicrosoft.com"
+    }
+    refused = link(stack, "ms-contoso", params={"tenant": "evil.onmicrosoft.com"})
+    assert refused.status_code == 422 and "params.tenant" in refused.text
+
+
 def test_a_link_may_only_narrow_the_apps_scopes(stack: Stack) -> None:
     for scopes in (["openid", "https://mail.google.com/"], [], "openid"):
         refused = link(stack, "google-mail", scopes=scopes)
@@ -113,6 +135,7 @@ def test_the_provider_list_names_the_apps_of_each_provider(stack: Stack) -> None
     assert len(rows) == len(load_catalog())
     assert rows["google"]["configured"] is True
     assert rows["google"]["apps"] == ["google-drive", "google-mail"]
+    assert rows["microsoft-tenant"]["apps"] == ["ms-contoso"]
     assert rows["slack"]["configured"] is False and rows["slack"]["apps"] == []
     assert {p["name"] for p in rows["shopify"]["connection_params"]} == {"shop"}
     assert "secret" not in listed.text.lower().replace("client_secret_", "")

@@ -187,8 +187,9 @@ class AsyncConnector:
         checked on it; the browser is sent on to a top-level GET (which carries it) with
         only this handle, and the callback is finished there as usual.
         """
-        fields = {key: value[:4096] for key, value in list(params.items())[:20]}
-        return (await self._held.save(fields)).secret
+        if len(params) > 20 or any(len(value) > 16_384 for value in params.values()):
+            raise InvalidInput("callback", "has too many or too long fields")
+        return (await self._held.save(dict(params))).secret
 
     async def take_held_callback(self, handle: object) -> dict[str, str] | None:
         """The callback kept under ``handle``, once; ``None`` if unknown, used or expired."""

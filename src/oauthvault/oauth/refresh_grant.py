@@ -68,6 +68,15 @@ def _refresh(
         )
 
     result = yield from grant(refresh_token)
+    if result.outcome == "ok" and result.token is not None and _nested_main(spec, kept):
+        # The connection's own tokens live at token_path (a Slack user-token-only install):
+        # keep the new ones there, so the kept answer keeps its shape.
+        assert spec.token_path is not None  # noqa: S101 - _nested_main checked it
+        nested = with_secondary(result, spec.token_path, kept or {}, result.token)
+        response = dict(nested.response or {})
+        for name in ("access_token", "refresh_token", "expires_in", "token_type", "scope"):
+            response.pop(name, None)
+        return dataclasses.replace(nested, response=response)
     second = secondary_refresh_token(spec, kept)
     if result.outcome != "ok" or second is None or spec.secondary_token_path is None:
         return result
@@ -101,6 +110,13 @@ def _client_credentials(
     if result.outcome == "config" and result.error in ("invalid_client", "unauthorized_client"):
         return dataclasses.replace(result, outcome="reauth")
     return result
+
+
+def _nested_main(spec: ProviderSpec, kept: Mapping[str, Any] | None) -> bool:
+    """Whether the kept answer holds the main tokens at ``token_path`` (none at the top)."""
+    if spec.token_path is None or kept is None or kept.get("access_token"):
+        return False
+    return isinstance(pick(kept, f"{spec.token_path}.access_token"), str)
 
 
 def secondary_refresh_token(spec: ProviderSpec, kept: Mapping[str, Any] | None) -> str | None:

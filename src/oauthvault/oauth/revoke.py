@@ -41,7 +41,10 @@ def revocation_request(config: ProviderConfig, tokens: TokenSet) -> HttpRequest 
     url = spec.revocation_endpoint
     if url is None or spec.revocation_method is None:
         return None
-    secret = client_secret_for(config, spec)
+    client_id, secret = config.client_id, client_secret_for(config, spec)
+    own = tokens.client_credentials
+    if own is not None and own.client_id is not None:  # a customer's client issued it
+        client_id, secret = own.client_id, own.client_secret
     headers = {"Accept": "application/json"}
     if spec.revocation_method == "rfc7009":
         token, hint = (
@@ -51,9 +54,9 @@ def revocation_request(config: ProviderConfig, tokens: TokenSet) -> HttpRequest 
         )
         form = {"token": token, "token_type_hint": hint}
         if spec.token_endpoint_auth_method == "client_secret_basic":  # noqa: S105
-            credentials = (config.client_id, secret or "")
+            credentials = (client_id, secret or "")
             return HttpRequest("POST", url, headers, form=form, basic_auth=credentials)
-        form |= {"client_id": config.client_id, **({"client_secret": secret} if secret else {})}
+        form |= {"client_id": client_id, **({"client_secret": secret} if secret else {})}
         return HttpRequest("POST", url, headers, form=form)
     shape = spec.revocation_request
     if shape is None:  # pragma: no cover - the catalog requires it for custom revocation
@@ -65,11 +68,11 @@ def revocation_request(config: ProviderConfig, tokens: TokenSet) -> HttpRequest 
     fields: dict[str, str] = {}
     basic: tuple[str, str] | None = None
     if shape.client_auth == "basic":
-        basic = (config.client_id, secret or "")
+        basic = (client_id, secret or "")
     elif shape.client_auth == "post":
-        fields |= {"client_id": config.client_id, "client_secret": secret or ""}
+        fields |= {"client_id": client_id, "client_secret": secret or ""}
     elif shape.client_auth == "client_id":
-        fields["client_id"] = config.client_id
+        fields["client_id"] = client_id
     if shape.bearer:
         headers["Authorization"] = f"Bearer {token}"
     else:

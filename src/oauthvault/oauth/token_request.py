@@ -18,6 +18,9 @@ into a log line, exception or result.
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +49,8 @@ _REAUTH_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_sco
 # Our own configuration is wrong: not the user's doing, and not transient either.
 _CONFIG_ERRORS = frozenset({"invalid_client", "invalid_request", "unsupported_grant_type"})
 # Fields of an error body worth recording; never anything else (it could be a token).
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
+_MAX_SECONDS = 10 * 365 * 24 * 3600  # ten years: beyond it a unit mistake, not a lifetime
 _ERROR_KEYS = ("error", "error_description", "status", "message", "code", "error_code")
 
 
@@ -70,7 +75,7 @@ class GrantResult:
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     method: str
-    url: str
+    url: str = field(repr=False)  # a revocation may carry the token in its query
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     form: Mapping[str, str] | None = field(default=None, repr=False)
     json_body: Mapping[str, str] | None = field(default=None, repr=False)
@@ -182,10 +187,10 @@ def _seconds(value: object) -> int | None:
     which providers use to mean "does not expire" (Mailchimp ``0``, Egnyte ``-1``)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         value = int(value)
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value <= _MAX_SECONDS else None
     return None
 
 
@@ -261,13 +266,15 @@ def exchange(
     expires_in = _seconds(tokens.get("expires_in"))
     if expires_in is None and spec.expiry == "introspection" and spec.introspection_endpoint:
         expires_in = yield from _introspect(spec, access, client_id, client_secret, clock)
-    renewable = bool(refresh_token) or grant == "client_credentials"
+    renewable = bool(refresh_token) or grant in ("refresh_token", "client_credentials")
     if expires_in is None and renewable and spec.access_token_lifetime is not None:
         # Only when it can be renewed: otherwise a guessed expiry would end the connection.
         expires_in = spec.access_token_lifetime
     scope = tokens.get("scope")
     try:
-        params = pick_params(spec.connection_params, "token", document, provider=spec.name)
+        params = pick_params(
+            spec.connection_params, "token", document, provider=spec.name, lenient=refresh
+        )
     except Exception as error:  # a ProviderError naming the missing value
         return GrantResult("transient", error="malformed_answer", description=str(error)[:200])
     normalized = {
@@ -304,9 +311,33 @@ def _introspect(
     if document is None or document.get("active") is not True:
         return None
     exp = document.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
         return None
-    return max(int(exp - clock()), 0)
+    left = int(exp - clock())
+    return left if 0 < left <= _MAX_SECONDS else None
+
+
+class _QueryRedactingFilter(logging.Filter):
+    """Strips query strings from httpx's request log lines: a revocation sent as a query
+    (Zoho) would otherwise log its token at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _without_query(arg) if isinstance(arg, (str, httpx.URL)) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def _without_query(value: str | httpx.URL) -> str:
+    text = str(value)
+    return text.split("?", 1)[0] + ("?[redacted]" if "?" in text else "")
+
+
+_REDACTOR = _QueryRedactingFilter()
+if _REDACTOR not in logging.getLogger("httpx").filters:
+    logging.getLogger("httpx").addFilter(_REDACTOR)
 
 
 def _send_options(request: HttpRequest) -> dict[str, Any]:

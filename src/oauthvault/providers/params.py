@@ -184,11 +184,13 @@ def pick_params(
     document: Mapping[str, Any] | list[Any],
     *,
     provider: str,
+    lenient: bool = False,
 ) -> dict[str, str]:
     """The values of the ``source`` parameters found in ``document``.
 
     A value that is absent is skipped unless the parameter is required; one that does not
-    match its pattern is never kept.
+    match its pattern is never kept. With ``lenient`` (a refresh answer: the stored values
+    stay), absent and malformed values are skipped, never an error.
 
     Raises:
         ProviderError: ``invalid_token_response`` for a required value that is missing or
@@ -201,6 +203,8 @@ def pick_params(
         value = _text(pick(document, param.path))
         if value is not None and param.accepts(value):
             values[param.name] = value
+        elif lenient:
+            continue
         elif value is not None or param.required:
             what = "a malformed" if value is not None else "no"
             raise ProviderError(

@@ -218,7 +218,7 @@ def create_api_router(
         params = body.params or {}
         scopes = tuple(body.scopes) if body.scopes is not None else None
         if connector is not None:  # checked now, so a bad value fails here, not in a browser
-            params = await connector.check_params(body.provider, params)
+            await connector.check_params(body.provider, params)  # the link keeps what was given
             await connector.check_scopes(body.provider, scopes)
         token, expires_at = await links.create(
             ConnectLink(

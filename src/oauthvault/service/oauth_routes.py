@@ -29,6 +29,7 @@ __all__ = ["BINDING_COOKIE", "Identity", "IdentityResolver", "create_oauth_route
 logger = logging.getLogger("oauthvault.service")
 
 BINDING_COOKIE = "oauthvault_binding"
+_MAX_CALLBACK = 65_536  # bytes of a posted callback (an id_token is a few kilobytes)
 # Error codes a provider may send (RFC 6749 §4.1.2.1) or we raise; anything else is
 # reported as "provider_error" so the return URL never reflects arbitrary text.
 _PASSED_ON = frozenset(
@@ -179,11 +180,18 @@ def create_oauth_router(
     async def posted_callback(request: Request, provider: str) -> Response:
         # The POST is cross-site, so it carries no binding cookie: keep its fields under a
         # one-time handle and let the browser GET them back, cookie and all.
+        if provider not in connector.provider_names:
+            return problem_response(404, "unknown_provider", "no such provider")
         if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
             return problem_response(415, "unsupported_media_type", "expected a form post")
-        body = await request.body()
-        if len(body) > 65_536:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > _MAX_CALLBACK:
             return problem_response(413, "payload_too_large", "the callback is too large")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_CALLBACK:
+                return problem_response(413, "payload_too_large", "the callback is too large")
         try:
             fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except (UnicodeDecodeError, ValueError):

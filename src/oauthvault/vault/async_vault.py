@@ -283,18 +283,24 @@ class AsyncOAuthTokenCache(VaultBase):
             InvalidInput: an id, the credentials or ``scope`` break a rule, or the catalog
                 provider does not document the grant.
             UnknownProvider: ``provider`` is not configured.
-            ReauthorizationRequired: the provider refused the credentials; nothing is kept.
-            ProviderError: the provider could not be reached; nothing is kept.
+            ReauthorizationRequired: the provider refused the credentials; nothing is kept
+                (a connection stored before under these ids is put back).
+            ProviderError: the provider could not be reached; likewise.
         """
         key = TokenKey(provider, workspace_id, actor_id)
         config = await self._provider(provider)
+        await self.open()
+        previous = await self._store.get(key)  # put back if the first token fails
         await self._run(
             self._client_credentials_row(config, key, client_id, client_secret, scope, params)
         )
         try:
             return await self.refresh_tokens(provider, workspace_id, actor_id)
         except ProviderError:
-            await self.delete_tokens(provider, workspace_id, actor_id)
+            if previous is None:
+                await self.delete_tokens(provider, workspace_id, actor_id)
+            else:
+                await self._run(self._core.restore(key, previous))
             raise
 
     async def get_token_response(

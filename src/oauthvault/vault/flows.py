@@ -122,6 +122,11 @@ class VaultCore:
                 yield WriteCache(name, value, ttl, only_if_absent=not replace_cached)
         return tokens
 
+    def restore(self, key: TokenKey, row: SealedRow) -> Flow:
+        """Put back a row read before (a failed replacement), and drop its cache entry."""
+        yield WriteRow(key, row)
+        yield from self.drop_cached((key,))
+
     def delete(self, key: TokenKey) -> Flow:
         """Delete the row, then the cache entry (or log an invalidation if Redis is away)."""
         deleted = yield DeleteRow(key)

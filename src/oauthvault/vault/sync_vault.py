@@ -314,18 +314,23 @@ class OAuthTokenCache(VaultBase):
             InvalidInput: an id, the credentials or ``scope`` break a rule, or the catalog
                 provider does not document the grant.
             UnknownProvider: ``provider`` is not configured.
-            ReauthorizationRequired: the provider refused the credentials; nothing is kept.
-            ProviderError: the provider could not be reached; nothing is kept.
+            ReauthorizationRequired: the provider refused the credentials; nothing is kept
+                (a connection stored before under these ids is put back).
+            ProviderError: the provider could not be reached; likewise.
         """
         key = TokenKey(provider, workspace_id, actor_id)
         config = self._provider(provider)
+        previous = self._store.get(key)  # put back if the first token fails
         self._run(
             self._client_credentials_row(config, key, client_id, client_secret, scope, params)
         )
         try:
             return self.refresh_tokens(provider, workspace_id, actor_id)
         except ProviderError:
-            self.delete_tokens(provider, workspace_id, actor_id)
+            if previous is None:
+                self.delete_tokens(provider, workspace_id, actor_id)
+            else:
+                self._run(self._core.restore(key, previous))
             raise
 
     def get_token_response(
