@@ -32,7 +32,6 @@ __all__ = [
     "ConnectionParam",
     "ParamSource",
     "check_given_params",
-    "check_stored_params",
     "parse_params",
     "pick",
     "pick_params",
@@ -211,17 +210,3 @@ def pick_params(
                 "invalid_token_response", f"{provider} sent {what} {param.path} ({param.label})"
             )
     return values
-
-
-def check_stored_params(declared: tuple[ConnectionParam, ...], stored: Mapping[str, str]) -> None:
-    """Check values read back from storage before they fill a URL again.
-
-    Raises:
-        ProviderError: ``invalid_params`` when a stored value no longer matches its
-            parameter (an altered row): no request is sent with it.
-    """
-    by_name = {param.name: param for param in declared}
-    for name, value in stored.items():
-        param = by_name.get(name)
-        if param is not None and not param.accepts(value):
-            raise ProviderError("invalid_params", f"the stored {name} does not match its rule")
