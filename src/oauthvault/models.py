@@ -196,6 +196,31 @@ class ConnectionEvent:
     at: datetime
 
 
+def validate_scope(scope: object) -> None:
+    """Check a ``scope`` argument (``None`` allowed).
+
+    Raises:
+        InvalidInput: naming ``scope``.
+    """
+    if scope is not None:
+        if not isinstance(scope, str):
+            raise InvalidInput("scope", f"must be a string, not {type(scope).__name__}")
+        if len(scope) > MAX_SCOPE_LENGTH:
+            raise InvalidInput("scope", f"is longer than {MAX_SCOPE_LENGTH} characters")
+        if _FORBIDDEN.search(scope):
+            raise InvalidInput("scope", "must not contain control characters")
+
+
+def validate_client_credentials(client_id: object, client_secret: object) -> None:
+    """Check a customer's client id and secret (secret values are never quoted).
+
+    Raises:
+        InvalidInput: naming ``client_id`` or ``client_secret``.
+    """
+    _check_text("client_id", client_id, MAX_TOKEN_LENGTH, secret=True)
+    _check_text("client_secret", client_secret, MAX_TOKEN_LENGTH, secret=True)
+
+
 def validate_tokens(
     access_token: object,
     refresh_token: object,
@@ -210,13 +235,7 @@ def validate_tokens(
     _check_text("access_token", access_token, MAX_TOKEN_LENGTH, secret=True)
     if refresh_token is not None:
         _check_text("refresh_token", refresh_token, MAX_TOKEN_LENGTH, secret=True)
-    if scope is not None:
-        if not isinstance(scope, str):
-            raise InvalidInput("scope", f"must be a string, not {type(scope).__name__}")
-        if len(scope) > MAX_SCOPE_LENGTH:
-            raise InvalidInput("scope", f"is longer than {MAX_SCOPE_LENGTH} characters")
-        if _FORBIDDEN.search(scope):
-            raise InvalidInput("scope", "must not contain control characters")
+    validate_scope(scope)
     if expires_in is not None:
         # bool is an int subclass; True seconds is never what a caller meant.
         if isinstance(expires_in, bool) or not isinstance(expires_in, int):

@@ -109,28 +109,25 @@ def confirmed(spec: ProviderSpec, response: HttpResponse) -> bool:
     return True
 
 
-def _request_or_none(config: ProviderConfig, tokens: TokenSet) -> HttpRequest | bool | None:
+def _revocation(
+    config: ProviderConfig, tokens: TokenSet
+) -> Generator[HttpRequest, HttpResponse, bool | None]:
+    """The whole revocation as a flow: build the request, send it, read the answer."""
     try:
-        return revocation_request(config, tokens)
+        request = revocation_request(config, tokens)
     except ConfigError as error:  # e.g. a stored parameter the URL needs is missing
         logger.warning("cannot revoke at %s: %s", config.name, error)
         return False
-
-
-def _flow(
-    config: ProviderConfig, tokens: TokenSet, request: HttpRequest
-) -> Generator[HttpRequest, HttpResponse, bool]:
+    if request is None:
+        return None
     response = yield request
     return confirmed(config.spec_for(tokens.params), response)
 
 
 def revoke_grant(config: ProviderConfig, tokens: TokenSet, *, timeout: float = 10.0) -> bool | None:
     """Ask the provider to revoke; see the module docstring for the answer."""
-    request = _request_or_none(config, tokens)
-    if not isinstance(request, HttpRequest):
-        return None if request is None else False
     with httpx.Client(timeout=timeout) as http:
-        result: bool = run_sync(_flow(config, tokens, request), http)
+        result: bool | None = run_sync(_revocation(config, tokens), http)
     return result
 
 
@@ -138,9 +135,6 @@ async def revoke_grant_async(
     config: ProviderConfig, tokens: TokenSet, *, timeout: float = 10.0
 ) -> bool | None:
     """The asyncio twin of :func:`revoke_grant`."""
-    request = _request_or_none(config, tokens)
-    if not isinstance(request, HttpRequest):
-        return None if request is None else False
     async with httpx.AsyncClient(timeout=timeout) as http:
-        result: bool = await run_async(_flow(config, tokens, request), http)
+        result: bool | None = await run_async(_revocation(config, tokens), http)
     return result

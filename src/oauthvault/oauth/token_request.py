@@ -195,15 +195,20 @@ def _seconds(value: object) -> int | None:
 
 
 def _failed(
-    spec: ProviderSpec, response: HttpResponse, *, rotating: bool, refresh: bool
+    spec: ProviderSpec,
+    response: HttpResponse,
+    document: Mapping[str, Any] | None,
+    *,
+    rotating: bool,
+    refresh: bool,
 ) -> GrantResult | None:
-    """The failure an answer stands for, or ``None`` when it is a success."""
+    """The failure an answer (and its parsed ``document``) stands for, or ``None`` when
+    it is a success."""
     dead = spec.dead_grant_errors
     if response.failure is not None:
         retry_safe = not (response.reached and rotating and refresh)
         error = "no_answer" if response.reached else None
         return classify_failure(None, error, response.failure, retry_safe=retry_safe)
-    document = _document(response)
     if document is None:
         return classify_failure(response.status, None, "the answer is not JSON", retry_safe=True)
     failed_flag = spec.success_field is not None and pick(document, spec.success_field) is False
@@ -253,10 +258,10 @@ def exchange(
     url = (spec.refresh_endpoint or spec.token_endpoint) if refresh else spec.token_endpoint
     body = {**extra, "grant_type": grant, **{k: v for k, v in fields.items() if v}}
     response = yield _request(spec, url, body, client_id, client_secret)
-    failure = _failed(spec, response, rotating=rotating, refresh=refresh)
+    document = _document(response) if response.failure is None else None
+    failure = _failed(spec, response, document, rotating=rotating, refresh=refresh)
     if failure is not None:
         return failure
-    document = _document(response)
     assert document is not None  # noqa: S101 - _failed checked it
     tokens = _tokens(spec, document)
     access = tokens.get("access_token")

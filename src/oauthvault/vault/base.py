@@ -22,8 +22,10 @@ from oauthvault.models import (
     ConnectionEvent,
     TokenKey,
     TokenSet,
+    validate_client_credentials,
     validate_params,
     validate_response,
+    validate_scope,
     validate_tokens,
 )
 from oauthvault.providers.catalog import load_catalog
@@ -204,9 +206,8 @@ class VaultBase:
         if (client_id is None) != (client_secret is None):
             raise InvalidInput("client_secret", "goes with client_id (or neither: the app's)")
         if client_id is not None:
-            validate_tokens(client_id, client_secret, None, scope)
-        elif scope is not None:
-            validate_tokens("-", None, None, scope)
+            validate_client_credentials(client_id, client_secret)
+        validate_scope(scope)
         credentials = ClientCredentials(client_id, client_secret)
         given = (
             check_given_params(spec.connection_params, params or {}, fixed=config.placeholders)

@@ -107,11 +107,10 @@ def _kept_response(core: VaultCore, key: TokenKey, row: SealedRow) -> Mapping[st
 
 
 def _merged_response(
-    core: VaultCore, key: TokenKey, row: SealedRow, answer: Mapping[str, Any] | None
+    kept: Mapping[str, Any] | None, answer: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
     """The kept token answer: the refresh answer over the one kept before, so that what
     only the first answer held (a Slack team, an id_token) is not lost."""
-    kept = _kept_response(core, key, row)
     if answer is None:
         return kept
     return {**(kept or {}), **answer}
@@ -156,13 +155,14 @@ def refresh_flow(
         yield from change(ConnectionStatus.NEEDS_REAUTH, "no_refresh_token")
         raise ReauthorizationRequired("invalid_grant", "no refresh token is stored")
 
+    kept = _kept_response(core, key, row)  # decrypted once, for the grant and the merge
     result = GrantResult("transient", error="not_attempted")
     for attempt in range(policy.attempts):
         result = yield RefreshGrant(
             key.provider,
             grant_with,
             current.params,
-            _kept_response(core, key, row),
+            kept,
             current.client_credentials,
             current.scope,
         )
@@ -173,10 +173,10 @@ def refresh_flow(
     if result.outcome == "ok" and result.token is not None:
         try:
             new = merge_answer(current, result.token, now, result.params)
-            response = _merged_response(core, key, row, result.response)
         except ValueError:
             result = GrantResult("transient", error="malformed_answer")
         else:
+            response = _merged_response(kept, result.response)
             yield UpdateLocked(seal_row(core.keyring, key, new, response), "active", None, now)
             yield CommitLock()
             yield from core.cache_tokens(key, new, now)
