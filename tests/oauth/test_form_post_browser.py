@@ -16,50 +16,30 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
-from oauthvault import Settings, generate_key
 from oauthvault.providers import load_catalog
-from oauthvault.service import create_app
-from oauthvault.service.apikeys import generate_api_key, hash_api_key
-from oauthvault.service.config import load_service_config
 
+from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
-from tests.helpers.net import free_port
-from tests.helpers.provider_emulator import ProviderEmulator, make_clients
-from tests.helpers.service_harness import UvicornThread
 
 CHROMIUM = Path("/usr/bin/chromium")
 APPLE = {"apple": load_catalog()["apple"]}
 
 
 @pytest.fixture(scope="module")
-def site(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(service URL on localhost, API key), with Apple emulated on 127.0.0.1."""
-    port = free_port()
-    service_url = f"http://localhost:{port}"
-    emulator = ProviderEmulator(APPLE, EMULATIONS, make_clients(APPLE), service_url).start()
-    try:
-        api_key = generate_api_key()
-        path = tmp_path_factory.mktemp("form_post") / "oauthvault.toml"
-        path.write_text(
-            f'[service]\npublic_url = "{service_url}"\n\n'
-            f'[[api_keys]]\nname = "t"\nsha256 = "{hash_api_key(api_key)}"\n\n'
-            + emulator.config_toml()
-        )
-        settings = Settings.load(
-            database_url=postgres_url, redis_url="", oauth_encryption_key=generate_key()
-        )
-        server = UvicornThread(create_app(load_service_config(path, {}), settings), port)
-        server.start()
-        try:
-            yield service_url, api_key
-        finally:
-            server.stop()
-    finally:
-        emulator.stop()
+def site(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedService]:
+    """The service on localhost, with Apple emulated on 127.0.0.1."""
+    with emulated_service(
+        APPLE,
+        EMULATIONS,
+        database_url=postgres_url,
+        directory=tmp_path_factory.mktemp("form_post"),
+        host="localhost",
+    ) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +55,11 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def connect_link(site: tuple[str, str], actor: str) -> str:
-    service_url, api_key = site
-    with httpx.Client(base_url=service_url, timeout=10) as api:
-        answer = api.post(
-            "/v1/connect-links",
-            json={"provider": "apple", "workspace_id": "ws_apple", "actor_id": actor},
-            headers={"Authorization": f"Bearer {api_key}"},
-        )
+def connect_link(site: EmulatedService, actor: str) -> str:
+    answer = site.api.post(
+        "/v1/connect-links",
+        json={"provider": "apple", "workspace_id": "ws_apple", "actor_id": actor},
+    )
     assert answer.status_code == 201, answer.text
     url: str = answer.json()["url"]
     return url
@@ -92,32 +69,21 @@ def test_a_cross_site_form_post_completes_in_the_browser_that_started_it(site, c
     context = chromium.new_context()  # type: ignore[attr-defined]
     try:
         page = context.new_page()
-        posts: list[tuple[str, str | None]] = []
-        page.on(
-            "request",
-            lambda request: (
-                request.method == "POST"
-                and "/callback" in request.url
-                and posts.append((request.url, request.headers.get("cookie")))
-            ),
-        )
+        callbacks: list[Any] = []
+        page.on("request", lambda request: "/callback" in request.url and callbacks.append(request))
         page.goto(connect_link(site, "browser-user"))
         page.wait_for_selector("#title")
         assert page.inner_text("#title") == "Connected"
-        # The provider's POST was cross-site: the Lax binding cookie did not go with it.
-        assert len(posts) == 1 and "oauthvault_binding" not in (posts[0][1] or "")
+        posted, resumed = callbacks  # the provider's POST, then our GET with the handle
+        assert posted.method == "POST" and resumed.method == "GET"
+        assert "resume=" in resumed.url and "code=" not in resumed.url
+        # The POST was cross-site: the Lax binding cookie did not go with it; the GET had it.
+        assert "oauthvault_binding" not in posted.all_headers().get("cookie", "")
+        assert "oauthvault_binding" in resumed.all_headers().get("cookie", "")
         assert "code=" not in page.url and "state=" not in page.url
-        history = [entry for entry in page.evaluate("() => [document.URL]")]
-        assert all("code=" not in entry for entry in history)
     finally:
         context.close()
-    service_url, api_key = site
-    with httpx.Client(base_url=service_url, timeout=10) as api:
-        listed = api.get(
-            "/v1/connections",
-            params={"workspace_id": "ws_apple"},
-            headers={"Authorization": f"Bearer {api_key}"},
-        )
+    listed = site.api.get("/v1/connections", params={"workspace_id": "ws_apple"})
     assert [row["actor_id"] for row in listed.json()] == ["browser-user"]
 
 

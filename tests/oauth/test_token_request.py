@@ -27,7 +27,8 @@ def ok(body: object, status: int = 200) -> HttpResponse:
     return HttpResponse(status, json.dumps(body).encode(), "application/json")
 
 
-def refresh(name: str, answer: HttpResponse, **params: str):
+def grant(name: str, kind: str, fields: dict[str, str], answer: HttpResponse, **params: str):
+    """One exchange of catalog provider ``name`` (placeholders filled from ``params``)."""
     spec = load_catalog()[name]
     if spec.placeholders:
         spec = spec.with_placeholders(**params)
@@ -35,25 +36,20 @@ def refresh(name: str, answer: HttpResponse, **params: str):
         spec,
         client_id="cid",
         client_secret=SECRET,
-        grant="refresh_token",
-        fields={"refresh_token": "rt-1"},
+        grant=kind,
+        fields=fields,
         rotating=spec.refresh_tokens == "rotating",
     )
     return drive(flow, answer)
 
 
+def refresh(name: str, answer: HttpResponse, **params: str):
+    return grant(name, "refresh_token", {"refresh_token": "rt-1"}, answer, **params)
+
+
 def code_exchange(name: str, answer: HttpResponse, **params: str):
-    spec = load_catalog()[name]
-    if spec.placeholders:
-        spec = spec.with_placeholders(**params)
-    flow = exchange(
-        spec,
-        client_id="cid",
-        client_secret=SECRET,
-        grant="authorization_code",
-        fields={"code": "c", "redirect_uri": "https://app.example/cb"},
-    )
-    return drive(flow, answer)
+    fields = {"code": "c", "redirect_uri": "https://app.example/cb"}
+    return grant(name, "authorization_code", fields, answer, **params)
 
 
 def test_notion_posts_json_with_basic_auth():

@@ -10,23 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from oauthvault import OAuthTokenCache, Settings, generate_key
+from oauthvault import OAuthTokenCache
 from oauthvault.cli import main
 from oauthvault.providers import load_catalog
-from oauthvault.service import create_app
-from oauthvault.service.apikeys import generate_api_key, hash_api_key
-from oauthvault.service.config import load_service_config
 
+from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS, Emulation
-from tests.helpers.net import free_port
-from tests.helpers.provider_emulator import ProviderEmulator, make_clients
-from tests.helpers.service_harness import UvicornThread
 from tests.providers.test_conformance import Stack, connection, delete, get_token, token_ok
 
 CUSTOM = dataclasses.replace(
@@ -46,11 +40,7 @@ EMULATED = {
 CUSTOMER_ID, CUSTOMER_SECRET = "customer-client-7", "customer-secret-s3cr3t"
 
 
-@dataclasses.dataclass
-class CCStack(Stack):
-    config_path: Path
-    database_url: str
-    key: str
+CCStack = EmulatedService
 
 
 def link_params_of(name: str) -> dict[str, str]:
@@ -60,37 +50,18 @@ def link_params_of(name: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CCStack]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     emulations = {**EMULATIONS, "acme-m2m": Emulation(about="A custom M2M API.")}
-    emulations = {name: emulations[name] for name in EMULATED}
-    emulator = ProviderEmulator(EMULATED, emulations, make_clients(EMULATED), base_url).start()
-    try:
-        api_key = generate_api_key()
-        tables = emulator.config_toml()
-        # A custom provider has no catalog entry to override: its table names its endpoints.
-        tables = tables.replace(
-            "[providers.acme-m2m]\n",
-            '[providers.acme-m2m]\ndisplay_name = "Acme"\n'
-            'token_endpoint_auth_method = "client_secret_post"\n',
-        )
-        path: Path = tmp_path_factory.mktemp("cc") / "oauthvault.toml"
-        path.write_text(
-            f'[service]\npublic_url = "{base_url}"\n\n'
-            f'[[api_keys]]\nname = "t"\nsha256 = "{hash_api_key(api_key)}"\n\n{tables}'
-        )
-        key = generate_key()
-        settings = Settings.load(database_url=postgres_url, redis_url="", oauth_encryption_key=key)
-        server = UvicornThread(create_app(load_service_config(path, {}), settings), port)
-        server.start()
-        try:
-            headers = {"Authorization": f"Bearer {api_key}"}
-            with httpx.Client(base_url=base_url, headers=headers, timeout=15) as api:
-                yield CCStack(emulator, base_url, api, path, postgres_url, key)
-        finally:
-            server.stop()
-    finally:
-        emulator.stop()
+    with emulated_service(
+        EMULATED,
+        {name: emulations[name] for name in EMULATED},
+        database_url=postgres_url,
+        directory=tmp_path_factory.mktemp("cc"),
+        # A custom provider has no catalog entry: its table names its endpoints itself.
+        extra_keys={
+            "acme-m2m": 'display_name = "Acme"\ntoken_endpoint_auth_method = "client_secret_post"'
+        },
+    ) as service:
+        yield service
 
 
 def create(stack: Stack, name: str, workspace: str, **extra: object) -> httpx.Response:
@@ -134,7 +105,7 @@ def test_a_customers_own_client_is_used_and_never_shown(stack: CCStack) -> None:
     listed = stack.api.get("/v1/connections", params={"workspace_id": "ws-cust"})
     shown = listed.text + json.dumps(token) + json.dumps(renewed)
     assert CUSTOMER_SECRET not in shown
-    with OAuthTokenCache(stack.database_url, None, stack.key) as vault:
+    with OAuthTokenCache(stack.database_url, None, stack.encryption_key) as vault:
         tokens = vault.get_tokens("acme-m2m", "ws-cust", "svc")
         assert tokens is not None and tokens.refresh_token is None
         assert CUSTOMER_SECRET not in repr(tokens) and CUSTOMER_SECRET not in str(dict(tokens))
@@ -152,11 +123,11 @@ def test_refused_credentials_keep_nothing(stack: CCStack) -> None:
 
 
 def test_failed_credentials_put_back_the_connection_stored_before(stack: CCStack) -> None:
-    with OAuthTokenCache(stack.database_url, None, stack.key) as vault:
+    with OAuthTokenCache(stack.database_url, None, stack.encryption_key) as vault:
         vault.store_tokens("acme-m2m", "ws-keep", "svc", "user-token", "user-refresh", 3600)
     refused = create(stack, "acme-m2m", "ws-keep", client_id="nobody", client_secret="wrong")
     assert refused.status_code == 400, refused.text
-    with OAuthTokenCache(stack.database_url, None, stack.key) as vault:
+    with OAuthTokenCache(stack.database_url, None, stack.encryption_key) as vault:
         kept = vault.get_tokens("acme-m2m", "ws-keep", "svc")
     assert kept is not None and kept.access_token == "user-token"
     assert kept.refresh_token == "user-refresh" and kept.client_credentials is None
@@ -200,7 +171,7 @@ def test_the_cli_creates_one(stack: CCStack) -> None:
         "OAUTHVAULT_CONFIG": str(stack.config_path),
         "DATABASE_URL": stack.database_url,
         "REDIS_URL": "",
-        "OAUTH_ENCRYPTION_KEY": stack.key,
+        "OAUTH_ENCRYPTION_KEY": stack.encryption_key,
     }
     runner = CliRunner()
     made = runner.invoke(

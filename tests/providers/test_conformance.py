@@ -15,27 +15,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from oauthvault import Settings, generate_key
 from oauthvault.providers import load_catalog
 from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.params import pick
-from oauthvault.service import create_app
-from oauthvault.service.apikeys import generate_api_key, hash_api_key
-from oauthvault.service.config import load_service_config
 
+from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS, Emulation
-from tests.helpers.net import free_port
-from tests.helpers.provider_emulator import Grant, ProviderEmulator, make_clients
-from tests.helpers.service_harness import UvicornThread
+from tests.helpers.provider_emulator import Grant
 
 # Version-independent and the longest group: scripts/test runs it on the first Python only.
 pytestmark = pytest.mark.once
@@ -46,48 +39,19 @@ PROVIDERS = sorted(CATALOG)
 FORCE = 3600
 
 
-@dataclass
-class Stack:
-    emulator: ProviderEmulator
-    base_url: str
-    api: httpx.Client
+Stack = EmulatedService
 
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The emulator and one service configured for every emulated catalog provider."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    emulator = ProviderEmulator(CATALOG, EMULATIONS, make_clients(CATALOG), base_url).start()
-    try:
-        api_key = generate_api_key()
-        config_path: Path = tmp_path_factory.mktemp("conformance") / "oauthvault.toml"
-        config_path.write_text(
-            f"""
-[service]
-public_url = "{base_url}"
-return_urls = ["{base_url}/app/"]
-
-[[api_keys]]
-name = "conformance"
-sha256 = "{hash_api_key(api_key)}"
-
-{emulator.config_toml()}
-"""
-        )
-        settings = Settings.load(
-            database_url=postgres_url, redis_url="", oauth_encryption_key=generate_key()
-        )
-        server = UvicornThread(create_app(load_service_config(config_path, {}), settings), port)
-        server.start()
-        try:
-            headers = {"Authorization": f"Bearer {api_key}"}
-            with httpx.Client(base_url=base_url, headers=headers, timeout=15) as api:
-                yield Stack(emulator, base_url, api)
-        finally:
-            server.stop()
-    finally:
-        emulator.stop()
+    with emulated_service(
+        CATALOG,
+        EMULATIONS,
+        database_url=postgres_url,
+        directory=tmp_path_factory.mktemp("conformance"),
+    ) as service:
+        yield service
 
 
 # --- helpers -----------------------------------------------------------------------------------

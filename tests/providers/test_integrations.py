@@ -13,17 +13,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from oauthvault import ConfigError, Settings, generate_key
+from oauthvault import ConfigError
 from oauthvault.cli import main
 from oauthvault.providers import load_catalog, load_provider_configs
-from oauthvault.service import create_app
-from oauthvault.service.apikeys import generate_api_key, hash_api_key
-from oauthvault.service.config import load_service_config
 
+from tests.helpers.emulated_service import emulated_service
 from tests.helpers.emulations import EMULATIONS
-from tests.helpers.net import free_port
-from tests.helpers.provider_emulator import ProviderEmulator, make_clients
-from tests.helpers.service_harness import UvicornThread
 from tests.providers.test_conformance import Stack, browse, connection, token_ok
 
 GOOGLE = load_catalog()["google"]
@@ -40,45 +35,18 @@ EMULATION_OF = {"google-mail": "google", "google-drive": "google", "ms-contoso":
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    emulations = {name: EMULATIONS[EMULATION_OF[name]] for name in EMULATED}
-    emulator = ProviderEmulator(EMULATED, emulations, make_clients(EMULATED), base_url).start()
-    try:
-        api_key = generate_api_key()
-        tables = (
-            emulator.config_toml()
-            .replace(
-                "[providers.google-mail]\n",
-                '[providers.google-mail]\nprovider = "google"\nscopes = ["openid", "email"]\n',
-            )
-            .replace(
-                "[providers.google-drive]\n", '[providers.google-drive]\nprovider = "google"\n'
-            )
-        )
-        tables = tables.replace(
-            "[providers.ms-contoso]\n",
-            '[providers.ms-contoso]\nprovider = "microsoft-tenant"\n'
-            'tenant = "contoso.onmicrosoft.com"\n',
-        )
-        path: Path = tmp_path_factory.mktemp("integrations") / "oauthvault.toml"
-        path.write_text(
-            f'[service]\npublic_url = "{base_url}"\n\n'
-            f'[[api_keys]]\nname = "t"\nsha256 = "{hash_api_key(api_key)}"\n\n{tables}'
-        )
-        settings = Settings.load(
-            database_url=postgres_url, redis_url="", oauth_encryption_key=generate_key()
-        )
-        server = UvicornThread(create_app(load_service_config(path, {}), settings), port)
-        server.start()
-        try:
-            headers = {"Authorization": f"Bearer {api_key}"}
-            with httpx.Client(base_url=base_url, headers=headers, timeout=15) as api:
-                yield Stack(emulator, base_url, api)
-        finally:
-            server.stop()
-    finally:
-        emulator.stop()
+    with emulated_service(
+        EMULATED,
+        {name: EMULATIONS[EMULATION_OF[name]] for name in EMULATED},
+        database_url=postgres_url,
+        directory=tmp_path_factory.mktemp("integrations"),
+        extra_keys={
+            "google-mail": 'provider = "google"\nscopes = ["openid", "email"]',
+            "google-drive": 'provider = "google"',
+            "ms-contoso": 'provider = "microsoft-tenant"\ntenant = "contoso.onmicrosoft.com"',
+        },
+    ) as service:
+        yield service
 
 
 def link(stack: Stack, provider: str, **extra: object) -> httpx.Response:
