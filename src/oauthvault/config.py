@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     default_cache_ttl: int = Field(
         default=3600, gt=0, validation_alias="OAUTHVAULT_DEFAULT_CACHE_TTL"
     )
+    db_connect_timeout: float = Field(
+        default=3.0, ge=1, le=600, validation_alias="OAUTHVAULT_DB_CONNECT_TIMEOUT"
+    )
+    db_pool_timeout: float = Field(
+        default=3.0, gt=0, le=600, validation_alias="OAUTHVAULT_DB_POOL_TIMEOUT"
+    )
+    refresh_save_window: float = Field(
+        default=30.0, ge=0, le=3600, validation_alias="OAUTHVAULT_REFRESH_SAVE_WINDOW"
+    )
     config_file: Path | None = Field(default=None, validation_alias=CONFIG_ENV)
 
     # The OAUTHVAULT_* variables the configuration file's readers use (they may hold

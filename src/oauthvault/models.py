@@ -36,6 +36,9 @@ MAX_ACTOR_ID_LENGTH = 255
 # Real tokens are a few kilobytes at most (large JWTs from Microsoft run ~4 KiB).
 MAX_TOKEN_LENGTH = 16_384
 MAX_SCOPE_LENGTH = 8_192
+# A token whose whole lifetime is short next to ``min_ttl`` is refreshed in this last
+# fraction of it (see TokenSet.needed_ttl).
+SHORT_LIFETIME_MARGIN = 0.25
 # Ten years: anything longer is a unit mistake (milliseconds passed as seconds).
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 
@@ -132,6 +135,9 @@ class TokenSet(Mapping[str, object]):
     params: Mapping[str, str] = field(default_factory=lambda: NO_PARAMS)
     #: Set on client-credentials connections (they have no refresh token).
     client_credentials: ClientCredentials | None = field(default=None, repr=False)
+    #: When the access token was obtained (``None``: not known); with ``expires_at`` it
+    #: gives the provider's lifetime, which :meth:`needed_ttl` uses.
+    issued_at: datetime | None = field(default=None, compare=False)
 
     def __getitem__(self, name: str) -> object:
         if name not in _TOKEN_FIELDS:
@@ -149,6 +155,23 @@ class TokenSet(Mapping[str, object]):
         if self.expires_at is None:
             return None
         return (self.expires_at - now).total_seconds()
+
+    def lifetime(self) -> float | None:
+        """The access token's whole lifetime in seconds, when both ends are known."""
+        if self.expires_at is None or self.issued_at is None:
+            return None
+        return (self.expires_at - self.issued_at).total_seconds()
+
+    def needed_ttl(self, min_ttl: float) -> float:
+        """The seconds this token must have left to count as fresh for a caller asking
+        ``min_ttl``: ``min_ttl`` itself, except for a provider whose tokens live less than
+        four times ``min_ttl``; then a token counts as fresh until its last quarter (so steady
+        calls make at most one grant per three quarters of a lifetime, never one per call).
+        """
+        lifetime = self.lifetime()
+        if lifetime is None or lifetime <= 0:
+            return min_ttl
+        return min(min_ttl, lifetime * SHORT_LIFETIME_MARGIN)
 
 
 class ConnectionStatus(StrEnum):
@@ -184,9 +207,12 @@ class StoredConnection:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionEvent:
-    """A change worth telling the application about: ``refreshed``, or a status change."""
+    """A change worth telling the application about: ``refreshed``; a status change;
+    ``refresh_abandoned`` (a refresh's lease ran out without its result being saved: the
+    stored refresh token may have been used, so the next refresh may need a reconnect);
+    ``refresh_lost`` (this process got new tokens but could not save them in time)."""
 
-    kind: Literal["refreshed", "status_changed"]
+    kind: Literal["refreshed", "status_changed", "refresh_abandoned", "refresh_lost"]
     provider: str
     workspace_id: str
     actor_id: str

@@ -23,10 +23,10 @@ scope string as requested), ``scope_list`` (the scopes as a JSON list), ``issued
 ``secondary_refresh_token``, ``secondary_expires_in`` of the second grant an answer may
 carry (``secondary_grant``: Slack's installing user next to the bot).
 
-Access tokens of the emulator live ``expires_in`` seconds, 1800 by default: shorter than
-many providers' real lifetimes (Slack 12 h, Discord 7 days) so that asking the service for a
-token valid for an hour (``min_ttl=3600``) forces a refresh. Providers whose tokens never
-expire (GitHub OAuth Apps) or live 60 days (LinkedIn) keep their documented lifetime.
+Access tokens of the emulator live ``expires_in`` seconds, 1800 by default (shorter than
+many providers' real lifetimes: Slack 12 h, Discord 7 days); the suite refreshes with
+``POST /v1/connections/refresh``. Providers whose tokens never expire (GitHub OAuth Apps)
+or live 60 days (LinkedIn) keep their documented lifetime.
 """
 
 from __future__ import annotations

@@ -21,7 +21,15 @@ from oauthvault.providers import load_catalog
 
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS, Emulation
-from tests.providers.test_conformance import Stack, connection, delete, get_token, token_ok
+from tests.providers.test_conformance import (
+    Stack,
+    connection,
+    delete,
+    get_token,
+    refresh,
+    refresh_ok,
+    token_ok,
+)
 
 CUSTOM = dataclasses.replace(
     load_catalog()["google"],
@@ -79,7 +87,7 @@ def test_an_apps_own_client_credentials_connection_lives_like_any_other(
     first = token_ok(stack, name, workspace, "svc")
     assert first["access_token"].startswith(f"cc-{name}-")
     assert first["expires_at"] is not None
-    renewed = token_ok(stack, name, workspace, "svc", min_ttl=3600)
+    renewed = refresh_ok(stack, name, workspace, "svc")
     assert renewed["access_token"] != first["access_token"]
     row = connection(stack, name, workspace)
     assert row["status"] == "active"
@@ -100,7 +108,7 @@ def test_a_customers_own_client_is_used_and_never_shown(stack: CCStack) -> None:
     assert made.status_code == 201, made.text
     token = token_ok(stack, "acme-m2m", "ws-cust", "svc")
     assert stack.emulator.grant_of(token["access_token"]).place["client_id"] == CUSTOMER_ID
-    renewed = token_ok(stack, "acme-m2m", "ws-cust", "svc", min_ttl=3600)
+    renewed = refresh_ok(stack, "acme-m2m", "ws-cust", "svc")
     assert stack.emulator.grant_of(renewed["access_token"]).place["client_id"] == CUSTOMER_ID
     listed = stack.api.get("/v1/connections", params={"workspace_id": "ws-cust"})
     shown = listed.text + json.dumps(token) + json.dumps(renewed)
@@ -151,7 +159,7 @@ def test_a_disabled_client_needs_new_credentials(stack: CCStack) -> None:
     assert create(stack, "acme-m2m", "ws-dead").status_code == 201
     stack.emulator.control("acme-m2m", "kill")
     try:
-        assert get_token(stack, "acme-m2m", "ws-dead", "svc", min_ttl=3600).status_code == 409
+        assert refresh(stack, "acme-m2m", "ws-dead", "svc").status_code == 409
         assert connection(stack, "acme-m2m", "ws-dead")["status"] == "needs_reauth"
     finally:
         stack.emulator.control("acme-m2m", "heal")

@@ -19,7 +19,7 @@ from oauthvault.providers import load_catalog, load_provider_configs
 
 from tests.helpers.emulated_service import emulated_service
 from tests.helpers.emulations import EMULATIONS
-from tests.providers.test_conformance import Stack, browse, connection, token_ok
+from tests.providers.test_conformance import Stack, browse, connection, refresh_ok, token_ok
 
 GOOGLE = load_catalog()["google"]
 # The emulator plays each integration as its own provider (own client, own paths), asking
@@ -69,7 +69,7 @@ def test_two_apps_of_one_provider_hold_separate_connections(stack: Stack) -> Non
     assert stack.emulator.grant_of(drive["access_token"]).provider == "google-drive"
     assert stack.emulator.grant_of(mail["access_token"]).scope == "openid"
     # Refresh goes to the right app too.
-    refreshed = token_ok(stack, "google-mail", "ws-int", "u1", min_ttl=3600)
+    refreshed = refresh_ok(stack, "google-mail", "ws-int", "u1")
     assert refreshed["access_token"] != mail["access_token"]
     assert connection(stack, "google-mail", "ws-int")["status"] == "active"
     assert connection(stack, "google-drive", "ws-int")["status"] == "active"

@@ -34,6 +34,7 @@ def test_healthz_and_openapi(env):
         "/v1/connect-links",
         "/v1/connections",
         "/v1/connections/token",
+        "/v1/connections/refresh",
         "/oauth/{provider}/authorize",
         "/oauth/{provider}/callback",
         "/healthz",
@@ -77,6 +78,23 @@ def test_an_expired_token_without_refresh_token_needs_reauthorization(env):
     assert "OLD" not in response.text
     assert listed[0]["status"] == "needs_reauth"
     assert listed[0]["last_error"] == "no_refresh_token"
+
+
+def test_a_forced_refresh_through_the_api(env):
+    """POST /v1/connections/refresh refreshes now at the provider (and keeps the rotated
+    refresh token: a second one works too); unknown connections are 404."""
+    assert outcome(connect(env, "ws_api_refresh", "erin"))["oauthvault_status"] == "connected"
+    ids = {"provider": "local", "workspace_id": "ws_api_refresh", "actor_id": "erin"}
+    with env.api() as api:
+        token = api.get("/v1/connections/token", params=ids).json()["access_token"]
+        first = api.post("/v1/connections/refresh", json=ids)
+        assert first.status_code == 200, first.text
+        second = api.post("/v1/connections/refresh", json=ids)
+        assert second.status_code == 200, second.text
+        assert len({token, first.json()["access_token"], second.json()["access_token"]}) == 3
+        missing = api.post("/v1/connections/refresh", json={**ids, "actor_id": "nobody"})
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        api.delete("/v1/connections", params=ids)
 
 
 def test_errors_are_problem_json_without_the_input(env, caplog):

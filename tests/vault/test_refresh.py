@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,19 @@ def vault_for(backend, key, providers_file, **options):
     return OAuthTokenCache(url, redis_url or "", key, providers=providers, **options)
 
 
-def store_expiring(vault, grant, expires_in=5):
-    vault.store_tokens(*IDS, grant[0], grant[1], expires_in=expires_in, scope="openid")
+def store_expiring(backend, key, grant, left=5, refresh_token=None):
+    """Store the grant as a one-hour token with ``left`` seconds left (stored by a vault
+    whose clock runs an hour minus ``left`` behind): a min_ttl above ``left`` refreshes it.
+    A token stored just now would count as fresh for most of its life, however short."""
+    url, redis_url = backend
+    lifetime = 3600
+
+    def behind():
+        return datetime.now(UTC) - timedelta(seconds=lifetime - left)
+
+    with OAuthTokenCache(url, redis_url or "", key, clock=behind) as vault:
+        refresh = refresh_token or grant[1]
+        vault.store_tokens(*IDS, grant[0], refresh, expires_in=lifetime, scope="openid")
 
 
 @pytest.mark.parametrize("redis", ["up", "down"])
@@ -79,8 +91,7 @@ def test_fifty_callers_in_five_processes_cause_one_refresh_grant(
     op, grant, providers_file, postgres_url, pg, redis_url, redis, key
 ):
     cache = redis_url if redis == "up" else "redis://127.0.0.1:1/0"
-    with OAuthTokenCache(postgres_url, cache, key) as vault:
-        store_expiring(vault, grant)
+    store_expiring((postgres_url, cache), key, grant)
     context = multiprocessing.get_context("spawn")
     go, ready, results = context.Event(), context.Queue(), context.Queue()
     processes = [
@@ -114,7 +125,7 @@ def test_fifty_callers_in_five_processes_cause_one_refresh_grant(
 
 def test_a_fresh_token_is_served_without_a_grant(op, grant, providers_file, backend, key):
     with vault_for(backend, key, providers_file) as vault:
-        store_expiring(vault, grant, expires_in=3600)
+        store_expiring(backend, key, grant, left=3600)
         assert vault.get_access_token(*IDS) == grant[0]
     assert op.stats().get("refresh_token", 0) == 0
 
@@ -122,7 +133,7 @@ def test_a_fresh_token_is_served_without_a_grant(op, grant, providers_file, back
 def test_rotation_stores_the_new_refresh_token(op, grant, providers_file, backend, key):
     events = []
     with vault_for(backend, key, providers_file, on_event=events.append) as vault:
-        store_expiring(vault, grant)
+        store_expiring(backend, key, grant)
         first = vault.refresh_tokens(*IDS)
         assert first.refresh_token != grant[1]  # the provider rotated it, we kept the new one
         second = vault.refresh_tokens(*IDS)  # would fail if the old one had been kept
@@ -137,7 +148,7 @@ def test_invalid_grant_marks_the_connection_and_emits_an_event(
 ):
     events = []
     with vault_for(backend, key, providers_file, on_event=events.append) as vault:
-        vault.store_tokens(*IDS, grant[0], "not-a-valid-refresh-token", expires_in=5)
+        store_expiring(backend, key, grant, refresh_token="not-a-valid-refresh-token")
         with pytest.raises(ReauthorizationRequired) as caught:
             vault.get_access_token(*IDS)
         assert caught.value.error == "invalid_grant"
@@ -157,7 +168,7 @@ def test_invalid_grant_marks_the_connection_and_emits_an_event(
 def test_transient_503s_are_retried_and_lose_nothing(op, grant, providers_file, backend, key):
     policy = RetryPolicy(attempts=3, base_delay=0.01)
     with vault_for(backend, key, providers_file, retry_policy=policy) as vault:
-        store_expiring(vault, grant)
+        store_expiring(backend, key, grant)
         op.fail(status=503, count=2)
         token = vault.get_access_token(*IDS)
         assert token != grant[0]
@@ -173,7 +184,7 @@ def test_a_provider_outage_degrades_and_keeps_serving_the_valid_token(
     with vault_for(
         backend, key, providers_file, retry_policy=policy, on_event=events.append
     ) as vault:
-        store_expiring(vault, grant, expires_in=30)  # still valid, but under min_ttl
+        store_expiring(backend, key, grant, left=30)  # still valid, but under min_ttl
         op.fail(status=503, count=3)
         assert vault.get_access_token(*IDS) == grant[0]  # served while valid
         [listed] = vault.list_connections(workspace_id="ws_refresh")
@@ -195,7 +206,7 @@ def test_an_expired_token_and_a_provider_outage_is_an_error(
 ):
     policy = RetryPolicy(attempts=2, base_delay=0.01)
     with vault_for(backend, key, providers_file, retry_policy=policy) as vault:
-        store_expiring(vault, grant, expires_in=0)
+        store_expiring(backend, key, grant, left=0)
         op.fail(status=503, count=2)
         with pytest.raises(ProviderError) as caught:
             vault.get_access_token(*IDS)
@@ -209,7 +220,7 @@ def test_a_timeout_is_not_retried_with_a_possibly_retired_refresh_token(
     backend = (f"sqlite:///{tmp_path / 'vault.db'}", None)
     policy = RetryPolicy(attempts=3, base_delay=0.01)
     with vault_for(backend, key, providers_file, retry_policy=policy, refresh_timeout=0.5) as v:
-        store_expiring(v, grant, expires_in=30)
+        store_expiring(backend, key, grant, left=30)
         op.fail(delay_ms=1500)
         assert v.get_access_token(*IDS) == grant[0]  # degraded, current token served
         [listed] = v.list_connections()
@@ -219,11 +230,11 @@ def test_a_timeout_is_not_retried_with_a_possibly_retired_refresh_token(
 
 def test_async_callers_share_one_refresh(op, grant, providers_file, postgres_url, pg, redis_url):
     key = generate_key()
+    store_expiring((postgres_url, redis_url), key, grant)
 
     async def scenario():
         providers = load_provider_configs(Path(providers_file), {})
         async with AsyncOAuthTokenCache(postgres_url, redis_url, key, providers=providers) as v:
-            await v.store_tokens(*IDS, grant[0], grant[1], expires_in=5)
             return await asyncio.gather(*(v.get_access_token(*IDS) for _ in range(20)))
 
     tokens = asyncio.run(scenario())
@@ -237,7 +248,7 @@ def test_delete_with_revoke_reaches_the_provider(op, grant, providers_file, back
     from oauthvault import DeleteOutcome
 
     with vault_for(backend, key, providers_file) as vault:
-        store_expiring(vault, grant, expires_in=3600)
+        store_expiring(backend, key, grant, left=3600)
         outcome = vault.delete_tokens(*IDS, revoke=True)
         assert outcome == DeleteOutcome(deleted=True, revoked=True)
         assert vault.get_tokens(*IDS) is None
@@ -280,7 +291,7 @@ def test_the_worker_refreshes_what_expires_soon_and_nothing_else(
     from oauthvault.refresher import BackgroundRefresher
 
     with vault_for(backend, key, providers_file) as vault:
-        store_expiring(vault, grant, expires_in=60)
+        store_expiring(backend, key, grant, left=60)
         vault.store_tokens("local", "ws_refresh", "fresh-user", "fresh", "r", expires_in=3600)
         done = BackgroundRefresher(vault, lead_time=300).run_once()
         assert [key.actor_id for key in done.refreshed] == ["user"]
@@ -302,7 +313,7 @@ def test_two_workers_at_once_make_one_grant(op, grant, providers_file, postgres_
             stack.enter_context(vault_for((postgres_url, None), key, providers_file))
             for _ in range(2)
         ]
-        store_expiring(vaults[0], grant, expires_in=60)
+        store_expiring((postgres_url, None), key, grant, left=60)
         barrier = threading.Barrier(2)
 
         def work(vault):
@@ -370,3 +381,39 @@ def test_the_worker_command_stops_cleanly_on_sigterm(tmp_path, key):
     stderr = "".join(seen) + rest.decode()
     assert process.returncode == 0, stderr
     assert "refresher stopped" in stderr
+
+
+# --- no refresh storm ---------------------------------------------------------------------
+
+
+def test_five_second_tokens_with_min_ttl_60_make_at_most_two_grants_in_twenty_calls(tmp_path, key):
+    """The provider's tokens live 5 s, the caller asks for 60 s: a token is served until
+    its last quarter instead of being refreshed on every call."""
+    import time
+
+    import httpx
+
+    with OIDCServer(auto_approve=True, ttl={"AccessToken": 5}) as short:
+        tokens = redeem(discover(short.issuer), authorize(discover(short.issuer)))
+        short.reset()
+        providers = tmp_path / "providers.toml"
+        providers.write_text(
+            f'[providers.local]\nissuer = "{short.issuer}"\n'
+            f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
+            f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
+        )
+        configs = load_provider_configs(providers, {})
+        url = f"sqlite:///{tmp_path / 'v.db'}"
+        served = []
+        with OAuthTokenCache(url, "", key, providers=configs) as vault:
+            vault.store_tokens(*IDS, tokens["access_token"], tokens["refresh_token"], 5)
+            for _ in range(20):
+                token = vault.get_access_token(*IDS, min_ttl=60)
+                served.append(token)
+                # Each one served works at the provider right now.
+                me = httpx.get(f"{short.issuer}/me", headers={"Authorization": f"Bearer {token}"})
+                assert me.status_code == 200
+                time.sleep(0.3)
+        grants = short.stats().get("refresh_token", 0)
+    assert 1 <= grants <= 2, grants  # 20 calls over 6 s of 5-second tokens
+    assert len(set(served)) == grants + 1

@@ -80,3 +80,152 @@ def test_backoff_grows_with_jitter_and_a_ceiling():
     for attempt, ceiling in ((0, 0.2), (1, 0.4), (2, 0.8), (5, 1.0)):
         for _ in range(50):
             assert ceiling / 2 <= policy.delay(attempt) <= ceiling
+
+
+# --- the flow, driven by hand: the lease, the guarded save and its retries --------------
+
+from oauthvault import StorageUnavailable  # noqa: E402
+from oauthvault.crypto.keyring import KeyRing  # noqa: E402
+from oauthvault.crypto.sealing import seal_row  # noqa: E402
+from oauthvault.models import TokenKey  # noqa: E402
+from oauthvault.oauth.refresh_grant import GrantResult  # noqa: E402
+from oauthvault.storage.base import RefreshLease  # noqa: E402
+from oauthvault.vault.flows import VaultCore  # noqa: E402
+from oauthvault.vault.refresh import RefreshTiming, refresh_flow  # noqa: E402
+from oauthvault.vault.steps import (  # noqa: E402
+    CommitLock,
+    Emit,
+    LockRow,
+    Pause,
+    ReadRow,
+    RefreshGrant,
+    RowState,
+    SaveRefreshed,
+    TakeLease,
+)
+
+KEY = TokenKey("p", "ws", "u")
+RING = KeyRing.generate()
+CORE = VaultCore(keyring=RING, clock=lambda: NOW, has_cache=False, default_cache_ttl=60)
+EXPIRING = TokenSet("old-access", "old-refresh", NOW + timedelta(seconds=5), None)
+ROW = seal_row(RING, KEY, EXPIRING)
+NEW_ACCESS, ROTATED = "NEW-ACCESS-SECRET", "ROTATED-REFRESH-SECRET"
+ANSWER = GrantResult(
+    "ok", token={"access_token": NEW_ACCESS, "refresh_token": ROTATED, "expires_in": 60}
+)
+
+
+def start(**options):
+    flow = refresh_flow(
+        CORE,
+        KEY,
+        min_ttl=60,
+        force=False,
+        seen=EXPIRING,
+        policy=RetryPolicy(attempts=1),
+        timing=RefreshTiming(save_window=1.0, status_save_window=0.1),
+        owner="me",
+        **options,
+    )
+    return flow, next(flow)
+
+
+def run_to_save(flow, step, lease=None):
+    assert isinstance(step, LockRow)
+    step = flow.send(RowState(ROW, "active", lease))
+    assert isinstance(step, TakeLease) and step.lease.owner == "me"
+    assert step.lease.until > NOW  # committed before the provider is called:
+    assert isinstance(flow.send(None), CommitLock)
+    step = flow.send(None)
+    if isinstance(step, Emit):
+        step = flow.send(None)
+    assert isinstance(step, RefreshGrant)
+    return flow.send(ANSWER)
+
+
+def test_the_save_is_retried_while_the_database_is_away():
+    flow, step = start()
+    step = run_to_save(flow, step)
+    pauses = 0
+    for _ in range(3):
+        assert isinstance(step, SaveRefreshed) and step.save.owner == "me"
+        step = flow.throw(StorageUnavailable("down"))
+        assert isinstance(step, Pause)
+        pauses += 1
+        step = flow.send(None)
+    assert isinstance(step, SaveRefreshed)
+    assert step.save.version == ROW.version  # guarded by the version it read
+    step = flow.send(True)
+    kinds = []
+    while True:
+        assert isinstance(step, Emit)
+        kinds.append(step.event.kind)
+        try:
+            step = flow.send(None)
+        except StopIteration as done:
+            assert done.value.access_token == NEW_ACCESS and done.value.refresh_token == ROTATED
+            break
+    assert kinds == ["refreshed"] and pauses == 3
+
+
+def test_tokens_that_cannot_be_saved_in_the_window_are_reported():
+    flow, step = start()
+    step = run_to_save(flow, step)
+    with pytest.raises(StorageUnavailable, match="could not save the new tokens"):
+        while True:
+            if isinstance(step, SaveRefreshed):
+                step = flow.throw(StorageUnavailable("down"))
+            elif isinstance(step, Emit):
+                assert step.event.kind == "refresh_lost"
+                assert ROTATED not in repr(step.event) and NEW_ACCESS not in repr(step.event)
+                step = flow.send(None)
+            else:
+                assert isinstance(step, Pause)
+                step = flow.send(None)
+
+
+def test_a_live_lease_elsewhere_is_waited_for_not_duplicated():
+    flow, step = start()
+    theirs = RefreshLease("them", NOW + timedelta(seconds=30))
+    step = flow.send(RowState(ROW, "active", theirs))
+    assert isinstance(step, CommitLock)
+    assert isinstance(flow.send(None), Pause)
+    assert isinstance(flow.send(None), LockRow)  # looks again; no grant was asked for
+    refreshed = seal_row(RING, KEY, TokenSet("theirs", "r9", NOW + timedelta(hours=1), None))
+    assert isinstance(flow.send(RowState(refreshed, "active", None)), CommitLock)
+    with pytest.raises(StopIteration) as done:
+        flow.send(None)
+    assert done.value.value.access_token == "theirs"
+
+
+def test_an_expired_lease_is_taken_over_and_recorded():
+    flow, step = start()
+    stale = RefreshLease("them", NOW - timedelta(seconds=1))
+    assert isinstance(step, LockRow)
+    step = flow.send(RowState(ROW, "active", stale))
+    assert isinstance(step, TakeLease)
+    assert isinstance(flow.send(None), CommitLock)
+    step = flow.send(None)
+    assert isinstance(step, Emit) and step.event.kind == "refresh_abandoned"
+    assert "them" in (step.event.error or "")
+
+
+def test_a_save_refused_by_the_guard_returns_what_was_written_since():
+    flow, step = start()
+    step = run_to_save(flow, step)
+    assert isinstance(step, SaveRefreshed)
+    assert isinstance(flow.send(False), ReadRow)  # someone reconnected meanwhile
+    reconnected = seal_row(RING, KEY, TokenSet("reconnected", "rX", None, None))
+    with pytest.raises(StopIteration) as done:
+        flow.send(reconnected)
+    assert done.value.value.access_token == "reconnected"
+
+
+def test_short_lived_tokens_are_fresh_until_their_last_quarter():
+    issued = NOW - timedelta(seconds=3)
+    five_seconds = TokenSet("a", "r", issued + timedelta(seconds=5), None, issued_at=issued)
+    assert five_seconds.needed_ttl(60) == 1.25
+    assert is_fresh(five_seconds, NOW, five_seconds.needed_ttl(60))  # 2 s left of 5
+    assert not is_fresh(five_seconds, NOW + timedelta(seconds=1), five_seconds.needed_ttl(60))
+    hour = TokenSet("a", "r", NOW + timedelta(hours=1), None, issued_at=NOW)
+    assert hour.needed_ttl(60) == 60  # long-lived: min_ttl as asked

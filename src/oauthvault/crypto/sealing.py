@@ -57,6 +57,10 @@ class SealedRow:
     scope: str | None
     params: str | None = None
     response_encrypted: str | None = field(default=None, repr=False)
+    #: When the access token was obtained (``TokenSet.issued_at``).
+    issued_at: datetime | None = None
+    #: The row's version as read (0 for a row not read from the database).
+    version: int = 0
 
 
 def associated_data(key: TokenKey, purpose: str) -> bytes:
@@ -130,6 +134,7 @@ def seal_row(
         scope=tokens.scope,
         params=encode_params(tokens.params),
         response_encrypted=sealed_response,
+        issued_at=tokens.issued_at,
     )
 
 
@@ -177,6 +182,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         scope=row.scope,
         params=decode_params(row.params),
         client_credentials=credentials,
+        issued_at=row.issued_at,
     )
 
 
@@ -192,6 +198,7 @@ def _restore(text: str) -> str | None:
 def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> bytes:
     """The whole token set as one sealed value, for the cache."""
     expires = "" if tokens.expires_at is None else str(_to_micros(tokens.expires_at))
+    issued = "" if tokens.issued_at is None else str(_to_micros(tokens.issued_at))
     plaintext = _SEPARATOR.join(
         (
             expires,
@@ -199,6 +206,7 @@ def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> byte
             tokens.access_token,
             _optional(_refresh_field(tokens)),
             _optional(encode_params(tokens.params)),
+            issued,
         )
     )
     return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))
@@ -212,8 +220,9 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     """
     plaintext = open_sealed(keyring, sealed, associated_data(key, CACHE_FIELD)).decode()
     try:
-        expires, scope, access, refresh, params = plaintext.split(_SEPARATOR)
+        expires, scope, access, refresh, params, issued = plaintext.split(_SEPARATOR)
         expires_at = None if not expires else _from_micros(int(expires))
+        issued_at = None if not issued else _from_micros(int(issued))
     except ValueError:
         # Authenticated but malformed: only a bug or an incompatible writer does this.
         raise DecryptionError from None
@@ -225,6 +234,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
         scope=_restore(scope),
         params=NO_PARAMS if params == "-" else decode_params(params[1:]),
         client_credentials=credentials,
+        issued_at=issued_at,
     )
 
 

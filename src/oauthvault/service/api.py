@@ -60,6 +60,12 @@ class AccessTokenResponse(BaseModel):
     )
 
 
+class ConnectionRef(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+
+
 class StoreTokensRequest(BaseModel):
     provider: str
     workspace_id: str
@@ -261,6 +267,28 @@ def create_api_router(
             "params": dict(tokens.params),
         }
         return Response(json.dumps(body), media_type="application/json")
+
+    @router.post("/connections/refresh", response_model=AccessTokenResponse)
+    async def refresh_connection(body: ConnectionRef, key: Key) -> AccessTokenResponse:
+        """Refresh now, whatever the token's age (unless another caller refreshed it since
+        it was read): for a token known to be revoked or changed at the provider.
+        ``GET /v1/connections/token`` refreshes by itself when needed."""
+        TokenKey(body.provider, body.workspace_id, body.actor_id)
+        check_workspace(key, body.workspace_id)
+        try:
+            tokens = await vault.refresh_tokens(body.provider, body.workspace_id, body.actor_id)
+        except TokenNotFound:
+            raise Problem(404, "not_found", "no such connection") from None
+        except ProviderError as error:
+            if isinstance(error, ReauthorizationRequired):
+                raise
+            raise Problem(503, "refresh_failed", "the provider failed to renew the token") from None
+        return AccessTokenResponse(
+            access_token=tokens.access_token,
+            expires_at=tokens.expires_at,
+            scope=tokens.scope,
+            params=dict(tokens.params),
+        )
 
     @router.put("/connections", status_code=204)
     async def store_tokens(body: StoreTokensRequest, key: Key) -> None:

@@ -1,8 +1,9 @@
 """What the vault needs from a database, whichever one it is.
 
 The database is the source of truth. It holds sealed rows (never plaintext tokens) and
-the cache invalidation log. Implementations: :mod:`oauthvault.storage.postgres` and
-:mod:`oauthvault.storage.sqlite`; both pass the same contract tests.
+the cache invalidation log. Every failure to reach it raises ``StorageUnavailable``.
+Implementations: :mod:`oauthvault.storage.postgres` and :mod:`oauthvault.storage.sqlite`;
+both pass the same contract tests.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ __all__ = [
     "AsyncLockedRow",
     "AsyncTokenStore",
     "LockedRow",
+    "RefreshLease",
+    "RefreshSave",
     "Resealer",
     "RotationBatch",
     "TokenStore",
@@ -37,27 +40,47 @@ class RotationBatch:
     last_row_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshLease:
+    """A refresh in progress on a row: ``owner`` (host, process and a random part) calls
+    the provider; the others wait for its result until ``until``."""
+
+    owner: str
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshSave:
+    """What a refresh writes when it ends, and the guard it writes under: the row must
+    still be at ``version`` (as the refresh read it) or still leased to ``owner``."""
+
+    version: int
+    owner: str
+    status: str
+    last_error: str | None
+    refreshed_at: datetime | None
+
+
 class LockedRow(Protocol):
     """One connection's row, locked against every other refresher until commit or rollback
-    (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite)."""
+    (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite). Held only to
+    decide and to take the refresh lease, never across a provider call."""
 
     @property
     def row(self) -> SealedRow | None: ...
     @property
     def status(self) -> str | None: ...
-    def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None:
-        """Write new tokens (``row``, if given) and status inside the lock."""
+    @property
+    def lease(self) -> RefreshLease | None: ...
+    def update(self, *, status: str, last_error: str | None) -> None:
+        """Write a new status inside the lock."""
         ...
 
+    def take_lease(self, lease: RefreshLease) -> None: ...
     def commit(self) -> None: ...
-    def rollback(self) -> None: ...
+    def rollback(self) -> None:
+        """Roll back; never raises (a lost connection has rolled back already)."""
+        ...
 
 
 class AsyncLockedRow(Protocol):
@@ -65,14 +88,10 @@ class AsyncLockedRow(Protocol):
     def row(self) -> SealedRow | None: ...
     @property
     def status(self) -> str | None: ...
-    async def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None: ...
+    @property
+    def lease(self) -> RefreshLease | None: ...
+    async def update(self, *, status: str, last_error: str | None) -> None: ...
+    async def take_lease(self, lease: RefreshLease) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
 
@@ -99,6 +118,11 @@ class TokenStore(Protocol):
     def pending_invalidations(self, limit: int) -> list[str]: ...
     def clear_invalidations(self, cache_keys: list[str]) -> None: ...
     def lock_row(self, key: TokenKey) -> LockedRow: ...
+    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+        """Save a refresh's new tokens (``row``) or status, in one autocommit statement,
+        only under ``save``'s guard; False when the guard failed (nothing written)."""
+        ...
+
     def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
         """Refreshable connections whose access token expires before ``before``."""
         ...
@@ -133,6 +157,9 @@ class AsyncTokenStore(Protocol):
     async def pending_invalidations(self, limit: int) -> list[str]: ...
     async def clear_invalidations(self, cache_keys: list[str]) -> None: ...
     async def lock_row(self, key: TokenKey) -> AsyncLockedRow: ...
+    async def save_refreshed(
+        self, key: TokenKey, row: SealedRow | None, save: RefreshSave
+    ) -> bool: ...
     async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]: ...
     async def idle_connections(
         self, provider: str, before: datetime, limit: int

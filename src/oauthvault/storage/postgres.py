@@ -1,6 +1,9 @@
 """PostgreSQL through psycopg 3 and psycopg_pool: autocommit, prepared statements.
 
 Every single-row call is one statement in autocommit mode, so it costs one round trip.
+Every failure is a ``StorageUnavailable``; after a connection breaks, the
+:class:`~oauthvault.storage.outage.OutageGate` makes calls fail fast while the server is
+away and move to a new pool as soon as it is back.
 The sync store is here, its asyncio twin in :mod:`oauthvault.storage.postgres_async`; they
 share their SQL and row conversions (:mod:`oauthvault.storage.postgres_sql`) and differ
 only by ``await``. Timestamps come from the vault's clock.
@@ -8,10 +11,12 @@ only by ``await``. Timestamps come from the vault's clock.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -19,9 +24,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey
-from oauthvault.storage.base import Resealer, RotationBatch
+from oauthvault.storage.base import RefreshLease, RefreshSave, Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
+from oauthvault.storage.outage import OutageGate
 from oauthvault.storage.postgres_sql import (
     CLEAR_INVALIDATIONS,
     COUNT_BY_KEY,
@@ -38,12 +44,15 @@ from oauthvault.storage.postgres_sql import (
     SCHEMA_REVISION,
     SELECT_FOR_ROTATION,
     SELECT_ROW,
+    TAKE_LEASE,
     TAKE_PENDING,
+    UPDATE_LOCKED_STATUS,
     UPDATE_SEALED,
     UPSERT_ROW,
     check_revision,
     key_params,
-    locked_update,
+    locked_state,
+    save_refreshed,
     sealed_row,
     stored_connection,
     upsert_params,
@@ -68,16 +77,54 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+T = TypeVar("T")
+
+
+def _one(cursor: psycopg.Cursor[Any]) -> Any:
+    return cursor.fetchone()
+
+
+def _all(cursor: psycopg.Cursor[Any]) -> list[Any]:
+    return cursor.fetchall()
+
+
+def _count(cursor: psycopg.Cursor[Any]) -> int:
+    return cursor.rowcount
+
+
 class PostgresBase:
-    def __init__(self, location: DatabaseLocation, clock: Clock) -> None:
+    def __init__(
+        self,
+        location: DatabaseLocation,
+        clock: Clock,
+        *,
+        connect_timeout: float,
+        pool_timeout: float,
+        min_size: int,
+        max_size: int,
+    ) -> None:
         if location.kind != "postgres":
             raise ValueError("not a PostgreSQL location")
         self._location = location
         self._clock = clock
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._min_size = min_size
+        self._max_size = max_size
+        self._gate = OutageGate()
 
     @property
     def description(self) -> str:
         return self._location.description
+
+    @property
+    def _options(self) -> dict[str, Any]:
+        """Every connection's options: autocommit, no server-side prepare by psycopg's
+        heuristics, the connect timeout (unless the URL sets its own)."""
+        options: dict[str, Any] = dict(CONNECTION_OPTIONS)
+        if "connect_timeout" not in self._location.conninfo:
+            options["connect_timeout"] = max(1, round(self._connect_timeout))
+        return options
 
     def _unavailable(self, error: Exception) -> StorageUnavailable:
         # psycopg messages name hosts and SQL states, never parameters or passwords.
@@ -85,6 +132,29 @@ class PostgresBase:
         return StorageUnavailable(
             f"PostgreSQL at {self.description}: {type(error).__name__}"
             + (f": {detail}" if detail else "")
+        )
+
+    def _failed(
+        self, error: Exception, connection: psycopg.BaseConnection[Any] | None = None
+    ) -> StorageUnavailable:
+        """The typed error for ``error``; a broken connection also closes the gate."""
+        if isinstance(error, psycopg.OperationalError) and (
+            connection is None or connection.broken or connection.closed
+        ):
+            self._gate.close()
+        return self._unavailable(error)
+
+    def _timed_out(self, pool: Any, error: Exception) -> StorageUnavailable:
+        """No pooled connection in time: an outage when the pool holds none at all (it
+        cannot connect), mere load otherwise."""
+        if pool.get_stats().get("pool_size", 1) == 0:
+            self._gate.close()
+        return self._unavailable(error)
+
+    def _still_down(self) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"PostgreSQL at {self.description}: unavailable for "
+            f"{self._gate.seconds_down():.1f} s (checking again every fraction of a second)"
         )
 
     def __repr__(self) -> str:
@@ -100,62 +170,69 @@ class PostgresLockedRow:
     def __init__(self, store: PostgresTokenStore, key: TokenKey) -> None:
         self._store = store
         self._key = key
-        self._pool = store._pool
+        self._pool = store._usable_pool()
         try:
             self._connection = self._pool.getconn()
         except PoolTimeout as error:
-            raise store._unavailable(error) from None
+            raise store._timed_out(self._pool, error) from None
         try:
             self._connection.execute("BEGIN")
             self._connection.execute(LOCK_TIMEOUT)
             found = self._connection.execute(LOCK_ROW, key_params(key)).fetchone()
         except psycopg.Error as error:
-            self._release(commit=False)
-            raise store._unavailable(error) from None
-        self.row = None if found is None else sealed_row(found[:7])
-        self.status: str | None = None if found is None else found[7]
+            failure = store._failed(error, self._connection)
+            self.rollback()
+            raise failure from None
+        self.row: SealedRow | None = None
+        self.status: str | None = None
+        self.lease: RefreshLease | None = None
+        if found is not None:
+            self.row, self.status, self.lease = locked_state(found)
 
-    def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None:
-        query, params = locked_update(
-            self._key, row, status, last_error, refreshed_at, self._store._clock()
-        )
+    def _execute(self, query: str, params: Sequence[Any]) -> None:
         try:
             self._connection.execute(query, params)
         except psycopg.Error as error:
-            self._release(commit=False)
-            raise self._store._unavailable(error) from None
+            failure = self._store._failed(error, self._connection)
+            self.rollback()
+            raise failure from None
 
-    def _release(self, *, commit: bool) -> None:
+    def update(self, *, status: str, last_error: str | None) -> None:
+        now = self._store._clock()
+        self._execute(UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(self._key)))
+
+    def take_lease(self, lease: RefreshLease) -> None:
+        self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
+
+    def commit(self) -> None:
         connection, self._connection = self._connection, None  # type: ignore[assignment]
         if connection is None:
             return
         try:
-            connection.execute("COMMIT" if commit else "ROLLBACK")
+            connection.execute("COMMIT")
+        except psycopg.Error as error:
+            raise self._store._failed(error, connection) from None
         finally:
             self._pool.putconn(connection)
 
-    def commit(self) -> None:
-        try:
-            self._release(commit=True)
-        except psycopg.Error as error:
-            raise self._store._unavailable(error) from None
-
     def rollback(self) -> None:
+        connection, self._connection = self._connection, None  # type: ignore[assignment]
+        if connection is None:
+            return
         try:
-            self._release(commit=False)
+            connection.execute("ROLLBACK")
         except psycopg.Error:
-            pass  # the connection is discarded by the pool; nothing was committed
+            pass  # a lost connection has rolled back already; the pool discards it
+        finally:
+            self._pool.putconn(connection)
 
 
 class PostgresTokenStore(PostgresBase):
     """Sealed token rows in PostgreSQL.
+
+    ``connect_timeout`` bounds each new connection, ``pool_timeout`` the wait for a pooled
+    one. After a connection breaks, calls fail at once (``StorageUnavailable``) while the
+    server is away, and the first one after it is back succeeds on a new pool.
 
     Raises:
         StorageUnavailable: the server cannot be reached in ``connect_timeout`` seconds,
@@ -168,19 +245,20 @@ class PostgresTokenStore(PostgresBase):
         *,
         min_size: int = 1,
         max_size: int = 10,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        pool_timeout: float = 3.0,
         clock: Clock = utc_now,
     ) -> None:
-        super().__init__(location, clock)
-        self._pool = ConnectionPool(
-            location.conninfo,
+        super().__init__(
+            location,
+            clock,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
             min_size=min_size,
             max_size=max_size,
-            timeout=connect_timeout,
-            kwargs=CONNECTION_OPTIONS,
-            open=False,
-            name="oauthvault",
         )
+        self._swap_lock = threading.Lock()
+        self._pool = self._new_pool()
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
             with self._pool.connection() as connection:
@@ -195,26 +273,74 @@ class PostgresTokenStore(PostgresBase):
             self._pool.close()
             check_revision(revision, self.description)
 
-    def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self._location.conninfo,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=self._pool_timeout,
+            kwargs=self._options,
+            open=False,
+            name="oauthvault",
+        )
+
+    def _usable_pool(self) -> ConnectionPool:
+        """The pool, or (after a connection broke) a new one once a probe reaches the
+        server; raises ``StorageUnavailable`` at once while it does not."""
+        if self._gate.is_open:
+            return self._pool
+        if not self._gate.claim_probe():
+            raise self._still_down()
+        with self._swap_lock:
+            if self._gate.is_open:
+                return self._pool
+            try:
+                psycopg.connect(self._location.conninfo, **self._options).close()
+            except psycopg.Error as error:
+                raise self._unavailable(error) from None
+            old, self._pool = self._pool, self._new_pool()
+            self._pool.open(wait=False)
+            self._gate.open()
+        # Closed aside: its workers may still be waiting on a connection attempt. The
+        # connections still out are closed as they come back.
+        threading.Thread(target=old.close, name="oauthvault-old-pool", daemon=True).start()
+        return self._pool
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._usable_pool()
         try:
-            with self._pool.connection() as connection:
-                return connection.execute(query, params, prepare=True).fetchone()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+            with pool.connection() as connection:
+                try:
+                    yield connection
+                except psycopg.Error as error:
+                    raise self._failed(error, connection) from None
+        except PoolTimeout as error:
+            raise self._timed_out(pool, error) from None
+
+    def _run(
+        self, query: str, params: Any, read: Callable[[psycopg.Cursor[Any]], T], *, retry: bool
+    ) -> T:
+        """Execute one autocommit statement and ``read`` its result; an idempotent one
+        (``retry``) is tried once more when its connection turns out broken (a server
+        restart the pool has not noticed yet), on the new pool."""
+        try:
+            with self._connection() as connection:
+                return read(connection.execute(query, params, prepare=True))
+        except StorageUnavailable:
+            if not retry or self._gate.is_open:
+                raise
+        with self._connection() as connection:
+            return read(connection.execute(query, params, prepare=True))
+
+    def _fetchone(self, query: str, params: Sequence[Any], *, retry: bool = True) -> Any:
+        return self._run(query, params, _one, retry=retry)
 
     def _fetchall(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
-        try:
-            with self._pool.connection() as connection:
-                return connection.execute(query, params, prepare=True).fetchall()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+        return self._run(query, params, _all, retry=True)
 
-    def _rowcount(self, query: str, params: Sequence[Any]) -> int:
-        try:
-            with self._pool.connection() as connection:
-                return connection.execute(query, params, prepare=True).rowcount
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+    def _rowcount(self, query: str, params: Sequence[Any], *, retry: bool = True) -> int:
+        return self._run(query, params, _count, retry=retry)
 
     def get(self, key: TokenKey) -> SealedRow | None:
         found = self._fetchone(SELECT_ROW, key_params(key))
@@ -224,7 +350,9 @@ class PostgresTokenStore(PostgresBase):
         self._rowcount(UPSERT_ROW, upsert_params(key, row, self._clock()))
 
     def delete(self, key: TokenKey) -> bool:
-        return self._rowcount(DELETE_ROW, key_params(key)) > 0
+        # Not retried: a delete that did commit before its connection broke would then
+        # report that nothing was stored.
+        return self._rowcount(DELETE_ROW, key_params(key), retry=False) > 0
 
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
@@ -242,31 +370,26 @@ class PostgresTokenStore(PostgresBase):
         failed: list[TokenKey] = []
         last_row_id = None
         after = uuid.UUID(after_row_id) if after_row_id else NIL_UUID
-        try:
-            with self._pool.connection() as connection, connection.transaction():
-                rows = connection.execute(
-                    SELECT_FOR_ROTATION, (primary_key_id, after, limit)
-                ).fetchall()
-                for row_id, provider, workspace_id, actor_id, *sealed in rows:
-                    last_row_id = str(row_id)
-                    key = TokenKey(provider, workspace_id, actor_id)
-                    new = reseal(key, sealed_row(sealed))
-                    if new is None:
-                        failed.append(key)
-                        continue
-                    connection.execute(
-                        UPDATE_SEALED,
-                        (
-                            new.access_token_encrypted,
-                            new.refresh_token_encrypted,
-                            new.key_id,
-                            new.response_encrypted,
-                            row_id,
-                        ),
-                    )
-                    rotated.append(key)
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+        with self._connection() as connection, connection.transaction():
+            rows = connection.execute(SELECT_FOR_ROTATION, (primary_key_id, after, limit))
+            for row_id, provider, workspace_id, actor_id, *sealed in rows.fetchall():
+                last_row_id = str(row_id)
+                key = TokenKey(provider, workspace_id, actor_id)
+                new = reseal(key, sealed_row(sealed))
+                if new is None:
+                    failed.append(key)
+                    continue
+                connection.execute(
+                    UPDATE_SEALED,
+                    (
+                        new.access_token_encrypted,
+                        new.refresh_token_encrypted,
+                        new.key_id,
+                        new.response_encrypted,
+                        row_id,
+                    ),
+                )
+                rotated.append(key)
         return RotationBatch(rotated, failed, last_row_id)
 
     def record_invalidations(self, cache_keys: Sequence[str]) -> None:
@@ -281,6 +404,11 @@ class PostgresTokenStore(PostgresBase):
     def lock_row(self, key: TokenKey) -> PostgresLockedRow:
         return PostgresLockedRow(self, key)
 
+    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+        query, params = save_refreshed(key, row, save, self._clock())
+        # Not retried here: the refresh flow retries it, guarded, for as long as it may.
+        return self._rowcount(query, params, retry=False) > 0
+
     def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
         return [TokenKey(*row) for row in self._fetchall(EXPIRING, (before, limit))]
 
@@ -288,10 +416,11 @@ class PostgresTokenStore(PostgresBase):
         return [TokenKey(*row) for row in self._fetchall(IDLE, (provider, before, limit))]
 
     def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
-        self._rowcount(PUT_PENDING, (self._clock() - PENDING_GRACE, record_id, sealed, expires_at))
+        params = (self._clock() - PENDING_GRACE, record_id, sealed, expires_at)
+        self._rowcount(PUT_PENDING, params, retry=False)
 
     def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
-        found = self._fetchone(TAKE_PENDING, (record_id,))
+        found = self._fetchone(TAKE_PENDING, (record_id,), retry=False)
         return None if found is None else (found[0], found[1].astimezone(UTC))
 
     def close(self) -> None:

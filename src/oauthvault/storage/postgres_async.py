@@ -5,19 +5,20 @@ The same SQL and row conversions (:mod:`oauthvault.storage.postgres_sql`), await
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.storage.postgres import (
-    CONNECTION_OPTIONS,
     PENDING_GRACE,
     Clock,
     PostgresBase,
@@ -37,17 +38,34 @@ from oauthvault.storage.postgres_sql import (
     RECORD_INVALIDATIONS,
     SCHEMA_REVISION,
     SELECT_ROW,
+    TAKE_LEASE,
     TAKE_PENDING,
+    UPDATE_LOCKED_STATUS,
     UPSERT_ROW,
     check_revision,
     key_params,
-    locked_update,
+    locked_state,
+    save_refreshed,
     sealed_row,
     stored_connection,
     upsert_params,
 )
 
 __all__ = ["AsyncPostgresTokenStore"]
+
+T = TypeVar("T")
+
+
+async def _one(cursor: psycopg.AsyncCursor[Any]) -> Any:
+    return await cursor.fetchone()
+
+
+async def _all(cursor: psycopg.AsyncCursor[Any]) -> list[Any]:
+    return await cursor.fetchall()
+
+
+async def _count(cursor: psycopg.AsyncCursor[Any]) -> int:
+    return cursor.rowcount
 
 
 class AsyncPostgresLockedRow:
@@ -56,65 +74,67 @@ class AsyncPostgresLockedRow:
     def __init__(self, store: AsyncPostgresTokenStore, key: TokenKey) -> None:
         self._store = store
         self._key = key
+        self._pool: AsyncConnectionPool | None = None
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self.row: SealedRow | None = None
         self.status: str | None = None
+        self.lease: RefreshLease | None = None
 
     async def acquire(self) -> None:
-        pool = self._store._pool
+        self._pool = await self._store._usable_pool()
         try:
-            self._connection = await pool.getconn()
+            self._connection = await self._pool.getconn()
         except PoolTimeout as error:
-            raise self._store._unavailable(error) from None
+            raise self._store._timed_out(self._pool, error) from None
         try:
             await self._connection.execute("BEGIN")
             await self._connection.execute(LOCK_TIMEOUT)
             cursor = await self._connection.execute(LOCK_ROW, key_params(self._key))
             found = await cursor.fetchone()
         except psycopg.Error as error:
-            await self._release(commit=False)
-            raise self._store._unavailable(error) from None
-        self.row = None if found is None else sealed_row(found[:7])
-        self.status = None if found is None else found[7]
+            failure = self._store._failed(error, self._connection)
+            await self.rollback()
+            raise failure from None
+        if found is not None:
+            self.row, self.status, self.lease = locked_state(found)
 
-    async def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None:
+    async def _execute(self, query: str, params: Sequence[Any]) -> None:
         assert self._connection is not None  # noqa: S101 - acquire() ran
-        query, params = locked_update(
-            self._key, row, status, last_error, refreshed_at, self._store._clock()
-        )
         try:
             await self._connection.execute(query, params)
         except psycopg.Error as error:
-            await self._release(commit=False)
-            raise self._store._unavailable(error) from None
+            failure = self._store._failed(error, self._connection)
+            await self.rollback()
+            raise failure from None
 
-    async def _release(self, *, commit: bool) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            await connection.execute("COMMIT" if commit else "ROLLBACK")
-        finally:
-            await self._store._pool.putconn(connection)
+    async def update(self, *, status: str, last_error: str | None) -> None:
+        now = self._store._clock()
+        await self._execute(UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(self._key)))
+
+    async def take_lease(self, lease: RefreshLease) -> None:
+        await self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
 
     async def commit(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None or self._pool is None:
+            return
         try:
-            await self._release(commit=True)
+            await connection.execute("COMMIT")
         except psycopg.Error as error:
-            raise self._store._unavailable(error) from None
+            raise self._store._failed(error, connection) from None
+        finally:
+            await self._pool.putconn(connection)
 
     async def rollback(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None or self._pool is None:
+            return
         try:
-            await self._release(commit=False)
+            await connection.execute("ROLLBACK")
         except psycopg.Error:
-            pass
+            pass  # a lost connection has rolled back already; the pool discards it
+        finally:
+            await self._pool.putconn(connection)
 
 
 class AsyncPostgresTokenStore(PostgresBase):
@@ -126,17 +146,29 @@ class AsyncPostgresTokenStore(PostgresBase):
         *,
         min_size: int = 1,
         max_size: int = 10,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+        pool_timeout: float = 3.0,
         clock: Clock = utc_now,
     ) -> None:
-        super().__init__(location, clock)
-        self._connect_timeout = connect_timeout
-        self._pool = AsyncConnectionPool(
-            location.conninfo,
+        super().__init__(
+            location,
+            clock,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
             min_size=min_size,
             max_size=max_size,
-            timeout=connect_timeout,
-            kwargs=CONNECTION_OPTIONS,
+        )
+        self._swap_lock: asyncio.Lock | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> AsyncConnectionPool:
+        return AsyncConnectionPool(
+            self._location.conninfo,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=self._pool_timeout,
+            kwargs=self._options,
             open=False,
             name="oauthvault-async",
         )
@@ -156,28 +188,64 @@ class AsyncPostgresTokenStore(PostgresBase):
             await self._pool.close()
             check_revision(revision, self.description)
 
-    async def _fetchone(self, query: str, params: Sequence[Any]) -> Any:
-        try:
-            async with self._pool.connection() as connection:
-                cursor = await connection.execute(query, params, prepare=True)
-                return await cursor.fetchone()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+    async def _usable_pool(self) -> AsyncConnectionPool:
+        """As :meth:`PostgresTokenStore._usable_pool`."""
+        if self._gate.is_open:
+            return self._pool
+        if not self._gate.claim_probe():
+            raise self._still_down()
+        if self._swap_lock is None:
+            self._swap_lock = asyncio.Lock()
+        async with self._swap_lock:
+            if self._gate.is_open:
+                return self._pool
+            try:
+                probe = await psycopg.AsyncConnection.connect(
+                    self._location.conninfo, **self._options
+                )
+                await probe.close()
+            except psycopg.Error as error:
+                raise self._unavailable(error) from None
+            old, self._pool = self._pool, self._new_pool()
+            await self._pool.open(wait=False)
+            self._gate.open()
+        # Closed aside (see the sync store); the task is kept until it is done.
+        closing = asyncio.create_task(old.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        return self._pool
+
+    async def _run(
+        self,
+        query: str,
+        params: Any,
+        read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
+        *,
+        retry: bool,
+    ) -> T:
+        """As :meth:`PostgresTokenStore._run`."""
+        for attempt in (1, 2):
+            pool = await self._usable_pool()
+            try:
+                async with pool.connection() as connection:
+                    try:
+                        return await read(await connection.execute(query, params, prepare=True))
+                    except psycopg.Error as error:
+                        failure = self._failed(error, connection)
+            except PoolTimeout as error:
+                raise self._timed_out(pool, error) from None
+            if attempt == 2 or not retry or self._gate.is_open:
+                raise failure from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetchone(self, query: str, params: Sequence[Any], *, retry: bool = True) -> Any:
+        return await self._run(query, params, _one, retry=retry)
 
     async def _fetchall(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
-        try:
-            async with self._pool.connection() as connection:
-                cursor = await connection.execute(query, params, prepare=True)
-                return await cursor.fetchall()
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+        return await self._run(query, params, _all, retry=True)
 
-    async def _rowcount(self, query: str, params: Sequence[Any]) -> int:
-        try:
-            async with self._pool.connection() as connection:
-                return (await connection.execute(query, params, prepare=True)).rowcount
-        except (psycopg.Error, PoolTimeout) as error:
-            raise self._unavailable(error) from None
+    async def _rowcount(self, query: str, params: Sequence[Any], *, retry: bool = True) -> int:
+        return await self._run(query, params, _count, retry=retry)
 
     async def get(self, key: TokenKey) -> SealedRow | None:
         found = await self._fetchone(SELECT_ROW, key_params(key))
@@ -187,7 +255,7 @@ class AsyncPostgresTokenStore(PostgresBase):
         await self._rowcount(UPSERT_ROW, upsert_params(key, row, self._clock()))
 
     async def delete(self, key: TokenKey) -> bool:
-        return await self._rowcount(DELETE_ROW, key_params(key)) > 0
+        return await self._rowcount(DELETE_ROW, key_params(key), retry=False) > 0
 
     async def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
@@ -219,14 +287,19 @@ class AsyncPostgresTokenStore(PostgresBase):
         await locked.acquire()
         return locked
 
+    async def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+        query, params = save_refreshed(key, row, save, self._clock())
+        return await self._rowcount(query, params, retry=False) > 0
+
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
-        await self._rowcount(
-            PUT_PENDING, (self._clock() - PENDING_GRACE, record_id, sealed, expires_at)
-        )
+        params = (self._clock() - PENDING_GRACE, record_id, sealed, expires_at)
+        await self._rowcount(PUT_PENDING, params, retry=False)
 
     async def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
-        found = await self._fetchone(TAKE_PENDING, (record_id,))
+        found = await self._fetchone(TAKE_PENDING, (record_id,), retry=False)
         return None if found is None else (found[0], found[1].astimezone(UTC))
 
     async def close(self) -> None:
+        for closing in list(self._closing):
+            await closing
         await self._pool.close()

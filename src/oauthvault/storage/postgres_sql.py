@@ -10,6 +10,7 @@ from typing import Any
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, decode_params
+from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.storage.migrations import HEAD_REVISION
 
 __all__ = [
@@ -25,17 +26,20 @@ __all__ = [
     "PENDING_INVALIDATIONS",
     "PUT_PENDING",
     "RECORD_INVALIDATIONS",
+    "SAVE_REFRESHED_TOKENS",
+    "SAVE_REFRESH_STATUS",
     "SCHEMA_REVISION",
     "SELECT_FOR_ROTATION",
     "SELECT_ROW",
+    "TAKE_LEASE",
     "TAKE_PENDING",
     "UPDATE_LOCKED_STATUS",
-    "UPDATE_LOCKED_TOKENS",
     "UPDATE_SEALED",
     "UPSERT_ROW",
     "check_revision",
     "key_params",
-    "locked_update",
+    "locked_state",
+    "save_refreshed",
     "sealed_row",
     "stored_connection",
     "upsert_params",
@@ -44,14 +48,14 @@ __all__ = [
 
 SELECT_ROW = """
 SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
-    connection_params, token_response_encrypted
+    connection_params, token_response_encrypted, issued_at, version
 FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
-    token_response_encrypted, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    token_response_encrypted, issued_at, created_at, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = EXCLUDED.access_token_encrypted,
     refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
@@ -60,9 +64,13 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     scope = EXCLUDED.scope,
     connection_params = EXCLUDED.connection_params,
     token_response_encrypted = EXCLUDED.token_response_encrypted,
+    issued_at = EXCLUDED.issued_at,
     status = 'active',
     last_error = NULL,
-    updated_at = EXCLUDED.updated_at
+    updated_at = EXCLUDED.updated_at,
+    version = oauth_tokens.version + 1,
+    refresh_lease_owner = NULL,
+    refresh_lease_until = NULL
 """
 DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
 LIST_ROWS = """
@@ -79,7 +87,7 @@ COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
 SELECT_FOR_ROTATION = """
 SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
-    token_response_encrypted
+    token_response_encrypted, issued_at, version
 FROM oauth_tokens
 WHERE key_id <> %s AND id > %s
 ORDER BY id
@@ -89,7 +97,7 @@ FOR UPDATE
 UPDATE_SEALED = """
 UPDATE oauth_tokens
 SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s,
-    token_response_encrypted = %s
+    token_response_encrypted = %s, version = version + 1
 WHERE id = %s
 """
 RECORD_INVALIDATIONS = """
@@ -101,20 +109,36 @@ CLEAR_INVALIDATIONS = "DELETE FROM oauth_cache_invalidations WHERE cache_key = A
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 LOCK_ROW = """
 SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
-    connection_params, token_response_encrypted, status
+    connection_params, token_response_encrypted, issued_at, version, status,
+    refresh_lease_owner, refresh_lease_until
 FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 FOR UPDATE
 """
-UPDATE_LOCKED_TOKENS = """
-UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
-    key_id = %s, expires_at = %s, scope = %s, connection_params = %s,
-    token_response_encrypted = %s, status = %s, last_error = %s,
-    last_refreshed_at = %s, updated_at = %s
+UPDATE_LOCKED_STATUS = """
+UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s, version = version + 1
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
-UPDATE_LOCKED_STATUS = """
-UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s
+TAKE_LEASE = """
+UPDATE oauth_tokens SET refresh_lease_owner = %s, refresh_lease_until = %s
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+"""
+# A refresh's result is saved only over the version it started from, or while it still
+# holds its lease (a re-seal by key rotation bumps the version, not the lease); either way
+# nothing written since by anyone else (a reconnect, another refresher) is overwritten.
+SAVE_REFRESHED_TOKENS = """
+UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
+    key_id = %s, expires_at = %s, scope = %s, connection_params = %s,
+    token_response_encrypted = %s, issued_at = %s, status = %s, last_error = %s,
+    last_refreshed_at = %s, updated_at = %s, version = version + 1,
+    refresh_lease_owner = NULL, refresh_lease_until = NULL
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+  AND (version = %s OR refresh_lease_owner = %s)
+"""
+SAVE_REFRESH_STATUS = """
+UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s,
+    version = version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+  AND (version = %s OR refresh_lease_owner = %s)
 """
 EXPIRING = """
 SELECT provider, workspace_id, actor_id FROM oauth_tokens
@@ -131,8 +155,9 @@ WHERE provider = %s AND status IN ('active', 'degraded')
 ORDER BY coalesce(last_refreshed_at, updated_at)
 LIMIT %s
 """
-# A refresher waits this long for another one's lock before giving up.
-LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
+# The row lock is held for a read and a write (never across a provider call): a refresher
+# waits this long for it before giving up with StorageUnavailable.
+LOCK_TIMEOUT = "SET LOCAL lock_timeout = '10s'"
 PUT_PENDING = """
 WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < %s)
 INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
@@ -158,6 +183,7 @@ def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ..
         row.scope,
         row.params,
         row.response_encrypted,
+        row.issued_at,
         now,
         now,
     )
@@ -169,21 +195,32 @@ def utc(moment: datetime | None) -> datetime | None:
 
 
 def sealed_row(found: Sequence[Any]) -> SealedRow:
-    access, refresh, key_id, expires_at, scope, params, response = found
-    return SealedRow(access, refresh, key_id, utc(expires_at), scope, params, response)
+    """A :class:`SealedRow` from a row's sealed columns (SELECT_ROW's, in its order)."""
+    access, refresh, key_id, expires_at, scope, params, response, issued_at, version = found
+    return SealedRow(
+        access, refresh, key_id, utc(expires_at), scope, params, response, utc(issued_at), version
+    )
 
 
-def locked_update(
+def locked_state(found: Sequence[Any]) -> tuple[SealedRow, str, RefreshLease | None]:
+    """The row, status and lease of a :data:`LOCK_ROW` result."""
+    owner, until = found[10], found[11]
+    lease = None if owner is None or until is None else RefreshLease(owner, until.astimezone(UTC))
+    return sealed_row(found[:9]), found[9], lease
+
+
+def save_refreshed(
     key: TokenKey,
     row: SealedRow | None,
-    status: str,
-    last_error: str | None,
-    refreshed_at: datetime | None,
+    save: RefreshSave,
     now: datetime,
 ) -> tuple[str, tuple[Any, ...]]:
+    """The compare-and-set that saves a refresh's outcome: new tokens (``row``) or only a
+    status."""
+    guard = (*key_params(key), save.version, save.owner)
     if row is None:
-        return UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(key))
-    return UPDATE_LOCKED_TOKENS, (
+        return SAVE_REFRESH_STATUS, (save.status, save.last_error, now, *guard)
+    return SAVE_REFRESHED_TOKENS, (
         row.access_token_encrypted,
         row.refresh_token_encrypted,
         row.key_id,
@@ -191,11 +228,12 @@ def locked_update(
         row.scope,
         row.params,
         row.response_encrypted,
-        status,
-        last_error,
-        refreshed_at,
+        row.issued_at,
+        save.status,
+        save.last_error,
+        save.refreshed_at,
         now,
-        *key_params(key),
+        *guard,
     )
 
 

@@ -20,7 +20,7 @@ from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey
 from oauthvault.storage import sqlite_sql as sql
-from oauthvault.storage.base import Resealer, RotationBatch
+from oauthvault.storage.base import RefreshLease, RefreshSave, Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 
@@ -56,26 +56,29 @@ class SqliteLockedRow:
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
-        self.row: SealedRow | None = None if found is None else sql.sealed_row(found[:7])
-        self.status: str | None = None if found is None else found[7]
+        self.row: SealedRow | None = None
+        self.status: str | None = None
+        self.lease: RefreshLease | None = None
+        if found is not None:
+            self.row, self.status, self.lease = sql.locked_state(found)
 
-    def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None:
-        query, params = sql.locked_update(
-            self._key, row, status, last_error, refreshed_at, self._clock()
-        )
+    def _execute(self, query: str, params: Sequence[Any]) -> None:
         try:
             assert self._connection is not None  # noqa: S101 - only used while locked
             self._connection.execute(query, params)
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
+
+    def update(self, *, status: str, last_error: str | None) -> None:
+        now = sql.to_text(self._clock())
+        self._execute(
+            sql.UPDATE_LOCKED_STATUS, (status, last_error, now, *sql.key_params(self._key))
+        )
+
+    def take_lease(self, lease: RefreshLease) -> None:
+        until = sql.to_text(lease.until)
+        self._execute(sql.TAKE_LEASE, (lease.owner, until, *sql.key_params(self._key)))
 
     def _finish(self, statement: str) -> None:
         connection, self._connection = self._connection, None
@@ -261,8 +264,12 @@ class SqliteTokenStore:
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
-    def lock_row(self, key: TokenKey, lock_timeout: float = 30.0) -> SqliteLockedRow:
+    def lock_row(self, key: TokenKey, lock_timeout: float = 10.0) -> SqliteLockedRow:
         return SqliteLockedRow(self._path, key, lock_timeout, self._clock)
+
+    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+        query, params = sql.save_refreshed(key, row, save, self._clock())
+        return self._execute(query, params).rowcount > 0
 
     def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
         rows = self._fetchall(sql.EXPIRING, (sql.to_text(before), limit))
@@ -304,24 +311,15 @@ class AsyncSqliteLockedRow:
         self._locked = locked
         self.row = locked.row
         self.status = locked.status
+        self.lease = locked.lease
 
-    async def update(
-        self,
-        row: SealedRow | None,
-        *,
-        status: str,
-        last_error: str | None,
-        refreshed_at: datetime | None,
-    ) -> None:
+    async def update(self, *, status: str, last_error: str | None) -> None:
         await asyncio.to_thread(
-            functools.partial(
-                self._locked.update,
-                row,
-                status=status,
-                last_error=last_error,
-                refreshed_at=refreshed_at,
-            )
+            functools.partial(self._locked.update, status=status, last_error=last_error)
         )
+
+    async def take_lease(self, lease: RefreshLease) -> None:
+        await asyncio.to_thread(self._locked.take_lease, lease)
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._locked.commit)
@@ -386,6 +384,9 @@ class AsyncSqliteTokenStore:
     async def lock_row(self, key: TokenKey) -> AsyncSqliteLockedRow:
         locked = await asyncio.to_thread(self.sync_store.lock_row, key)
         return AsyncSqliteLockedRow(locked)
+
+    async def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+        return await asyncio.to_thread(self.sync_store.save_refreshed, key, row, save)
 
     async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
         return await asyncio.to_thread(self.sync_store.expiring_connections, before, limit)

@@ -13,6 +13,7 @@ from typing import Any
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.models import StoredConnection, TokenKey, decode_params
+from oauthvault.storage.base import RefreshLease, RefreshSave
 
 __all__ = [
     "CLEAR_INVALIDATION",
@@ -26,17 +27,20 @@ __all__ = [
     "PURGE_PENDING",
     "PUT_PENDING",
     "RECORD_INVALIDATION",
+    "SAVE_REFRESHED_TOKENS",
+    "SAVE_REFRESH_STATUS",
     "SCHEMA_REVISION",
     "SELECT_FOR_ROTATION",
     "SELECT_ROW",
+    "TAKE_LEASE",
     "TAKE_PENDING",
     "UPDATE_LOCKED_STATUS",
-    "UPDATE_LOCKED_TOKENS",
     "UPDATE_SEALED",
     "UPSERT_ROW",
     "from_text",
     "key_params",
-    "locked_update",
+    "locked_state",
+    "save_refreshed",
     "sealed_row",
     "stored_connection",
     "to_text",
@@ -45,19 +49,20 @@ __all__ = [
 
 SELECT_ROW = """
 SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
-    connection_params, token_response_encrypted
+    connection_params, token_response_encrypted, issued_at, version
 FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 LOCK_ROW = """
 SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
-    connection_params, token_response_encrypted, status
+    connection_params, token_response_encrypted, issued_at, version, status,
+    refresh_lease_owner, refresh_lease_until
 FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
-    token_response_encrypted, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    token_response_encrypted, issued_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = excluded.access_token_encrypted,
     refresh_token_encrypted = excluded.refresh_token_encrypted,
@@ -66,9 +71,13 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     scope = excluded.scope,
     connection_params = excluded.connection_params,
     token_response_encrypted = excluded.token_response_encrypted,
+    issued_at = excluded.issued_at,
     status = 'active',
     last_error = NULL,
-    updated_at = excluded.updated_at
+    updated_at = excluded.updated_at,
+    version = oauth_tokens.version + 1,
+    refresh_lease_owner = NULL,
+    refresh_lease_until = NULL
 """
 DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?"
 LIST_ROWS = """
@@ -84,23 +93,36 @@ COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
 SELECT_FOR_ROTATION = """
 SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
-    token_response_encrypted
+    token_response_encrypted, issued_at, version
 FROM oauth_tokens WHERE key_id <> ? AND id > ? ORDER BY id LIMIT ?
 """
 UPDATE_SEALED = """
 UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
-    token_response_encrypted = ?
+    token_response_encrypted = ?, version = version + 1
 WHERE id = ?
 """
 UPDATE_LOCKED_STATUS = """
-UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?
+UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?, version = version + 1
 WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
-UPDATE_LOCKED_TOKENS = """
+TAKE_LEASE = """
+UPDATE oauth_tokens SET refresh_lease_owner = ?, refresh_lease_until = ?
+WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+"""
+# As in postgres_sql: saved only over the version read, or while the lease is still ours.
+SAVE_REFRESHED_TOKENS = """
 UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
     expires_at = ?, scope = ?, connection_params = ?, token_response_encrypted = ?,
-    status = ?, last_error = ?, last_refreshed_at = ?, updated_at = ?
+    issued_at = ?, status = ?, last_error = ?, last_refreshed_at = ?, updated_at = ?,
+    version = version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL
 WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+  AND (version = ? OR refresh_lease_owner = ?)
+"""
+SAVE_REFRESH_STATUS = """
+UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?, version = version + 1,
+    refresh_lease_owner = NULL, refresh_lease_until = NULL
+WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+  AND (version = ? OR refresh_lease_owner = ?)
 """
 RECORD_INVALIDATION = """
 INSERT INTO oauth_cache_invalidations (cache_key, recorded_at) VALUES (?, ?)
@@ -140,8 +162,26 @@ def key_params(key: TokenKey) -> tuple[str, str, str]:
 
 
 def sealed_row(found: Sequence[Any]) -> SealedRow:
-    access, refresh, key_id, expires_at, scope, params, response = found
-    return SealedRow(access, refresh, key_id, from_text(expires_at), scope, params, response)
+    """A :class:`SealedRow` from a row's sealed columns (SELECT_ROW's, in its order)."""
+    access, refresh, key_id, expires_at, scope, params, response, issued_at, version = found
+    return SealedRow(
+        access,
+        refresh,
+        key_id,
+        from_text(expires_at),
+        scope,
+        params,
+        response,
+        from_text(issued_at),
+        version,
+    )
+
+
+def locked_state(found: Sequence[Any]) -> tuple[SealedRow, str, RefreshLease | None]:
+    """The row, status and lease of a LOCK_ROW result."""
+    owner, until = found[10], from_text(found[11])
+    lease = None if owner is None or until is None else RefreshLease(owner, until)
+    return sealed_row(found[:9]), found[9], lease
 
 
 def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ...]:
@@ -156,22 +196,21 @@ def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ..
         row.scope,
         row.params,
         row.response_encrypted,
+        to_text(row.issued_at),
         stamp,
         stamp,
     )
 
 
-def locked_update(
-    key: TokenKey,
-    row: SealedRow | None,
-    status: str,
-    last_error: str | None,
-    refreshed_at: datetime | None,
-    now: datetime,
+def save_refreshed(
+    key: TokenKey, row: SealedRow | None, save: RefreshSave, now: datetime
 ) -> tuple[str, tuple[Any, ...]]:
+    """The compare-and-set that saves a refresh's outcome: new tokens (``row``) or only a
+    status."""
+    guard = (*key_params(key), save.version, save.owner)
     if row is None:
-        return UPDATE_LOCKED_STATUS, (status, last_error, to_text(now), *key_params(key))
-    return UPDATE_LOCKED_TOKENS, (
+        return SAVE_REFRESH_STATUS, (save.status, save.last_error, to_text(now), *guard)
+    return SAVE_REFRESHED_TOKENS, (
         row.access_token_encrypted,
         row.refresh_token_encrypted,
         row.key_id,
@@ -179,11 +218,12 @@ def locked_update(
         row.scope,
         row.params,
         row.response_encrypted,
-        status,
-        last_error,
-        to_text(refreshed_at),
+        to_text(row.issued_at),
+        save.status,
+        save.last_error,
+        to_text(save.refreshed_at),
         to_text(now),
-        *key_params(key),
+        *guard,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError
+from oauthvault.errors import ProviderError, StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
@@ -38,8 +38,11 @@ from oauthvault.vault.steps import (
     ReadRow,
     RecordInvalidation,
     RefreshGrant,
+    RowState,
+    SaveRefreshed,
     Step,
     TakeCached,
+    TakeLease,
     TakePendingRow,
     UpdateLocked,
     WriteCache,
@@ -69,7 +72,12 @@ class AsyncOAuthTokenCache(VaultBase):
         clock = self._core.clock
         self._store: AsyncTokenStore
         if self._location.kind == "postgres":
-            self._store = AsyncPostgresTokenStore(self._location, clock=clock)
+            self._store = AsyncPostgresTokenStore(
+                self._location,
+                connect_timeout=self._settings.db_connect_timeout,
+                pool_timeout=self._settings.db_pool_timeout,
+                clock=clock,
+            )
         else:
             self._store = AsyncSqliteTokenStore(self._location, clock=clock)
         self._cache: AsyncRedisTokenCache | None = None
@@ -98,7 +106,12 @@ class AsyncOAuthTokenCache(VaultBase):
         try:
             step = next(flow)
             while True:
-                step = flow.send(await self._perform(step, held))
+                try:
+                    result = await self._perform(step, held)
+                except StorageUnavailable as error:
+                    step = flow.throw(error)  # the flow may retry (a refresh's save)
+                else:
+                    step = flow.send(result)
         except StopIteration as done:
             return done.value
         finally:
@@ -132,15 +145,15 @@ class AsyncOAuthTokenCache(VaultBase):
                 return None if taken is None else taken[0]
             case LockRow():
                 held.row = await store.lock_row(step.key)
-                return held.row.row, held.row.status
+                return RowState(held.row.row, held.row.status, held.row.lease)
             case UpdateLocked():
                 assert held.row is not None  # noqa: S101 - the flow locks first
-                return await held.row.update(
-                    step.row,
-                    status=step.status,
-                    last_error=step.last_error,
-                    refreshed_at=step.refreshed_at,
-                )
+                return await held.row.update(status=step.status, last_error=step.last_error)
+            case TakeLease():
+                assert held.row is not None  # noqa: S101 - the flow locks first
+                return await held.row.take_lease(step.lease)
+            case SaveRefreshed():
+                return await store.save_refreshed(step.key, step.row, step.save)
             case CommitLock():
                 locked, held.row = held.row, None
                 assert locked is not None  # noqa: S101 - the flow locks first

@@ -7,6 +7,9 @@ No I/O here: :class:`~oauthvault.vault.OAuthTokenCache` and
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,7 +36,13 @@ from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import check_given_params
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault.flows import VaultCore
-from oauthvault.vault.refresh import RefreshFlow, RetryPolicy, is_fresh, refresh_flow
+from oauthvault.vault.refresh import (
+    RefreshFlow,
+    RefreshTiming,
+    RetryPolicy,
+    is_fresh,
+    refresh_flow,
+)
 from oauthvault.vault.steps import Flow
 
 __all__ = ["BackendMode", "DeleteOutcome", "RotationReport", "VaultBase"]
@@ -45,6 +54,14 @@ BackendMode = Literal["db-only", "db+cache"]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+_HOST = socket.gethostname()[:64]
+
+
+def _lease_owner() -> str:
+    """Who holds a refresh lease: host, process and a random part (one per refresh)."""
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +121,9 @@ class VaultBase:
         self._on_event = on_event
         self._refresh_timeout = refresh_timeout
         self._retry_policy = retry_policy or RetryPolicy()
+        self._refresh_timing = RefreshTiming(
+            grant_timeout=refresh_timeout, save_window=settings.refresh_save_window
+        )
         self._location: DatabaseLocation = settings.database_location
         keyring: KeyRing = resolve_keyring(settings, self._location)
         self._redis_url = settings.redis_url_value
@@ -229,13 +249,20 @@ class VaultBase:
             raise TokenNotFound(
                 f"no tokens stored for {key.provider}/{key.workspace_id}/{key.actor_id}"
             )
-        return is_fresh(tokens, self._core.clock(), min_ttl)
+        return is_fresh(tokens, self._core.clock(), tokens.needed_ttl(min_ttl))
 
     def _refresh_flow(
         self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None
     ) -> RefreshFlow:
         return refresh_flow(
-            self._core, key, min_ttl=min_ttl, force=force, seen=seen, policy=self._retry_policy
+            self._core,
+            key,
+            min_ttl=min_ttl,
+            force=force,
+            seen=seen,
+            policy=self._retry_policy,
+            timing=self._refresh_timing,
+            owner=_lease_owner(),
         )
 
     def _idle_cutoffs(self) -> list[tuple[str, datetime]]:

@@ -68,8 +68,9 @@ class VaultCore:
         scope: str | None,
         params: Mapping[str, str] = NO_PARAMS,
     ) -> TokenSet:
-        expires_at = None if expires_in is None else self.clock() + timedelta(seconds=expires_in)
-        return TokenSet(access_token, refresh_token, expires_at, scope, params)
+        now = self.clock()
+        expires_at = None if expires_in is None else now + timedelta(seconds=expires_in)
+        return TokenSet(access_token, refresh_token, expires_at, scope, params, issued_at=now)
 
     def store(
         self, key: TokenKey, tokens: TokenSet, response: Mapping[str, Any] | None = None

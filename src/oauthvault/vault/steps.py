@@ -4,6 +4,8 @@ A flow (:mod:`oauthvault.vault.flows`, :mod:`oauthvault.vault.refresh`,
 :mod:`oauthvault.vault.pending`) is a generator that yields these steps and is sent each
 step's result back, as ``httpx.Auth.auth_flow`` is. The sync and the async vault each
 perform them in one method; every decision (order, fallbacks, TTLs) stays in the flows.
+A step that fails with ``StorageUnavailable`` raises it inside the flow (``throw``), so a
+flow can retry; the others propagate it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, TypeAlias
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.models import ClientCredentials, ConnectionEvent, TokenKey
+from oauthvault.storage.base import RefreshLease, RefreshSave
 
 __all__ = [
     "CommitLock",
@@ -28,8 +31,11 @@ __all__ = [
     "ReadRow",
     "RecordInvalidation",
     "RefreshGrant",
+    "RowState",
+    "SaveRefreshed",
     "Step",
     "TakeCached",
+    "TakeLease",
     "TakePendingRow",
     "UpdateLocked",
     "WriteCache",
@@ -111,30 +117,56 @@ class TakePendingRow:
     record_id: str
 
 
-# --- the refresh lock ----------------------------------------------------------------------
+# --- the refresh lock and lease -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RowState:
+    """What :class:`LockRow` found: the row (``None``: nothing stored), its status and the
+    refresh lease on it, if any."""
+
+    row: SealedRow | None
+    status: str | None
+    lease: RefreshLease | None
 
 
 @dataclass(frozen=True, slots=True)
 class LockRow:
-    """Result: ``(SealedRow | None, status | None)``; the row stays locked until
-    :class:`CommitLock` (or until the flow ends, when it is rolled back)."""
+    """Result: a :class:`RowState`; the row stays locked until :class:`CommitLock` (or
+    until the flow ends, when it is rolled back)."""
 
     key: TokenKey
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateLocked:
-    """Write new tokens (``row``, if given) and the status inside the lock."""
+    """Write a new status inside the lock."""
 
-    row: SealedRow | None
     status: str
     last_error: str | None
-    refreshed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TakeLease:
+    """Lease the locked row to this refresh (committed by the :class:`CommitLock` that
+    follows, before the provider is called)."""
+
+    lease: RefreshLease
 
 
 @dataclass(frozen=True, slots=True)
 class CommitLock:
-    """Commit what UpdateLocked wrote and release the lock."""
+    """Commit what was written inside the lock and release it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SaveRefreshed:
+    """Result: whether the refresh's outcome was saved (False: the guard failed, someone
+    else wrote the row since). Raises ``StorageUnavailable`` into the flow, which retries."""
+
+    key: TokenKey
+    row: SealedRow | None
+    save: RefreshSave
 
 
 # --- the provider and the application ------------------------------------------------------
@@ -178,7 +210,9 @@ Step: TypeAlias = (
     | TakePendingRow
     | LockRow
     | UpdateLocked
+    | TakeLease
     | CommitLock
+    | SaveRefreshed
     | RefreshGrant
     | Pause
     | Emit

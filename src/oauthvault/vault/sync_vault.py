@@ -17,7 +17,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError
+from oauthvault.errors import ProviderError, StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
@@ -40,8 +40,11 @@ from oauthvault.vault.steps import (
     ReadRow,
     RecordInvalidation,
     RefreshGrant,
+    RowState,
+    SaveRefreshed,
     Step,
     TakeCached,
+    TakeLease,
     TakePendingRow,
     UpdateLocked,
     WriteCache,
@@ -76,7 +79,12 @@ class OAuthTokenCache(VaultBase):
         clock = self._core.clock
         self._store: TokenStore
         if self._location.kind == "postgres":
-            self._store = PostgresTokenStore(self._location, clock=clock)
+            self._store = PostgresTokenStore(
+                self._location,
+                connect_timeout=self._settings.db_connect_timeout,
+                pool_timeout=self._settings.db_pool_timeout,
+                clock=clock,
+            )
         else:
             self._store = SqliteTokenStore(self._location, clock=clock)
         self._cache: RedisTokenCache | None = None
@@ -100,7 +108,12 @@ class OAuthTokenCache(VaultBase):
         try:
             step = next(flow)
             while True:
-                step = flow.send(self._perform(step, held))
+                try:
+                    result = self._perform(step, held)
+                except StorageUnavailable as error:
+                    step = flow.throw(error)  # the flow may retry (a refresh's save)
+                else:
+                    step = flow.send(result)
         except StopIteration as done:
             return done.value
         finally:
@@ -134,15 +147,15 @@ class OAuthTokenCache(VaultBase):
                 return None if taken is None else taken[0]
             case LockRow():
                 held.row = store.lock_row(step.key)
-                return held.row.row, held.row.status
+                return RowState(held.row.row, held.row.status, held.row.lease)
             case UpdateLocked():
                 assert held.row is not None  # noqa: S101 - the flow locks first
-                return held.row.update(
-                    step.row,
-                    status=step.status,
-                    last_error=step.last_error,
-                    refreshed_at=step.refreshed_at,
-                )
+                return held.row.update(status=step.status, last_error=step.last_error)
+            case TakeLease():
+                assert held.row is not None  # noqa: S101 - the flow locks first
+                return held.row.take_lease(step.lease)
+            case SaveRefreshed():
+                return store.save_refreshed(step.key, step.row, step.save)
             case CommitLock():
                 locked, held.row = held.row, None
                 assert locked is not None  # noqa: S101 - the flow locks first
