@@ -17,6 +17,7 @@ import platform
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from benchmarks.dataset import (
     sealed_sample,
 )
 from benchmarks.http import http_benchmark
+from benchmarks.propagation import propagation
 from benchmarks.timing import Comparison, compare, compare_async
 from oauthvault import AsyncOAuthTokenCache, KeyRing, OAuthTokenCache, TokenKey, generate_key
 from oauthvault.cache import cache_key
@@ -47,12 +49,15 @@ ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("OAUTHVAULT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
+# The floors use a table of the same shape without anything of ours (no version
+# sequence, no change-feed trigger): what a bare write costs.
+FLOOR_TABLE = "CREATE TABLE floor_tokens (LIKE oauth_tokens INCLUDING ALL)"
 SELECT = (
     "SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope"
-    " FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
+    " FROM floor_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
 )
 UPSERT = """
-INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
+INSERT INTO floor_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope)
 VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
@@ -61,9 +66,11 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     key_id = EXCLUDED.key_id, expires_at = EXCLUDED.expires_at, scope = EXCLUDED.scope,
     updated_at = now()
 """
-DELETE = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
+DELETE = "DELETE FROM floor_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
 
 TARGETS = {
+    "local-cache get_tokens": 0.10,
+    "local-cache get_access_token": 0.10,
     "cached get_tokens": 1.10,
     "cache-miss get_tokens": 1.25,
     "store_tokens": 1.25,
@@ -106,7 +113,7 @@ FULL = Mode(
     http_rounds=3,
     http_connections=32,
 )
-HTTP_TARGET = 0.80  # the token endpoint's requests/s, as a share of the floor's
+HTTP_TARGET = 1.0  # the token endpoint's requests/s, as a share of the floor's
 
 
 class Bench:
@@ -119,8 +126,12 @@ class Bench:
         self.database_url = self._fresh_database()
         self.redis = redis.Redis.from_url(REDIS_URL)
         self.redis.flushdb()
-        self.vault = OAuthTokenCache(self.database_url, REDIS_URL, self.key)
+        # The Redis layer alone (the rows measured before the local cache existed) ...
+        self.vault = OAuthTokenCache(self.database_url, REDIS_URL, self.key, local_cache=False)
+        # ... and the default: the local cache in front, kept coherent by the change feed.
+        self.local_vault = OAuthTokenCache(self.database_url, REDIS_URL, self.key)
         self.sql = psycopg.connect(self.database_url, autocommit=True, prepare_threshold=0)
+        self.sql.execute(FLOOR_TABLE)
         self.keys = [
             TokenKey("google", f"ws_{index % 100:04d}", f"user_{index:07d}")
             for index in range(mode.connections)
@@ -150,6 +161,7 @@ class Bench:
         return url
 
     def close(self) -> None:
+        self.local_vault.close()
         self.vault.close()
         self.sql.close()
         self.redis.close()
@@ -179,6 +191,36 @@ def cached_get(bench: Bench, label: str = "") -> Comparison:
         lambda i: bench.vault.get_tokens(*_ids(keys[i % n])),
         lambda i: bench.redis.get(floor_names[i % n]),
     )
+
+
+def local_get(bench: Bench) -> list[Comparison]:
+    """The local cache: no network at all on a hit (records stay sealed; opened per call)."""
+    vault, keys = bench.local_vault, bench.keys
+    floor_names = [cache_key(k) for k in bench.floor_keys]
+    n = len(keys)
+    deadline = time.monotonic() + 10
+    while not vault.cache_info().local_live:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the change feed did not come up")
+        time.sleep(0.01)
+    for key in keys:  # warm
+        vault.get_tokens(*_ids(key))
+    return [
+        _compare(
+            bench,
+            "local-cache get_tokens",
+            "redis GET (same value size)",
+            lambda i: vault.get_tokens(*_ids(keys[i % n])),
+            lambda i: bench.redis.get(floor_names[i % n]),
+        ),
+        _compare(
+            bench,
+            "local-cache get_access_token",
+            "redis GET (same value size)",
+            lambda i: vault.get_access_token(*_ids(keys[i % n])),
+            lambda i: bench.redis.get(floor_names[i % n]),
+        ),
+    ]
 
 
 def access_token(bench: Bench) -> Comparison:
@@ -220,7 +262,7 @@ def miss_get(bench: Bench, label: str = "") -> Comparison:
 def db_only_get(bench: Bench) -> Comparison:
     keys, floors = bench.keys, bench.floor_keys
     n = len(keys)
-    vault = OAuthTokenCache(bench.database_url, "", bench.key)
+    vault = OAuthTokenCache(bench.database_url, "", bench.key, local_cache=False)
     try:
         return _compare(
             bench,
@@ -286,13 +328,13 @@ def sqlite_get(bench: Bench) -> Comparison:
 
     directory = tempfile.mkdtemp(prefix="oauthvault-bench-")
     path = Path(directory) / "bench.db"
-    vault = OAuthTokenCache(f"sqlite:///{path}", "", bench.key)
+    vault = OAuthTokenCache(f"sqlite:///{path}", "", bench.key, local_cache=False)
     keys = bench.keys
     n = len(keys)
     for key in keys:
         vault.store_tokens(*_ids(key), ACCESS, REFRESH, 3600, SCOPE)
     bare = sqlite3.connect(path, isolation_level=None)
-    select = SELECT.replace("%s", "?")
+    select = SELECT.replace("%s", "?").replace("floor_tokens", "oauth_tokens")
     aead = bench.ring.primary.aead
     sealed = bench.sealed.access_raw
     nonce, body = sealed[5 : 5 + NONCE_SIZE], sealed[5 + NONCE_SIZE :]
@@ -327,7 +369,9 @@ def async_benchmarks(bench: Bench) -> list[Comparison]:
             bench.database_url, autocommit=True, prepare_threshold=0
         )
         results = []
-        async with AsyncOAuthTokenCache(bench.database_url, REDIS_URL, bench.key) as vault:
+        async with AsyncOAuthTokenCache(
+            bench.database_url, REDIS_URL, bench.key, local_cache=False
+        ) as vault:
             for key in keys:
                 await vault.get_tokens(*_ids(key))
             results.append(
@@ -463,6 +507,7 @@ def print_table(comparisons: list[Comparison]) -> None:
 
 
 ALL = (
+    "local",
     "cached",
     "access",
     "miss",
@@ -473,8 +518,10 @@ ALL = (
     "async",
     "scale",
     "memory",
+    "propagation",
     "http",
 )
+PROPAGATION_TARGET_MS = 50.0  # p99 of a store seen by another process's next read
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -513,6 +560,15 @@ def main(argv: list[str] | None = None) -> None:
                 small[result.name] = result
             elif name == "async":
                 comparisons.extend(async_benchmarks(bench))
+            elif name == "local":
+                for result in local_get(bench):
+                    comparisons.append(result)
+                    small[result.name] = result
+            elif name == "propagation":
+                changes = 100 if args.quick else 1_000
+                report["propagation"] = propagation(
+                    bench.database_url, REDIS_URL, bench.key, changes
+                )
             elif name == "memory":
                 report["memory"] = memory(bench)
             elif name == "http":
@@ -546,6 +602,14 @@ def main(argv: list[str] | None = None) -> None:
             f" for a {m['plaintext_record_bytes']} B plaintext record"  # type: ignore[index]
             f" = {m['ratio_to_plaintext_record']}x"
         )  # type: ignore[index]
+    if "propagation" in report:
+        p = report["propagation"]
+        print(
+            f"\npropagation (store in A, seen by B's next read, {p['changes']} changes):"  # type: ignore[index]
+            f" p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, max {p['max_ms']} ms"  # type: ignore[index]
+            f" (target p99 ≤ {PROPAGATION_TARGET_MS:.0f} ms)"
+            f" {'ok' if p['p99_ms'] <= PROPAGATION_TARGET_MS else 'MISS'}"  # type: ignore[index]
+        )
     if "http" in report:
         h = report["http"]
         ours, floor = h["ours"], h["floor"]  # type: ignore[index]

@@ -25,6 +25,8 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
     report = json.loads(output.read_text())
     names = {row["name"] for row in report["comparisons"]}
     assert {
+        "local-cache get_tokens",
+        "local-cache get_access_token",
         "cached get_tokens",
         "get_access_token (no refresh)",
         "cache-miss get_tokens",
@@ -39,6 +41,7 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
     for row in report["comparisons"]:
         assert row["ours"]["p50_us"] > 0
         assert row["floor_stats"]["p50_us"] > 0
+    assert report["propagation"]["changes"] == 100 and report["propagation"]["p99_ms"] > 0
     assert len(report["scale"]) == 2
     assert report["memory"]["redis_memory_usage_per_connection"] > 0
     assert report["http"]["rps_ratio"] > 0

@@ -20,10 +20,17 @@ from oauthvault.errors import (
     VaultError,
 )
 from oauthvault.models import ConnectionEvent, StoredConnection, TokenKey, TokenSet
-from oauthvault.vault import AsyncOAuthTokenCache, DeleteOutcome, OAuthTokenCache, RotationReport
+from oauthvault.vault import (
+    AsyncOAuthTokenCache,
+    CacheInfo,
+    DeleteOutcome,
+    OAuthTokenCache,
+    RotationReport,
+)
 
 __all__ = [
     "AsyncOAuthTokenCache",
+    "CacheInfo",
     "ConfigError",
     "ConnectionEvent",
     "DecryptionError",

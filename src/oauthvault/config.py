@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(
         default=3.0, gt=0, le=600, validation_alias="OAUTHVAULT_DB_POOL_TIMEOUT"
     )
+    local_cache: bool = Field(default=True, validation_alias="OAUTHVAULT_LOCAL_CACHE")
+    local_cache_size: int = Field(
+        default=10_000, gt=0, le=10_000_000, validation_alias="OAUTHVAULT_LOCAL_CACHE_SIZE"
+    )
+    local_cache_max_age: float = Field(
+        default=60.0, gt=0, le=86_400, validation_alias="OAUTHVAULT_LOCAL_CACHE_MAX_AGE"
+    )
+    listen_url: SecretStr | None = Field(default=None, validation_alias="OAUTHVAULT_LISTEN_URL")
     refresh_save_window: float = Field(
         default=30.0, ge=0, le=3600, validation_alias="OAUTHVAULT_REFRESH_SAVE_WINDOW"
     )
@@ -124,6 +132,24 @@ class Settings(BaseSettings):
     def database_location(self) -> DatabaseLocation:
         url = self.database_url.get_secret_value() if self.database_url else None
         return parse_database_url(url)
+
+    @property
+    def listen_location(self) -> DatabaseLocation | None:
+        """Where the change feed listens (a direct, session-level PostgreSQL connection),
+        when it is not ``DATABASE_URL`` itself.
+
+        Raises:
+            ConfigError: naming ``OAUTHVAULT_LISTEN_URL`` (not PostgreSQL, or malformed).
+        """
+        if self.listen_url is None:
+            return None
+        try:
+            location = parse_database_url(self.listen_url.get_secret_value())
+        except ConfigError:
+            raise ConfigError("OAUTHVAULT_LISTEN_URL", "is not a usable database URL") from None
+        if location.kind != "postgres":
+            raise ConfigError("OAUTHVAULT_LISTEN_URL", "must be a PostgreSQL URL")
+        return location
 
     @property
     def redis_url_value(self) -> str | None:

@@ -138,6 +138,9 @@ class TokenSet(Mapping[str, object]):
     #: When the access token was obtained (``None``: not known); with ``expires_at`` it
     #: gives the provider's lifetime, which :meth:`needed_ttl` uses.
     issued_at: datetime | None = field(default=None, compare=False)
+    #: The version of the stored row these tokens were read from (0: not from a row). It
+    #: only grows, across every write and process: newer tokens have a larger one.
+    version: int = field(default=0, compare=False)
 
     def __getitem__(self, name: str) -> object:
         if name not in _TOKEN_FIELDS:

@@ -12,6 +12,7 @@ import pytest
 
 from oauthvault import OAuthTokenCache
 from oauthvault.cache import cache_key
+from oauthvault.cache.versioned import SET_IF_NEWER
 from oauthvault.models import TokenKey
 
 KEY = "oauth:token:google:ws_abc123:user_456"
@@ -28,7 +29,9 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def vault(database_url, redis_url, key, clock):
-    with OAuthTokenCache(database_url, redis_url, key, clock=clock) as vault:
+    """The Redis layer alone: no local cache in front of it (tests/cache/test_coherence.py
+    covers both)."""
+    with OAuthTokenCache(database_url, redis_url, key, clock=clock, local_cache=False) as vault:
         yield vault
 
 
@@ -71,9 +74,22 @@ def test_storing_an_expired_token_drops_the_older_cached_one(vault, raw_redis):
     assert vault.get_tokens(*ARGS)["access_token"] == "stale"
 
 
-def test_a_cache_hit_does_not_need_the_database(vault, raw_redis, database_only):
+def delete_unannounced(database_url):
+    """Delete the row behind every vault's back: no change notification (triggers off in
+    this session), so only a read of the database could notice."""
+    if database_url.startswith("sqlite"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as connection:
+            connection.execute("DELETE FROM oauth_tokens")
+            connection.commit()
+        return
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("SET session_replication_role = replica")
+        connection.execute("DELETE FROM oauth_tokens")
+
+
+def test_a_cache_hit_does_not_need_the_database(vault, raw_redis, database_url):
     vault.store_tokens(*ARGS, "at", expires_in=600)
-    database_only.delete_tokens(*ARGS)  # behind the vault's back
+    delete_unannounced(database_url)
     assert vault.get_tokens(*ARGS)["access_token"] == "at"
 
 
@@ -85,17 +101,26 @@ def test_a_miss_reads_the_database_and_warms_the_cache(vault, raw_redis, clock):
     assert raw_redis.ttl(KEY) == 500
 
 
-def test_store_overwrites_the_cached_value(vault, raw_redis, database_only):
+def test_store_overwrites_the_cached_value(vault, raw_redis, database_url):
     vault.store_tokens(*ARGS, "first", expires_in=600)
     vault.store_tokens(*ARGS, "second", expires_in=600)
-    database_only.delete_tokens(*ARGS)
+    delete_unannounced(database_url)
     assert vault.get_tokens(*ARGS)["access_token"] == "second"
 
 
-def test_delete_removes_the_cached_value(vault, raw_redis):
+def test_delete_leaves_a_tombstone_that_no_older_write_passes(vault, raw_redis, key):
     vault.store_tokens(*ARGS, "at", expires_in=600)
+    older = raw_redis.get(KEY)
     vault.delete_tokens(*ARGS)
-    assert raw_redis.exists(KEY) == 0
+    tombstone = raw_redis.get(KEY)
+    assert tombstone is not None and tombstone.endswith(b":")  # "<version>:"
+    assert 0 < raw_redis.ttl(KEY) <= 300
+    assert vault.get_tokens(*ARGS) is None
+    # A delayed write of the value from before the delete does not bring it back.
+    script = raw_redis.register_script(SET_IF_NEWER)
+    version = int(older.split(b":", 1)[0])
+    assert script(keys=[KEY], args=[version, older, 600]) == 0
+    assert raw_redis.get(KEY) == tombstone
 
 
 def test_a_tampered_cache_entry_is_replaced_from_the_database(
@@ -135,7 +160,9 @@ def test_keys_with_colons_are_escaped_in_redis(vault, raw_redis):
 
 @pytest.fixture
 def outage_vault(database_url, private_redis, key, clock):
-    with OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as vault:
+    with OAuthTokenCache(
+        database_url, private_redis.url, key, clock=clock, local_cache=False
+    ) as vault:
         yield vault
 
 
@@ -143,7 +170,9 @@ def test_redis_down_at_start_then_back(database_url, private_redis, key, clock, 
     private_redis.stop()
     with (
         caplog.at_level(logging.WARNING),
-        OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as vault,
+        OAuthTokenCache(
+            database_url, private_redis.url, key, clock=clock, local_cache=False
+        ) as vault,
     ):
         assert vault.backend_mode == "db+cache"
         vault.store_tokens(*ARGS, "stored-while-down", expires_in=600)

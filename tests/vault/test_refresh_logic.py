@@ -84,7 +84,7 @@ def test_backoff_grows_with_jitter_and_a_ceiling():
 
 # --- the flow, driven by hand: the lease, the guarded save and its retries --------------
 
-from oauthvault import StorageUnavailable  # noqa: E402
+from oauthvault import ProviderError, StorageUnavailable  # noqa: E402
 from oauthvault.crypto.keyring import KeyRing  # noqa: E402
 from oauthvault.crypto.sealing import seal_row  # noqa: E402
 from oauthvault.models import TokenKey  # noqa: E402
@@ -102,9 +102,11 @@ from oauthvault.vault.steps import (  # noqa: E402
     RowState,
     SaveRefreshed,
     TakeLease,
+    UpdateLocked,
 )
 
 KEY = TokenKey("p", "ws", "u")
+LEASED_AT = 7
 RING = KeyRing.generate()
 CORE = VaultCore(keyring=RING, clock=lambda: NOW, has_cache=False, default_cache_ttl=60)
 EXPIRING = TokenSet("old-access", "old-refresh", NOW + timedelta(seconds=5), None)
@@ -135,7 +137,7 @@ def run_to_save(flow, step, lease=None):
     step = flow.send(RowState(ROW, "active", lease))
     assert isinstance(step, TakeLease) and step.lease.owner == "me"
     assert step.lease.until > NOW  # committed before the provider is called:
-    assert isinstance(flow.send(None), CommitLock)
+    assert isinstance(flow.send(LEASED_AT), CommitLock)
     step = flow.send(None)
     if isinstance(step, Emit):
         step = flow.send(None)
@@ -154,8 +156,8 @@ def test_the_save_is_retried_while_the_database_is_away():
         pauses += 1
         step = flow.send(None)
     assert isinstance(step, SaveRefreshed)
-    assert step.save.version == ROW.version  # guarded by the version it read
-    step = flow.send(True)
+    assert step.save.version == LEASED_AT  # guarded by the version it leased at
+    step = flow.send(LEASED_AT + 1)
     kinds = []
     while True:
         assert isinstance(step, Emit)
@@ -164,6 +166,7 @@ def test_the_save_is_retried_while_the_database_is_away():
             step = flow.send(None)
         except StopIteration as done:
             assert done.value.access_token == NEW_ACCESS and done.value.refresh_token == ROTATED
+            assert done.value.version == LEASED_AT + 1
             break
     assert kinds == ["refreshed"] and pauses == 3
 
@@ -182,6 +185,22 @@ def test_tokens_that_cannot_be_saved_in_the_window_are_reported():
             else:
                 assert isinstance(step, Pause)
                 step = flow.send(None)
+
+
+def test_a_live_lease_is_never_taken_over_even_when_waiting_runs_out():
+    flow, step = start()
+    for until in (NOW + timedelta(seconds=0.15), NOW + timedelta(seconds=0.25)):
+        lease = RefreshLease("them", until)  # a second refresher follows the first
+        step = flow.send(RowState(ROW, "active", lease)) if isinstance(step, LockRow) else step
+        while isinstance(step, (CommitLock, Pause)):
+            step = flow.send(None)
+            if isinstance(step, LockRow):
+                break
+        assert not isinstance(step, TakeLease)
+    with pytest.raises(ProviderError):  # the clock stood still: give up, never take over
+        while True:
+            step = flow.send(RowState(ROW, "active", lease) if isinstance(step, LockRow) else None)
+            assert not isinstance(step, (TakeLease, RefreshGrant))
 
 
 def test_a_live_lease_elsewhere_is_waited_for_not_duplicated():
@@ -203,8 +222,10 @@ def test_an_expired_lease_is_taken_over_and_recorded():
     stale = RefreshLease("them", NOW - timedelta(seconds=1))
     assert isinstance(step, LockRow)
     step = flow.send(RowState(ROW, "active", stale))
+    assert isinstance(step, UpdateLocked) and "them" in (step.last_error or "")  # on the row
+    step = flow.send(None)
     assert isinstance(step, TakeLease)
-    assert isinstance(flow.send(None), CommitLock)
+    assert isinstance(flow.send(LEASED_AT), CommitLock)
     step = flow.send(None)
     assert isinstance(step, Emit) and step.event.kind == "refresh_abandoned"
     assert "them" in (step.event.error or "")
@@ -214,7 +235,7 @@ def test_a_save_refused_by_the_guard_returns_what_was_written_since():
     flow, step = start()
     step = run_to_save(flow, step)
     assert isinstance(step, SaveRefreshed)
-    assert isinstance(flow.send(False), ReadRow)  # someone reconnected meanwhile
+    assert isinstance(flow.send(None), ReadRow)  # someone reconnected meanwhile
     reconnected = seal_row(RING, KEY, TokenSet("reconnected", "rX", None, None))
     with pytest.raises(StopIteration) as done:
         flow.send(reconnected)

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from oauthvault.cache.breaker import CircuitBreaker, Decision
+from oauthvault.cache.versioned import SET_IF_NEWER
 from oauthvault.errors import VaultError
 
 __all__ = [
@@ -114,6 +115,7 @@ class RedisTokenCache(_CacheBase):
             socket_connect_timeout=timeout,
             decode_responses=False,
         )
+        self._set_if_newer = self._client.register_script(SET_IF_NEWER)
 
     def _ready(self) -> bool:
         decision = self._breaker.decide()
@@ -153,6 +155,18 @@ class RedisTokenCache(_CacheBase):
             return False
         try:
             self._client.set(cache_key, value, ex=ttl, nx=only_if_absent)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    def write_versioned(self, cache_key: str, version: int, value: bytes, ttl: int) -> bool:
+        """Store a framed value (:mod:`oauthvault.cache.versioned`) unless Redis holds a
+        newer one; True when Redis answered (whether or not it kept the value)."""
+        if not self._ready():
+            return False
+        try:
+            self._set_if_newer(keys=[cache_key], args=[version, value, ttl])
         except RedisError as error:
             self._failed(error)
             return False
@@ -203,6 +217,7 @@ class AsyncRedisTokenCache(_CacheBase):
             socket_connect_timeout=timeout,
             decode_responses=False,
         )
+        self._set_if_newer = self._client.register_script(SET_IF_NEWER)
 
     async def _ready(self) -> bool:
         decision = self._breaker.decide()
@@ -241,6 +256,16 @@ class AsyncRedisTokenCache(_CacheBase):
             return False
         try:
             await self._client.set(cache_key, value, ex=ttl, nx=only_if_absent)
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    async def write_versioned(self, cache_key: str, version: int, value: bytes, ttl: int) -> bool:
+        if not await self._ready():
+            return False
+        try:
+            await self._set_if_newer(keys=[cache_key], args=[version, value, ttl])
         except RedisError as error:
             self._failed(error)
             return False

@@ -8,6 +8,7 @@ field or another cache key fails to decrypt instead of handing out someone else'
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class SealedRow:
     version: int = 0
 
 
+@functools.lru_cache(maxsize=16_384)  # the hot path's connections; each entry is small
 def associated_data(key: TokenKey, purpose: str) -> bytes:
     """(provider, workspace_id, actor_id, purpose) joined by NUL: unambiguous, because
     :class:`TokenKey` rejects control characters (NUL included) in every id."""
@@ -183,6 +185,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         params=decode_params(row.params),
         client_credentials=credentials,
         issued_at=row.issued_at,
+        version=row.version,
     )
 
 
@@ -207,6 +210,7 @@ def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> byte
             _optional(_refresh_field(tokens)),
             _optional(encode_params(tokens.params)),
             issued,
+            str(tokens.version),
         )
     )
     return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))
@@ -220,21 +224,24 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     """
     plaintext = open_sealed(keyring, sealed, associated_data(key, CACHE_FIELD)).decode()
     try:
-        expires, scope, access, refresh, params, issued = plaintext.split(_SEPARATOR)
+        expires, scope, access, refresh, params, issued, version = plaintext.split(_SEPARATOR)
         expires_at = None if not expires else _from_micros(int(expires))
         issued_at = None if not issued else _from_micros(int(issued))
+        row_version = int(version)
     except ValueError:
         # Authenticated but malformed: only a bug or an incompatible writer does this.
         raise DecryptionError from None
-    refresh_token, credentials = _split_refresh(_restore(refresh))
+    refresh_token, credentials = _split_refresh(None if refresh == "-" else refresh[1:])
+    # Positional, in TokenSet's field order: this runs on every local-cache hit.
     return TokenSet(
-        access_token=access,
-        refresh_token=refresh_token,
-        expires_at=expires_at,
-        scope=_restore(scope),
-        params=NO_PARAMS if params == "-" else decode_params(params[1:]),
-        client_credentials=credentials,
-        issued_at=issued_at,
+        access,
+        refresh_token,
+        expires_at,
+        None if scope == "-" else scope[1:],
+        NO_PARAMS if params == "-" else decode_params(params[1:]),
+        credentials,
+        issued_at,
+        row_version,
     )
 
 

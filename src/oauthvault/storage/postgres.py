@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
@@ -38,9 +38,11 @@ from oauthvault.storage.postgres_sql import (
     LOCK_ROW,
     LOCK_TIMEOUT,
     NIL_UUID,
+    NOTIFY,
     PENDING_INVALIDATIONS,
     PUT_PENDING,
     RECORD_INVALIDATIONS,
+    RELEASE_LEASE,
     SCHEMA_REVISION,
     SELECT_FOR_ROTATION,
     SELECT_ROW,
@@ -61,6 +63,7 @@ from oauthvault.storage.postgres_sql import (
 __all__ = [
     "CONNECTION_OPTIONS",
     "PENDING_GRACE",
+    "POOL_ERRORS",
     "Clock",
     "PostgresBase",
     "PostgresTokenStore",
@@ -112,6 +115,7 @@ class PostgresBase:
         self._min_size = min_size
         self._max_size = max_size
         self._gate = OutageGate()
+        self._pool: Any = None  # each store's own pool type
 
     @property
     def description(self) -> str:
@@ -135,21 +139,29 @@ class PostgresBase:
         )
 
     def _failed(
-        self, error: Exception, connection: psycopg.BaseConnection[Any] | None = None
+        self,
+        error: Exception,
+        pool: object,
+        connection: psycopg.BaseConnection[Any] | None = None,
     ) -> StorageUnavailable:
-        """The typed error for ``error``; a broken connection also closes the gate."""
-        if isinstance(error, psycopg.OperationalError) and (
-            connection is None or connection.broken or connection.closed
-        ):
-            self._gate.close()
+        """The typed error for ``error`` met on ``pool``. A broken connection of the pool
+        in use closes the gate (one of a pool already replaced says nothing new); so does a
+        pool that timed out or closed while the server does not take a direct connection
+        (an outage, not load)."""
+        if pool is self._pool:
+            if isinstance(error, POOL_ERRORS):
+                if not self._server_answers():
+                    self._gate.close()
+            elif isinstance(error, psycopg.OperationalError) and (
+                connection is None or connection.broken or connection.closed
+            ):
+                self._gate.close()
         return self._unavailable(error)
 
-    def _timed_out(self, pool: Any, error: Exception) -> StorageUnavailable:
-        """No pooled connection in time: an outage when the pool holds none at all (it
-        cannot connect), mere load otherwise."""
-        if pool.get_stats().get("pool_size", 1) == 0:
-            self._gate.close()
-        return self._unavailable(error)
+    def _server_answers(self) -> bool:
+        """Whether a direct connection works now (the sync store checks; the async one
+        cannot block its loop here, so it answers False and lets the gate's probe check)."""
+        return False
 
     def _still_down(self) -> StorageUnavailable:
         return StorageUnavailable(
@@ -162,6 +174,8 @@ class PostgresBase:
 
 
 CONNECTION_OPTIONS = {"autocommit": True, "prepare_threshold": 0}
+# What a pool raises instead of handing out a connection.
+POOL_ERRORS = (PoolTimeout, PoolClosed, TooManyRequests)
 
 
 class PostgresLockedRow:
@@ -173,36 +187,44 @@ class PostgresLockedRow:
         self._pool = store._usable_pool()
         try:
             self._connection = self._pool.getconn()
-        except PoolTimeout as error:
-            raise store._timed_out(self._pool, error) from None
+        except psycopg.Error as error:  # PoolTimeout, PoolClosed (a pool just replaced)
+            raise store._failed(error, self._pool) from None
         try:
             self._connection.execute("BEGIN")
             self._connection.execute(LOCK_TIMEOUT)
             found = self._connection.execute(LOCK_ROW, key_params(key)).fetchone()
         except psycopg.Error as error:
-            failure = store._failed(error, self._connection)
+            failure = store._failed(error, self._pool, self._connection)
             self.rollback()
             raise failure from None
+        except BaseException:  # interrupted: never keep the connection (or the lock)
+            self.rollback()
+            raise
         self.row: SealedRow | None = None
         self.status: str | None = None
         self.lease: RefreshLease | None = None
         if found is not None:
             self.row, self.status, self.lease = locked_state(found)
 
-    def _execute(self, query: str, params: Sequence[Any]) -> None:
+    def _execute(self, query: str, params: Sequence[Any]) -> Any:
         try:
-            self._connection.execute(query, params)
+            cursor = self._connection.execute(query, params)
+            return cursor.fetchone() if cursor.description else None
         except psycopg.Error as error:
-            failure = self._store._failed(error, self._connection)
+            failure = self._store._failed(error, self._pool, self._connection)
             self.rollback()
             raise failure from None
+        except BaseException:
+            self.rollback()
+            raise
 
     def update(self, *, status: str, last_error: str | None) -> None:
         now = self._store._clock()
         self._execute(UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(self._key)))
 
-    def take_lease(self, lease: RefreshLease) -> None:
-        self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
+    def take_lease(self, lease: RefreshLease) -> int:
+        found = self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
+        return int(found[0])
 
     def commit(self) -> None:
         connection, self._connection = self._connection, None  # type: ignore[assignment]
@@ -211,7 +233,7 @@ class PostgresLockedRow:
         try:
             connection.execute("COMMIT")
         except psycopg.Error as error:
-            raise self._store._failed(error, connection) from None
+            raise self._store._failed(error, self._pool, connection) from None
         finally:
             self._pool.putconn(connection)
 
@@ -238,6 +260,8 @@ class PostgresTokenStore(PostgresBase):
         StorageUnavailable: the server cannot be reached in ``connect_timeout`` seconds,
             or its schema is not at this version's revision.
     """
+
+    _pool: ConnectionPool
 
     def __init__(
         self,
@@ -306,31 +330,40 @@ class PostgresTokenStore(PostgresBase):
         threading.Thread(target=old.close, name="oauthvault-old-pool", daemon=True).start()
         return self._pool
 
+    def _server_answers(self) -> bool:
+        try:
+            psycopg.connect(self._location.conninfo, **self._options).close()
+        except psycopg.Error:
+            return False
+        return True
+
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        pool = self._usable_pool()
+    def _connection(self, pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
         try:
             with pool.connection() as connection:
                 try:
                     yield connection
                 except psycopg.Error as error:
-                    raise self._failed(error, connection) from None
-        except PoolTimeout as error:
-            raise self._timed_out(pool, error) from None
+                    raise self._failed(error, pool, connection) from None
+        except psycopg.Error as error:  # from the pool: PoolTimeout, PoolClosed
+            raise self._failed(error, pool) from None
 
     def _run(
         self, query: str, params: Any, read: Callable[[psycopg.Cursor[Any]], T], *, retry: bool
     ) -> T:
         """Execute one autocommit statement and ``read`` its result; an idempotent one
-        (``retry``) is tried once more when its connection turns out broken (a server
-        restart the pool has not noticed yet), on the new pool."""
+        (``retry``) is tried once more when its connection turned out broken (a server
+        restart the pool had not noticed yet) or its pool was replaced meanwhile, on the
+        new pool."""
+        pool = self._usable_pool()
         try:
-            with self._connection() as connection:
+            with self._connection(pool) as connection:
                 return read(connection.execute(query, params, prepare=True))
         except StorageUnavailable:
-            if not retry or self._gate.is_open:
+            if not retry or (self._gate.is_open and self._pool is pool):
                 raise
-        with self._connection() as connection:
+        pool = self._usable_pool()
+        with self._connection(pool) as connection:
             return read(connection.execute(query, params, prepare=True))
 
     def _fetchone(self, query: str, params: Sequence[Any], *, retry: bool = True) -> Any:
@@ -346,13 +379,15 @@ class PostgresTokenStore(PostgresBase):
         found = self._fetchone(SELECT_ROW, key_params(key))
         return None if found is None else sealed_row(found)
 
-    def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        self._rowcount(UPSERT_ROW, upsert_params(key, row, self._clock()))
+    def upsert(self, key: TokenKey, row: SealedRow) -> int:
+        version: int = self._fetchone(UPSERT_ROW, upsert_params(key, row, self._clock()))[0]
+        return version
 
-    def delete(self, key: TokenKey) -> bool:
+    def delete(self, key: TokenKey) -> int | None:
         # Not retried: a delete that did commit before its connection broke would then
         # report that nothing was stored.
-        return self._rowcount(DELETE_ROW, key_params(key), retry=False) > 0
+        found = self._fetchone(DELETE_ROW, key_params(key), retry=False)
+        return None if found is None else int(found[0])
 
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
@@ -370,7 +405,7 @@ class PostgresTokenStore(PostgresBase):
         failed: list[TokenKey] = []
         last_row_id = None
         after = uuid.UUID(after_row_id) if after_row_id else NIL_UUID
-        with self._connection() as connection, connection.transaction():
+        with self._connection(self._usable_pool()) as connection, connection.transaction():
             rows = connection.execute(SELECT_FOR_ROTATION, (primary_key_id, after, limit))
             for row_id, provider, workspace_id, actor_id, *sealed in rows.fetchall():
                 last_row_id = str(row_id)
@@ -404,10 +439,18 @@ class PostgresTokenStore(PostgresBase):
     def lock_row(self, key: TokenKey) -> PostgresLockedRow:
         return PostgresLockedRow(self, key)
 
-    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+    def notify(self, channel: str, payload: str) -> None:
+        """``NOTIFY`` through the pool (the change feed's probe goes the way writes go)."""
+        self._fetchone(NOTIFY, (channel, payload), retry=False)
+
+    def release_lease(self, key: TokenKey, owner: str) -> None:
+        self._rowcount(RELEASE_LEASE, (*key_params(key), owner))
+
+    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> int | None:
         query, params = save_refreshed(key, row, save, self._clock())
         # Not retried here: the refresh flow retries it, guarded, for as long as it may.
-        return self._rowcount(query, params, retry=False) > 0
+        found = self._fetchone(query, params, retry=False)
+        return None if found is None else int(found[0])
 
     def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
         return [TokenKey(*row) for row in self._fetchall(EXPIRING, (before, limit))]

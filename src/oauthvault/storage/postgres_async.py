@@ -33,9 +33,11 @@ from oauthvault.storage.postgres_sql import (
     LIST_ROWS,
     LOCK_ROW,
     LOCK_TIMEOUT,
+    NOTIFY,
     PENDING_INVALIDATIONS,
     PUT_PENDING,
     RECORD_INVALIDATIONS,
+    RELEASE_LEASE,
     SCHEMA_REVISION,
     SELECT_ROW,
     TAKE_LEASE,
@@ -84,35 +86,51 @@ class AsyncPostgresLockedRow:
         self._pool = await self._store._usable_pool()
         try:
             self._connection = await self._pool.getconn()
-        except PoolTimeout as error:
-            raise self._store._timed_out(self._pool, error) from None
+        except psycopg.Error as error:  # PoolTimeout, PoolClosed (a pool just replaced)
+            raise self._store._failed(error, self._pool) from None
         try:
             await self._connection.execute("BEGIN")
             await self._connection.execute(LOCK_TIMEOUT)
             cursor = await self._connection.execute(LOCK_ROW, key_params(self._key))
             found = await cursor.fetchone()
         except psycopg.Error as error:
-            failure = self._store._failed(error, self._connection)
+            failure = self._store._failed(error, self._pool, self._connection)
             await self.rollback()
             raise failure from None
+        except BaseException:  # cancelled: never keep the connection (or the lock)
+            await self._discard()
+            raise
         if found is not None:
             self.row, self.status, self.lease = locked_state(found)
 
-    async def _execute(self, query: str, params: Sequence[Any]) -> None:
+    async def _execute(self, query: str, params: Sequence[Any]) -> Any:
         assert self._connection is not None  # noqa: S101 - acquire() ran
         try:
-            await self._connection.execute(query, params)
+            cursor = await self._connection.execute(query, params)
+            return await cursor.fetchone() if cursor.description else None
         except psycopg.Error as error:
-            failure = self._store._failed(error, self._connection)
+            failure = self._store._failed(error, self._pool, self._connection)
             await self.rollback()
             raise failure from None
+        except BaseException:
+            await self._discard()
+            raise
+
+    async def _discard(self) -> None:
+        """After a cancellation mid-statement: the connection's state is unknown, so it is
+        closed (rolling back, releasing the lock) and handed back for the pool to drop."""
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pool is not None:
+            await connection.close()
+            await self._pool.putconn(connection)
 
     async def update(self, *, status: str, last_error: str | None) -> None:
         now = self._store._clock()
         await self._execute(UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(self._key)))
 
-    async def take_lease(self, lease: RefreshLease) -> None:
-        await self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
+    async def take_lease(self, lease: RefreshLease) -> int:
+        found = await self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
+        return int(found[0])
 
     async def commit(self) -> None:
         connection, self._connection = self._connection, None
@@ -121,7 +139,7 @@ class AsyncPostgresLockedRow:
         try:
             await connection.execute("COMMIT")
         except psycopg.Error as error:
-            raise self._store._failed(error, connection) from None
+            raise self._store._failed(error, self._pool, connection) from None
         finally:
             await self._pool.putconn(connection)
 
@@ -139,6 +157,8 @@ class AsyncPostgresLockedRow:
 
 class AsyncPostgresTokenStore(PostgresBase):
     """The asyncio twin of :class:`PostgresTokenStore`; call :meth:`open` first."""
+
+    _pool: AsyncConnectionPool
 
     def __init__(
         self,
@@ -231,10 +251,10 @@ class AsyncPostgresTokenStore(PostgresBase):
                     try:
                         return await read(await connection.execute(query, params, prepare=True))
                     except psycopg.Error as error:
-                        failure = self._failed(error, connection)
-            except PoolTimeout as error:
-                raise self._timed_out(pool, error) from None
-            if attempt == 2 or not retry or self._gate.is_open:
+                        failure = self._failed(error, pool, connection)
+            except psycopg.Error as error:  # from the pool: PoolTimeout, PoolClosed
+                failure = self._failed(error, pool)
+            if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
                 raise failure from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -251,11 +271,13 @@ class AsyncPostgresTokenStore(PostgresBase):
         found = await self._fetchone(SELECT_ROW, key_params(key))
         return None if found is None else sealed_row(found)
 
-    async def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        await self._rowcount(UPSERT_ROW, upsert_params(key, row, self._clock()))
+    async def upsert(self, key: TokenKey, row: SealedRow) -> int:
+        found = await self._fetchone(UPSERT_ROW, upsert_params(key, row, self._clock()))
+        return int(found[0])
 
-    async def delete(self, key: TokenKey) -> bool:
-        return await self._rowcount(DELETE_ROW, key_params(key), retry=False) > 0
+    async def delete(self, key: TokenKey) -> int | None:
+        found = await self._fetchone(DELETE_ROW, key_params(key), retry=False)
+        return None if found is None else int(found[0])
 
     async def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
@@ -287,9 +309,18 @@ class AsyncPostgresTokenStore(PostgresBase):
         await locked.acquire()
         return locked
 
-    async def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+    async def notify(self, channel: str, payload: str) -> None:
+        await self._fetchone(NOTIFY, (channel, payload), retry=False)
+
+    async def release_lease(self, key: TokenKey, owner: str) -> None:
+        await self._rowcount(RELEASE_LEASE, (*key_params(key), owner))
+
+    async def save_refreshed(
+        self, key: TokenKey, row: SealedRow | None, save: RefreshSave
+    ) -> int | None:
         query, params = save_refreshed(key, row, save, self._clock())
-        return await self._rowcount(query, params, retry=False) > 0
+        found = await self._fetchone(query, params, retry=False)
+        return None if found is None else int(found[0])
 
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         params = (self._clock() - PENDING_GRACE, record_id, sealed, expires_at)

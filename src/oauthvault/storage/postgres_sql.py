@@ -23,9 +23,11 @@ __all__ = [
     "LOCK_ROW",
     "LOCK_TIMEOUT",
     "NIL_UUID",
+    "NOTIFY",
     "PENDING_INVALIDATIONS",
     "PUT_PENDING",
     "RECORD_INVALIDATIONS",
+    "RELEASE_LEASE",
     "SAVE_REFRESHED_TOKENS",
     "SAVE_REFRESH_STATUS",
     "SCHEMA_REVISION",
@@ -54,8 +56,8 @@ FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
-    token_response_encrypted, issued_at, created_at, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    token_response_encrypted, issued_at, created_at, updated_at, version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, nextval('oauth_tokens_version_seq'))
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = EXCLUDED.access_token_encrypted,
     refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
@@ -68,11 +70,15 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     status = 'active',
     last_error = NULL,
     updated_at = EXCLUDED.updated_at,
-    version = oauth_tokens.version + 1,
+    version = EXCLUDED.version,
     refresh_lease_owner = NULL,
     refresh_lease_until = NULL
+RETURNING version
 """
-DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s"
+DELETE_ROW = """
+DELETE FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+RETURNING version
+"""
 LIST_ROWS = """
 SELECT provider, workspace_id, actor_id, expires_at, scope,
     refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
@@ -97,7 +103,7 @@ FOR UPDATE
 UPDATE_SEALED = """
 UPDATE oauth_tokens
 SET access_token_encrypted = %s, refresh_token_encrypted = %s, key_id = %s,
-    token_response_encrypted = %s, version = version + 1
+    token_response_encrypted = %s, version = nextval('oauth_tokens_version_seq')
 WHERE id = %s
 """
 RECORD_INVALIDATIONS = """
@@ -115,12 +121,21 @@ FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 FOR UPDATE
 """
 UPDATE_LOCKED_STATUS = """
-UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s, version = version + 1
+UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s,
+    version = nextval('oauth_tokens_version_seq')
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 """
+# Taking the lease moves the version: a refresher whose lease ran out and was taken over
+# can no longer save over its successor (its guard names the version it leased at).
 TAKE_LEASE = """
-UPDATE oauth_tokens SET refresh_lease_owner = %s, refresh_lease_until = %s
+UPDATE oauth_tokens SET refresh_lease_owner = %s, refresh_lease_until = %s,
+    version = nextval('oauth_tokens_version_seq')
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
+RETURNING version
+"""
+RELEASE_LEASE = """
+UPDATE oauth_tokens SET refresh_lease_owner = NULL, refresh_lease_until = NULL
+WHERE provider = %s AND workspace_id = %s AND actor_id = %s AND refresh_lease_owner = %s
 """
 # A refresh's result is saved only over the version it started from, or while it still
 # holds its lease (a re-seal by key rotation bumps the version, not the lease); either way
@@ -129,16 +144,19 @@ SAVE_REFRESHED_TOKENS = """
 UPDATE oauth_tokens SET access_token_encrypted = %s, refresh_token_encrypted = %s,
     key_id = %s, expires_at = %s, scope = %s, connection_params = %s,
     token_response_encrypted = %s, issued_at = %s, status = %s, last_error = %s,
-    last_refreshed_at = %s, updated_at = %s, version = version + 1,
+    last_refreshed_at = %s, updated_at = %s, version = nextval('oauth_tokens_version_seq'),
     refresh_lease_owner = NULL, refresh_lease_until = NULL
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
   AND (version = %s OR refresh_lease_owner = %s)
+RETURNING version
 """
 SAVE_REFRESH_STATUS = """
 UPDATE oauth_tokens SET status = %s, last_error = %s, updated_at = %s,
-    version = version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL
+    version = nextval('oauth_tokens_version_seq'),
+    refresh_lease_owner = NULL, refresh_lease_until = NULL
 WHERE provider = %s AND workspace_id = %s AND actor_id = %s
   AND (version = %s OR refresh_lease_owner = %s)
+RETURNING version
 """
 EXPIRING = """
 SELECT provider, workspace_id, actor_id FROM oauth_tokens
@@ -164,6 +182,7 @@ INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
 """
 TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = %s RETURNING sealed, expires_at"
 NIL_UUID = uuid.UUID(int=0)
+NOTIFY = "SELECT pg_notify(%s, %s)"
 
 
 def key_params(key: TokenKey) -> tuple[str, str, str]:

@@ -56,19 +56,25 @@ class SqliteLockedRow:
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
+        except BaseException:
+            self.rollback()
+            raise
         self.row: SealedRow | None = None
         self.status: str | None = None
         self.lease: RefreshLease | None = None
         if found is not None:
             self.row, self.status, self.lease = sql.locked_state(found)
 
-    def _execute(self, query: str, params: Sequence[Any]) -> None:
+    def _execute(self, query: str, params: Sequence[Any]) -> Any:
         try:
             assert self._connection is not None  # noqa: S101 - only used while locked
-            self._connection.execute(query, params)
+            return self._connection.execute(query, params).fetchone()
         except sqlite3.Error as error:
             self.rollback()
             raise _unavailable(error) from None
+        except BaseException:
+            self.rollback()
+            raise
 
     def update(self, *, status: str, last_error: str | None) -> None:
         now = sql.to_text(self._clock())
@@ -76,9 +82,10 @@ class SqliteLockedRow:
             sql.UPDATE_LOCKED_STATUS, (status, last_error, now, *sql.key_params(self._key))
         )
 
-    def take_lease(self, lease: RefreshLease) -> None:
+    def take_lease(self, lease: RefreshLease) -> int:
         until = sql.to_text(lease.until)
-        self._execute(sql.TAKE_LEASE, (lease.owner, until, *sql.key_params(self._key)))
+        found = self._execute(sql.TAKE_LEASE, (lease.owner, until, *sql.key_params(self._key)))
+        return int(found[0])
 
     def _finish(self, statement: str) -> None:
         connection, self._connection = self._connection, None
@@ -191,11 +198,13 @@ class SqliteTokenStore:
             raise _unavailable(error) from None
         return None if found is None else sql.sealed_row(found)
 
-    def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        self._execute(sql.UPSERT_ROW, sql.upsert_params(key, row, self._clock()))
+    def upsert(self, key: TokenKey, row: SealedRow) -> int:
+        found = self._fetchall(sql.UPSERT_ROW, sql.upsert_params(key, row, self._clock()))
+        return int(found[0][0])
 
-    def delete(self, key: TokenKey) -> bool:
-        return self._execute(sql.DELETE_ROW, sql.key_params(key)).rowcount > 0
+    def delete(self, key: TokenKey) -> int | None:
+        found = self._fetchall(sql.DELETE_ROW, sql.key_params(key))
+        return int(found[0][0]) if found else None
 
     def list_connections(
         self, provider: str | None, workspace_id: str | None, limit: int
@@ -264,12 +273,25 @@ class SqliteTokenStore:
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
+    def data_version(self) -> int:
+        """``PRAGMA data_version`` of this thread's connection: it changes when any other
+        connection (thread or process) has committed since this one last asked."""
+        try:
+            found = self._connection().execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as error:
+            raise _unavailable(error) from None
+        return int(found[0])
+
     def lock_row(self, key: TokenKey, lock_timeout: float = 10.0) -> SqliteLockedRow:
         return SqliteLockedRow(self._path, key, lock_timeout, self._clock)
 
-    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+    def release_lease(self, key: TokenKey, owner: str) -> None:
+        self._execute(sql.RELEASE_LEASE, (*sql.key_params(key), owner))
+
+    def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> int | None:
         query, params = sql.save_refreshed(key, row, save, self._clock())
-        return self._execute(query, params).rowcount > 0
+        found = self._fetchall(query, params)
+        return int(found[0][0]) if found else None
 
     def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
         rows = self._fetchall(sql.EXPIRING, (sql.to_text(before), limit))
@@ -318,8 +340,8 @@ class AsyncSqliteLockedRow:
             functools.partial(self._locked.update, status=status, last_error=last_error)
         )
 
-    async def take_lease(self, lease: RefreshLease) -> None:
-        await asyncio.to_thread(self._locked.take_lease, lease)
+    async def take_lease(self, lease: RefreshLease) -> int:
+        return await asyncio.to_thread(self._locked.take_lease, lease)
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._locked.commit)
@@ -356,10 +378,10 @@ class AsyncSqliteTokenStore:
     async def get(self, key: TokenKey) -> SealedRow | None:
         return await asyncio.to_thread(self.sync_store.get, key)
 
-    async def upsert(self, key: TokenKey, row: SealedRow) -> None:
-        await asyncio.to_thread(self.sync_store.upsert, key, row)
+    async def upsert(self, key: TokenKey, row: SealedRow) -> int:
+        return await asyncio.to_thread(self.sync_store.upsert, key, row)
 
-    async def delete(self, key: TokenKey) -> bool:
+    async def delete(self, key: TokenKey) -> int | None:
         return await asyncio.to_thread(self.sync_store.delete, key)
 
     async def list_connections(
@@ -385,7 +407,12 @@ class AsyncSqliteTokenStore:
         locked = await asyncio.to_thread(self.sync_store.lock_row, key)
         return AsyncSqliteLockedRow(locked)
 
-    async def save_refreshed(self, key: TokenKey, row: SealedRow | None, save: RefreshSave) -> bool:
+    async def release_lease(self, key: TokenKey, owner: str) -> None:
+        await asyncio.to_thread(self.sync_store.release_lease, key, owner)
+
+    async def save_refreshed(
+        self, key: TokenKey, row: SealedRow | None, save: RefreshSave
+    ) -> int | None:
         return await asyncio.to_thread(self.sync_store.save_refreshed, key, row, save)
 
     async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:

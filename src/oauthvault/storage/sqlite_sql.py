@@ -27,6 +27,7 @@ __all__ = [
     "PURGE_PENDING",
     "PUT_PENDING",
     "RECORD_INVALIDATION",
+    "RELEASE_LEASE",
     "SAVE_REFRESHED_TOKENS",
     "SAVE_REFRESH_STATUS",
     "SCHEMA_REVISION",
@@ -61,8 +62,9 @@ FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
-    token_response_encrypted, issued_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    token_response_encrypted, issued_at, created_at, updated_at, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    (SELECT value + 1 FROM oauth_version_counter))
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = excluded.access_token_encrypted,
     refresh_token_encrypted = excluded.refresh_token_encrypted,
@@ -75,11 +77,15 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     status = 'active',
     last_error = NULL,
     updated_at = excluded.updated_at,
-    version = oauth_tokens.version + 1,
+    version = excluded.version,
     refresh_lease_owner = NULL,
     refresh_lease_until = NULL
+RETURNING version
 """
-DELETE_ROW = "DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?"
+DELETE_ROW = """
+DELETE FROM oauth_tokens WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+RETURNING version
+"""
 LIST_ROWS = """
 SELECT provider, workspace_id, actor_id, expires_at, scope,
     refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
@@ -98,31 +104,43 @@ FROM oauth_tokens WHERE key_id <> ? AND id > ? ORDER BY id LIMIT ?
 """
 UPDATE_SEALED = """
 UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
-    token_response_encrypted = ?, version = version + 1
+    token_response_encrypted = ?,
+    version = (SELECT value + 1 FROM oauth_version_counter)
 WHERE id = ?
 """
 UPDATE_LOCKED_STATUS = """
-UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?, version = version + 1
+UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?,
+    version = (SELECT value + 1 FROM oauth_version_counter)
 WHERE provider = ? AND workspace_id = ? AND actor_id = ?
 """
 TAKE_LEASE = """
-UPDATE oauth_tokens SET refresh_lease_owner = ?, refresh_lease_until = ?
+UPDATE oauth_tokens SET refresh_lease_owner = ?, refresh_lease_until = ?,
+    version = (SELECT value + 1 FROM oauth_version_counter)
 WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+RETURNING version
+"""
+RELEASE_LEASE = """
+UPDATE oauth_tokens SET refresh_lease_owner = NULL, refresh_lease_until = NULL
+WHERE provider = ? AND workspace_id = ? AND actor_id = ? AND refresh_lease_owner = ?
 """
 # As in postgres_sql: saved only over the version read, or while the lease is still ours.
 SAVE_REFRESHED_TOKENS = """
 UPDATE oauth_tokens SET access_token_encrypted = ?, refresh_token_encrypted = ?, key_id = ?,
     expires_at = ?, scope = ?, connection_params = ?, token_response_encrypted = ?,
     issued_at = ?, status = ?, last_error = ?, last_refreshed_at = ?, updated_at = ?,
-    version = version + 1, refresh_lease_owner = NULL, refresh_lease_until = NULL
-WHERE provider = ? AND workspace_id = ? AND actor_id = ?
-  AND (version = ? OR refresh_lease_owner = ?)
-"""
-SAVE_REFRESH_STATUS = """
-UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?, version = version + 1,
+    version = (SELECT value + 1 FROM oauth_version_counter),
     refresh_lease_owner = NULL, refresh_lease_until = NULL
 WHERE provider = ? AND workspace_id = ? AND actor_id = ?
   AND (version = ? OR refresh_lease_owner = ?)
+RETURNING version
+"""
+SAVE_REFRESH_STATUS = """
+UPDATE oauth_tokens SET status = ?, last_error = ?, updated_at = ?,
+    version = (SELECT value + 1 FROM oauth_version_counter),
+    refresh_lease_owner = NULL, refresh_lease_until = NULL
+WHERE provider = ? AND workspace_id = ? AND actor_id = ?
+  AND (version = ? OR refresh_lease_owner = ?)
+RETURNING version
 """
 RECORD_INVALIDATION = """
 INSERT INTO oauth_cache_invalidations (cache_key, recorded_at) VALUES (?, ?)

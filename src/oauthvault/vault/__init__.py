@@ -7,7 +7,7 @@ I/O-free flows (write-through, reads, deletes, exactly-once refresh, one-time re
 """
 
 from oauthvault.vault.async_vault import AsyncOAuthTokenCache
-from oauthvault.vault.base import BackendMode, DeleteOutcome, RotationReport
+from oauthvault.vault.base import BackendMode, CacheInfo, DeleteOutcome, RotationReport
 from oauthvault.vault.pending import AsyncPendingRecords, PendingRecords, SavedRecord
 from oauthvault.vault.refresh import RetryPolicy
 from oauthvault.vault.sync_vault import OAuthTokenCache
@@ -16,6 +16,7 @@ __all__ = [
     "AsyncOAuthTokenCache",
     "AsyncPendingRecords",
     "BackendMode",
+    "CacheInfo",
     "DeleteOutcome",
     "OAuthTokenCache",
     "PendingRecords",

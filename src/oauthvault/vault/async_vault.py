@@ -7,6 +7,7 @@ only the driver differs, performing each step with ``await``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -22,9 +23,10 @@ from oauthvault.oauth.revoke import revoke_grant_async
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.discovery import discover_async
 from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
+from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
 from oauthvault.storage.sqlite import AsyncSqliteTokenStore
-from oauthvault.vault.base import DeleteOutcome, VaultBase
+from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, DeleteOutcome, VaultBase
 from oauthvault.vault.pending import AsyncPendingRecords
 from oauthvault.vault.steps import (
     CommitLock,
@@ -32,6 +34,7 @@ from oauthvault.vault.steps import (
     DropCache,
     Emit,
     Flow,
+    LeaseWatch,
     LockRow,
     Pause,
     PutPendingRow,
@@ -55,10 +58,11 @@ __all__ = ["AsyncOAuthTokenCache"]
 class _HeldLock:
     """The row lock a running flow holds, if any (it never outlives :meth:`_run`)."""
 
-    __slots__ = ("row",)
+    __slots__ = ("lease", "row")
 
     def __init__(self) -> None:
         self.row: AsyncLockedRow | None = None
+        self.lease = LeaseWatch()
 
 
 class AsyncOAuthTokenCache(VaultBase):
@@ -89,12 +93,32 @@ class AsyncOAuthTokenCache(VaultBase):
                 breaker=self._new_breaker(),
             )
         self._opened = False
+        self._feed: AsyncChangeFeed | None = None
 
     async def open(self) -> None:
-        """Connect to the database and check its schema (done on first use otherwise)."""
+        """Connect to the database and check its schema (done on first use otherwise), and
+        start the change feed (PostgreSQL; the local cache is on while it is live)."""
         if not self._opened:
             await self._store.open()
             self._opened = True
+            if isinstance(self._store, AsyncPostgresTokenStore):
+                local = self._new_local_cache()
+                if local is not None:
+                    listen = self._settings.listen_location or self._location
+                    self._feed = AsyncChangeFeed(
+                        listen.conninfo,
+                        listen.description,
+                        local,
+                        functools.partial(self._store.notify, CHANNEL),
+                        connect_timeout=self._settings.db_connect_timeout,
+                        heartbeat=FEED_HEARTBEAT,
+                        probe_timeout=FEED_PROBE_TIMEOUT,
+                    )
+                    self._local = local
+                    self._feed.start()
+
+    def _feed_state(self) -> FeedState | None:
+        return None if self._feed is None else self._feed.state
 
     # --- the driver ----------------------------------------------------------------------
 
@@ -117,6 +141,12 @@ class AsyncOAuthTokenCache(VaultBase):
         finally:
             if held.row is not None:
                 await held.row.rollback()
+            unused = held.lease.to_release()
+            if unused is not None:
+                try:
+                    await self._store.release_lease(*unused)
+                except StorageUnavailable:
+                    pass  # it runs out by itself
 
     async def _perform(self, step: Step, held: _HeldLock) -> Any:
         """Do one step's I/O and return its result; nothing is decided here."""
@@ -125,7 +155,13 @@ class AsyncOAuthTokenCache(VaultBase):
             case ReadRow():
                 return await store.get(step.key)
             case WriteCache():
-                return cache is not None and await cache.set(
+                if cache is None:
+                    return False
+                if step.version is not None:
+                    return await cache.write_versioned(
+                        step.cache_key, step.version, step.value, step.ttl
+                    )
+                return await cache.set(
                     step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
                 )
             case WriteRow():
@@ -151,16 +187,23 @@ class AsyncOAuthTokenCache(VaultBase):
                 return await held.row.update(status=step.status, last_error=step.last_error)
             case TakeLease():
                 assert held.row is not None  # noqa: S101 - the flow locks first
-                return await held.row.take_lease(step.lease)
+                version = await held.row.take_lease(step.lease)
+                held.lease.taken(step.key, step.lease.owner)
+                return version
             case SaveRefreshed():
-                return await store.save_refreshed(step.key, step.row, step.save)
+                saved = await store.save_refreshed(step.key, step.row, step.save)
+                if saved is not None:
+                    held.lease.saved()
+                return saved
             case CommitLock():
                 locked, held.row = held.row, None
                 assert locked is not None  # noqa: S101 - the flow locks first
                 return await locked.commit()
             case RefreshGrant():
-                return await refresh_grant_async(
-                    await self._provider(step.provider),
+                config = await self._provider(step.provider)  # discovery first: no request yet
+                held.lease.grant_sent()
+                grant = await refresh_grant_async(
+                    config,
                     step.refresh_token,
                     timeout=self._refresh_timeout,
                     params=step.params,
@@ -168,6 +211,8 @@ class AsyncOAuthTokenCache(VaultBase):
                     credentials=step.credentials,
                     scope=step.scope,
                 )
+                held.lease.grant_answered(grant.outcome, grant.retry_safe)
+                return grant
             case Pause():
                 return await asyncio.sleep(step.seconds)
             case Emit():
@@ -204,7 +249,7 @@ class AsyncOAuthTokenCache(VaultBase):
         token_response: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`OAuthTokenCache.store_tokens`."""
-        await self._run(
+        version: int = await self._run(
             self._store_flow(
                 provider,
                 workspace_id,
@@ -217,24 +262,33 @@ class AsyncOAuthTokenCache(VaultBase):
                 token_response=token_response,
             )
         )
+        self._heard(TokenKey(provider, workspace_id, actor_id), version)
 
     async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """See :meth:`OAuthTokenCache.get_tokens`."""
-        key = TokenKey(provider, workspace_id, actor_id)
-        name = ""
-        cached = None
+        return await self._get(TokenKey(provider, workspace_id, actor_id))
+
+    async def _get(self, key: TokenKey) -> TokenSet | None:
+        name = cache_key(key)
+        local, ticket = self._local, None
+        if local is not None:  # the hottest path: a record in this process
+            tokens = self._local_hit(key, name)
+            if tokens is not None:
+                return tokens
+            ticket = local.ticket()
         if self._cache is not None:
             if not self._opened:
                 await self.open()
-            name = cache_key(key)
             cached = await self._cache.get(name)
             if cached is not None:
-                tokens = self._core.open_cached(key, cached)
+                tokens = self._from_redis(key, name, cached, ticket)
                 if tokens is not None:
                     return tokens
-        result: TokenSet | None = await self._run(
-            self._core.get_from_database(key, name, replace_cached=cached is not None)
-        )
+            self._reads.redis_misses += 1
+        self._reads.database_reads += 1
+        result: TokenSet | None = await self._run(self._core.get_from_database(key, name))
+        if result is not None:
+            self._keep_local(name, key, result, ticket)
         return result
 
     async def get_stored_tokens(
@@ -262,15 +316,19 @@ class AsyncOAuthTokenCache(VaultBase):
         """See :meth:`OAuthTokenCache.delete_tokens`."""
         key = TokenKey(provider, workspace_id, actor_id)
         if not revoke:
-            deleted: bool = await self._run(self._core.delete(key))
-            return deleted
+            return await self._delete(key)
         tokens = await self.get_tokens(provider, workspace_id, actor_id)
         revoked = None
         if tokens is not None:
             revoked = await revoke_grant_async(
                 await self._provider(provider), tokens, timeout=self._refresh_timeout
             )
-        return DeleteOutcome(await self._run(self._core.delete(key)), revoked)
+        return DeleteOutcome(await self._delete(key), revoked)
+
+    async def _delete(self, key: TokenKey) -> bool:
+        version: int | None = await self._run(self._core.delete(key))
+        self._heard(key, version, deleted=True)
+        return version is not None
 
     async def store_client_credentials(
         self,
@@ -304,8 +362,11 @@ class AsyncOAuthTokenCache(VaultBase):
         config = await self._provider(provider)
         await self.open()
         previous = await self._store.get(key)  # put back if the first token fails
-        await self._run(
-            self._client_credentials_row(config, key, client_id, client_secret, scope, params)
+        self._heard(
+            key,
+            await self._run(
+                self._client_credentials_row(config, key, client_id, client_secret, scope, params)
+            ),
         )
         try:
             return await self.refresh_tokens(provider, workspace_id, actor_id)
@@ -313,7 +374,7 @@ class AsyncOAuthTokenCache(VaultBase):
             if previous is None:
                 await self.delete_tokens(provider, workspace_id, actor_id)
             else:
-                await self._run(self._core.restore(key, previous))
+                self._heard(key, await self._run(self._core.restore(key, previous)))
             raise
 
     async def get_token_response(
@@ -345,14 +406,15 @@ class AsyncOAuthTokenCache(VaultBase):
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
     ) -> TokenSet:
         """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
-        tokens = await self.get_tokens(provider, workspace_id, actor_id)
         key = TokenKey(provider, workspace_id, actor_id)
+        tokens = await self._get(key)
         if self._fresh_enough(key, tokens, min_ttl):
             assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
             return tokens
         refreshed: TokenSet = await self._run(
             self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
         )
+        self._heard(key, refreshed.version)
         return refreshed
 
     async def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
@@ -362,6 +424,7 @@ class AsyncOAuthTokenCache(VaultBase):
         refreshed: TokenSet = await self._run(
             self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
         )
+        self._heard(key, refreshed.version)
         return refreshed
 
     async def list_connections(
@@ -395,8 +458,11 @@ class AsyncOAuthTokenCache(VaultBase):
         return await self._store.count_by_key_id()
 
     async def aclose(self) -> None:
-        """Close database connections and the Redis client."""
+        """Close database connections, the change feed and the Redis client."""
         try:
+            if self._feed is not None:
+                feed, self._feed, self._local = self._feed, None, None
+                await feed.stop()
             if self._cache is not None:
                 await self._cache.aclose()
         finally:

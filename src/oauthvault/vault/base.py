@@ -17,8 +17,12 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from oauthvault.cache.breaker import CircuitBreaker
+from oauthvault.cache.keys import cache_key
+from oauthvault.cache.local import LocalCache
+from oauthvault.cache.versioned import unframe
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
+from oauthvault.crypto.sealing import seal_cache_record
 from oauthvault.errors import InvalidInput, TokenNotFound, UnknownProvider
 from oauthvault.models import (
     ClientCredentials,
@@ -34,8 +38,9 @@ from oauthvault.models import (
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import check_given_params
+from oauthvault.storage.feed import FeedState
 from oauthvault.storage.location import DatabaseLocation
-from oauthvault.vault.flows import VaultCore
+from oauthvault.vault.flows import VaultCore, cache_ttl
 from oauthvault.vault.refresh import (
     RefreshFlow,
     RefreshTiming,
@@ -45,11 +50,24 @@ from oauthvault.vault.refresh import (
 )
 from oauthvault.vault.steps import Flow
 
-__all__ = ["BackendMode", "DeleteOutcome", "RotationReport", "VaultBase"]
+__all__ = [
+    "FEED_HEARTBEAT",
+    "FEED_PROBE_TIMEOUT",
+    "BackendMode",
+    "CacheInfo",
+    "DeleteOutcome",
+    "RotationReport",
+    "VaultBase",
+]
 
 logger = logging.getLogger("oauthvault.vault")
 
 BackendMode = Literal["db-only", "db+cache"]
+
+#: The change feed probes itself this often (seconds), and gives a probe this long to
+#: come back before it stops trusting its connection (and the local cache with it).
+FEED_HEARTBEAT = 1.0
+FEED_PROBE_TIMEOUT = 1.0
 
 
 def _utc_now() -> datetime:
@@ -81,6 +99,40 @@ class DeleteOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """Counters of where this vault's reads were answered, and the state of its local
+    cache and change feed (for metrics and tests; counts since the vault was made).
+
+    ``local_live``: local entries are being served (the feed is connected and its last
+    probe came back; always on sync SQLite). ``refused``: cached values turned down as
+    older than a change this process heard of. ``feed_lag``: the last probe's round trip,
+    in seconds. ``feed_unsupported``: notifications never arrive (a transaction pooler).
+    """
+
+    local_enabled: bool
+    local_live: bool
+    local_entries: int
+    local_hits: int
+    local_misses: int
+    redis_hits: int
+    redis_misses: int
+    database_reads: int
+    refused: int
+    changes_heard: int
+    local_suspensions: int
+    feed_reconnects: int = 0
+    feed_lag: float | None = None
+    feed_unsupported: bool = False
+
+
+@dataclass(slots=True)
+class _ReadCounters:
+    redis_hits: int = 0
+    redis_misses: int = 0
+    database_reads: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RotationReport:
     """What ``rotate_key`` did: rows re-sealed, and rows no key in the ring can open."""
 
@@ -105,6 +157,7 @@ class VaultBase:
         on_event: Callable[[ConnectionEvent], None] | None = None,
         refresh_timeout: float = 10.0,
         retry_policy: RetryPolicy | None = None,
+        local_cache: bool | None = None,
     ) -> None:
         if settings is None:
             # The seed's `OAuthTokenCache()`: the environment, read once, through Settings.
@@ -113,7 +166,10 @@ class VaultBase:
                 redis_url=redis_url,
                 oauth_encryption_key=encryption_key,
                 allow_ephemeral_key=allow_ephemeral_key,
+                local_cache=local_cache,
             )
+        elif local_cache is not None:
+            settings = settings.model_copy(update={"local_cache": local_cache})
         self._settings = settings
         self._providers: dict[str, ProviderConfig] | None = (
             None if providers is None else dict(providers)
@@ -127,6 +183,8 @@ class VaultBase:
         self._location: DatabaseLocation = settings.database_location
         keyring: KeyRing = resolve_keyring(settings, self._location)
         self._redis_url = settings.redis_url_value
+        self._local: LocalCache | None = None
+        self._reads = _ReadCounters()
         self._core = VaultCore(
             keyring=keyring,
             clock=clock or _utc_now,
@@ -238,6 +296,93 @@ class VaultBase:
             "-", None, self._core.clock() - timedelta(seconds=1), scope, given, credentials
         )
         return self._core.store(key, placeholder)
+
+    # --- the local cache (L1): no I/O here -------------------------------------------------
+
+    def cache_info(self) -> CacheInfo:
+        """Where reads were answered (local cache, Redis, database) and the state of the
+        local cache and its feed."""
+        local, reads, feed = self._local, self._reads, self._feed_state()
+        counters = local.counters if local is not None else None
+        return CacheInfo(
+            local_enabled=local is not None,
+            local_live=local is not None and local.live,
+            local_entries=0 if local is None else len(local),
+            local_hits=0 if counters is None else counters.hits,
+            local_misses=0 if counters is None else counters.misses,
+            redis_hits=reads.redis_hits,
+            redis_misses=reads.redis_misses,
+            database_reads=reads.database_reads,
+            refused=0 if counters is None else counters.refused,
+            changes_heard=0 if counters is None else counters.changes_heard,
+            local_suspensions=0 if counters is None else counters.suspensions,
+            feed_reconnects=0 if feed is None else feed.reconnects,
+            feed_lag=None if feed is None else feed.last_lag,
+            feed_unsupported=False if feed is None else feed.unsupported,
+        )
+
+    def _feed_state(self) -> FeedState | None:
+        return None
+
+    def _new_local_cache(self) -> LocalCache | None:
+        settings = self._settings
+        if not settings.local_cache:
+            return None
+        return LocalCache(settings.local_cache_size, settings.local_cache_max_age)
+
+    def _heard(self, key: TokenKey, version: int | None, *, deleted: bool = False) -> None:
+        """This process committed ``version`` of ``key`` (its own write: the feed tells
+        the others, and tells this process again a moment later)."""
+        if self._local is not None and version:
+            self._local.heard(cache_key(key), version, deleted=deleted)
+
+    def _local_hit(self, key: TokenKey, name: str) -> TokenSet | None:
+        assert self._local is not None  # noqa: S101 - callers check
+        hit = self._local.get(name)
+        if hit is None:
+            return None
+        return self._core.open_record(key, hit[1], hit[0])
+
+    def _keep_local(
+        self,
+        name: str,
+        key: TokenKey,
+        tokens: TokenSet,
+        ticket: int | None,
+        sealed: bytes | None = None,
+    ) -> None:
+        local = self._local
+        if local is None or ticket is None or not tokens.version:
+            return
+        ttl = cache_ttl(tokens, self._core.clock(), self._core.default_cache_ttl)
+        if ttl is None:
+            return
+        if sealed is None:
+            sealed = seal_cache_record(self._core.keyring, key, tokens)
+        local.put(name, tokens.version, sealed, ttl, ticket)
+
+    def _from_redis(
+        self, key: TokenKey, name: str, cached: bytes, ticket: int | None
+    ) -> TokenSet | None:
+        """The tokens of a Redis value, unless it is a tombstone, malformed, or older than
+        a version this process has heard of (then the database decides and the entry is
+        replaced)."""
+        parsed = unframe(cached)
+        if parsed is None:
+            return None
+        version, sealed = parsed
+        if sealed is None:  # a tombstone
+            return None
+        local = self._local
+        if local is not None and local.is_outdated(name, version):
+            local.counters.refused += 1
+            logger.info("cache entry for %s is older than a change heard of; re-reading", key)
+            return None
+        tokens = self._core.open_record(key, sealed, version)
+        if tokens is not None:
+            self._reads.redis_hits += 1
+            self._keep_local(name, key, tokens, ticket, sealed)
+        return tokens
 
     def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
         """Whether ``tokens`` (just read) can be handed out as they are.

@@ -8,6 +8,7 @@ sealing and fallbacks are decided here, once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from oauthvault.cache.keys import cache_key
+from oauthvault.cache.versioned import frame, tombstone, unframe
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import (
     SealedRow,
@@ -36,9 +38,13 @@ from oauthvault.vault.steps import (
     WriteRow,
 )
 
-__all__ = ["VaultCore", "cache_ttl"]
+__all__ = ["TOMBSTONE_TTL", "VaultCore", "cache_ttl"]
 
 logger = logging.getLogger("oauthvault.vault")
+
+#: Seconds a deleted connection's tombstone stays in Redis: longer than any write to it
+#: can be delayed (a Redis call times out in a fraction of a second).
+TOMBSTONE_TTL = 300
 
 
 def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:
@@ -75,13 +81,16 @@ class VaultCore:
     def store(
         self, key: TokenKey, tokens: TokenSet, response: Mapping[str, Any] | None = None
     ) -> Flow:
-        """Write-through: commit the row, then cache it."""
-        yield WriteRow(key, seal_row(self.keyring, key, tokens, response))
-        yield from self.cache_tokens(key, tokens, self.clock())
+        """Write-through: commit the row, then cache it. Returns the row's new version."""
+        version: int = yield WriteRow(key, seal_row(self.keyring, key, tokens, response))
+        stored = dataclasses.replace(tokens, version=version)
+        yield from self.cache_tokens(key, stored, self.clock())
+        return version
 
     def cache_tokens(self, key: TokenKey, tokens: TokenSet, now: datetime) -> Flow:
-        """Put freshly committed tokens in the cache; a cache write that fails is logged as
-        an invalidation, so no older cached value can be served later."""
+        """Put freshly committed tokens in the cache (never over a newer version); a cache
+        write that fails is logged as an invalidation, so no older cached value can be
+        served later."""
         if not self.has_cache:
             return None
         name = cache_key(key)
@@ -89,25 +98,37 @@ class VaultCore:
         if ttl is None:
             cached = yield DropCache((name,))
         else:
-            value = seal_cache_record(self.keyring, key, tokens)
-            cached = yield WriteCache(name, value, ttl)
+            value = frame(tokens.version, seal_cache_record(self.keyring, key, tokens))
+            cached = yield WriteCache(name, value, ttl, version=tokens.version)
         if not cached:
             yield RecordInvalidation((name,))
         return None
 
     def open_cached(self, key: TokenKey, value: bytes) -> TokenSet | None:
-        """The tokens in a cache value, or ``None`` when it does not decrypt (altered, moved
-        from another key, or sealed with a retired key): such a value is never trusted."""
+        """The tokens in a Redis value, or ``None`` for a tombstone, a value in an older
+        shape, or one that does not decrypt (altered, moved from another key, sealed with a
+        retired key) or whose versions disagree: such a value is never trusted."""
+        parsed = unframe(value)
+        if parsed is None or parsed[1] is None:
+            return None
+        return self.open_record(key, parsed[1], parsed[0])
+
+    def open_record(self, key: TokenKey, sealed: bytes, version: int) -> TokenSet | None:
+        """The tokens of a sealed cache record said to be at ``version``."""
         try:
-            return open_cache_record(self.keyring, key, value)
+            tokens = open_cache_record(self.keyring, key, sealed)
         except DecryptionError:
             logger.warning("Cache entry for %s failed to decrypt; replacing it", key)
             return None
+        if tokens.version != version:
+            logger.warning("Cache entry for %s has inconsistent versions; replacing it", key)
+            return None
+        return tokens
 
-    def get_from_database(self, key: TokenKey, name: str, *, replace_cached: bool) -> Flow:
-        """A read after a cache miss: the row, then warm the cache (only if still absent,
-        so a concurrent store's newer value is never overwritten by this older read;
-        unconditionally when replacing an entry that did not decrypt).
+    def get_from_database(self, key: TokenKey, name: str) -> Flow:
+        """A read after a cache miss: the row, then warm the cache (versioned: a concurrent
+        store's newer value is never overwritten by this older read; a value that did not
+        decrypt, or was older than known, is replaced).
 
         The vaults read the cache themselves first (their fast path) and run this flow only
         on a miss.
@@ -119,20 +140,34 @@ class VaultCore:
         if self.has_cache:
             ttl = cache_ttl(tokens, self.clock(), self.default_cache_ttl)
             if ttl is not None:
-                value = seal_cache_record(self.keyring, key, tokens)
-                yield WriteCache(name, value, ttl, only_if_absent=not replace_cached)
+                # Versioned: never over a newer value (a concurrent store's).
+                value = frame(tokens.version, seal_cache_record(self.keyring, key, tokens))
+                yield WriteCache(name, value, ttl, version=tokens.version)
         return tokens
 
     def restore(self, key: TokenKey, row: SealedRow) -> Flow:
-        """Put back a row read before (a failed replacement), and drop its cache entry."""
-        yield WriteRow(key, row)
-        yield from self.drop_cached((key,))
+        """Put back a row read before (a failed replacement), and cache it. Returns its new
+        version."""
+        version: int = yield WriteRow(key, row)
+        tokens = dataclasses.replace(open_row(self.keyring, key, row), version=version)
+        yield from self.cache_tokens(key, tokens, self.clock())
+        return version
 
     def delete(self, key: TokenKey) -> Flow:
-        """Delete the row, then the cache entry (or log an invalidation if Redis is away)."""
-        deleted = yield DeleteRow(key)
-        yield from self.drop_cached((key,))
-        return deleted
+        """Delete the row, then leave a tombstone in the cache (so no delayed older write
+        brings the connection back), or log an invalidation if Redis is away. Returns the
+        deleted row's version, ``None`` when nothing was stored."""
+        version: int | None = yield DeleteRow(key)
+        if not self.has_cache:
+            return version
+        name = cache_key(key)
+        if version is None:
+            cached = yield DropCache((name,))
+        else:
+            cached = yield WriteCache(name, tombstone(version), TOMBSTONE_TTL, version=version)
+        if not cached:
+            yield RecordInvalidation((name,))
+        return version
 
     def drop_cached(self, keys: Sequence[TokenKey]) -> Flow:
         """Drop the cache entries of ``keys``; when Redis cannot confirm, log them as

@@ -31,6 +31,7 @@ detection, finds the grant revoked (``needs_reauth``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -153,25 +154,15 @@ class RefreshTiming:
     grant_timeout: float = 10.0
     save_window: float = 30.0
     poll_interval: float = 0.1
-    first_save_delay: float = 0.05
-    max_save_delay: float = 0.5
     # A status (needs_reauth, degraded) is worth a short retry only: the outcome is
     # reported to the caller either way.
     status_save_window: float = 1.0
 
     def lease_seconds(self, policy: RetryPolicy) -> float:
-        """The lease: every grant attempt with its backoff, then the save window."""
-        return policy.attempts * (self.grant_timeout + policy.max_delay) + self.save_window
-
-    def save_delays(self, window: float) -> list[float]:
-        """The pauses between save attempts: doubling, capped, summing to ``window``."""
-        delays: list[float] = []
-        delay, total = self.first_save_delay, 0.0
-        while total < window:
-            delays.append(min(delay, window - total))
-            total += delays[-1]
-            delay = min(delay * 2, self.max_save_delay)
-        return delays
+        """The lease: provider discovery, every grant attempt with its backoff, then the
+        save window."""
+        grants = policy.attempts * (self.grant_timeout + policy.max_delay)
+        return self.grant_timeout + grants + self.save_window
 
 
 def refresh_flow(
@@ -187,7 +178,10 @@ def refresh_flow(
 ) -> RefreshFlow:
     """Lock and decide; wait for another refresher's lease, or take the lease; refresh at
     most once; save (retrying while the database is away); then update the cache."""
-    polls_left: int | None = None
+    # Waiting is bounded by each lease seen (counted in polls too, so a clock that stands
+    # still cannot make it endless); a live lease is never taken over.
+    watched: RefreshLease | None = None
+    polls_left = 0
     now = core.clock()
     while True:
         state: RowState = yield LockRow(key)
@@ -203,13 +197,17 @@ def refresh_flow(
         ):
             yield CommitLock()
             return current
-        leased_elsewhere = lease is not None and lease.owner != owner and lease.until > now
-        if leased_elsewhere and polls_left != 0:
-            assert lease is not None  # noqa: S101 - leased_elsewhere says so
-            if polls_left is None:  # bounded by the lease even if the clock stood still
-                polls_left = math.ceil((lease.until - now).total_seconds() / timing.poll_interval)
-            polls_left -= 1
+        if lease is not None and lease.owner != owner and lease.until > now:
+            if lease != watched:
+                watched = lease
+                remaining = (lease.until - now).total_seconds()
+                polls_left = math.ceil(remaining / timing.poll_interval) + 1
             yield CommitLock()
+            if polls_left <= 0:
+                raise ProviderError(
+                    "temporarily_unavailable", "another process is refreshing this connection"
+                )
+            polls_left -= 1
             yield Pause(timing.poll_interval)
             continue
         break
@@ -229,11 +227,14 @@ def refresh_flow(
         raise ReauthorizationRequired("invalid_grant", "no refresh token is stored")
 
     abandoned = lease if lease is not None and lease.owner != owner else None
-    yield TakeLease(RefreshLease(owner, now + timedelta(seconds=timing.lease_seconds(policy))))
-    yield CommitLock()
     note = None
-    if abandoned is not None:
+    if abandoned is not None:  # recorded on the row in the same transaction as the takeover
         note = f"a refresh by {abandoned.owner} ended without saving its result"
+        yield UpdateLocked(str(status), note)
+    until = now + timedelta(seconds=timing.lease_seconds(policy))
+    leased: int = yield TakeLease(key, RefreshLease(owner, until))
+    yield CommitLock()
+    if note is not None:
         logger.warning("refresh of %s: %s; the stored refresh token may be used", key, note)
         yield Emit(_event(key, "refresh_abandoned", str(status), status, note, now))
 
@@ -261,9 +262,9 @@ def refresh_flow(
         else:
             response = _merged_response(kept, result.response)
             sealed = seal_row(core.keyring, key, new, response)
-            save = RefreshSave(row.version, owner, ConnectionStatus.ACTIVE, None, now)
+            save = RefreshSave(leased, owner, ConnectionStatus.ACTIVE, None, now)
             try:
-                saved = yield from _save(key, sealed, save, timing.save_delays(timing.save_window))
+                saved = yield from _save(core, key, sealed, save, until, timing.save_window)
             except StorageUnavailable as save_error:
                 lost = f"the new tokens could not be saved: {save_error}"
                 logger.error("refresh of %s: %s", key, lost)
@@ -272,8 +273,11 @@ def refresh_flow(
                     f"refreshed {key.provider}/{key.workspace_id}/{key.actor_id} but could not "
                     f"save the new tokens for {timing.save_window:g} s: {save_error}"
                 ) from None
-            if not saved:  # written since by someone else (a reconnect): theirs stands
-                return (yield from _stored(core, key))
+            if saved is None:  # written since by someone else (a reconnect): theirs stands
+                stored = yield from _stored(core, key)
+                yield from core.cache_tokens(key, stored, now)
+                return stored
+            new = dataclasses.replace(new, version=saved)
             yield from core.cache_tokens(key, new, now)
             if status != ConnectionStatus.ACTIVE:
                 yield Emit(_event(key, "status_changed", "active", status, None, now))
@@ -284,13 +288,13 @@ def refresh_flow(
     new_status = (
         ConnectionStatus.NEEDS_REAUTH if result.outcome == "reauth" else ConnectionStatus.DEGRADED
     )
-    save = RefreshSave(row.version, owner, new_status, error, None)
+    save = RefreshSave(leased, owner, new_status, error, None)
     try:
-        saved = yield from _save(key, None, save, timing.save_delays(timing.status_save_window))
+        saved = yield from _save(core, key, None, save, until, timing.status_save_window)
     except StorageUnavailable as failure:
-        saved = False
+        saved = None
         logger.warning("refresh of %s: could not record %s: %s", key, new_status, failure)
-    if saved and new_status != status:
+    if saved is not None and new_status != status:
         yield Emit(_event(key, "status_changed", new_status, status, error, now))
     if result.outcome == "reauth":
         raise ReauthorizationRequired(result.error or "invalid_grant", result.description)
@@ -302,19 +306,32 @@ def refresh_flow(
 
 
 def _save(
-    key: TokenKey, row: SealedRow | None, save: RefreshSave, delays: list[float]
-) -> Generator[Step, Any, bool]:
-    """Save a refresh's outcome, retrying while the database is unavailable; the last
-    ``StorageUnavailable`` is raised once ``delays`` are used up."""
-    for delay in delays:
+    core: VaultCore,
+    key: TokenKey,
+    row: SealedRow | None,
+    save: RefreshSave,
+    lease_until: datetime,
+    window: float,
+) -> Generator[Step, Any, int | None]:
+    """Save a refresh's outcome, retrying while the database is unavailable: the new
+    version, or ``None`` when the guard failed. The last ``StorageUnavailable`` is raised
+    once ``window`` seconds have passed (by the clock, each attempt's own wait included),
+    and never after the lease ends, when another refresher may take over."""
+    deadline = min(core.clock() + timedelta(seconds=window), lease_until)
+    delay, paused = 0.05, 0.0
+    while True:
         try:
-            saved: bool = yield SaveRefreshed(key, row, save)
+            saved: int | None = yield SaveRefreshed(key, row, save)
         except StorageUnavailable:
-            yield Pause(delay)
+            # The pauses alone also end it: a clock that stands still cannot make it endless.
+            left = min((deadline - core.clock()).total_seconds(), window - paused)
+            if left <= 0:
+                raise
+            yield Pause(min(delay, left))
+            paused += min(delay, left)
+            delay = min(delay * 2, 0.5)
         else:
             return saved
-    saved = yield SaveRefreshed(key, row, save)
-    return saved
 
 
 def _stored(core: VaultCore, key: TokenKey) -> Generator[Step, Any, TokenSet]:

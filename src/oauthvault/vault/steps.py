@@ -25,6 +25,7 @@ __all__ = [
     "DropCache",
     "Emit",
     "Flow",
+    "LeaseWatch",
     "LockRow",
     "Pause",
     "PutPendingRow",
@@ -48,12 +49,15 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class WriteCache:
-    """Result: whether Redis took the value."""
+    """Result: whether Redis answered. With a ``version`` (a token record or tombstone)
+    the value replaces only an older one, atomically in Redis; without one (one-time
+    records) it is a plain SET (``only_if_absent``: SET NX)."""
 
     cache_key: str
     value: bytes = field(repr=False)
     ttl: int
     only_if_absent: bool = False
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +87,15 @@ class ReadRow:
 
 @dataclass(frozen=True, slots=True)
 class WriteRow:
+    """Result: the row's new version."""
+
     key: TokenKey
     row: SealedRow
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteRow:
-    """Result: whether a row was deleted."""
+    """Result: the deleted row's version, or ``None`` when there was none."""
 
     key: TokenKey
 
@@ -148,9 +154,10 @@ class UpdateLocked:
 
 @dataclass(frozen=True, slots=True)
 class TakeLease:
-    """Lease the locked row to this refresh (committed by the :class:`CommitLock` that
-    follows, before the provider is called)."""
+    """Result: the row's new version. Lease the locked row to this refresh (committed by
+    the :class:`CommitLock` that follows, before the provider is called)."""
 
+    key: TokenKey
     lease: RefreshLease
 
 
@@ -161,8 +168,8 @@ class CommitLock:
 
 @dataclass(frozen=True, slots=True)
 class SaveRefreshed:
-    """Result: whether the refresh's outcome was saved (False: the guard failed, someone
-    else wrote the row since). Raises ``StorageUnavailable`` into the flow, which retries."""
+    """Result: the row's new version, or ``None`` when the guard failed (someone else
+    wrote the row since). Raises ``StorageUnavailable`` into the flow, which retries."""
 
     key: TokenKey
     row: SealedRow | None
@@ -196,6 +203,38 @@ class Emit:
     """Tell the application (``on_event``); never fails the flow."""
 
     event: ConnectionEvent
+
+
+@dataclass(slots=True)
+class LeaseWatch:
+    """What a driver tracks of a running flow's refresh lease, so that a flow ended by an
+    exception (a cancelled task, a failed discovery) gives its lease back when the provider
+    cannot have used the refresh token yet, instead of making every other caller wait for
+    it to run out."""
+
+    key: TokenKey | None = None
+    owner: str = ""
+    # True from the moment a grant request may have left until its answer says otherwise.
+    consumed: bool = False
+
+    def taken(self, key: TokenKey, owner: str) -> None:
+        self.key, self.owner, self.consumed = key, owner, False
+
+    def grant_sent(self) -> None:
+        self.consumed = True
+
+    def grant_answered(self, outcome: str, retry_safe: bool) -> None:
+        # "ok": the token was used (and maybe rotated); a transient failure that is not
+        # retry-safe may have reached the provider.
+        self.consumed = outcome == "ok" or (outcome == "transient" and not retry_safe)
+
+    def saved(self) -> None:
+        self.key = None  # the saving statement cleared the lease
+
+    def to_release(self) -> tuple[TokenKey, str] | None:
+        if self.key is None or self.consumed:
+            return None
+        return self.key, self.owner
 
 
 Step: TypeAlias = (

@@ -8,6 +8,8 @@ does one step, :meth:`OAuthTokenCache._run` drives a flow. Its asyncio twin,
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -24,9 +26,16 @@ from oauthvault.oauth.revoke import revoke_grant
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.discovery import discover
 from oauthvault.storage.base import LockedRow, TokenStore
+from oauthvault.storage.feed import CHANNEL, ChangeFeed, FeedState
 from oauthvault.storage.postgres import PostgresTokenStore
 from oauthvault.storage.sqlite import SqliteTokenStore
-from oauthvault.vault.base import DeleteOutcome, RotationReport, VaultBase
+from oauthvault.vault.base import (
+    FEED_HEARTBEAT,
+    FEED_PROBE_TIMEOUT,
+    DeleteOutcome,
+    RotationReport,
+    VaultBase,
+)
 from oauthvault.vault.pending import PendingRecords
 from oauthvault.vault.steps import (
     CommitLock,
@@ -34,6 +43,7 @@ from oauthvault.vault.steps import (
     DropCache,
     Emit,
     Flow,
+    LeaseWatch,
     LockRow,
     Pause,
     PutPendingRow,
@@ -57,10 +67,11 @@ __all__ = ["OAuthTokenCache"]
 class _HeldLock:
     """The row lock a running flow holds, if any (it never outlives :meth:`_run`)."""
 
-    __slots__ = ("row",)
+    __slots__ = ("lease", "row")
 
     def __init__(self) -> None:
         self.row: LockedRow | None = None
+        self.lease = LeaseWatch()
 
 
 class OAuthTokenCache(VaultBase):
@@ -99,6 +110,38 @@ class OAuthTokenCache(VaultBase):
             except BaseException:
                 self._store.close()
                 raise
+        self._feed: ChangeFeed | None = None
+        self._sqlite_seen: threading.local | None = None
+        self._local = self._new_local_cache()
+        if self._local is None:
+            return
+        if isinstance(self._store, PostgresTokenStore):
+            listen = self._settings.listen_location or self._location
+            self._feed = ChangeFeed(
+                listen.conninfo,
+                listen.description,
+                self._local,
+                functools.partial(self._store.notify, CHANNEL),
+                connect_timeout=self._settings.db_connect_timeout,
+                heartbeat=FEED_HEARTBEAT,
+                probe_timeout=FEED_PROBE_TIMEOUT,
+            )
+            self._feed.start()
+        else:  # SQLite: one host; PRAGMA data_version tells of other connections' commits
+            self._sqlite_seen = threading.local()
+            self._local.resume()
+
+    def _watch_sqlite(self, store: SqliteTokenStore) -> None:
+        """Drop the local cache when another connection committed since this thread's
+        connection last looked (and forget tickets taken before)."""
+        assert self._sqlite_seen is not None and self._local is not None  # noqa: S101
+        version = store.data_version()
+        if getattr(self._sqlite_seen, "version", None) != version:
+            self._sqlite_seen.version = version
+            self._local.resume()
+
+    def _feed_state(self) -> FeedState | None:
+        return None if self._feed is None else self._feed.state
 
     # --- the driver ----------------------------------------------------------------------
 
@@ -119,6 +162,12 @@ class OAuthTokenCache(VaultBase):
         finally:
             if held.row is not None:
                 held.row.rollback()
+            unused = held.lease.to_release()
+            if unused is not None:
+                try:
+                    self._store.release_lease(*unused)
+                except StorageUnavailable:
+                    pass  # it runs out by itself
 
     def _perform(self, step: Step, held: _HeldLock) -> Any:
         """Do one step's I/O and return its result; nothing is decided here."""
@@ -127,7 +176,11 @@ class OAuthTokenCache(VaultBase):
             case ReadRow():
                 return store.get(step.key)
             case WriteCache():
-                return cache is not None and cache.set(
+                if cache is None:
+                    return False
+                if step.version is not None:
+                    return cache.write_versioned(step.cache_key, step.version, step.value, step.ttl)
+                return cache.set(
                     step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
                 )
             case WriteRow():
@@ -153,16 +206,23 @@ class OAuthTokenCache(VaultBase):
                 return held.row.update(status=step.status, last_error=step.last_error)
             case TakeLease():
                 assert held.row is not None  # noqa: S101 - the flow locks first
-                return held.row.take_lease(step.lease)
+                version = held.row.take_lease(step.lease)
+                held.lease.taken(step.key, step.lease.owner)
+                return version
             case SaveRefreshed():
-                return store.save_refreshed(step.key, step.row, step.save)
+                saved = store.save_refreshed(step.key, step.row, step.save)
+                if saved is not None:
+                    held.lease.saved()
+                return saved
             case CommitLock():
                 locked, held.row = held.row, None
                 assert locked is not None  # noqa: S101 - the flow locks first
                 return locked.commit()
             case RefreshGrant():
-                return refresh_grant(
-                    self._provider(step.provider),
+                config = self._provider(step.provider)  # discovery first: no request yet
+                held.lease.grant_sent()
+                grant = refresh_grant(
+                    config,
                     step.refresh_token,
                     timeout=self._refresh_timeout,
                     params=step.params,
@@ -170,6 +230,8 @@ class OAuthTokenCache(VaultBase):
                     credentials=step.credentials,
                     scope=step.scope,
                 )
+                held.lease.grant_answered(grant.outcome, grant.retry_safe)
+                return grant
             case Pause():
                 return time.sleep(step.seconds)
             case Emit():
@@ -217,7 +279,7 @@ class OAuthTokenCache(VaultBase):
             InvalidInput: an id or token breaks a rule; nothing is written.
             StorageUnavailable: the database write failed; nothing is cached.
         """
-        self._run(
+        version: int = self._run(
             self._store_flow(
                 provider,
                 workspace_id,
@@ -230,6 +292,7 @@ class OAuthTokenCache(VaultBase):
                 token_response=token_response,
             )
         )
+        self._heard(TokenKey(provider, workspace_id, actor_id), version)
 
     def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """The connection's tokens (a read-only mapping), or ``None`` if none are stored.
@@ -242,21 +305,38 @@ class OAuthTokenCache(VaultBase):
                 is no longer in the ring).
             StorageUnavailable: the database is needed and cannot be reached.
         """
-        key = TokenKey(provider, workspace_id, actor_id)
-        cache = self._cache
-        if cache is None:  # db-only: one SELECT, nothing else to orchestrate
-            row = self._store.get(key)
-            return None if row is None else open_row(self._core.keyring, key, row)
-        # The hot path: one Redis GET, no flow machinery.
+        return self._get(TokenKey(provider, workspace_id, actor_id))
+
+    def _get(self, key: TokenKey) -> TokenSet | None:
         name = cache_key(key)
-        cached = cache.get(name)
-        if cached is not None:
-            tokens = self._core.open_cached(key, cached)
+        local, ticket = self._local, None
+        if local is not None:  # the hottest path: a record in this process
+            if self._sqlite_seen is not None:
+                self._watch_sqlite(self._store)  # type: ignore[arg-type]
+            tokens = self._local_hit(key, name)
             if tokens is not None:
                 return tokens
-        result: TokenSet | None = self._run(
-            self._core.get_from_database(key, name, replace_cached=cached is not None)
-        )
+            ticket = local.ticket()
+        cache = self._cache
+        if cache is None:  # db-only: one SELECT, nothing else to orchestrate
+            self._reads.database_reads += 1
+            row = self._store.get(key)
+            if row is None:
+                return None
+            found = open_row(self._core.keyring, key, row)
+            self._keep_local(name, key, found, ticket)
+            return found
+        # The hot path without a local cache: one Redis GET, no flow machinery.
+        cached = cache.get(name)
+        if cached is not None:
+            tokens = self._from_redis(key, name, cached, ticket)
+            if tokens is not None:
+                return tokens
+        self._reads.redis_misses += 1
+        self._reads.database_reads += 1
+        result: TokenSet | None = self._run(self._core.get_from_database(key, name))
+        if result is not None:
+            self._keep_local(name, key, result, ticket)
         return result
 
     def get_stored_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
@@ -295,13 +375,17 @@ class OAuthTokenCache(VaultBase):
         """
         key = TokenKey(provider, workspace_id, actor_id)
         if not revoke:
-            deleted: bool = self._run(self._core.delete(key))
-            return deleted
+            return self._delete(key)
         tokens = self.get_tokens(provider, workspace_id, actor_id)
         revoked = None
         if tokens is not None:
             revoked = revoke_grant(self._provider(provider), tokens, timeout=self._refresh_timeout)
-        return DeleteOutcome(self._run(self._core.delete(key)), revoked)
+        return DeleteOutcome(self._delete(key), revoked)
+
+    def _delete(self, key: TokenKey) -> bool:
+        version: int | None = self._run(self._core.delete(key))
+        self._heard(key, version, deleted=True)
+        return version is not None
 
     def store_client_credentials(
         self,
@@ -334,8 +418,11 @@ class OAuthTokenCache(VaultBase):
         key = TokenKey(provider, workspace_id, actor_id)
         config = self._provider(provider)
         previous = self._store.get(key)  # put back if the first token fails
-        self._run(
-            self._client_credentials_row(config, key, client_id, client_secret, scope, params)
+        self._heard(
+            key,
+            self._run(
+                self._client_credentials_row(config, key, client_id, client_secret, scope, params)
+            ),
         )
         try:
             return self.refresh_tokens(provider, workspace_id, actor_id)
@@ -343,7 +430,7 @@ class OAuthTokenCache(VaultBase):
             if previous is None:
                 self.delete_tokens(provider, workspace_id, actor_id)
             else:
-                self._run(self._core.restore(key, previous))
+                self._heard(key, self._run(self._core.restore(key, previous)))
             raise
 
     def get_token_response(
@@ -380,14 +467,15 @@ class OAuthTokenCache(VaultBase):
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
     ) -> TokenSet:
         """:meth:`get_access_token`, returning the whole :class:`TokenSet`."""
-        tokens = self.get_tokens(provider, workspace_id, actor_id)
         key = TokenKey(provider, workspace_id, actor_id)
+        tokens = self._get(key)
         if self._fresh_enough(key, tokens, min_ttl):
             assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
             return tokens
         refreshed: TokenSet = self._run(
             self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
         )
+        self._heard(key, refreshed.version)
         return refreshed
 
     def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
@@ -398,6 +486,7 @@ class OAuthTokenCache(VaultBase):
         seen = self.get_tokens(provider, workspace_id, actor_id)
         key = TokenKey(provider, workspace_id, actor_id)
         refreshed: TokenSet = self._run(self._refresh_flow(key, min_ttl=0, force=True, seen=seen))
+        self._heard(key, refreshed.version)
         return refreshed
 
     def list_connections(
@@ -453,13 +542,17 @@ class OAuthTokenCache(VaultBase):
             rotated += len(batch.rotated)
             undecryptable.extend(batch.undecryptable)
             self._run(self._core.drop_cached(batch.rotated))
+            if self._local is not None:
+                self._local.clear()
             if on_batch is not None:
                 on_batch(rotated)
         return RotationReport(rotated, undecryptable, self.count_by_key_id())
 
     def close(self) -> None:
-        """Close database connections and the Redis client."""
+        """Close database connections, the change feed and the Redis client."""
         try:
+            if self._feed is not None:
+                self._feed.stop()
             if self._cache is not None:
                 self._cache.close()
         finally:

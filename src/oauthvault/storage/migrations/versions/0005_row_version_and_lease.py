@@ -21,12 +21,12 @@ def upgrade() -> None:
         # answer only over the version it started from (or while it still holds the lease).
         table.add_column(sa.Column("version", sa.BigInteger(), nullable=False, server_default="1"))
         # When the stored access token was obtained: with expires_at, its whole lifetime.
+        # Not backfilled (no column says it reliably): such rows use min_ttl as asked.
         table.add_column(sa.Column("issued_at", sa.DateTime(timezone=True)))
         # Who is refreshing the row, and until when the others wait for it (committed
         # before the provider is called, so it outlives a lost connection or process).
         table.add_column(sa.Column("refresh_lease_owner", sa.Text()))
         table.add_column(sa.Column("refresh_lease_until", sa.DateTime(timezone=True)))
-    op.execute("UPDATE oauth_tokens SET issued_at = coalesce(last_refreshed_at, updated_at)")
 
 
 def downgrade() -> None:

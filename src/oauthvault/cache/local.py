@@ -1,0 +1,148 @@
+"""The in-process cache (L1): sealed cache records (never plaintext), and the newest
+version this process has heard of for each connection.
+
+Bounded (LRU, ``size`` entries); an entry lives no longer than its token's TTL and no
+longer than ``max_age`` seconds. It is trusted only while the change feed is live
+(:meth:`LocalCache.suspend` drops everything and refuses entries until
+:meth:`LocalCache.resume`). :meth:`LocalCache.heard` records a committed change from the
+feed or from this process's own writes: an entry older than it is dropped, and
+:meth:`LocalCache.newest` lets the vault refuse a Redis value older than it. Thread-safe;
+no I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["LocalCache", "LocalCounters"]
+
+
+@dataclass(slots=True)
+class LocalCounters:
+    """For metrics: hits, misses, entries refused as older than known, feed events."""
+
+    hits: int = 0
+    misses: int = 0
+    refused: int = 0
+    changes_heard: int = 0
+    suspensions: int = 0
+
+
+class LocalCache:
+    def __init__(
+        self,
+        size: int = 10_000,
+        max_age: float = 60.0,
+        *,
+        versions_kept: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if size < 1 or max_age <= 0:
+            raise ValueError("the local cache needs a positive size and max age")
+        self._size = size
+        self._max_age = max_age
+        self._versions_kept = versions_kept or 10 * size
+        self._clock = clock
+        self._lock = threading.Lock()
+        # cache key -> (version, sealed record, monotonic deadline)
+        self._entries: OrderedDict[str, tuple[int, bytes, float]] = OrderedDict()
+        # cache key -> (newest version heard of, deleted at that version)
+        self._versions: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+        self._live = False
+        self._epoch = 0  # moves on every suspend and resume: see ticket()
+        self.counters = LocalCounters()
+
+    @property
+    def live(self) -> bool:
+        """True while entries may be served (the change feed is connected)."""
+        return self._live
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str) -> tuple[int, bytes] | None:
+        """``(version, sealed record)`` of a live, unexpired entry, else ``None``."""
+        entry = self._entries.get(name)
+        if entry is None or not self._live:
+            self.counters.misses += 1
+            return None
+        if entry[2] <= self._clock():
+            with self._lock:
+                self._entries.pop(name, None)
+            self.counters.misses += 1
+            return None
+        self.counters.hits += 1
+        return entry[0], entry[1]
+
+    def ticket(self) -> int | None:
+        """Taken before reading Redis or the database, handed to :meth:`put`: a value read
+        while the feed was down, or before it came back, is never kept (changes made
+        meanwhile were not heard of)."""
+        return self._epoch if self._live else None
+
+    def put(self, name: str, version: int, sealed: bytes, ttl: float, ticket: int | None) -> bool:
+        """Keep a record read from Redis or the database (since ``ticket``), unless the
+        feed went down since, or a newer version (or the deletion) has been heard of.
+        False when not kept."""
+        if ticket is None or ttl <= 0:
+            return False
+        with self._lock:
+            if not self._live or ticket != self._epoch:
+                return False
+            known = self._versions.get(name)
+            if known is not None and (version < known[0] or (known[1] and version <= known[0])):
+                self.counters.refused += 1
+                return False
+            deadline = self._clock() + min(ttl, self._max_age)
+            self._entries[name] = (version, sealed, deadline)
+            self._entries.move_to_end(name)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return True
+
+    def heard(self, name: str, version: int, *, deleted: bool = False) -> None:
+        """A change committed at ``version`` (or a delete of that version)."""
+        with self._lock:
+            self.counters.changes_heard += 1
+            known = self._versions.get(name)
+            if known is None or version > known[0] or (version == known[0] and deleted):
+                self._versions[name] = (version, deleted)
+                self._versions.move_to_end(name)
+                while len(self._versions) > self._versions_kept:
+                    self._versions.popitem(last=False)
+            entry = self._entries.get(name)
+            if entry is not None and (entry[0] < version or (deleted and entry[0] <= version)):
+                del self._entries[name]
+
+    def newest(self, name: str) -> tuple[int, bool] | None:
+        """The newest version heard of (and whether it was a delete), if remembered."""
+        return self._versions.get(name)
+
+    def is_outdated(self, name: str, version: int) -> bool:
+        """True when ``version`` is older than what this process has heard of."""
+        known = self._versions.get(name)
+        return known is not None and (version < known[0] or (known[1] and version <= known[0]))
+
+    def suspend(self) -> None:
+        """The feed is down: forget every entry and keep none until :meth:`resume`."""
+        with self._lock:
+            if self._live:
+                self.counters.suspensions += 1
+            self._live = False
+            self._epoch += 1
+            self._entries.clear()
+
+    def resume(self) -> None:
+        """The feed is live again (listening, and a probe came through)."""
+        with self._lock:
+            self._entries.clear()
+            self._epoch += 1
+            self._live = True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

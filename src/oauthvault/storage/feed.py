@@ -1,0 +1,269 @@
+"""The change feed: every process hears of every committed change of a connection.
+
+PostgreSQL announces each change in the writing transaction (the ``oauth_tokens_announce``
+trigger: ``NOTIFY oauthvault_changes, '[provider, workspace_id, actor_id, version,
+deleted]'``). A vault listens on one connection of its own: :class:`ChangeFeed` in a
+thread for the sync vault, :class:`AsyncChangeFeed` in a task for the async one. Each
+change reaches the :class:`~oauthvault.cache.local.LocalCache`.
+
+The local cache is trusted only while the feed is known to work: after ``LISTEN`` the feed
+sends a probe the way writes go (``send_probe``: through the store's own pool, so through
+``DATABASE_URL``) and waits for it on the listening connection. Behind PgBouncer in
+transaction mode, which does not carry ``LISTEN``, or when the listener reaches another
+database than the writes, it never arrives: one warning, and the vault runs without the
+local cache. The probe is repeated every ``heartbeat`` seconds; its round trip is the
+feed lag. A lost connection, or a probe that does not come back in ``probe_timeout``, suspends
+the local cache (dropping it) until the feed has reconnected and a probe came through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from oauthvault.cache.keys import cache_key
+from oauthvault.cache.local import LocalCache
+from oauthvault.errors import InvalidInput, StorageUnavailable
+from oauthvault.models import TokenKey
+
+__all__ = ["CHANNEL", "AsyncChangeFeed", "ChangeFeed", "FeedState"]
+
+logger = logging.getLogger("oauthvault.feed")
+
+CHANNEL = "oauthvault_changes"
+_PROBE = "?probe"
+
+
+@dataclass(slots=True)
+class FeedState:
+    """What the feed is doing, for readiness and metrics."""
+
+    connected: bool = False
+    live: bool = False
+    reconnects: int = 0
+    changes: int = 0
+    last_lag: float | None = None  # seconds, the last probe's round trip
+    unsupported: bool = False  # notifications never arrive (a transaction pooler)
+
+
+class _FeedLogic:
+    """The decisions of both feeds; their I/O is in the subclasses."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        description: str,
+        local: LocalCache,
+        send_probe: Any,
+        *,
+        connect_timeout: float,
+        heartbeat: float,
+        probe_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._conninfo = conninfo
+        self._description = description
+        self._local = local
+        self._send_probe = send_probe  # (payload) -> None, or an awaitable for the async feed
+        self._connect_timeout = max(1, round(connect_timeout))
+        self._heartbeat = heartbeat
+        self._probe_timeout = probe_timeout
+        self._clock = clock
+        self.state = FeedState()
+        self._probe: tuple[str, float] | None = None  # (id, sent at)
+        self._probe_sent_at = float("-inf")
+        self._failures = 0
+        self._warned_unsupported = False
+
+    def _new_probe(self) -> str:
+        probe = secrets.token_hex(8)
+        self._probe_sent_at = self._clock()
+        self._probe = (probe, self._probe_sent_at)
+        return json.dumps([_PROBE, probe])
+
+    def _received(self, payload: str) -> None:
+        try:
+            item = json.loads(payload)
+            if item[0] == _PROBE:
+                self._probe_came_back(str(item[1]))
+                return
+            provider, workspace_id, actor_id, version, deleted = item
+            name = cache_key(TokenKey(provider, workspace_id, actor_id))
+        except (ValueError, TypeError, IndexError, KeyError, InvalidInput):
+            logger.warning("ignoring a malformed change notification")
+            return
+        self.state.changes += 1
+        self._local.heard(name, int(version), deleted=bool(deleted))
+
+    def _probe_came_back(self, probe: str) -> None:
+        if self._probe is None or self._probe[0] != probe:
+            return
+        self.state.last_lag = self._clock() - self._probe[1]
+        self._probe = None
+        self._failures = 0
+        if not self.state.live:
+            self.state.live = True
+            self.state.unsupported = False
+            self._local.resume()
+            logger.info("change feed on %s is live", self._description)
+
+    def _probe_overdue(self) -> bool:
+        return self._probe is not None and self._clock() - self._probe[1] > self._probe_timeout
+
+    def _probe_due(self) -> bool:
+        return self._probe is None and (
+            not self.state.live or self._clock() - self._probe_sent_at >= self._heartbeat
+        )
+
+    def _went_down(self, reason: str, *, unsupported: bool = False) -> float:
+        """Suspend the local cache; returns how long to wait before reconnecting."""
+        was_live = self.state.live
+        self.state.live = False
+        self.state.connected = False
+        self._probe = None
+        self._local.suspend()
+        self._failures += 1
+        if unsupported:
+            self.state.unsupported = True
+            if not self._warned_unsupported:
+                self._warned_unsupported = True
+                logger.warning(
+                    "change notifications from %s do not arrive (LISTEN through a "
+                    "transaction pooler such as PgBouncer?): running without the local "
+                    "cache; set OAUTHVAULT_LISTEN_URL to a direct connection",
+                    self._description,
+                )
+        elif was_live:
+            logger.warning(
+                "change feed on %s lost (%s): local cache off until it is back",
+                self._description,
+                reason,
+            )
+        ceiling = 5.0 if unsupported else 2.0
+        return min(ceiling, 0.05 * float(2 ** min(self._failures, 8)))
+
+
+class ChangeFeed(_FeedLogic):
+    """The sync vault's feed: a daemon thread with its own connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="oauthvault-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._local.suspend()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._listen()
+                wait = 0.0
+            except (psycopg.Error, OSError, StorageUnavailable) as error:
+                wait = self._went_down(type(error).__name__)
+            except _Unsupported:
+                wait = self._went_down("no notifications", unsupported=True)
+            except _Overdue:
+                wait = self._went_down("probe overdue")
+            finally:
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    connection.close()
+            if wait:
+                self.state.reconnects += 1
+                self._stopped.wait(wait)
+
+    def _listen(self) -> None:
+        self._connection = psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+        )
+        connection = self._connection
+        connection.execute(f"LISTEN {CHANNEL}")
+        self.state.connected = True
+        while not self._stopped.is_set():
+            if self._probe_due():
+                self._send_probe(self._new_probe())
+            for notify in connection.notifies(timeout=0.2):
+                self._received(notify.payload)
+            if self._probe_overdue():
+                raise _Unsupported if not self.state.live else _Overdue
+
+
+class AsyncChangeFeed(_FeedLogic):
+    """The async vault's feed: a task with its own connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="oauthvault-feed")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._local.suspend()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            connection: psycopg.AsyncConnection[Any] | None = None
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=self._connect_timeout
+                )
+                await self._listen(connection)
+                wait = 0.0
+            except (psycopg.Error, OSError, StorageUnavailable) as error:
+                wait = self._went_down(type(error).__name__)
+            except _Unsupported:
+                wait = self._went_down("no notifications", unsupported=True)
+            except _Overdue:
+                wait = self._went_down("probe overdue")
+            finally:
+                if connection is not None:
+                    await connection.close()
+            if wait:
+                self.state.reconnects += 1
+                await asyncio.sleep(wait)
+
+    async def _listen(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        await connection.execute(f"LISTEN {CHANNEL}")
+        self.state.connected = True
+        while not self._stopping:
+            if self._probe_due():
+                await self._send_probe(self._new_probe())
+            async for notify in connection.notifies(timeout=0.2):
+                self._received(notify.payload)
+            if self._probe_overdue():
+                raise _Unsupported if not self.state.live else _Overdue
+
+
+class _Unsupported(Exception):
+    """The first probe never came back: notifications cannot arrive on this connection."""
+
+
+class _Overdue(Exception):
+    """A heartbeat probe did not come back in time: the connection is not trustworthy."""
