@@ -101,3 +101,25 @@ def test_a_whole_life_cycle_logs_no_secret(postgres_url, pg, private_redis, key,
     assert_clean(caplog.text)  # ...without a token
     for record in caplog.records:
         assert_clean(repr(record.args))
+
+
+def test_the_local_cache_keeps_tokens_sealed(postgres_url, pg, key):
+    """The in-process cache holds sealed records: neither token is in memory in the clear
+    (beyond the TokenSet handed to the caller), nor in any repr."""
+    import time
+
+    with OAuthTokenCache(postgres_url, "", key) as vault:
+        deadline = time.monotonic() + 10
+        while not vault.cache_info().local_live:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        vault.store_tokens("google", "ws", "u", ACCESS, REFRESH, 600, "mail")
+        vault.get_tokens("google", "ws", "u")
+        assert vault.get_tokens("google", "ws", "u").access_token == ACCESS
+        assert vault.cache_info().local_hits >= 1
+        entries = list(vault._local._entries.values())  # the test looks inside on purpose
+        assert entries
+        for _version, record, _deadline in entries:
+            assert ACCESS.encode() not in record.sealed and REFRESH.encode() not in record.sealed
+            assert_clean(repr(record))
+        assert_clean(repr(vault.cache_info()))

@@ -1,5 +1,6 @@
-"""The in-process cache (L1): sealed cache records (never plaintext), and the newest
-version this process has heard of for each connection.
+"""The in-process cache (L1): sealed records (never plaintext tokens:
+:class:`~oauthvault.crypto.sealing.LocalRecord`), and the newest version this process has
+heard of for each connection.
 
 Bounded (LRU, ``size`` entries); an entry lives no longer than its token's TTL and no
 longer than ``max_age`` seconds. It is trusted only while the change feed is live
@@ -18,12 +19,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from oauthvault.crypto.sealing import LocalRecord
+
 __all__ = ["LocalCache", "LocalCounters"]
 
 
 @dataclass(slots=True)
 class LocalCounters:
-    """For metrics: hits, misses, entries refused as older than known, feed events."""
+    """For metrics: hits, misses, entries refused as older than known, feed events
+    (approximate under threads: increments are not locked)."""
 
     hits: int = 0
     misses: int = 0
@@ -49,7 +53,7 @@ class LocalCache:
         self._clock = clock
         self._lock = threading.Lock()
         # cache key -> (version, sealed record, monotonic deadline)
-        self._entries: OrderedDict[str, tuple[int, bytes, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[int, LocalRecord, float]] = OrderedDict()
         # cache key -> (newest version heard of, deleted at that version)
         self._versions: OrderedDict[str, tuple[int, bool]] = OrderedDict()
         self._live = False
@@ -64,19 +68,24 @@ class LocalCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, name: str) -> tuple[int, bytes] | None:
-        """``(version, sealed record)`` of a live, unexpired entry, else ``None``."""
+    def get(self, name: str) -> LocalRecord | None:
+        """The sealed record of a live, unexpired entry, else ``None``."""
         entry = self._entries.get(name)
         if entry is None or not self._live:
             self.counters.misses += 1
             return None
         if entry[2] <= self._clock():
             with self._lock:
-                self._entries.pop(name, None)
+                if self._entries.get(name) is entry:  # not one just stored by another thread
+                    del self._entries[name]
             self.counters.misses += 1
             return None
+        try:
+            self._entries.move_to_end(name)  # least recently used goes first
+        except KeyError:
+            pass  # evicted by another thread meanwhile: still served this once
         self.counters.hits += 1
-        return entry[0], entry[1]
+        return entry[1]
 
     def ticket(self) -> int | None:
         """Taken before reading Redis or the database, handed to :meth:`put`: a value read
@@ -84,7 +93,7 @@ class LocalCache:
         meanwhile were not heard of)."""
         return self._epoch if self._live else None
 
-    def put(self, name: str, version: int, sealed: bytes, ttl: float, ticket: int | None) -> bool:
+    def put(self, name: str, record: LocalRecord, ttl: float, ticket: int | None) -> bool:
         """Keep a record read from Redis or the database (since ``ticket``), unless the
         feed went down since, or a newer version (or the deletion) has been heard of.
         False when not kept."""
@@ -93,12 +102,13 @@ class LocalCache:
         with self._lock:
             if not self._live or ticket != self._epoch:
                 return False
+            version = record.version
             known = self._versions.get(name)
             if known is not None and (version < known[0] or (known[1] and version <= known[0])):
                 self.counters.refused += 1
                 return False
             deadline = self._clock() + min(ttl, self._max_age)
-            self._entries[name] = (version, sealed, deadline)
+            self._entries[name] = (version, record, deadline)
             self._entries.move_to_end(name)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
@@ -112,8 +122,12 @@ class LocalCache:
             if known is None or version > known[0] or (version == known[0] and deleted):
                 self._versions[name] = (version, deleted)
                 self._versions.move_to_end(name)
-                while len(self._versions) > self._versions_kept:
-                    self._versions.popitem(last=False)
+                if len(self._versions) > self._versions_kept:
+                    while len(self._versions) > self._versions_kept:
+                        self._versions.popitem(last=False)
+                    # A forgotten version can no longer refuse an older value: reads in
+                    # flight (which may have fetched one) must not be kept.
+                    self._epoch += 1
             entry = self._entries.get(name)
             if entry is not None and (entry[0] < version or (deleted and entry[0] <= version)):
                 del self._entries[name]
@@ -144,5 +158,7 @@ class LocalCache:
             self._live = True
 
     def clear(self) -> None:
+        """Drop every entry, and keep none read before (their tickets no longer hold)."""
         with self._lock:
             self._entries.clear()
+            self._epoch += 1

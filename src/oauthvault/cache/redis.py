@@ -149,12 +149,12 @@ class RedisTokenCache(_CacheBase):
             return None
         return value
 
-    def set(self, cache_key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
+    def set(self, cache_key: str, value: bytes, ttl: int) -> bool:
         """Store ``value`` for ``ttl`` seconds. False if Redis is unavailable."""
         if not self._ready():
             return False
         try:
-            self._client.set(cache_key, value, ex=ttl, nx=only_if_absent)
+            self._client.set(cache_key, value, ex=ttl)
         except RedisError as error:
             self._failed(error)
             return False
@@ -249,13 +249,11 @@ class AsyncRedisTokenCache(_CacheBase):
             return None
         return value
 
-    async def set(
-        self, cache_key: str, value: bytes, ttl: int, *, only_if_absent: bool = False
-    ) -> bool:
+    async def set(self, cache_key: str, value: bytes, ttl: int) -> bool:
         if not await self._ready():
             return False
         try:
-            await self._client.set(cache_key, value, ex=ttl, nx=only_if_absent)
+            await self._client.set(cache_key, value, ex=ttl)
         except RedisError as error:
             self._failed(error)
             return False

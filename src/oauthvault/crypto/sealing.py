@@ -28,12 +28,15 @@ from oauthvault.models import (
 )
 
 __all__ = [
+    "LocalRecord",
     "SealedRow",
     "associated_data",
     "open_cache_record",
+    "open_local_record",
     "open_response",
     "open_row",
     "seal_cache_record",
+    "seal_local_record",
     "seal_row",
 ]
 
@@ -41,6 +44,7 @@ ACCESS_FIELD = "access_token"
 REFRESH_FIELD = "refresh_token"
 CACHE_FIELD = "cache_record"
 RESPONSE_FIELD = "token_response"
+LOCAL_FIELD = "local_record"
 _DOMAIN = b"oauthvault/v1"
 _SEPARATOR = "\x1f"  # control characters are rejected in tokens and scope, so this is free
 
@@ -242,6 +246,55 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
         credentials,
         issued_at,
         row_version,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRecord:
+    """What the in-process cache keeps of a token set: its secrets (the access token and
+    the refresh field) sealed, bound to the connection; the rest, which is not secret, as
+    is, so that a hit decrypts one short value and parses nothing else."""
+
+    sealed: bytes = field(repr=False)
+    expires_at: datetime | None
+    scope: str | None
+    params: Mapping[str, str]
+    issued_at: datetime | None
+    version: int
+
+
+def seal_local_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> LocalRecord:
+    plaintext = tokens.access_token + _SEPARATOR + _optional(_refresh_field(tokens))
+    sealed = seal(keyring, plaintext.encode(), associated_data(key, LOCAL_FIELD))
+    return LocalRecord(
+        sealed, tokens.expires_at, tokens.scope, tokens.params, tokens.issued_at, tokens.version
+    )
+
+
+def open_local_record(keyring: KeyRing, key: TokenKey, record: LocalRecord) -> TokenSet:
+    """The token set of a local record of connection ``key``.
+
+    Raises:
+        DecryptionError: the record is not this connection's, or its key left the ring.
+    """
+    plaintext = open_sealed(keyring, record.sealed, associated_data(key, LOCAL_FIELD)).decode()
+    access, _, refresh = plaintext.partition(_SEPARATOR)
+    credentials = None
+    if refresh == "-":
+        refresh_token = None
+    elif refresh.startswith(_CREDENTIALS_MARK, 1):
+        refresh_token, credentials = _split_refresh(refresh[1:])
+    else:
+        refresh_token = refresh[1:]
+    return TokenSet(
+        access,
+        refresh_token,
+        record.expires_at,
+        record.scope,
+        record.params,
+        credentials,
+        record.issued_at,
+        record.version,
     )
 
 

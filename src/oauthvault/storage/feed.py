@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,9 @@ logger = logging.getLogger("oauthvault.feed")
 
 CHANNEL = "oauthvault_changes"
 _PROBE = "?probe"
+#: Seconds the first probe after a (re)connect may take before notifications are deemed
+#: not to arrive at all (a transaction pooler).
+FIRST_PROBE_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -98,11 +102,15 @@ class _FeedLogic:
                 return
             provider, workspace_id, actor_id, version, deleted = item
             name = cache_key(TokenKey(provider, workspace_id, actor_id))
+            number = int(version)
         except (ValueError, TypeError, IndexError, KeyError, InvalidInput):
-            logger.warning("ignoring a malformed change notification")
+            # Any role may NOTIFY on the channel: a malformed one says nothing trustworthy
+            # about any connection, so forget them all rather than miss a real change.
+            logger.warning("malformed change notification: dropping the local cache")
+            self._local.clear()
             return
         self.state.changes += 1
-        self._local.heard(name, int(version), deleted=bool(deleted))
+        self._local.heard(name, number, deleted=bool(deleted))
 
     def _probe_came_back(self, probe: str) -> None:
         if self._probe is None or self._probe[0] != probe:
@@ -117,7 +125,13 @@ class _FeedLogic:
             logger.info("change feed on %s is live", self._description)
 
     def _probe_overdue(self) -> bool:
-        return self._probe is not None and self._clock() - self._probe[1] > self._probe_timeout
+        """The probe in flight is late: ``probe_timeout`` once live; the first one after a
+        (re)connect gets more (a server just back may be slow), before it counts as
+        "notifications cannot arrive"."""
+        if self._probe is None:
+            return False
+        timeout = self._probe_timeout if self.state.live else FIRST_PROBE_TIMEOUT
+        return self._clock() - self._probe[1] > timeout
 
     def _probe_due(self) -> bool:
         return self._probe is None and (
@@ -160,6 +174,9 @@ class ChangeFeed(_FeedLogic):
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: psycopg.Connection[Any] | None = None
+        # Probes go out on a worker of their own: a send stuck on a busy pool must not stop
+        # the listener from reading (an overdue probe then suspends the local cache).
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oauthvault-probe")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="oauthvault-feed", daemon=True)
@@ -168,8 +185,15 @@ class ChangeFeed(_FeedLogic):
     def stop(self) -> None:
         self._stopped.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=self._connect_timeout + 2)
+        self._sender.shutdown(wait=False, cancel_futures=True)
         self._local.suspend()
+
+    def _send(self, payload: str) -> None:
+        try:
+            self._send_probe(payload)
+        except Exception:
+            logger.debug("change feed probe not sent", exc_info=True)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -182,6 +206,9 @@ class ChangeFeed(_FeedLogic):
                 wait = self._went_down("no notifications", unsupported=True)
             except _Overdue:
                 wait = self._went_down("probe overdue")
+            except Exception as error:  # never leave the local cache live without its feed
+                logger.exception("change feed failed")
+                wait = self._went_down(type(error).__name__)
             finally:
                 connection, self._connection = self._connection, None
                 if connection is not None:
@@ -199,7 +226,7 @@ class ChangeFeed(_FeedLogic):
         self.state.connected = True
         while not self._stopped.is_set():
             if self._probe_due():
-                self._send_probe(self._new_probe())
+                self._sender.submit(self._send, self._new_probe())
             for notify in connection.notifies(timeout=0.2):
                 self._received(notify.payload)
             if self._probe_overdue():
@@ -212,6 +239,7 @@ class AsyncChangeFeed(_FeedLogic):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._task: asyncio.Task[None] | None = None
+        self._probes: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     def start(self) -> None:
@@ -219,13 +247,22 @@ class AsyncChangeFeed(_FeedLogic):
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._task, *self._probes):
+            if task is not None:
+                task.cancel()
+        for task in (self._task, *self._probes):
+            if task is not None:
+                try:
+                    await task
+                except BaseException:  # noqa: S110 - cancelled or already failed
+                    pass
         self._local.suspend()
+
+    async def _send(self, payload: str) -> None:
+        try:
+            await self._send_probe(payload)
+        except Exception:
+            logger.debug("change feed probe not sent", exc_info=True)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -242,6 +279,9 @@ class AsyncChangeFeed(_FeedLogic):
                 wait = self._went_down("no notifications", unsupported=True)
             except _Overdue:
                 wait = self._went_down("probe overdue")
+            except Exception as error:  # never leave the local cache live without its feed
+                logger.exception("change feed failed")
+                wait = self._went_down(type(error).__name__)
             finally:
                 if connection is not None:
                     await connection.close()
@@ -254,7 +294,9 @@ class AsyncChangeFeed(_FeedLogic):
         self.state.connected = True
         while not self._stopping:
             if self._probe_due():
-                await self._send_probe(self._new_probe())
+                probe = asyncio.get_running_loop().create_task(self._send(self._new_probe()))
+                self._probes.add(probe)
+                probe.add_done_callback(self._probes.discard)
             async for notify in connection.notifies(timeout=0.2):
                 self._received(notify.payload)
             if self._probe_overdue():

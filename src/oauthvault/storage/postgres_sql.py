@@ -70,7 +70,7 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     status = 'active',
     last_error = NULL,
     updated_at = EXCLUDED.updated_at,
-    version = EXCLUDED.version,
+    version = nextval('oauth_tokens_version_seq'),  -- taken after the row lock: in order
     refresh_lease_owner = NULL,
     refresh_lease_until = NULL
 RETURNING version

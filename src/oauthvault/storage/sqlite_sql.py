@@ -77,7 +77,7 @@ ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     status = 'active',
     last_error = NULL,
     updated_at = excluded.updated_at,
-    version = excluded.version,
+    version = (SELECT value + 1 FROM oauth_version_counter),
     refresh_lease_owner = NULL,
     refresh_lease_until = NULL
 RETURNING version

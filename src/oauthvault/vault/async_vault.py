@@ -161,9 +161,7 @@ class AsyncOAuthTokenCache(VaultBase):
                     return await cache.write_versioned(
                         step.cache_key, step.version, step.value, step.ttl
                     )
-                return await cache.set(
-                    step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
-                )
+                return await cache.set(step.cache_key, step.value, step.ttl)
             case WriteRow():
                 return await store.upsert(step.key, step.row)
             case DropCache():

@@ -22,8 +22,8 @@ from oauthvault.cache.local import LocalCache
 from oauthvault.cache.versioned import unframe
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
-from oauthvault.crypto.sealing import seal_cache_record
-from oauthvault.errors import InvalidInput, TokenNotFound, UnknownProvider
+from oauthvault.crypto.sealing import open_local_record, seal_local_record
+from oauthvault.errors import DecryptionError, InvalidInput, TokenNotFound, UnknownProvider
 from oauthvault.models import (
     ClientCredentials,
     ConnectionEvent,
@@ -45,7 +45,6 @@ from oauthvault.vault.refresh import (
     RefreshFlow,
     RefreshTiming,
     RetryPolicy,
-    is_fresh,
     refresh_flow,
 )
 from oauthvault.vault.steps import Flow
@@ -338,28 +337,22 @@ class VaultBase:
 
     def _local_hit(self, key: TokenKey, name: str) -> TokenSet | None:
         assert self._local is not None  # noqa: S101 - callers check
-        hit = self._local.get(name)
-        if hit is None:
+        record = self._local.get(name)
+        if record is None:
             return None
-        return self._core.open_record(key, hit[1], hit[0])
+        try:
+            return open_local_record(self._core.keyring, key, record)
+        except DecryptionError:  # its key left the ring (rotation): read again
+            return None
 
-    def _keep_local(
-        self,
-        name: str,
-        key: TokenKey,
-        tokens: TokenSet,
-        ticket: int | None,
-        sealed: bytes | None = None,
-    ) -> None:
+    def _keep_local(self, name: str, key: TokenKey, tokens: TokenSet, ticket: int | None) -> None:
         local = self._local
         if local is None or ticket is None or not tokens.version:
             return
         ttl = cache_ttl(tokens, self._core.clock(), self._core.default_cache_ttl)
         if ttl is None:
             return
-        if sealed is None:
-            sealed = seal_cache_record(self._core.keyring, key, tokens)
-        local.put(name, tokens.version, sealed, ttl, ticket)
+        local.put(name, seal_local_record(self._core.keyring, key, tokens), ttl, ticket)
 
     def _from_redis(
         self, key: TokenKey, name: str, cached: bytes, ticket: int | None
@@ -381,7 +374,7 @@ class VaultBase:
         tokens = self._core.open_record(key, sealed, version)
         if tokens is not None:
             self._reads.redis_hits += 1
-            self._keep_local(name, key, tokens, ticket, sealed)
+            self._keep_local(name, key, tokens, ticket)
         return tokens
 
     def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
@@ -394,7 +387,12 @@ class VaultBase:
             raise TokenNotFound(
                 f"no tokens stored for {key.provider}/{key.workspace_id}/{key.actor_id}"
             )
-        return is_fresh(tokens, self._core.clock(), tokens.needed_ttl(min_ttl))
+        expires_at = tokens.expires_at
+        if expires_at is None:
+            return True
+        left = (expires_at - self._core.clock()).total_seconds()
+        # The common case first: as much left as asked (needed_ttl never asks for more).
+        return left >= min_ttl or left >= tokens.needed_ttl(min_ttl)
 
     def _refresh_flow(
         self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None

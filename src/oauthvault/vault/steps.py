@@ -50,13 +50,12 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class WriteCache:
     """Result: whether Redis answered. With a ``version`` (a token record or tombstone)
-    the value replaces only an older one, atomically in Redis; without one (one-time
-    records) it is a plain SET (``only_if_absent``: SET NX)."""
+    the value replaces only an older (or equal) one, atomically in Redis; without one
+    (one-time records) it is a plain SET."""
 
     cache_key: str
     value: bytes = field(repr=False)
     ttl: int
-    only_if_absent: bool = False
     version: int | None = None
 
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, Self, overload
 
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
-from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError, StorageUnavailable
+from oauthvault.crypto.sealing import open_local_record, open_response, open_row
+from oauthvault.errors import DecryptionError, ProviderError, StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
@@ -180,9 +180,7 @@ class OAuthTokenCache(VaultBase):
                     return False
                 if step.version is not None:
                     return cache.write_versioned(step.cache_key, step.version, step.value, step.ttl)
-                return cache.set(
-                    step.cache_key, step.value, step.ttl, only_if_absent=step.only_if_absent
-                )
+                return cache.set(step.cache_key, step.value, step.ttl)
             case WriteRow():
                 return store.upsert(step.key, step.row)
             case DropCache():
@@ -313,9 +311,12 @@ class OAuthTokenCache(VaultBase):
         if local is not None:  # the hottest path: a record in this process
             if self._sqlite_seen is not None:
                 self._watch_sqlite(self._store)  # type: ignore[arg-type]
-            tokens = self._local_hit(key, name)
-            if tokens is not None:
-                return tokens
+            record = local.get(name)
+            if record is not None:
+                try:
+                    return open_local_record(self._core.keyring, key, record)
+                except DecryptionError:  # its key left the ring (rotation): read again
+                    pass
             ticket = local.ticket()
         cache = self._cache
         if cache is None:  # db-only: one SELECT, nothing else to orchestrate
@@ -461,7 +462,12 @@ class OAuthTokenCache(VaultBase):
             ReauthorizationRequired: the grant is gone; the user must connect again.
             ProviderError: the provider failed and the current token has expired.
         """
-        return self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl).access_token
+        key = TokenKey(provider, workspace_id, actor_id)  # as get_fresh_tokens, one call less
+        tokens = self._get(key)
+        if self._fresh_enough(key, tokens, min_ttl):
+            assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
+            return tokens.access_token
+        return self._refreshed(key, min_ttl, tokens).access_token
 
     def get_fresh_tokens(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
@@ -472,8 +478,11 @@ class OAuthTokenCache(VaultBase):
         if self._fresh_enough(key, tokens, min_ttl):
             assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
             return tokens
+        return self._refreshed(key, min_ttl, tokens)
+
+    def _refreshed(self, key: TokenKey, min_ttl: float, seen: TokenSet | None) -> TokenSet:
         refreshed: TokenSet = self._run(
-            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
+            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=seen)
         )
         self._heard(key, refreshed.version)
         return refreshed
