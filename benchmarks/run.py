@@ -73,14 +73,14 @@ TARGETS = {
     "local-cache get_access_token": 0.10,
     "cached get_tokens": 1.10,
     "cache-miss get_tokens": 1.25,
-    "store_tokens": 1.25,
-    "delete_tokens": 1.25,
+    "store_tokens": 1.30,
+    "delete_tokens": 1.30,
     "sqlite get_tokens": 1.5,
     "db-only get_tokens (PostgreSQL)": 1.25,
     "get_access_token (no refresh)": 1.05,
     "async cached get_tokens": 1.10,
     "async cache-miss get_tokens": 1.25,
-    "async store_tokens": 1.25,
+    "async store_tokens": 1.30,
 }
 
 

@@ -124,6 +124,14 @@ class _FeedLogic:
             self._local.resume()
             logger.info("change feed on %s is live", self._description)
 
+    def _probe_not_sent(self, payload: str) -> None:
+        """The probe could not even be sent (the database is busy or coming back): that says
+        nothing about notifications; forget it, so that another goes out (within 0.2 s
+        while not live, at the next heartbeat otherwise)."""
+        probe = self._probe
+        if probe is not None and json.dumps([_PROBE, probe[0]]) == payload:
+            self._probe = None
+
     def _probe_overdue(self) -> bool:
         """The probe in flight is late: ``probe_timeout`` once live; the first one after a
         (re)connect gets more (a server just back may be slow), before it counts as
@@ -192,8 +200,9 @@ class ChangeFeed(_FeedLogic):
     def _send(self, payload: str) -> None:
         try:
             self._send_probe(payload)
-        except Exception:
+        except Exception:  # not sent: the listener sends another soon
             logger.debug("change feed probe not sent", exc_info=True)
+            self._probe_not_sent(payload)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -261,8 +270,9 @@ class AsyncChangeFeed(_FeedLogic):
     async def _send(self, payload: str) -> None:
         try:
             await self._send_probe(payload)
-        except Exception:
+        except Exception:  # not sent: the listener sends another soon
             logger.debug("change feed probe not sent", exc_info=True)
+            self._probe_not_sent(payload)
 
     async def _run(self) -> None:
         while not self._stopping:
