@@ -188,7 +188,7 @@ def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
                 assert process.poll() is None, process.stderr.read().decode()
                 assert time.monotonic() < deadline, "serve did not start"
                 time.sleep(0.1)  # polls the server process until it listens
-        assert health.json() == {"status": "ok", "backend_mode": "db-only"}
+        assert health.json() == {"status": "ok"}
         httpx.get(
             f"http://127.0.0.1:{port}/oauth/nope/callback",
             params={"code": "SECRET-CODE", "state": "SECRET-STATE"},

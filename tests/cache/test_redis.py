@@ -265,3 +265,14 @@ def test_another_process_replays_invalidations_before_using_redis(
         private_redis.client().set(KEY, stale)
     with OAuthTokenCache(database_url, private_redis.url, key, clock=clock) as second:
         assert second.get_tokens(*ARGS)["access_token"] == "v2"
+
+
+def test_readiness_names_the_cache_state(outage_vault, private_redis, clock):
+    vault = outage_vault
+    assert vault.readiness().cache == "up"
+    private_redis.stop()
+    down = vault.readiness()
+    assert down.ready and down.cache == "down"  # degraded service, still ready
+    private_redis.start()
+    clock.advance(60)  # the breaker's cooldown
+    assert vault.readiness().cache == "up"

@@ -28,7 +28,12 @@ def env(tmp_path_factory, postgres_url, _redis_checked):
 
 def test_healthz_and_openapi(env):
     health = httpx.get(f"{env.base_url}/healthz")
-    assert health.json() == {"status": "ok", "backend_mode": "db+cache"}
+    assert health.json() == {"status": "ok"}
+    ready = httpx.get(f"{env.base_url}/readyz")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready" and body["database"] == "up" and body["cache"] == "up"
+    assert body["local_cache"] in ("live", "suspended")  # the feed may still be starting
     spec = httpx.get(f"{env.base_url}/openapi.json").json()
     for path in (
         "/v1/connect-links",
@@ -38,6 +43,7 @@ def test_healthz_and_openapi(env):
         "/oauth/{provider}/authorize",
         "/oauth/{provider}/callback",
         "/healthz",
+        "/readyz",
     ):
         assert path in spec["paths"]
 

@@ -436,3 +436,28 @@ def test_a_killed_postmaster_under_load_from_four_processes(
         f"recovery_after_back=max {max(recoveries):.3f}s median "
         f"{sorted(recoveries)[len(recoveries) // 2]:.3f}s"
     )
+
+
+def test_readiness_names_the_database_and_the_local_cache(
+    server: PostgresServer, database: str, key: str
+) -> None:
+    with OAuthTokenCache(settings=settings(database, key)) as v:
+        deadline = time.monotonic() + 10
+        while v.readiness().local_cache != "live":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        ready = v.readiness()
+        assert ready.ready and ready.database == "up" and ready.cache == "off"
+        server.stop()
+        down = v.readiness()
+        assert not down.ready and down.database == "down"
+        assert down.as_dict()["status"] == "not_ready"
+        server.start()
+        deadline = time.monotonic() + 10
+        while not v.readiness().ready:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute("UPDATE alembic_version SET version_num = '0001'")
+        old = v.readiness()
+        assert not old.ready and old.database == "old_schema"

@@ -172,6 +172,18 @@ class RedisTokenCache(_CacheBase):
             return False
         return True
 
+    def check(self) -> bool:
+        """Whether Redis answers now (a PING; after an outage, the invalidation log is
+        replayed first, as before any use)."""
+        if not self._ready():
+            return False
+        try:
+            self._client.ping()
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
     def take(self, cache_key: str) -> bytes | None:
         """Get and delete in one atomic command (GETDEL); ``None`` if absent or unavailable."""
         if not self._ready():
@@ -264,6 +276,16 @@ class AsyncRedisTokenCache(_CacheBase):
             return False
         try:
             await self._set_if_newer(keys=[cache_key], args=[version, value, ttl])
+        except RedisError as error:
+            self._failed(error)
+            return False
+        return True
+
+    async def check(self) -> bool:
+        if not await self._ready():
+            return False
+        try:
+            await self._client.ping()
         except RedisError as error:
             self._failed(error)
             return False

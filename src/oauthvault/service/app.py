@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from oauthvault import __version__
 from oauthvault.config import Settings
@@ -97,8 +98,19 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
-        """Liveness: the process answers, the database is reachable."""
-        await vault.list_connections(limit=1)
-        return {"status": "ok", "backend_mode": vault.backend_mode}
+        """Liveness: the process answers (it touches nothing else: see ``/readyz``)."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "not ready: the database is down or not migrated"}},
+    )
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when the database answers with this version's schema, else 503;
+        the body names the state of the database, the cache, the local cache and provider
+        discovery."""
+        report = await vault.readiness()
+        return JSONResponse(report.as_dict(), status_code=200 if report.ready else 503)
 
     return app

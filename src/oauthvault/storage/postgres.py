@@ -395,6 +395,10 @@ class PostgresTokenStore(PostgresBase):
         params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
         return [stored_connection(row) for row in self._fetchall(LIST_ROWS, params)]
 
+    def schema_revision(self) -> str | None:
+        found = self._fetchone(SCHEMA_REVISION, ())
+        return None if found is None else str(found[0])
+
     def count_by_key_id(self) -> dict[str, int]:
         return {key_id: count for key_id, count in self._fetchall(COUNT_BY_KEY, ())}
 

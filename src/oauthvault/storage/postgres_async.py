@@ -288,6 +288,10 @@ class AsyncPostgresTokenStore(PostgresBase):
     async def record_invalidations(self, cache_keys: Sequence[str]) -> None:
         await self._rowcount(RECORD_INVALIDATIONS, (list(cache_keys), self._clock()))
 
+    async def schema_revision(self) -> str | None:
+        found = await self._fetchone(SCHEMA_REVISION, ())
+        return None if found is None else str(found[0])
+
     async def count_by_key_id(self) -> dict[str, int]:
         return {key_id: count for key_id, count in await self._fetchall(COUNT_BY_KEY, ())}
 

@@ -212,6 +212,10 @@ class SqliteTokenStore:
         params = (provider, provider, workspace_id, workspace_id, limit)
         return [sql.stored_connection(found) for found in self._fetchall(sql.LIST_ROWS, params)]
 
+    def schema_revision(self) -> str | None:
+        found = self._fetchall(sql.SCHEMA_REVISION)
+        return str(found[0][0]) if found else None
+
     def count_by_key_id(self) -> dict[str, int]:
         return {key_id: count for key_id, count in self._fetchall(sql.COUNT_BY_KEY)}
 
@@ -390,6 +394,9 @@ class AsyncSqliteTokenStore:
         return await asyncio.to_thread(
             self.sync_store.list_connections, provider, workspace_id, limit
         )
+
+    async def schema_revision(self) -> str | None:
+        return await asyncio.to_thread(self.sync_store.schema_revision)
 
     async def count_by_key_id(self) -> dict[str, int]:
         return await asyncio.to_thread(self.sync_store.count_by_key_id)

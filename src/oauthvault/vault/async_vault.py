@@ -26,7 +26,13 @@ from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
 from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
 from oauthvault.storage.sqlite import AsyncSqliteTokenStore
-from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, DeleteOutcome, VaultBase
+from oauthvault.vault.base import (
+    FEED_HEARTBEAT,
+    FEED_PROBE_TIMEOUT,
+    DeleteOutcome,
+    Readiness,
+    VaultBase,
+)
 from oauthvault.vault.pending import AsyncPendingRecords
 from oauthvault.vault.steps import (
     CommitLock,
@@ -424,6 +430,20 @@ class AsyncOAuthTokenCache(VaultBase):
         )
         self._heard(key, refreshed.version)
         return refreshed
+
+    async def readiness(self) -> Readiness:
+        """Whether the vault can serve (the database answers with this version's schema),
+        and the state of the cache, the local cache and provider discovery."""
+        try:
+            if not self._opened:
+                await self.open()
+            revision = await self._store.schema_revision()
+        except StorageUnavailable:
+            revision, reachable = None, False
+        else:
+            reachable = True
+        cache_up = self._cache is not None and await self._cache.check()
+        return self._readiness(revision, reachable=reachable, cache_up=cache_up)
 
     async def list_connections(
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100

@@ -40,6 +40,7 @@ from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import check_given_params
 from oauthvault.storage.feed import FeedState
 from oauthvault.storage.location import DatabaseLocation
+from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.vault.flows import VaultCore, cache_ttl
 from oauthvault.vault.refresh import (
     RefreshFlow,
@@ -55,6 +56,7 @@ __all__ = [
     "BackendMode",
     "CacheInfo",
     "DeleteOutcome",
+    "Readiness",
     "RotationReport",
     "VaultBase",
 ]
@@ -122,6 +124,32 @@ class CacheInfo:
     feed_reconnects: int = 0
     feed_lag: float | None = None
     feed_unsupported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether this vault can serve, and the state of each part (no secrets).
+
+    ``ready`` is True when the database answers with this version's schema; the other parts
+    only degrade service: ``cache`` is ``up``, ``down`` (serving from the database) or
+    ``off``; ``local_cache`` is ``live``, ``suspended`` (its feed reconnecting),
+    ``unsupported`` (notifications do not arrive) or ``off``.
+    """
+
+    ready: bool
+    database: Literal["up", "down", "old_schema"]
+    cache: Literal["up", "down", "off"]
+    local_cache: Literal["live", "suspended", "unsupported", "off"]
+    providers_awaiting_discovery: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": "ready" if self.ready else "not_ready",
+            "database": self.database,
+            "cache": self.cache,
+            "local_cache": self.local_cache,
+            "providers_awaiting_discovery": list(self.providers_awaiting_discovery),
+        }
 
 
 @dataclass(slots=True)
@@ -322,6 +350,31 @@ class VaultBase:
 
     def _feed_state(self) -> FeedState | None:
         return None
+
+    def _readiness(self, revision: str | None, reachable: bool, cache_up: bool) -> Readiness:
+        """The readiness report from what the flavour found (no I/O here)."""
+        database: Literal["up", "down", "old_schema"] = "up"
+        if not reachable:
+            database = "down"
+        elif revision != HEAD_REVISION:
+            database = "old_schema"
+        cache: Literal["up", "down", "off"] = "off"
+        if self._core.has_cache:
+            cache = "up" if cache_up else "down"
+        local: Literal["live", "suspended", "unsupported", "off"] = "off"
+        info = self.cache_info()
+        if info.local_enabled:
+            local = "live" if info.local_live else "suspended"
+            if info.feed_unsupported:
+                local = "unsupported"
+        pending = tuple(
+            sorted(
+                name
+                for name, config in (self._providers or {}).items()
+                if config.spec is None and config.issuer is not None
+            )
+        )
+        return Readiness(database == "up", database, cache, local, pending)
 
     def _new_local_cache(self) -> LocalCache | None:
         settings = self._settings

@@ -33,6 +33,7 @@ from oauthvault.vault.base import (
     FEED_HEARTBEAT,
     FEED_PROBE_TIMEOUT,
     DeleteOutcome,
+    Readiness,
     RotationReport,
     VaultBase,
 )
@@ -497,6 +498,19 @@ class OAuthTokenCache(VaultBase):
         refreshed: TokenSet = self._run(self._refresh_flow(key, min_ttl=0, force=True, seen=seen))
         self._heard(key, refreshed.version)
         return refreshed
+
+    def readiness(self) -> Readiness:
+        """Whether the vault can serve (the database answers with this version's schema),
+        and the state of the cache, the local cache and provider discovery."""
+        revision: str | None = None
+        try:
+            revision = self._store.schema_revision()
+        except StorageUnavailable:
+            reachable = False
+        else:
+            reachable = True
+        cache_up = self._cache is not None and self._cache.check()
+        return self._readiness(revision, reachable=reachable, cache_up=cache_up)
 
     def list_connections(
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
