@@ -324,9 +324,23 @@ def serve(context: click.Context, host: str, port: int) -> None:
     "--lead-time", default=300.0, show_default=True, help="Refresh tokens expiring within this."
 )
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (127.0.0.1; see --metrics-host).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Metrics address.")
 @click.pass_context
 @_plain_errors
-def worker(context: click.Context, interval: float, lead_time: float, once: bool) -> None:
+def worker(
+    context: click.Context,
+    interval: float,
+    lead_time: float,
+    once: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Refresh connections before they expire; safe to run on several hosts. Stops on SIGTERM."""
     import signal
 
@@ -346,6 +360,22 @@ def worker(context: click.Context, interval: float, lead_time: float, once: bool
         )
     )
     refresher = BackgroundRefresher(vault, lead_time=lead_time, interval=interval)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from oauthvault.service.metrics import ServiceMetrics, VaultCollector
+
+        collector = VaultCollector(
+            vault.cache_info,
+            vault.refresh_outcomes,
+            lambda: vault.cache_available if vault.backend_mode == "db+cache" else None,
+            (lambda: webhooks.deliveries) if webhooks is not None else None,
+            count_connections=vault.count_by_status,
+        )
+        server, _thread = start_http_server(
+            metrics_port, addr=metrics_host, registry=ServiceMetrics(collector).registry
+        )
+        context.call_on_close(server.shutdown)
     if once:
         done = refresher.run_once()
         click.echo(f"{len(done.refreshed)} fresh, {len(done.failed)} failed")

@@ -26,6 +26,7 @@ __all__ = [
     "InvalidState",
     "ProviderError",
     "ReauthorizationRequired",
+    "SchemaOutdated",
     "StorageUnavailable",
     "TokenNotFound",
     "UnknownProvider",
@@ -70,6 +71,11 @@ class StorageUnavailable(VaultError):
     """The database could not be reached or refused the operation."""
 
 
+class SchemaOutdated(StorageUnavailable):
+    """The database answers, but its schema is not this version's: run ``oauthvault
+    migrate``."""
+
+
 class FlowError(VaultError):
     """An OAuth flow could not go on."""
 
@@ -107,6 +113,7 @@ for _error in (
     DecryptionError,
     TokenNotFound,
     StorageUnavailable,
+    SchemaOutdated,
     FlowError,
     InvalidState,
     UnknownProvider,

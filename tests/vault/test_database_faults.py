@@ -461,3 +461,27 @@ def test_readiness_names_the_database_and_the_local_cache(
             connection.execute("UPDATE alembic_version SET version_num = '0001'")
         old = v.readiness()
         assert not old.ready and old.database == "old_schema"
+
+
+def test_the_async_vault_becomes_ready_once_the_database_is_back(
+    server: PostgresServer, database: str, key: str
+) -> None:
+    """An async vault whose first open failed (the database was down) opens later: its
+    readiness goes from down to ready by itself."""
+
+    async def scenario() -> tuple[str, bool]:
+        server.stop()
+        vault = AsyncOAuthTokenCache(settings=settings(database, key))
+        try:
+            first = await vault.readiness()
+            server.start()
+            deadline = time.monotonic() + 10
+            while not (await vault.readiness()).ready:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            return first.database, True
+        finally:
+            await vault.aclose()
+
+    database_state, ready = asyncio.run(scenario())
+    assert database_state == "down" and ready

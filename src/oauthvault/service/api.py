@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import Histogram
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -201,6 +203,7 @@ def create_api_router(
     public_url: str,
     provider_names: list[str],
     connector: AsyncConnector | None = None,
+    token_latency: Histogram | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["server-to-server API"])
     base = public_url.rstrip("/")
@@ -247,16 +250,23 @@ def create_api_router(
         key = await require_api_key(request)
         provider, workspace_id, actor_id, min_ttl = _token_query(request)
         check_workspace(key, workspace_id)  # the vault checks the ids
+        started, outcome = time.perf_counter(), "error"
         try:
             tokens = await vault.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
+            outcome = "served"
         except TokenNotFound:
+            outcome = "not_found"
             raise Problem(404, "not_found", "no such connection") from None
         except ProviderError as error:
             if isinstance(error, ReauthorizationRequired):
+                outcome = "needs_reauth"
                 raise
             raise Problem(
                 503, "refresh_failed", "the token has expired and the provider failed to renew it"
             ) from None
+        finally:
+            if token_latency is not None:
+                token_latency.labels(outcome).observe(time.perf_counter() - started)
         # The hot endpoint: serialized directly (``response_model`` documents it), skipping
         # FastAPI's second validation pass of the returned model.
         body = {

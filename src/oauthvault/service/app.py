@@ -10,17 +10,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from oauthvault import __version__
 from oauthvault.config import Settings
-from oauthvault.errors import ConfigError
+from oauthvault.errors import ConfigError, StorageUnavailable
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.access_log import AccessLogMiddleware
 from oauthvault.service.api import create_api_router
 from oauthvault.service.apikeys import ApiKeyRing
 from oauthvault.service.config import ServiceConfig, service_config_from
 from oauthvault.service.links import ConnectLinks
+from oauthvault.service.metrics import ServiceMetrics, VaultCollector
 from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
@@ -74,8 +76,16 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         summary="OAuth connect flows and an encrypted token vault for multi-tenant backends.",
         lifespan=lifespan,
     )
+    collector = VaultCollector(
+        vault.cache_info,
+        vault.refresh_outcomes,
+        lambda: vault.cache_available if vault.backend_mode == "db+cache" else None,
+        (lambda: webhooks.deliveries) if webhooks is not None else None,
+    )
+    metrics = ServiceMetrics(collector)
     app.state.vault = vault
     app.state.connector = connector
+    app.state.metrics = metrics
     app.state.api_keys = ApiKeyRing(config.api_keys)
     install_problem_handlers(app)
     app.include_router(
@@ -86,6 +96,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             config.public_url,
             connector.provider_names,
             connector,
+            metrics.token_latency,
         )
     )
     app.include_router(
@@ -100,6 +111,16 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers (it touches nothing else: see ``/readyz``)."""
         return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics (text format). No label carries a token, a workspace or an
+        actor id; expose this port to your monitoring only."""
+        try:
+            collector.connections = await vault.count_by_status()
+        except StorageUnavailable:
+            pass  # the last counts stand; readiness says the database is down
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/readyz",

@@ -60,6 +60,8 @@ class WebhookSender:
         self._secret = secret
         self._timeout = timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Deliveries by outcome ("delivered", "failed"), for metrics.
+        self.deliveries: dict[str, int] = {"delivered": 0, "failed": 0}
 
     def __repr__(self) -> str:
         return f"WebhookSender(url={self._url!r})"
@@ -79,10 +81,12 @@ class WebhookSender:
             for attempt in range(_ATTEMPTS):
                 try:
                     if client.post(self._url, content=body, headers=headers).is_success:
+                        self.deliveries["delivered"] += 1
                         return
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.2 * 2**attempt)
+        self.deliveries["failed"] += 1
         logger.warning("webhook for %s not delivered", event.kind)
 
     def schedule(self, event: ConnectionEvent) -> None:
@@ -98,10 +102,12 @@ class WebhookSender:
                 try:
                     response = await client.post(self._url, content=body, headers=headers)
                     if response.is_success:
+                        self.deliveries["delivered"] += 1
                         return
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.2 * 2**attempt)
+        self.deliveries["failed"] += 1
         logger.warning("webhook for %s not delivered", event.kind)
 
     async def drain(self) -> None:

@@ -84,6 +84,7 @@ class _FeedLogic:
         self._clock = clock
         self.state = FeedState()
         self._probe: tuple[str, float] | None = None  # (id, sent at)
+        self._probe_lock = threading.Lock()  # the sync feed's sender thread clears it too
         self._probe_sent_at = float("-inf")
         self._failures = 0
         self._warned_unsupported = False
@@ -113,10 +114,12 @@ class _FeedLogic:
         self._local.heard(name, number, deleted=bool(deleted))
 
     def _probe_came_back(self, probe: str) -> None:
-        if self._probe is None or self._probe[0] != probe:
-            return
-        self.state.last_lag = self._clock() - self._probe[1]
-        self._probe = None
+        with self._probe_lock:
+            current = self._probe
+            if current is None or current[0] != probe:
+                return
+            self._probe = None
+        self.state.last_lag = self._clock() - current[1]
         self._failures = 0
         if not self.state.live:
             self.state.live = True
@@ -125,12 +128,16 @@ class _FeedLogic:
             logger.info("change feed on %s is live", self._description)
 
     def _probe_not_sent(self, payload: str) -> None:
-        """The probe could not even be sent (the database is busy or coming back): that says
-        nothing about notifications; forget it, so that another goes out (within 0.2 s
-        while not live, at the next heartbeat otherwise)."""
-        probe = self._probe
-        if probe is not None and json.dumps([_PROBE, probe[0]]) == payload:
-            self._probe = None
+        """The probe could not even be sent. While the feed is not yet live (a server just
+        back) that says nothing about notifications: forget it, so that another goes out
+        within 0.2 s. Once live it stays in flight and goes overdue, suspending the local
+        cache: a feed whose probes cannot be checked is not trusted."""
+        if self.state.live:
+            return
+        with self._probe_lock:
+            probe = self._probe
+            if probe is not None and json.dumps([_PROBE, probe[0]]) == payload:
+                self._probe = None
 
     def _probe_overdue(self) -> bool:
         """The probe in flight is late: ``probe_timeout`` once live; the first one after a
@@ -138,7 +145,9 @@ class _FeedLogic:
         "notifications cannot arrive"."""
         if self._probe is None:
             return False
-        timeout = self._probe_timeout if self.state.live else FIRST_PROBE_TIMEOUT
+        timeout = self._probe_timeout
+        if not self.state.live:
+            timeout = max(FIRST_PROBE_TIMEOUT, self._probe_timeout)
         return self._clock() - self._probe[1] > timeout
 
     def _probe_due(self) -> bool:
@@ -195,6 +204,7 @@ class ChangeFeed(_FeedLogic):
         if self._thread is not None:
             self._thread.join(timeout=self._connect_timeout + 2)
         self._sender.shutdown(wait=False, cancel_futures=True)
+        self.state.live = False
         self._local.suspend()
 
     def _send(self, payload: str) -> None:
@@ -234,7 +244,7 @@ class ChangeFeed(_FeedLogic):
         connection.execute(f"LISTEN {CHANNEL}")
         self.state.connected = True
         while not self._stopped.is_set():
-            if self._probe_due():
+            if self._probe_due() and not self._stopped.is_set():
                 self._sender.submit(self._send, self._new_probe())
             for notify in connection.notifies(timeout=0.2):
                 self._received(notify.payload)
@@ -265,6 +275,7 @@ class AsyncChangeFeed(_FeedLogic):
                     await task
                 except BaseException:  # noqa: S110 - cancelled or already failed
                     pass
+        self.state.live = False
         self._local.suspend()
 
     async def _send(self, payload: str) -> None:

@@ -31,6 +31,7 @@ from oauthvault.storage.outage import OutageGate
 from oauthvault.storage.postgres_sql import (
     CLEAR_INVALIDATIONS,
     COUNT_BY_KEY,
+    COUNT_BY_STATUS,
     DELETE_ROW,
     EXPIRING,
     IDLE,
@@ -394,6 +395,9 @@ class PostgresTokenStore(PostgresBase):
     ) -> list[StoredConnection]:
         params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
         return [stored_connection(row) for row in self._fetchall(LIST_ROWS, params)]
+
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        return {(p, s): n for p, s, n in self._fetchall(COUNT_BY_STATUS, ())}
 
     def schema_revision(self) -> str | None:
         found = self._fetchone(SCHEMA_REVISION, ())

@@ -27,6 +27,7 @@ from oauthvault.storage.postgres import (
 from oauthvault.storage.postgres_sql import (
     CLEAR_INVALIDATIONS,
     COUNT_BY_KEY,
+    COUNT_BY_STATUS,
     DELETE_ROW,
     EXPIRING,
     IDLE,
@@ -202,11 +203,17 @@ class AsyncPostgresTokenStore(PostgresBase):
         except psycopg.errors.UndefinedTable:
             revision = None
         except (psycopg.Error, PoolTimeout) as error:
-            await self._pool.close()
+            await self._discard_pool()
             raise self._unavailable(error) from None
         if revision != HEAD_REVISION:
-            await self._pool.close()
+            await self._discard_pool()
             check_revision(revision, self.description)
+
+    async def _discard_pool(self) -> None:
+        """Close a pool that failed to open, and make a new one, so that ``open`` can be
+        tried again later (a closed psycopg pool cannot be reopened)."""
+        await self._pool.close()
+        self._pool = self._new_pool()
 
     async def _usable_pool(self) -> AsyncConnectionPool:
         """As :meth:`PostgresTokenStore._usable_pool`."""
@@ -287,6 +294,9 @@ class AsyncPostgresTokenStore(PostgresBase):
 
     async def record_invalidations(self, cache_keys: Sequence[str]) -> None:
         await self._rowcount(RECORD_INVALIDATIONS, (list(cache_keys), self._clock()))
+
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        return {(p, s): n for p, s, n in await self._fetchall(COUNT_BY_STATUS, ())}
 
     async def schema_revision(self) -> str | None:
         found = await self._fetchone(SCHEMA_REVISION, ())

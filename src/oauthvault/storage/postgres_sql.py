@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oauthvault.crypto.sealing import SealedRow
-from oauthvault.errors import StorageUnavailable
+from oauthvault.errors import SchemaOutdated
 from oauthvault.models import StoredConnection, TokenKey, decode_params
 from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.storage.migrations import HEAD_REVISION
@@ -16,6 +16,7 @@ from oauthvault.storage.migrations import HEAD_REVISION
 __all__ = [
     "CLEAR_INVALIDATIONS",
     "COUNT_BY_KEY",
+    "COUNT_BY_STATUS",
     "DELETE_ROW",
     "EXPIRING",
     "IDLE",
@@ -90,6 +91,7 @@ ORDER BY provider, workspace_id, actor_id
 LIMIT %(limit)s
 """
 COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
+COUNT_BY_STATUS = "SELECT provider, status, count(*) FROM oauth_tokens GROUP BY provider, status"
 SELECT_FOR_ROTATION = """
 SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
@@ -290,7 +292,7 @@ def stored_connection(found: Sequence[Any]) -> StoredConnection:
 def check_revision(revision: str | None, description: str) -> None:
     if revision != HEAD_REVISION:
         found = "no schema" if revision is None else f"schema revision {revision}"
-        raise StorageUnavailable(
+        raise SchemaOutdated(
             f"{description} has {found}, this version needs {HEAD_REVISION}:"
             " run `oauthvault migrate`"
         )

@@ -212,6 +212,9 @@ class SqliteTokenStore:
         params = (provider, provider, workspace_id, workspace_id, limit)
         return [sql.stored_connection(found) for found in self._fetchall(sql.LIST_ROWS, params)]
 
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        return {(p, s): n for p, s, n in self._fetchall(sql.COUNT_BY_STATUS)}
+
     def schema_revision(self) -> str | None:
         found = self._fetchall(sql.SCHEMA_REVISION)
         return str(found[0][0]) if found else None
@@ -394,6 +397,9 @@ class AsyncSqliteTokenStore:
         return await asyncio.to_thread(
             self.sync_store.list_connections, provider, workspace_id, limit
         )
+
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        return await asyncio.to_thread(self.sync_store.count_by_status)
 
     async def schema_revision(self) -> str | None:
         return await asyncio.to_thread(self.sync_store.schema_revision)

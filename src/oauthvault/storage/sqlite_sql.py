@@ -18,6 +18,7 @@ from oauthvault.storage.base import RefreshLease, RefreshSave
 __all__ = [
     "CLEAR_INVALIDATION",
     "COUNT_BY_KEY",
+    "COUNT_BY_STATUS",
     "DELETE_ROW",
     "EXPIRING",
     "IDLE",
@@ -96,6 +97,7 @@ ORDER BY provider, workspace_id, actor_id
 LIMIT ?
 """
 COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
+COUNT_BY_STATUS = "SELECT provider, status, count(*) FROM oauth_tokens GROUP BY provider, status"
 SELECT_FOR_ROTATION = """
 SELECT id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,

@@ -16,7 +16,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError, StorageUnavailable
+from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
@@ -431,6 +431,11 @@ class AsyncOAuthTokenCache(VaultBase):
         self._heard(key, refreshed.version)
         return refreshed
 
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        """Stored connections by (provider, status), for metrics."""
+        await self.open()
+        return await self._store.count_by_status()
+
     async def readiness(self) -> Readiness:
         """Whether the vault can serve (the database answers with this version's schema),
         and the state of the cache, the local cache and provider discovery."""
@@ -438,6 +443,8 @@ class AsyncOAuthTokenCache(VaultBase):
             if not self._opened:
                 await self.open()
             revision = await self._store.schema_revision()
+        except SchemaOutdated:
+            revision, reachable = None, True  # reported as old_schema
         except StorageUnavailable:
             revision, reachable = None, False
         else:

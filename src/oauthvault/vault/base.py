@@ -212,6 +212,7 @@ class VaultBase:
         self._redis_url = settings.redis_url_value
         self._local: LocalCache | None = None
         self._reads = _ReadCounters()
+        self._outcomes: dict[tuple[str, str], int] = {}
         self._core = VaultCore(
             keyring=keyring,
             clock=clock or _utc_now,
@@ -472,7 +473,30 @@ class VaultBase:
                 cutoffs.append((name, now - timedelta(days=days / 2)))
         return cutoffs
 
+    def refresh_outcomes(self) -> dict[tuple[str, str], int]:
+        """Refresh outcomes since the vault was made, by (provider, outcome): ``ok``,
+        ``transient`` (the connection became degraded), ``needs_reauth``, ``lost`` (new
+        tokens not saved), ``abandoned`` (a lease taken over)."""
+        return dict(self._outcomes)
+
+    def _count(self, event: ConnectionEvent) -> None:
+        outcome = None
+        if event.kind == "refreshed":
+            outcome = "ok"
+        elif event.kind == "refresh_lost":
+            outcome = "lost"
+        elif event.kind == "refresh_abandoned":
+            outcome = "abandoned"
+        elif event.status == "degraded":
+            outcome = "transient"
+        elif event.status == "needs_reauth":
+            outcome = "needs_reauth"
+        if outcome is not None:
+            key = (event.provider, outcome)
+            self._outcomes[key] = self._outcomes.get(key, 0) + 1
+
     def _emit(self, event: ConnectionEvent) -> None:
+        self._count(event)
         logger.info(
             "connection %s/%s/%s: %s (%s)",
             event.provider,

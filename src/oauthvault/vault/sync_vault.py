@@ -19,7 +19,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
 from oauthvault.crypto.sealing import open_local_record, open_response, open_row
-from oauthvault.errors import DecryptionError, ProviderError, StorageUnavailable
+from oauthvault.errors import DecryptionError, ProviderError, SchemaOutdated, StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
@@ -499,12 +499,18 @@ class OAuthTokenCache(VaultBase):
         self._heard(key, refreshed.version)
         return refreshed
 
+    def count_by_status(self) -> dict[tuple[str, str], int]:
+        """Stored connections by (provider, status), for metrics."""
+        return self._store.count_by_status()
+
     def readiness(self) -> Readiness:
         """Whether the vault can serve (the database answers with this version's schema),
         and the state of the cache, the local cache and provider discovery."""
         revision: str | None = None
         try:
             revision = self._store.schema_revision()
+        except SchemaOutdated:
+            reachable = True  # reported as old_schema
         except StorageUnavailable:
             reachable = False
         else:

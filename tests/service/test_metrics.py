@@ -1,0 +1,126 @@
+"""Prometheus metrics of the service and the worker: the families, their values after real
+calls, and that no label or value carries a token, a workspace or an actor id."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from oauthvault import OAuthTokenCache, generate_key
+
+from tests.helpers.net import free_port
+from tests.helpers.service_harness import connect, outcome, running_environment
+
+IDS = {"provider": "local", "workspace_id": "ws_metrics_secret", "actor_id": "frank_id"}
+TOKEN = "METRICS-ACCESS-SECRET"
+
+
+def families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, postgres_url, _redis_checked):
+    with running_environment(
+        tmp_path_factory.mktemp("metrics"),
+        postgres_url,
+        _redis_checked,
+        generate_key(),
+        auto_approve=True,
+    ) as environment:
+        yield environment
+
+
+def test_the_service_exposes_reads_latency_connections_and_states(env):
+    with env.api() as api:
+        stored = api.put("/v1/connections", json={**IDS, "access_token": TOKEN, "expires_in": 600})
+        assert stored.status_code == 204
+        for _ in range(3):
+            assert api.get("/v1/connections/token", params=IDS).status_code == 200
+        assert outcome(connect(env, "ws_metrics_flow", "gina"))["oauthvault_status"] == "connected"
+        flow = {"provider": "local", "workspace_id": "ws_metrics_flow", "actor_id": "gina"}
+        assert api.post("/v1/connections/refresh", json=flow).status_code == 200
+        missing = {**IDS, "actor_id": "nobody"}
+        assert api.get("/v1/connections/token", params=missing).status_code == 404
+        response = httpx.get(f"{env.base_url}/metrics")
+        api.delete("/v1/connections", params=IDS)
+        api.delete("/v1/connections", params=flow)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    for secret in (TOKEN, IDS["workspace_id"], IDS["actor_id"], "nobody"):
+        assert secret not in text
+    found = families(text)
+    reads = {labels["source"]: value for labels, value in found["oauthvault_token_reads_total"]}
+    assert set(reads) == {"local", "redis", "database"} and sum(reads.values()) >= 3
+    counts = {
+        labels["outcome"]: value
+        for labels, value in found["oauthvault_token_request_seconds_count"]
+    }
+    assert counts["served"] >= 3 and counts["not_found"] >= 1
+    connections = found["oauthvault_connections"]
+    assert any(
+        labels == {"provider": "local", "status": "active"} and value >= 1
+        for labels, value in connections
+    )
+    assert found["oauthvault_cache_up"] == [({}, 1.0)]
+    assert "oauthvault_local_cache_live" in found and "oauthvault_feed_reconnects_total" in found
+    refreshes = found["oauthvault_refreshes_total"]
+    assert any(labels == {"provider": "local", "outcome": "ok"} for labels, _ in refreshes)
+
+
+def test_the_worker_serves_metrics_on_its_own_port(tmp_path):
+    key = generate_key()
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    with OAuthTokenCache(url, "", key) as vault:
+        vault.store_tokens("google", "ws_worker_secret", "u", TOKEN, "r", expires_in=3600)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "oauthvault", "worker"),
+            *("--interval", "0.2", "--metrics-port", str(port)),
+        ],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "OAUTH_ENCRYPTION_KEY": key},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert response.status_code == 200
+        found = families(response.text)
+        assert ({"provider": "google", "status": "active"}, 1.0) in found["oauthvault_connections"]
+        assert "ws_worker_secret" not in response.text and TOKEN not in response.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    assert process.returncode == 0
+
+
+def test_the_metrics_port_is_checked(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "oauthvault", "worker", "--metrics-port", "0"],
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--metrics-port" in result.stderr
