@@ -42,6 +42,7 @@ def test_tokens_get_masks_secrets_unless_asked(env, sqlite_url, key):
     assert "REFRESH-SECRET" not in masked.output
     assert "access_token: [secure]" in masked.output
     assert "scope: mail" in masked.output
+    assert "status: active" in masked.output and "last_error: -" in masked.output
     shown = run(env, "tokens", "get", "google", "ws", "u", "--show-secrets")
     assert "access_token: ACCESS-SECRET" in shown.output
     assert "refresh_token: REFRESH-SECRET" in shown.output
@@ -52,15 +53,49 @@ def test_tokens_list_and_delete(env, sqlite_url, key):
         vault.store_tokens("google", "ws", "u", "ACCESS-SECRET", None, 600, "mail")
         vault.store_tokens("slack", "ws2", "v", "ACCESS-SECRET-2")
     listed = run(env, "tokens", "list")
-    assert "google\tws\tu\t" in listed.output
-    assert "slack\tws2\tv\t-\tno" in listed.output
+    assert listed.output.splitlines()[0].split("\t")[3] == "status"
+    assert "google\tws\tu\tactive\t" in listed.output
+    assert "slack\tws2\tv\tactive\t-\tno" in listed.output
     assert "SECRET" not in listed.output
     filtered = run(env, "tokens", "list", "--provider", "slack")
     assert "google" not in filtered.output
     assert run(env, "tokens", "delete", "google", "ws", "u").output == "deleted\n"
     missing = run(env, "tokens", "delete", "google", "ws", "u")
-    assert missing.exit_code == 1
-    assert run(env, "tokens", "get", "google", "ws", "u").exit_code == 1
+    assert missing.exit_code == 2
+    assert missing.output == "error: no connection google/ws/u\n"
+    gone = run(env, "tokens", "get", "google", "ws", "u")
+    assert gone.exit_code == 2 and gone.output.startswith("error: no connection")
+
+
+def test_tokens_delete_revoke_says_what_the_provider_did(env, sqlite_url, key, tmp_path):
+    """A provider without a revocation endpoint: deleted here, and said so."""
+    config = tmp_path / "providers.toml"
+    config.write_text(
+        '[providers.acme]\nauthorization_endpoint = "https://acme.invalid/authorize"\n'
+        'token_endpoint = "https://acme.invalid/token"\nclient_id = "id"\nclient_secret = "s"\n'
+    )
+    with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
+        vault.store_tokens("acme", "ws", "u", "ACCESS-SECRET", None, 600)
+    result = run(
+        {**env, "OAUTHVAULT_CONFIG": str(config)}, "tokens", "delete", "acme", "ws", "u", "--revoke"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "deleted (the provider has no revocation endpoint)\n"
+    again = run(
+        {**env, "OAUTHVAULT_CONFIG": str(config)}, "tokens", "delete", "acme", "ws", "u", "--revoke"
+    )
+    assert again.exit_code == 2 and again.output.startswith("error: no connection")
+
+
+def test_worker_ranges_are_checked_and_help_is_complete(env):
+    bad = run(env, "worker", "--interval", "-1")
+    assert bad.exit_code == 2 and "--interval" in bad.output and "Traceback" not in bad.output
+    listing = run(env, "--help").output
+    commands = listing.split("Commands:", 1)[1]
+    assert "..." not in commands  # every summary fits
+    assert "Refresh connections before they expire." in listing
+    for group in ("tokens", "providers", "apikey"):
+        assert "..." not in run(env, group, "--help").output.split("Commands:", 1)[1]
 
 
 def test_bad_configuration_is_one_plain_line(env):

@@ -1,7 +1,9 @@
 """``oauthvault`` command line: a thin layer over the library.
 
 Every command reads the same settings as the library (``DATABASE_URL``, ``REDIS_URL``,
-``OAUTH_ENCRYPTION_KEY``); errors print one plain line and exit with status 2.
+``OAUTH_ENCRYPTION_KEY``). Exit status: 0 done; 1 a check that found problems (``doctor``,
+``worker --once``); 2 an error, printed as one ``error:`` line (a missing connection too)
+or as click's usage message.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -38,6 +40,11 @@ def _plain_errors(command: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _not_found(provider: str, workspace_id: str, actor_id: str) -> NoReturn:
+    click.echo(f"error: no connection {provider}/{workspace_id}/{actor_id}", err=True)
+    sys.exit(2)
 
 
 def _vault(context: click.Context) -> OAuthTokenCache:
@@ -89,7 +96,7 @@ def migrate(context: click.Context) -> None:
     click.echo(f"{location.description}: schema at revision {HEAD_REVISION}")
 
 
-@main.command("rotate-key")
+@main.command("rotate-key", short_help="Re-encrypt every row with the newest key.")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
 @click.pass_context
 @_plain_errors
@@ -114,7 +121,7 @@ def rotate_key(context: click.Context, batch_size: int) -> None:
         sys.exit(1)
 
 
-@main.command()
+@main.command(short_help="Check configuration, database, keys and Redis.")
 @click.pass_context
 def doctor(context: click.Context) -> None:
     """Check configuration, database, key ring and Redis; say plainly what is wrong."""
@@ -135,7 +142,7 @@ def providers() -> None:
     """What the built-in provider catalog knows."""
 
 
-@providers.command("list")
+@providers.command("list", short_help="One line per catalog provider.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def providers_list(as_json: bool) -> None:
     """One line per catalog provider: name, display name, auth style, refresh, revocation and
@@ -194,17 +201,21 @@ def tokens_list(
     if not rows:
         click.echo("no connections")
         return
-    click.echo("provider\tworkspace_id\tactor_id\texpires_at\trefresh\tkey_id\tscope\tparams")
+    click.echo(
+        "provider\tworkspace_id\tactor_id\tstatus\texpires_at\trefresh\tkey_id\tscope"
+        "\tparams\tlast_error"
+    )
     for row in rows:
         expires = row.expires_at.isoformat() if row.expires_at else "-"
+        params = ",".join(f"{name}={value}" for name, value in sorted(row.params.items()))
         click.echo(
-            f"{row.provider}\t{row.workspace_id}\t{row.actor_id}\t{expires}\t"
+            f"{row.provider}\t{row.workspace_id}\t{row.actor_id}\t{row.status}\t{expires}\t"
             f"{'yes' if row.has_refresh_token else 'no'}\t{row.key_id}\t{row.scope or ''}\t"
-            + ",".join(f"{name}={value}" for name, value in sorted(row.params.items()))
+            f"{params}\t{row.last_error or ''}"
         )
 
 
-@tokens.command("get")
+@tokens.command("get", short_help="Show one connection (tokens masked).")
 @click.argument("provider")
 @click.argument("workspace_id")
 @click.argument("actor_id")
@@ -215,10 +226,15 @@ def tokens_get(
     context: click.Context, provider: str, workspace_id: str, actor_id: str, show_secrets: bool
 ) -> None:
     """Show one connection; tokens are masked unless --show-secrets is given."""
-    found = _vault(context).get_tokens(provider, workspace_id, actor_id)
+    vault = _vault(context)
+    found = vault.get_tokens(provider, workspace_id, actor_id)
     if found is None:
-        click.echo("not found", err=True)
-        sys.exit(1)
+        _not_found(provider, workspace_id, actor_id)
+    listed = [
+        row
+        for row in vault.list_connections(provider, workspace_id, limit=100_000)
+        if row.actor_id == actor_id
+    ]
     refresh = found.refresh_token
     click.echo(f"access_token: {found.access_token if show_secrets else MASK}")
     if refresh is None:
@@ -229,9 +245,12 @@ def tokens_get(
     click.echo(f"scope: {found.scope if found.scope is not None else '-'}")
     for name, value in sorted(found.params.items()):
         click.echo(f"params.{name}: {value}")
+    if listed:
+        click.echo(f"status: {listed[0].status}")
+        click.echo(f"last_error: {listed[0].last_error or '-'}")
 
 
-@tokens.command("client-credentials")
+@tokens.command("client-credentials", short_help="Create a client-credentials connection.")
 @click.argument("provider")
 @click.argument("workspace_id")
 @click.argument("actor_id")
@@ -286,22 +305,36 @@ def tokens_client_credentials(
     click.echo(f"connected: token valid until {expires}")
 
 
-@tokens.command("delete")
+@tokens.command("delete", short_help="Delete one connection (--revoke: at the provider too).")
 @click.argument("provider")
 @click.argument("workspace_id")
 @click.argument("actor_id")
+@click.option("--revoke", is_flag=True, help="Ask the provider to revoke the grant first.")
 @click.pass_context
 @_plain_errors
-def tokens_delete(context: click.Context, provider: str, workspace_id: str, actor_id: str) -> None:
-    """Delete one connection from the database and the cache."""
-    if _vault(context).delete_tokens(provider, workspace_id, actor_id):
+def tokens_delete(
+    context: click.Context, provider: str, workspace_id: str, actor_id: str, revoke: bool
+) -> None:
+    """Delete one connection from the database and the cache (with --revoke, revoke it at
+    the provider first; it is deleted here whatever the provider answers)."""
+    vault = _vault(context)
+    if not revoke:
+        if not vault.delete_tokens(provider, workspace_id, actor_id):
+            _not_found(provider, workspace_id, actor_id)
         click.echo("deleted")
-    else:
-        click.echo("not found", err=True)
-        sys.exit(1)
+        return
+    outcome = vault.delete_tokens(provider, workspace_id, actor_id, revoke=True)
+    if not outcome.deleted:
+        _not_found(provider, workspace_id, actor_id)
+    said = {
+        True: "revoked at the provider",
+        False: "the provider did not confirm the revocation",
+        None: "the provider has no revocation endpoint",
+    }[outcome.revoked]
+    click.echo(f"deleted ({said})")
 
 
-@main.command()
+@main.command(short_help="Run the HTTP service.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_context
@@ -318,10 +351,20 @@ def serve(context: click.Context, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
-@main.command()
-@click.option("--interval", default=30.0, show_default=True, help="Seconds between passes.")
+@main.command(short_help="Refresh connections before they expire.")
 @click.option(
-    "--lead-time", default=300.0, show_default=True, help="Refresh tokens expiring within this."
+    "--interval",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between passes.",
+)
+@click.option(
+    "--lead-time",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Refresh tokens expiring within this many seconds.",
 )
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
 @click.option(
@@ -390,7 +433,7 @@ def apikey() -> None:
     """Create API keys for the HTTP service."""
 
 
-@apikey.command("create")
+@apikey.command("create", short_help="Print a new API key and its config entry.")
 @click.option("--name", required=True, help="A name for logs, e.g. the calling service.")
 @click.option("--workspace", "workspaces", multiple=True, help="Limit the key to a workspace.")
 def apikey_create(name: str, workspaces: tuple[str, ...]) -> None:
@@ -409,7 +452,7 @@ def apikey_create(name: str, workspaces: tuple[str, ...]) -> None:
         click.echo(f"workspaces = {json.dumps(list(workspaces))}")
 
 
-@main.command()
+@main.command(short_help="Store, read and delete a sample connection.")
 @click.pass_context
 @_plain_errors
 def demo(context: click.Context) -> None:

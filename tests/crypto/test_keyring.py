@@ -40,3 +40,18 @@ def test_a_key_listed_twice_is_refused():
     key = generate_key()
     with pytest.raises(ConfigError, match="twice"):
         KeyRing.from_text(f"{key},{key}")
+
+
+def test_a_key_with_anything_after_its_encoding_is_refused():
+    from oauthvault import ConfigError, generate_key
+
+    good = generate_key()
+    KeyRing.from_text(good)  # as generated
+    KeyRing.from_text(good.rstrip("="))  # without its padding
+    for bad in (good + "x", good[:-2] + "!=", good + "AAAA"):
+        try:
+            KeyRing.from_text(bad)
+        except ConfigError as error:
+            assert "entry 1" in str(error) and good not in str(error)
+        else:
+            raise AssertionError("a malformed key was accepted")

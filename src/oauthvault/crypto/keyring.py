@@ -84,6 +84,11 @@ class KeyRing:
                 secret = base64.urlsafe_b64decode(entry + "=" * (-len(entry) % 4))
             except (binascii.Error, ValueError):
                 raise ConfigError(setting, f"entry {position} is not url-safe base64") from None
+            # The decoder stops at padding and skips stray characters: only the exact
+            # encoding of the decoded bytes is the key (a typo must not pass as another).
+            canonical = base64.urlsafe_b64encode(secret).decode("ascii").rstrip("=")
+            if entry.rstrip("=") != canonical:
+                raise ConfigError(setting, f"entry {position} is not url-safe base64") from None
             if len(secret) != KEY_SIZE:
                 raise ConfigError(
                     setting, f"entry {position} decodes to {len(secret)} bytes, not {KEY_SIZE}"
