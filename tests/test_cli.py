@@ -201,7 +201,7 @@ def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
 
     port = free_port()
     config = tmp_path / "oauthvault.toml"
-    config.write_text(f'[service]\npublic_url = "http://127.0.0.1:{port}"\n')
+    config.write_text("[service]\n")  # no public_url: --port moves the default one
     process = subprocess.Popen(
         [sys.executable, "-m", "oauthvault", "serve", "--port", str(port)],
         env={
@@ -232,6 +232,9 @@ def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     log = stderr.decode()
+    assert f"public URL http://127.0.0.1:{port}" in log  # the start-up summary
+    assert "0 API key(s)" in log and "no API key is configured" in log
+    assert key not in log
     assert "GET /healthz 200" in log  # there is an access log...
     assert "GET /oauth/nope/callback 400" in log
     assert "SECRET" not in log  # ...without query strings
@@ -245,3 +248,21 @@ def test_apikey_create_prints_the_key_once_and_its_hash():
     key = result.output.split("API key (shown once): ")[1].split()[0]
     assert f'sha256 = "{hash_api_key(key)}"' in result.output
     assert 'workspaces = ["ws_1"]' in result.output
+
+
+def test_unknown_tables_and_service_keys_are_refused_by_name(tmp_path):
+    from oauthvault import ConfigError
+    from oauthvault.service.config import load_service_config
+
+    for text, named in (
+        ("[servce]\npublic_url = 'http://x'\n", "servce"),
+        ("[service]\nretrun_urls = []\n", "service.retrun_urls"),
+    ):
+        path = tmp_path / "c.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load_service_config(path, {})
+        assert named in str(caught.value)
+    path.write_text("[service]\nreturn_urls = ['https://app.example/']\n")
+    config = load_service_config(path, {}, default_public_url="http://127.0.0.1:9999")
+    assert config.public_url == "http://127.0.0.1:9999"

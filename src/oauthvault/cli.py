@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from oauthvault import __version__
 from oauthvault.config import Settings
 from oauthvault.crypto.keyring import generate_key
 from oauthvault.errors import VaultError
@@ -344,8 +345,29 @@ def serve(context: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from oauthvault.service import create_app
+    from oauthvault.service.config import service_config_from
 
-    app = create_app(settings=context.obj["settings"]())
+    settings = context.obj["settings"]()
+    url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a comparison
+    config = service_config_from(settings, default_public_url=f"http://{url_host}:{port}")
+    app = create_app(config, settings)
+    log = logging.getLogger("oauthvault.serve")
+    log.setLevel(logging.INFO)
+    log.info(
+        "oauthvault %s: database %s, %s, %d provider(s)%s, %d API key(s), public URL %s",
+        __version__,
+        settings.database_location.description,
+        "Redis cache" if settings.redis_url_value else "no Redis (database only)",
+        len(config.providers),
+        f" ({', '.join(sorted(config.providers))})" if config.providers else "",
+        len(config.api_keys),
+        config.public_url,
+    )
+    if not config.api_keys:
+        log.warning(
+            "no API key is configured: every /v1 call will be refused; create one with "
+            "`oauthvault apikey create --name …` and add it to OAUTHVAULT_CONFIG"
+        )
     logging.getLogger("oauthvault.access").setLevel(logging.INFO)
     # uvicorn's access log prints query strings (codes, states, link tokens): ours does not.
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -20,6 +20,10 @@ __all__ = ["ServiceConfig", "load_service_config", "service_config_from"]
 PUBLIC_URL_ENV = "OAUTHVAULT_PUBLIC_URL"
 WEBHOOK_SECRET_ENV = "OAUTHVAULT_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+#: The file's top-level tables, and the keys of its ``[service]`` table: anything else is a
+#: typo, refused by name (``[providers.*]`` keys are checked by the providers' reader).
+TABLES = frozenset({"service", "api_keys", "providers"})
+SERVICE_KEYS = frozenset({"public_url", "return_urls", "webhook_url", "webhook_secret"})
 
 
 @dataclass(frozen=True)
@@ -63,21 +67,32 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-def service_config_from(settings: Settings) -> ServiceConfig:
-    """The service configuration that ``settings`` names (its file and variables).
+def service_config_from(
+    settings: Settings, default_public_url: str = DEFAULT_PUBLIC_URL
+) -> ServiceConfig:
+    """The service configuration that ``settings`` names (its file and variables);
+    ``default_public_url`` applies when neither sets one (``serve --port`` moves it).
 
     Raises:
         ConfigError: naming the file and key at fault, never a secret value.
     """
-    return load_service_config(settings.config_file, settings.config_variables)
+    return load_service_config(
+        settings.config_file, settings.config_variables, default_public_url=default_public_url
+    )
 
 
-def load_service_config(path: Path | None, environ: Mapping[str, str]) -> ServiceConfig:
+def load_service_config(
+    path: Path | None,
+    environ: Mapping[str, str],
+    *,
+    default_public_url: str = DEFAULT_PUBLIC_URL,
+) -> ServiceConfig:
     """Read the configuration file at ``path`` (``None``: defaults, no providers), with the
     ``OAUTHVAULT_*`` variables in ``environ`` on top.
 
     Raises:
-        ConfigError: naming the file and key at fault, never a secret value.
+        ConfigError: naming the file and key at fault (an unknown table or ``[service]``
+            key included), never a secret value.
     """
     document: dict[str, object] = {}
     where = str(path)
@@ -88,10 +103,16 @@ def load_service_config(path: Path | None, environ: Mapping[str, str]) -> Servic
             raise ConfigError(CONFIG_ENV, f"cannot read {path}: {error.strerror}") from None
         except tomllib.TOMLDecodeError:
             raise ConfigError(CONFIG_ENV, f"{path} is not valid TOML") from None
+    for table in sorted(set(document) - TABLES):
+        raise ConfigError(
+            f"{where}: {table}", "is not a known table (service, api_keys, providers)"
+        )
     service = document.get("service", {})
     if not isinstance(service, dict):
         raise ConfigError(f"{where}: service", "must be a table")
-    public_url = environ.get(PUBLIC_URL_ENV) or service.get("public_url", DEFAULT_PUBLIC_URL)
+    for unknown in sorted(set(service) - SERVICE_KEYS):
+        raise ConfigError(f"{where}: service.{unknown}", "is not a known key")
+    public_url = environ.get(PUBLIC_URL_ENV) or service.get("public_url", default_public_url)
     if not isinstance(public_url, str) or not public_url.startswith(("http://", "https://")):
         raise ConfigError(PUBLIC_URL_ENV, "must be an absolute http(s) URL")
     return_urls = _strings(service.get("return_urls", []), f"{where}: service.return_urls")
