@@ -7,7 +7,7 @@ longer than ``max_age`` seconds. It is trusted only while the change feed is liv
 (:meth:`LocalCache.suspend` drops everything and refuses entries until
 :meth:`LocalCache.resume`). :meth:`LocalCache.heard` records a committed change from the
 feed or from this process's own writes: an entry older than it is dropped, and
-:meth:`LocalCache.newest` lets the vault refuse a Redis value older than it. Thread-safe;
+:meth:`LocalCache.is_outdated` lets the vault refuse a Redis value older than it. Thread-safe;
 no I/O.
 """
 
@@ -131,10 +131,6 @@ class LocalCache:
             entry = self._entries.get(name)
             if entry is not None and (entry[0] < version or (deleted and entry[0] <= version)):
                 del self._entries[name]
-
-    def newest(self, name: str) -> tuple[int, bool] | None:
-        """The newest version heard of (and whether it was a delete), if remembered."""
-        return self._versions.get(name)
 
     def is_outdated(self, name: str, version: int) -> bool:
         """True when ``version`` is older than what this process has heard of."""

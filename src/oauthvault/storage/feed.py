@@ -54,7 +54,6 @@ class FeedState:
     connected: bool = False
     live: bool = False
     reconnects: int = 0
-    changes: int = 0
     last_lag: float | None = None  # seconds, the last probe's round trip
     unsupported: bool = False  # notifications never arrive (a transaction pooler)
 
@@ -110,7 +109,6 @@ class _FeedLogic:
             logger.warning("malformed change notification: dropping the local cache")
             self._local.clear()
             return
-        self.state.changes += 1
         self._local.heard(name, number, deleted=bool(deleted))
 
     def _probe_came_back(self, probe: str) -> None:
@@ -154,6 +152,17 @@ class _FeedLogic:
         return self._probe is None and (
             not self.state.live or self._clock() - self._probe_sent_at >= self._heartbeat
         )
+
+    def _down_after(self, error: Exception) -> float:
+        """What a failed listening session means (both feeds end one this way); returns
+        how long to wait before reconnecting."""
+        if isinstance(error, _Unsupported):
+            return self._went_down("no notifications", unsupported=True)
+        if isinstance(error, _Overdue):
+            return self._went_down("probe overdue")
+        if not isinstance(error, (psycopg.Error, OSError, StorageUnavailable)):
+            logger.error("change feed failed", exc_info=error)
+        return self._went_down(type(error).__name__)
 
     def _went_down(self, reason: str, *, unsupported: bool = False) -> float:
         """Suspend the local cache; returns how long to wait before reconnecting."""
@@ -219,15 +228,8 @@ class ChangeFeed(_FeedLogic):
             try:
                 self._listen()
                 wait = 0.0
-            except (psycopg.Error, OSError, StorageUnavailable) as error:
-                wait = self._went_down(type(error).__name__)
-            except _Unsupported:
-                wait = self._went_down("no notifications", unsupported=True)
-            except _Overdue:
-                wait = self._went_down("probe overdue")
             except Exception as error:  # never leave the local cache live without its feed
-                logger.exception("change feed failed")
-                wait = self._went_down(type(error).__name__)
+                wait = self._down_after(error)
             finally:
                 connection, self._connection = self._connection, None
                 if connection is not None:
@@ -294,15 +296,8 @@ class AsyncChangeFeed(_FeedLogic):
                 )
                 await self._listen(connection)
                 wait = 0.0
-            except (psycopg.Error, OSError, StorageUnavailable) as error:
-                wait = self._went_down(type(error).__name__)
-            except _Unsupported:
-                wait = self._went_down("no notifications", unsupported=True)
-            except _Overdue:
-                wait = self._went_down("probe overdue")
             except Exception as error:  # never leave the local cache live without its feed
-                logger.exception("change feed failed")
-                wait = self._went_down(type(error).__name__)
+                wait = self._down_after(error)
             finally:
                 if connection is not None:
                     await connection.close()

@@ -131,6 +131,17 @@ class PostgresBase:
             options["connect_timeout"] = max(1, round(self._connect_timeout))
         return options
 
+    def _pool_arguments(self, name: str) -> dict[str, Any]:
+        """What both stores' pools are made with (each store its own pool class)."""
+        return {
+            "min_size": self._min_size,
+            "max_size": self._max_size,
+            "timeout": self._pool_timeout,
+            "kwargs": self._options,
+            "open": False,
+            "name": name,
+        }
+
     def _unavailable(self, error: Exception) -> StorageUnavailable:
         # psycopg messages name hosts and SQL states, never parameters or passwords.
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -299,15 +310,7 @@ class PostgresTokenStore(PostgresBase):
             check_revision(revision, self.description)
 
     def _new_pool(self) -> ConnectionPool:
-        return ConnectionPool(
-            self._location.conninfo,
-            min_size=self._min_size,
-            max_size=self._max_size,
-            timeout=self._pool_timeout,
-            kwargs=self._options,
-            open=False,
-            name="oauthvault",
-        )
+        return ConnectionPool(self._location.conninfo, **self._pool_arguments("oauthvault"))
 
     def _usable_pool(self) -> ConnectionPool:
         """The pool, or (after a connection broke) a new one once a probe reaches the

@@ -185,13 +185,7 @@ class AsyncPostgresTokenStore(PostgresBase):
 
     def _new_pool(self) -> AsyncConnectionPool:
         return AsyncConnectionPool(
-            self._location.conninfo,
-            min_size=self._min_size,
-            max_size=self._max_size,
-            timeout=self._pool_timeout,
-            kwargs=self._options,
-            open=False,
-            name="oauthvault-async",
+            self._location.conninfo, **self._pool_arguments("oauthvault-async")
         )
 
     async def open(self) -> None:

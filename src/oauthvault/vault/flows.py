@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from oauthvault.cache.keys import cache_key
-from oauthvault.cache.versioned import frame, tombstone, unframe
+from oauthvault.cache.versioned import frame, tombstone
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import (
     SealedRow,
@@ -103,15 +103,6 @@ class VaultCore:
         if not cached:
             yield RecordInvalidation((name,))
         return None
-
-    def open_cached(self, key: TokenKey, value: bytes) -> TokenSet | None:
-        """The tokens in a Redis value, or ``None`` for a tombstone, a value in an older
-        shape, or one that does not decrypt (altered, moved from another key, sealed with a
-        retired key) or whose versions disagree: such a value is never trusted."""
-        parsed = unframe(value)
-        if parsed is None or parsed[1] is None:
-            return None
-        return self.open_record(key, parsed[1], parsed[0])
 
     def open_record(self, key: TokenKey, sealed: bytes, version: int) -> TokenSet | None:
         """The tokens of a sealed cache record said to be at ``version``."""
