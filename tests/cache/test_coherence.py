@@ -351,6 +351,30 @@ def test_a_listener_that_cannot_hear_the_writes_turns_the_local_cache_off(
             connection.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
 
 
+def test_a_live_local_cache_still_refuses_bad_ids_and_serves_hits_alone(
+    postgres_url: str, pg: Any, key: str
+) -> None:
+    """Local hits skip building a TokenKey; ids that could never have been kept still get
+    InvalidInput (not a TypeError from hashing), and a fresh hit reads nothing else."""
+    from oauthvault import InvalidInput
+
+    where = ids()
+    with OAuthTokenCache(settings=settings(postgres_url, "", key)) as vault:
+        wait_until(lambda: live(vault))
+        vault.store_tokens(*where, "held", "r", expires_in=3600)
+        assert vault.get_tokens(*where).access_token == "held"  # type: ignore[union-attr]
+        before = vault.cache_info()
+        assert vault.get_access_token(*where) == "held"
+        assert vault.get_fresh_tokens(*where).access_token == "held"
+        after = vault.cache_info()
+        assert after.local_hits == before.local_hits + 2
+        assert after.database_reads == before.database_reads
+        for bad in (["google"], ""):
+            for call in (vault.get_tokens, vault.get_access_token, vault.get_fresh_tokens):
+                with pytest.raises(InvalidInput):
+                    call(bad, where[1], where[2])  # type: ignore[arg-type]
+
+
 def test_the_async_vault_follows_the_feed_too(postgres_url: str, pg: Any, key: str) -> None:
     import asyncio
 

@@ -7,11 +7,11 @@ import json
 from oauthvault.cache.local import LocalCache
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import open_local_record, seal_local_record
-from oauthvault.models import TokenKey, TokenSet
+from oauthvault.models import TokenSet
 from oauthvault.storage.feed import _FeedLogic
 
 RING = KeyRing.generate()
-KEY = TokenKey("google", "ws", "u")
+IDS = ("google", "ws", "u")  # a connection's ids: what local entries are kept under
 
 
 class Tick:
@@ -23,7 +23,7 @@ class Tick:
 
 
 def record(version: int, access: str = "a"):
-    return seal_local_record(RING, KEY, TokenSet(access, "r", None, None, version=version))
+    return seal_local_record(RING, IDS, TokenSet(access, "r", None, None, version=version))
 
 
 def test_entries_are_served_only_while_live_and_only_with_a_current_ticket():
@@ -37,7 +37,7 @@ def test_entries_are_served_only_while_live_and_only_with_a_current_ticket():
     assert not local.put("k", record(1), 60, ticket)
     ticket = local.ticket()
     assert local.put("k", record(1), 60, ticket)
-    assert open_local_record(RING, KEY, local.get("k")).access_token == "a"
+    assert open_local_record(RING, IDS, local.get("k")).access_token == "a"
     local.clear()
     assert not local.put("k", record(1), 60, ticket)  # clear() ends old tickets too
 
@@ -71,7 +71,7 @@ def test_the_local_record_keeps_the_tokens_sealed_and_bound():
     sealed = record(3, access="ACCESS-SECRET-VALUE")
     assert b"ACCESS-SECRET-VALUE" not in sealed.sealed
     assert "ACCESS-SECRET-VALUE" not in repr(sealed)
-    other = TokenKey("google", "ws", "someone-else")
+    other = ("google", "ws", "someone-else")
     try:
         open_local_record(RING, other, sealed)
     except Exception as error:

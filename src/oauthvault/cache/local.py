@@ -20,8 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from oauthvault.crypto.sealing import LocalRecord
+from oauthvault.models import TokenKey
 
-__all__ = ["LocalCache", "LocalCounters"]
+__all__ = ["LocalCache", "LocalCounters", "LocalKey", "local_key"]
+
+#: What entries are kept under: a connection's ids, as (provider, workspace_id, actor_id).
+#: A plain tuple, so that a hit needs neither a ``TokenKey`` nor a formatted cache key;
+#: only validated ids are ever stored, so ids that fail validation simply miss.
+LocalKey = tuple[str, str, str]
+
+
+def local_key(key: TokenKey) -> LocalKey:
+    return (key.provider, key.workspace_id, key.actor_id)
 
 
 @dataclass(slots=True)
@@ -52,10 +62,10 @@ class LocalCache:
         self._versions_kept = versions_kept or 10 * size
         self._clock = clock
         self._lock = threading.Lock()
-        # cache key -> (version, sealed record, monotonic deadline)
-        self._entries: OrderedDict[str, tuple[int, LocalRecord, float]] = OrderedDict()
-        # cache key -> (newest version heard of, deleted at that version)
-        self._versions: OrderedDict[str, tuple[int, bool]] = OrderedDict()
+        # ids -> (version, sealed record, monotonic deadline)
+        self._entries: OrderedDict[LocalKey, tuple[int, LocalRecord, float]] = OrderedDict()
+        # ids -> (newest version heard of, deleted at that version)
+        self._versions: OrderedDict[LocalKey, tuple[int, bool]] = OrderedDict()
         self._live = False
         self._epoch = 0  # moves on every suspend and resume: see ticket()
         self.counters = LocalCounters()
@@ -68,8 +78,12 @@ class LocalCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, name: str) -> LocalRecord | None:
-        """The sealed record of a live, unexpired entry, else ``None``."""
+    def get(self, name: LocalKey) -> LocalRecord | None:
+        """The sealed record of a live, unexpired entry, else ``None``.
+
+        Raises:
+            TypeError: an id is not hashable (callers then validate the ids).
+        """
         entry = self._entries.get(name)
         if entry is None or not self._live:
             self.counters.misses += 1
@@ -93,7 +107,7 @@ class LocalCache:
         meanwhile were not heard of)."""
         return self._epoch if self._live else None
 
-    def put(self, name: str, record: LocalRecord, ttl: float, ticket: int | None) -> bool:
+    def put(self, name: LocalKey, record: LocalRecord, ttl: float, ticket: int | None) -> bool:
         """Keep a record read from Redis or the database (since ``ticket``), unless the
         feed went down since, or a newer version (or the deletion) has been heard of.
         False when not kept."""
@@ -114,7 +128,7 @@ class LocalCache:
                 self._entries.popitem(last=False)
         return True
 
-    def heard(self, name: str, version: int, *, deleted: bool = False) -> None:
+    def heard(self, name: LocalKey, version: int, *, deleted: bool = False) -> None:
         """A change committed at ``version`` (or a delete of that version)."""
         with self._lock:
             self.counters.changes_heard += 1
@@ -132,7 +146,7 @@ class LocalCache:
             if entry is not None and (entry[0] < version or (deleted and entry[0] <= version)):
                 del self._entries[name]
 
-    def is_outdated(self, name: str, version: int) -> bool:
+    def is_outdated(self, name: LocalKey, version: int) -> bool:
         """True when ``version`` is older than what this process has heard of."""
         known = self._versions.get(name)
         return known is not None and (version < known[0] or (known[1] and version <= known[0]))

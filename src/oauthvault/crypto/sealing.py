@@ -72,10 +72,17 @@ class SealedRow:
 def associated_data(key: TokenKey, purpose: str) -> bytes:
     """(provider, workspace_id, actor_id, purpose) joined by NUL: unambiguous, because
     :class:`TokenKey` rejects control characters (NUL included) in every id."""
-    return (
-        _DOMAIN
-        + f"\x00{key.provider}\x00{key.workspace_id}\x00{key.actor_id}\x00{purpose}".encode()
-    )
+    return _joined(key.provider, key.workspace_id, key.actor_id, purpose)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _local_associated_data(ids: tuple[str, str, str]) -> bytes:
+    # The local cache is keyed by the ids of a validated TokenKey, without building one.
+    return _joined(*ids, LOCAL_FIELD)
+
+
+def _joined(provider: str, workspace_id: str, actor_id: str, purpose: str) -> bytes:
+    return _DOMAIN + f"\x00{provider}\x00{workspace_id}\x00{actor_id}\x00{purpose}".encode()
 
 
 def _to_text(sealed: bytes) -> str:
@@ -263,21 +270,22 @@ class LocalRecord:
     version: int
 
 
-def seal_local_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> LocalRecord:
+def seal_local_record(keyring: KeyRing, ids: tuple[str, str, str], tokens: TokenSet) -> LocalRecord:
+    """The local record of the connection whose ``TokenKey`` has these ``ids``."""
     plaintext = tokens.access_token + _SEPARATOR + _optional(_refresh_field(tokens))
-    sealed = seal(keyring, plaintext.encode(), associated_data(key, LOCAL_FIELD))
+    sealed = seal(keyring, plaintext.encode(), _local_associated_data(ids))
     return LocalRecord(
         sealed, tokens.expires_at, tokens.scope, tokens.params, tokens.issued_at, tokens.version
     )
 
 
-def open_local_record(keyring: KeyRing, key: TokenKey, record: LocalRecord) -> TokenSet:
-    """The token set of a local record of connection ``key``.
+def open_local_record(keyring: KeyRing, ids: tuple[str, str, str], record: LocalRecord) -> TokenSet:
+    """The token set of a local record of the connection with these ``ids``.
 
     Raises:
         DecryptionError: the record is not this connection's, or its key left the ring.
     """
-    plaintext = open_sealed(keyring, record.sealed, associated_data(key, LOCAL_FIELD)).decode()
+    plaintext = open_sealed(keyring, record.sealed, _local_associated_data(ids)).decode()
     access, _, refresh = plaintext.partition(_SEPARATOR)
     credentials = None
     if refresh == "-":

@@ -31,8 +31,7 @@ from typing import Any
 
 import psycopg
 
-from oauthvault.cache.keys import cache_key
-from oauthvault.cache.local import LocalCache
+from oauthvault.cache.local import LocalCache, local_key
 from oauthvault.errors import InvalidInput, StorageUnavailable
 from oauthvault.models import TokenKey
 
@@ -101,7 +100,7 @@ class _FeedLogic:
                 self._probe_came_back(str(item[1]))
                 return
             provider, workspace_id, actor_id, version, deleted = item
-            name = cache_key(TokenKey(provider, workspace_id, actor_id))
+            name = local_key(TokenKey(provider, workspace_id, actor_id))
             number = int(version)
         except (ValueError, TypeError, IndexError, KeyError, InvalidInput):
             # Any role may NOTIFY on the channel: a malformed one says nothing trustworthy

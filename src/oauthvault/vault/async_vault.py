@@ -270,16 +270,25 @@ class AsyncOAuthTokenCache(VaultBase):
 
     async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """See :meth:`OAuthTokenCache.get_tokens`."""
-        return await self._get(TokenKey(provider, workspace_id, actor_id))
-
-    async def _get(self, key: TokenKey) -> TokenSet | None:
-        name = cache_key(key)
-        local, ticket = self._local, None
-        if local is not None:  # the hottest path: a record in this process
-            tokens = self._local_hit(key, name)
+        if self._local is not None:  # the hottest path: a record in this process
+            tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None:
                 return tokens
-            ticket = local.ticket()
+        return await self._get_beyond_local(TokenKey(provider, workspace_id, actor_id))
+
+    async def _get(self, key: TokenKey) -> TokenSet | None:
+        """The tokens from the local cache, Redis, or the database (and cached)."""
+        if self._local is not None:
+            tokens = self._local_hit(key.provider, key.workspace_id, key.actor_id)
+            if tokens is not None:
+                return tokens
+        return await self._get_beyond_local(key)
+
+    async def _get_beyond_local(self, key: TokenKey) -> TokenSet | None:
+        """The tokens from Redis or the database, kept locally when that is safe."""
+        name = cache_key(key)
+        local = self._local
+        ticket = None if local is None else local.ticket()
         if self._cache is not None:
             if not self._opened:
                 await self.open()
@@ -292,7 +301,7 @@ class AsyncOAuthTokenCache(VaultBase):
         self._reads.database_reads += 1
         result: TokenSet | None = await self._run(self._core.get_from_database(key, name))
         if result is not None:
-            self._keep_local(name, key, result, ticket)
+            self._keep_local(key, result, ticket)
         return result
 
     async def get_stored_tokens(
@@ -410,11 +419,17 @@ class AsyncOAuthTokenCache(VaultBase):
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
     ) -> TokenSet:
         """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
+        tokens = None
+        if self._local is not None:  # the hottest path, without building a TokenKey
+            tokens = self._local_hit(provider, workspace_id, actor_id)
+            if tokens is not None and self._lasts(tokens, min_ttl):
+                return tokens
         key = TokenKey(provider, workspace_id, actor_id)
-        tokens = await self._get(key)
-        if self._fresh_enough(key, tokens, min_ttl):
-            assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-            return tokens
+        if tokens is None:
+            tokens = await self._get_beyond_local(key)
+            if self._fresh_enough(key, tokens, min_ttl):
+                assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
+                return tokens
         refreshed: TokenSet = await self._run(
             self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
         )

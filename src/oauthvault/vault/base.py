@@ -17,8 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from oauthvault.cache.breaker import CircuitBreaker
-from oauthvault.cache.keys import cache_key
-from oauthvault.cache.local import LocalCache
+from oauthvault.cache.local import LocalCache, local_key
 from oauthvault.cache.versioned import unframe
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
@@ -387,26 +386,33 @@ class VaultBase:
         """This process committed ``version`` of ``key`` (its own write: the feed tells
         the others, and tells this process again a moment later)."""
         if self._local is not None and version:
-            self._local.heard(cache_key(key), version, deleted=deleted)
+            self._local.heard(local_key(key), version, deleted=deleted)
 
-    def _local_hit(self, key: TokenKey, name: str) -> TokenSet | None:
+    def _local_hit(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        """The tokens of this process's local record of the connection, if it holds one.
+        The ids are not validated: only validated ones are ever kept, so others miss."""
         assert self._local is not None  # noqa: S101 - callers check
-        record = self._local.get(name)
+        ids = (provider, workspace_id, actor_id)
+        try:
+            record = self._local.get(ids)
+        except TypeError:  # an unhashable id: the caller's TokenKey says what is wrong
+            return None
         if record is None:
             return None
         try:
-            return open_local_record(self._core.keyring, key, record)
+            return open_local_record(self._core.keyring, ids, record)
         except DecryptionError:  # its key left the ring (rotation): read again
             return None
 
-    def _keep_local(self, name: str, key: TokenKey, tokens: TokenSet, ticket: int | None) -> None:
+    def _keep_local(self, key: TokenKey, tokens: TokenSet, ticket: int | None) -> None:
         local = self._local
         if local is None or ticket is None or not tokens.version:
             return
         ttl = cache_ttl(tokens, self._core.clock(), self._core.default_cache_ttl)
         if ttl is None:
             return
-        local.put(name, seal_local_record(self._core.keyring, key, tokens), ttl, ticket)
+        ids = local_key(key)
+        local.put(ids, seal_local_record(self._core.keyring, ids, tokens), ttl, ticket)
 
     def _from_redis(
         self, key: TokenKey, name: str, cached: bytes, ticket: int | None
@@ -421,14 +427,14 @@ class VaultBase:
         if sealed is None:  # a tombstone
             return None
         local = self._local
-        if local is not None and local.is_outdated(name, version):
+        if local is not None and local.is_outdated(local_key(key), version):
             local.counters.refused += 1
             logger.info("cache entry for %s is older than a change heard of; re-reading", key)
             return None
         tokens = self._core.open_record(key, sealed, version)
         if tokens is not None:
             self._reads.redis_hits += 1
-            self._keep_local(name, key, tokens, ticket)
+            self._keep_local(key, tokens, ticket)
         return tokens
 
     def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
@@ -441,6 +447,10 @@ class VaultBase:
             raise TokenNotFound(
                 f"no tokens stored for {key.provider}/{key.workspace_id}/{key.actor_id}"
             )
+        return self._lasts(tokens, min_ttl)
+
+    def _lasts(self, tokens: TokenSet, min_ttl: float) -> bool:
+        """Whether ``tokens`` stay valid long enough for ``min_ttl`` (see ``needed_ttl``)."""
         expires_at = tokens.expires_at
         if expires_at is None:
             return True

@@ -18,8 +18,8 @@ from typing import Any, Literal, Self, overload
 
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
-from oauthvault.crypto.sealing import open_local_record, open_response, open_row
-from oauthvault.errors import DecryptionError, ProviderError, SchemaOutdated, StorageUnavailable
+from oauthvault.crypto.sealing import open_response, open_row
+from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable
 from oauthvault.models import StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
@@ -304,21 +304,31 @@ class OAuthTokenCache(VaultBase):
                 is no longer in the ring).
             StorageUnavailable: the database is needed and cannot be reached.
         """
-        return self._get(TokenKey(provider, workspace_id, actor_id))
+        if self._local is not None:  # the hottest path: a record in this process
+            tokens = self._local_tokens(provider, workspace_id, actor_id)
+            if tokens is not None:
+                return tokens
+        return self._get_beyond_local(TokenKey(provider, workspace_id, actor_id))
 
     def _get(self, key: TokenKey) -> TokenSet | None:
+        """The tokens from the local cache, Redis, or the database (and cached)."""
+        if self._local is not None:
+            tokens = self._local_tokens(key.provider, key.workspace_id, key.actor_id)
+            if tokens is not None:
+                return tokens
+        return self._get_beyond_local(key)
+
+    def _local_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        """``_local_hit``, after noticing other connections' SQLite commits."""
+        if self._sqlite_seen is not None:
+            self._watch_sqlite(self._store)  # type: ignore[arg-type]
+        return self._local_hit(provider, workspace_id, actor_id)
+
+    def _get_beyond_local(self, key: TokenKey) -> TokenSet | None:
+        """The tokens from Redis or the database, kept locally when that is safe."""
         name = cache_key(key)
-        local, ticket = self._local, None
-        if local is not None:  # the hottest path: a record in this process
-            if self._sqlite_seen is not None:
-                self._watch_sqlite(self._store)  # type: ignore[arg-type]
-            record = local.get(name)
-            if record is not None:
-                try:
-                    return open_local_record(self._core.keyring, key, record)
-                except DecryptionError:  # its key left the ring (rotation): read again
-                    pass
-            ticket = local.ticket()
+        local = self._local
+        ticket = None if local is None else local.ticket()
         cache = self._cache
         if cache is None:  # db-only: one SELECT, nothing else to orchestrate
             self._reads.database_reads += 1
@@ -326,7 +336,7 @@ class OAuthTokenCache(VaultBase):
             if row is None:
                 return None
             found = open_row(self._core.keyring, key, row)
-            self._keep_local(name, key, found, ticket)
+            self._keep_local(key, found, ticket)
             return found
         # The hot path without a local cache: one Redis GET, no flow machinery.
         cached = cache.get(name)
@@ -338,7 +348,7 @@ class OAuthTokenCache(VaultBase):
         self._reads.database_reads += 1
         result: TokenSet | None = self._run(self._core.get_from_database(key, name))
         if result is not None:
-            self._keep_local(name, key, result, ticket)
+            self._keep_local(key, result, ticket)
         return result
 
     def get_stored_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
@@ -463,22 +473,23 @@ class OAuthTokenCache(VaultBase):
             ReauthorizationRequired: the grant is gone; the user must connect again.
             ProviderError: the provider failed and the current token has expired.
         """
-        key = TokenKey(provider, workspace_id, actor_id)  # as get_fresh_tokens, one call less
-        tokens = self._get(key)
-        if self._fresh_enough(key, tokens, min_ttl):
-            assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-            return tokens.access_token
-        return self._refreshed(key, min_ttl, tokens).access_token
+        return self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl).access_token
 
     def get_fresh_tokens(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
     ) -> TokenSet:
         """:meth:`get_access_token`, returning the whole :class:`TokenSet`."""
+        tokens = None
+        if self._local is not None:  # the hottest path, without building a TokenKey
+            tokens = self._local_tokens(provider, workspace_id, actor_id)
+            if tokens is not None and self._lasts(tokens, min_ttl):
+                return tokens
         key = TokenKey(provider, workspace_id, actor_id)
-        tokens = self._get(key)
-        if self._fresh_enough(key, tokens, min_ttl):
-            assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-            return tokens
+        if tokens is None:
+            tokens = self._get_beyond_local(key)
+            if self._fresh_enough(key, tokens, min_ttl):
+                assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
+                return tokens
         return self._refreshed(key, min_ttl, tokens)
 
     def _refreshed(self, key: TokenKey, min_ttl: float, seen: TokenSet | None) -> TokenSet:
