@@ -105,6 +105,69 @@ def test_bad_configuration_is_one_plain_line(env):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("url", ["http://cache:6379", "notaurl", "redis://:hunter2@h:port"])
+def test_a_bad_redis_url_is_one_plain_line(env, url):
+    listing = run({**env, "REDIS_URL": url}, "tokens", "list")
+    assert listing.exit_code == 2
+    assert listing.output == (
+        "error: REDIS_URL: must be a redis://, rediss:// or unix:// URL (or empty: no cache)\n"
+    )
+    doctor = run({**env, "REDIS_URL": url}, "doctor")
+    assert doctor.exit_code == 1
+    assert "FAIL configuration: REDIS_URL: must be a redis://" in doctor.output
+    for output in (listing.output, doctor.output):
+        assert "Traceback" not in output and "hunter2" not in output
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [["tokens", "list"], ["migrate"], ["doctor"]])
+def test_an_unreachable_postgres_is_one_line_with_its_reason(tmp_path, key, command):
+    """The installed command, so that logging is as an operator sees it: no pool warnings,
+    the host and port, the OS's reason, quickly, and never the password."""
+    url = f"postgresql://vault:hunter2@127.0.0.1:{_closed_port()}/vault"
+    result = subprocess.run(
+        [sys.executable, "-m", "oauthvault", *command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": url, "OAUTH_ENCRYPTION_KEY": key},
+    )
+    output = result.stdout + result.stderr
+    assert "WARNING" not in output and "Traceback" not in output and "hunter2" not in output
+    failures = [line for line in output.splitlines() if "127.0.0.1" in line and "refused" in line]
+    assert len(failures) == 1, output
+    if command == ["doctor"]:
+        assert result.returncode == 1 and failures[0].startswith("FAIL database: ")
+    else:
+        assert result.returncode == 2 and output.startswith("error: ") and output.count("\n") == 1
+    if command == ["migrate"]:
+        assert "failed: OperationalError: connection failed" in output
+
+
+def test_lifetimes_in_the_service_table_are_checked(tmp_path):
+    from oauthvault import ConfigError
+    from oauthvault.service.config import load_service_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[service]\nstate_ttl = 300\nlink_ttl = 86400\n")
+    config = load_service_config(path, {})
+    assert (config.state_ttl, config.link_ttl) == (300, 86400)
+    for text in ("state_ttl = 5", "link_ttl = '600'", "state_ttl = true", "link_ttl = 99999999"):
+        path.write_text(f"[service]\n{text}\n")
+        with pytest.raises(ConfigError) as caught:
+            load_service_config(path, {})
+        assert "whole number of seconds" in str(caught.value)
+
+
 def test_bad_ids_are_one_plain_line(env):
     result = run(env, "tokens", "get", "google", "ws", "u" * 300)
     assert result.exit_code == 2
@@ -120,6 +183,7 @@ def test_doctor_reports_each_check(env, redis_url):
         "database",
         "key coverage",
         "decryption",
+        "service",
         "providers",
         "redis",
     ):
@@ -136,6 +200,16 @@ def test_doctor_reports_a_broken_provider_config(env, tmp_path):
     assert result.exit_code == 1
     assert "FAIL providers:" in result.output
     assert "providers.nope" in result.output
+    assert "ok   service:" in result.output
+
+
+def test_doctor_files_service_errors_under_service(env, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[service]\nretrun_urls = []\n")
+    result = run({**env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
+    assert result.exit_code == 1
+    assert "FAIL service: " in result.output and "service.retrun_urls" in result.output
+    assert "ok   providers:" in result.output
 
 
 def test_doctor_finds_rows_the_key_ring_cannot_read(env, sqlite_url):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -68,6 +69,10 @@ def main(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    if not verbose:
+        # psycopg_pool warns on every failed background connection attempt; the vault
+        # reports an unreachable database itself, in one line naming the reason.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     # Settings are built lazily: `keygen` must work with no configuration at all.
     context.ensure_object(dict)["settings"] = functools.partial(
         Settings.load, database_url=database_url, redis_url=redis_url
@@ -90,11 +95,22 @@ def migrate(context: click.Context) -> None:
     location = context.obj["settings"]().database_location
     try:
         upgrade(location)
-    except Exception as error:  # Alembic/SQLAlchemy raise many types; say which, not how.
+    except Exception as error:  # Alembic/SQLAlchemy raise many types
         raise VaultError(
-            f"migration of {location.description} failed: {type(error).__name__}"
+            f"migration of {location.description} failed: {_failure_reason(error)}"
         ) from None
     click.echo(f"{location.description}: schema at revision {HEAD_REVISION}")
+
+
+def _failure_reason(error: Exception) -> str:
+    """The error's type and first line, from the driver's own error when SQLAlchemy wraps
+    one (its message would add the statement); a URL's credentials are blanked."""
+    original = getattr(error, "orig", None)
+    if isinstance(original, Exception):
+        error = original
+    text = str(error).strip()
+    first = re.sub(r"://[^@/\s]*@", "://***@", text.splitlines()[0]) if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 @main.command("rotate-key", short_help="Re-encrypt every row with the newest key.")

@@ -18,7 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError
+import redis.connection
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oauthvault.crypto.keyfile import key_file_for, load_or_create_key_file
@@ -80,6 +81,20 @@ class Settings(BaseSettings):
     )
     config_file: Path | None = Field(default=None, validation_alias=CONFIG_ENV)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, not when the first connection is made: a typo is a startup error
+        # naming REDIS_URL (the value, which may hold a password, is never repeated).
+        if value is not None and value.get_secret_value():
+            try:
+                redis.connection.parse_url(value.get_secret_value())  # type: ignore[no-untyped-call]
+            except (ValueError, TypeError):
+                raise ValueError(
+                    "must be a redis://, rediss:// or unix:// URL (or empty: no cache)"
+                ) from None
+        return value
+
     # The OAUTHVAULT_* variables the configuration file's readers use (they may hold
     # secrets: private, so never in repr or a dump).
     _config_variables: Mapping[str, str] = PrivateAttr(default_factory=dict)
@@ -102,7 +117,8 @@ class Settings(BaseSettings):
         except ValidationError as error:
             first = error.errors(include_input=False, include_url=False)[0]
             field_name = str(first["loc"][0]) if first["loc"] else "settings"
-            raise ConfigError(_variable(field_name), first["msg"]) from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(_variable(field_name), message) from None
         if config_variables is None:
             config_variables = {
                 name: value

@@ -41,6 +41,7 @@ def run_checks(load_settings: Callable[[], Settings]) -> Iterator[Check]:
         "key ring", True, f"{len(keyring)} key(s), newest first: {', '.join(keyring.key_ids)}"
     )
     yield from _database_checks(settings)
+    yield _service_check(settings)
     yield _providers_check(settings)
     if settings.redis_url_value is not None:
         yield _redis_check(settings.redis_url_value, settings.redis_timeout)
@@ -100,21 +101,33 @@ def _sample_check(vault: OAuthTokenCache) -> Check:
     return Check("decryption", True, "a sample row decrypts")
 
 
-def _providers_check(settings: Settings) -> Check:
-    from oauthvault.service.config import service_config_from
+def _service_check(settings: Settings) -> Check:
+    from oauthvault.service.config import load_service_settings
 
     try:
-        config = service_config_from(settings)
+        config = load_service_settings(settings.config_file, settings.config_variables)
+    except VaultError as error:
+        return Check("service", False, str(error))
+    if settings.config_file is None:
+        return Check("service", True, "no configuration file (OAUTHVAULT_CONFIG): defaults")
+    return Check(
+        "service",
+        True,
+        f"public URL {config.public_url}; {len(config.api_keys)} API key(s); "
+        f"{len(config.return_urls)} return URL prefix(es)",
+    )
+
+
+def _providers_check(settings: Settings) -> Check:
+    from oauthvault.providers.config import load_provider_configs
+
+    try:
+        providers = load_provider_configs(settings.config_file, settings.config_variables)
     except VaultError as error:
         return Check("providers", False, str(error))
-    if not config.providers:
+    if not providers:
         return Check("providers", True, "none configured (OAUTHVAULT_CONFIG): storage only")
-    names = ", ".join(sorted(config.providers))
-    return Check(
-        "providers",
-        True,
-        f"{len(config.providers)} configured: {names}; {len(config.api_keys)} API key(s)",
-    )
+    return Check("providers", True, f"{len(providers)} configured: {', '.join(sorted(providers))}")
 
 
 def _redis_check(url: str, timeout: float) -> Check:

@@ -22,8 +22,20 @@ def env(tmp_path_factory, postgres_url, _redis_checked):
         _redis_checked,
         generate_key(),
         auto_approve=True,
+        service_settings="link_ttl = 1200\nstate_ttl = 900",
     ) as environment:
         yield environment
+
+
+def test_link_and_state_lifetimes_are_settings(env):
+    from datetime import UTC, datetime
+
+    with env.api() as api:
+        created = api.post("/v1/connect-links", json={**IDS, "return_url": env.return_url})
+    assert created.status_code in (200, 201), created.text
+    expires_at = datetime.fromisoformat(created.json()["expires_at"])
+    left = (expires_at - datetime.now(UTC)).total_seconds()
+    assert 1100 < left <= 1200
 
 
 def test_healthz_and_openapi(env):

@@ -54,8 +54,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         providers=config.providers,
         on_event=webhooks.schedule if webhooks else None,
     )
-    connector = AsyncConnector(vault, config.providers)
-    links = ConnectLinks(vault)
+    connector = AsyncConnector(vault, config.providers, state_ttl=config.state_ttl)
+    links = ConnectLinks(vault, ttl=config.link_ttl)
     try:
         return_urls = ReturnUrlPolicy(config.return_urls)
     except ValueError as error:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from oauthvault.config import CONFIG_ENV, Settings
 from oauthvault.errors import ConfigError
+from oauthvault.oauth.state import DEFAULT_STATE_TTL
 from oauthvault.providers.config import ProviderConfig, load_provider_configs
 from oauthvault.service.apikeys import ApiKey
+from oauthvault.service.links import DEFAULT_LINK_TTL
 
-__all__ = ["ServiceConfig", "load_service_config", "service_config_from"]
+__all__ = ["ServiceConfig", "load_service_config", "load_service_settings", "service_config_from"]
 
 PUBLIC_URL_ENV = "OAUTHVAULT_PUBLIC_URL"
 WEBHOOK_SECRET_ENV = "OAUTHVAULT_WEBHOOK_SECRET"  # noqa: S105 - a variable name
@@ -23,7 +25,13 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 #: The file's top-level tables, and the keys of its ``[service]`` table: anything else is a
 #: typo, refused by name (``[providers.*]`` keys are checked by the providers' reader).
 TABLES = frozenset({"service", "api_keys", "providers"})
-SERVICE_KEYS = frozenset({"public_url", "return_urls", "webhook_url", "webhook_secret"})
+SERVICE_KEYS = frozenset(
+    {"public_url", "return_urls", "webhook_url", "webhook_secret", "state_ttl", "link_ttl"}
+)
+#: How long a connect flow may take (from the redirect to the provider until the callback),
+#: and how long a connect link stays usable: seconds, with these bounds.
+STATE_TTL_RANGE = (30, 86_400)
+LINK_TTL_RANGE = (30, 7 * 86_400)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,15 @@ class ServiceConfig:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    state_ttl: int = DEFAULT_STATE_TTL
+    link_ttl: int = DEFAULT_LINK_TTL
+
+
+def _seconds(value: object, setting: str, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(setting, f"must be a whole number of seconds from {low} to {high}")
+    return value
 
 
 def _strings(value: object, setting: str) -> tuple[str, ...]:
@@ -94,6 +111,22 @@ def load_service_config(
         ConfigError: naming the file and key at fault (an unknown table or ``[service]``
             key included), never a secret value.
     """
+    service = load_service_settings(path, environ, default_public_url=default_public_url)
+    return replace(service, providers=load_provider_configs(path, environ))
+
+
+def load_service_settings(
+    path: Path | None,
+    environ: Mapping[str, str],
+    *,
+    default_public_url: str = DEFAULT_PUBLIC_URL,
+) -> ServiceConfig:
+    """:func:`load_service_config` without the ``[providers.*]`` apps (``providers`` is
+    empty): the file's tables, ``[service]`` and ``[[api_keys]]``.
+
+    Raises:
+        ConfigError: as :func:`load_service_config`, for those tables.
+    """
     document: dict[str, object] = {}
     where = str(path)
     if path is not None:
@@ -131,5 +164,12 @@ def load_service_config(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret if webhook_url else None,
         api_keys=_api_keys(document.get("api_keys", []), where),
-        providers=load_provider_configs(path, environ),
+        state_ttl=_seconds(
+            service.get("state_ttl", DEFAULT_STATE_TTL),
+            f"{where}: service.state_ttl",
+            STATE_TTL_RANGE,
+        ),
+        link_ttl=_seconds(
+            service.get("link_ttl", DEFAULT_LINK_TTL), f"{where}: service.link_ttl", LINK_TTL_RANGE
+        ),
     )

@@ -294,20 +294,25 @@ class PostgresTokenStore(PostgresBase):
             max_size=max_size,
         )
         self._swap_lock = threading.Lock()
-        self._pool = self._new_pool()
+        # One direct connection first: when the server cannot be reached its error names
+        # the reason (refused, unknown host, bad password) at once, where a pool would
+        # retry in the background and time out saying only that it did.
         try:
-            self._pool.open(wait=True, timeout=connect_timeout)
-            with self._pool.connection() as connection:
+            with psycopg.connect(self._location.conninfo, **self._options) as connection:
                 found = connection.execute(SCHEMA_REVISION).fetchone()
                 revision = found[0] if found else None
         except psycopg.errors.UndefinedTable:
             revision = None
+        except psycopg.Error as error:
+            raise self._unavailable(error) from None
+        if revision != HEAD_REVISION:
+            check_revision(revision, self.description)
+        self._pool = self._new_pool()
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
         except (psycopg.Error, PoolTimeout) as error:
             self._pool.close()
             raise self._unavailable(error) from None
-        if revision != HEAD_REVISION:
-            self._pool.close()
-            check_revision(revision, self.description)
 
     def _new_pool(self) -> ConnectionPool:
         return ConnectionPool(self._location.conninfo, **self._pool_arguments("oauthvault"))

@@ -189,19 +189,24 @@ class AsyncPostgresTokenStore(PostgresBase):
         )
 
     async def open(self) -> None:
+        # As PostgresTokenStore: one direct connection first, for the reason of a failure.
         try:
-            await self._pool.open(wait=True, timeout=self._connect_timeout)
-            async with self._pool.connection() as connection:
+            async with await psycopg.AsyncConnection.connect(
+                self._location.conninfo, **self._options
+            ) as connection:
                 found = await (await connection.execute(SCHEMA_REVISION)).fetchone()
                 revision = found[0] if found else None
         except psycopg.errors.UndefinedTable:
             revision = None
+        except psycopg.Error as error:
+            raise self._unavailable(error) from None
+        if revision != HEAD_REVISION:
+            check_revision(revision, self.description)
+        try:
+            await self._pool.open(wait=True, timeout=self._connect_timeout)
         except (psycopg.Error, PoolTimeout) as error:
             await self._discard_pool()
             raise self._unavailable(error) from None
-        if revision != HEAD_REVISION:
-            await self._discard_pool()
-            check_revision(revision, self.description)
 
     async def _discard_pool(self) -> None:
         """Close a pool that failed to open, and make a new one, so that ``open`` can be
