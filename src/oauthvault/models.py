@@ -178,12 +178,14 @@ class TokenSet(Mapping[str, object]):
 
 
 class ConnectionStatus(StrEnum):
-    """Where a connection stands: usable, refresh failing for now, or the user must
-    connect again."""
+    """Where a connection stands: usable, refresh failing for now, the user must connect
+    again, or its stored tokens do not decrypt with the configured keys (a key missing
+    from ``OAUTH_ENCRYPTION_KEY``, or a row altered: restore the key, or connect again)."""
 
     ACTIVE = "active"
     DEGRADED = "degraded"
     NEEDS_REAUTH = "needs_reauth"
+    UNDECRYPTABLE = "undecryptable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +250,18 @@ def validate_client_credentials(client_id: object, client_secret: object) -> Non
     """
     _check_text("client_id", client_id, MAX_TOKEN_LENGTH, secret=True)
     _check_text("client_secret", client_secret, MAX_TOKEN_LENGTH, secret=True)
+
+
+def validate_filter(provider: object, workspace_id: object) -> None:
+    """Check the optional ``provider`` and ``workspace_id`` of a listing, as ids are checked.
+
+    Raises:
+        InvalidInput: naming the argument.
+    """
+    if provider is not None:
+        _check_text("provider", provider, MAX_PROVIDER_LENGTH, secret=False)
+    if workspace_id is not None:
+        _check_text("workspace_id", workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
 
 
 def validate_tokens(

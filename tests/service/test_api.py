@@ -86,6 +86,31 @@ def test_store_get_list_delete_through_the_api(env, pg):
         assert missing.json()["code"] == "not_found"
 
 
+def test_an_undecryptable_connection_is_a_documented_409_and_its_own_status(env, pg):
+    where = {**IDS, "actor_id": "tampered"}
+    with env.api() as api:
+        stored = api.put("/v1/connections", json={**where, "access_token": "A", "expires_in": 600})
+        assert stored.status_code == 204
+        assert api.get("/v1/connections/token", params=where).status_code == 200  # cached
+        pg.execute(
+            "UPDATE oauth_tokens SET access_token_encrypted = 'AAAA' || access_token_encrypted,"
+            " version = nextval('oauth_tokens_version_seq') WHERE actor_id = 'tampered'"
+        )
+        for _ in range(200):  # the change is announced; every cached copy is refused
+            answer = api.get("/v1/connections/token", params=where)
+            if answer.status_code != 200:
+                break
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["code"] == "decryption_error"
+        listed = api.get("/v1/connections", params={"workspace_id": where["workspace_id"]})
+        [row] = [c for c in listed.json() if c["actor_id"] == "tampered"]
+        assert row["status"] == "undecryptable" and "do not decrypt" in row["last_error"]
+        spec = api.get("/openapi.json").json()
+        token_route = spec["paths"]["/v1/connections/token"]["get"]["responses"]
+        assert "409" in token_route
+
+
 def test_an_expired_token_without_refresh_token_needs_reauthorization(env):
     with env.api() as api:
         api.put("/v1/connections", json={**IDS, "access_token": "OLD", "expires_in": 0})

@@ -155,6 +155,29 @@ class VaultContract:
             vault.get_tokens("google", "ws", "u")
         assert "token" not in str(caught.value).replace("ciphertext", "")
 
+    def test_an_undecryptable_row_is_marked_with_its_own_status_and_an_event(
+        self, database_url, cache_url, key, clock, raw_sql
+    ):
+        events = []
+        with self.open_vault(
+            database_url, cache_url, key, clock=clock, on_event=events.append
+        ) as vault:
+            vault.store_tokens("google", "ws", "u", "token", "refresh", expires_in=60)
+            raw_sql("UPDATE oauth_tokens SET access_token_encrypted = refresh_token_encrypted")
+            self.forget_cache(vault)
+            for read in (vault.get_tokens, vault.get_tokens, vault.get_access_token):
+                with pytest.raises(DecryptionError):
+                    read("google", "ws", "u")
+            [listed] = vault.list_connections(workspace_id="ws")
+            assert listed.status == "undecryptable"
+            assert "do not decrypt" in (listed.last_error or "")
+            marked = [e for e in events if e.status == "undecryptable"]
+            assert len(marked) == 1  # once, however often it is read
+            assert (marked[0].kind, marked[0].previous_status) == ("status_changed", "active")
+            vault.store_tokens("google", "ws", "u", "again", expires_in=60)
+            assert vault.get_tokens("google", "ws", "u")["access_token"] == "again"
+            assert vault.list_connections(workspace_id="ws")[0].status == "active"
+
     def test_rows_record_the_key_that_sealed_them(self, vault, raw_sql):
         vault.store_tokens("google", "ws", "u", "token", expires_in=60)
         assert raw_sql("SELECT key_id FROM oauth_tokens") == [(vault.keyring.primary.key_id_hex,)]

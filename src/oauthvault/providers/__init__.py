@@ -1,13 +1,18 @@
 """Provider data: the built-in catalog, the deployment's configured apps, discovery.
 
-``load_catalog()`` knows the built-in providers, ``load_provider_configs()`` reads which
-apps the deployment uses, ``discover()`` describes any other OpenID Connect provider, and
+``load_catalog()`` knows the built-in providers; ``load_provider_configs()`` reads which
+apps the deployment uses from its file, and ``provider_configs_from()`` takes the same
+tables as data; ``discover()`` describes any other OpenID Connect provider, and
 ``apple_client_secret()`` makes the client secret Apple wants instead of a fixed one.
 """
 
 from oauthvault.providers.apple import apple_client_secret
 from oauthvault.providers.catalog import ProviderSpec, load_catalog
-from oauthvault.providers.config import ProviderConfig, load_provider_configs
+from oauthvault.providers.config import (
+    ProviderConfig,
+    load_provider_configs,
+    provider_configs_from,
+)
 from oauthvault.providers.discovery import discover, discover_async
 
 __all__ = [
@@ -18,4 +23,5 @@ __all__ = [
     "discover_async",
     "load_catalog",
     "load_provider_configs",
+    "provider_configs_from",
 ]

@@ -50,7 +50,7 @@ from oauthvault.providers.catalog import (
 )
 from oauthvault.providers.tables import TableReader
 
-__all__ = ["ProviderConfig", "load_provider_configs"]
+__all__ = ["ProviderConfig", "load_provider_configs", "provider_configs_from"]
 
 logger = logging.getLogger("oauthvault.providers")
 
@@ -331,12 +331,26 @@ def load_provider_configs(
             or the environment variable at fault; values are never shown.
     """
     document = _read_document(path) if path is not None else {}
-    tables = document.get("providers", {})
+    return provider_configs_from(document.get("providers", {}), environ, source=str(path))
+
+
+def provider_configs_from(
+    tables: object, environ: Mapping[str, str] | None = None, *, source: str = "providers"
+) -> dict[str, ProviderConfig]:
+    """Provider apps from data: ``tables`` is shaped like the file's ``[providers]`` table
+    (``{"google": {"client_id": "…", "client_secret": "…"}}``), checked by the same rules;
+    ``environ`` may fill credentials as for the file (default: none). ``source`` names
+    where the data came from in errors.
+
+    Raises:
+        ConfigError: as :func:`load_provider_configs`.
+    """
+    environ = {} if environ is None else environ
     if not isinstance(tables, dict):
-        raise ConfigError(f"{path}: providers", "must be a table of [providers.<name>] tables")
+        raise ConfigError(f"{source}: providers", "must be a table of [providers.<name>] tables")
     configs: dict[str, ProviderConfig] = {}
     for name, table in tables.items():
-        where = f"{path}: providers.{name}"
+        where = f"{source}: providers.{name}"
         check_provider_name(name, where)
         if not isinstance(table, dict):
             raise ConfigError(where, "must be a table")

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import Histogram
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.responses import Response
 
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
@@ -20,23 +20,49 @@ from oauthvault.providers import load_catalog
 from oauthvault.providers.describe import summary
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
+from oauthvault.service.openapi import (
+    ACTOR_RULES,
+    EXPIRES_IN_RULES,
+    PROVIDER_RULES,
+    SCOPE_RULES,
+    TOKEN_RULES,
+    WORKSPACE_RULES,
+    param_rules,
+)
 from oauthvault.service.problems import Problem
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_api_router", "require_api_key"]
 
+# The rules the vault checks, stated in the schema (the vault still checks them, naming the
+# argument): a request the document allows is never refused for its shape.
+ProviderId = Annotated[str, Field(json_schema_extra=PROVIDER_RULES)]
+WorkspaceId = Annotated[str, Field(json_schema_extra=WORKSPACE_RULES)]
+ActorId = Annotated[str, Field(json_schema_extra=ACTOR_RULES)]
+
+
+def _json_integer(value: object) -> object:
+    # A JSON integer (1616 or 1616.0), never true/false or a string of digits.
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
+Params = Annotated[dict[str, str] | None, Field(json_schema_extra=param_rules())]
+
 
 class ConnectLinkRequest(BaseModel):
-    provider: str
-    workspace_id: str
-    actor_id: str
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
     return_url: str | None = Field(
         default=None,
         description="Where the browser goes afterwards (must match the allow-list); "
         "without it the flow ends on oauthvault's own result page.",
     )
-    params: dict[str, str] | None = Field(
+    params: Params = Field(
         default=None,
         description="The connection parameters the provider needs up front (a Shopify "
         "`shop`, a Zendesk `subdomain`, a Salesforce `hostname`): see the provider catalog.",
@@ -63,31 +89,33 @@ class AccessTokenResponse(BaseModel):
 
 
 class ConnectionRef(BaseModel):
-    provider: str
-    workspace_id: str
-    actor_id: str
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
 
 
 class StoreTokensRequest(BaseModel):
-    provider: str
-    workspace_id: str
-    actor_id: str
-    access_token: str = Field(repr=False)
-    refresh_token: str | None = Field(default=None, repr=False)
-    expires_in: int | None = None
-    scope: str | None = None
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
+    access_token: str = Field(repr=False, json_schema_extra=TOKEN_RULES)
+    refresh_token: str | None = Field(default=None, repr=False, json_schema_extra=TOKEN_RULES)
+    expires_in: JsonInteger | None = Field(default=None, json_schema_extra=EXPIRES_IN_RULES)
+    scope: str | None = Field(default=None, json_schema_extra=SCOPE_RULES)
 
 
 class ClientCredentialsRequest(BaseModel):
-    provider: str
-    workspace_id: str
-    actor_id: str
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
     client_id: str | None = Field(
-        default=None, description="A customer's own client id (omit both to use the app's)."
+        default=None,
+        description="A customer's own client id (omit both to use the app's).",
+        json_schema_extra=TOKEN_RULES,
     )
-    client_secret: str | None = Field(default=None, repr=False)
-    scope: str | None = None
-    params: dict[str, str] | None = Field(
+    client_secret: str | None = Field(default=None, repr=False, json_schema_extra=TOKEN_RULES)
+    scope: str | None = Field(default=None, json_schema_extra=SCOPE_RULES)
+    params: Params = Field(
         default=None, description="Connection parameters, as for a connect link."
     )
 
@@ -158,8 +186,12 @@ Key = Annotated[ApiKey, Depends(require_api_key)]
 
 
 _TOKEN_QUERY_PARAMETERS = [
-    {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
-    for name in ("provider", "workspace_id", "actor_id")
+    {"name": name, "in": "query", "required": True, "schema": {"type": "string", **rules}}
+    for name, rules in (
+        ("provider", PROVIDER_RULES),
+        ("workspace_id", WORKSPACE_RULES),
+        ("actor_id", ACTOR_RULES),
+    )
 ] + [
     {
         "name": "min_ttl",
@@ -347,9 +379,9 @@ def create_api_router(
     @router.delete("/connections", response_model=DeleteResponse)
     async def delete_connection(
         key: Key,
-        provider: Annotated[str, Query()],
-        workspace_id: Annotated[str, Query()],
-        actor_id: Annotated[str, Query()],
+        provider: Annotated[str, Query(json_schema_extra=PROVIDER_RULES)],
+        workspace_id: Annotated[str, Query(json_schema_extra=WORKSPACE_RULES)],
+        actor_id: Annotated[str, Query(json_schema_extra=ACTOR_RULES)],
         revoke: bool = False,
     ) -> DeleteResponse:
         """Delete a connection; with ``revoke=true`` ask the provider to revoke it first."""
@@ -374,8 +406,8 @@ def create_api_router(
     @router.get("/connections", response_model=list[ConnectionResponse])
     async def list_connections(
         key: Key,
-        workspace_id: Annotated[str, Query()],
-        provider: str | None = None,
+        workspace_id: Annotated[str, Query(json_schema_extra=WORKSPACE_RULES)],
+        provider: Annotated[str | None, Query(json_schema_extra=PROVIDER_RULES)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[ConnectionResponse]:
         """A workspace's connections, with status and scopes, never tokens."""

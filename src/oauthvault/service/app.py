@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from oauthvault import __version__
@@ -24,6 +25,7 @@ from oauthvault.service.config import ServiceConfig, service_config_from
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.metrics import ServiceMetrics, VaultCollector
 from oauthvault.service.oauth_routes import create_oauth_router
+from oauthvault.service.openapi import install_openapi
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.webhooks import WebhookSender
@@ -70,7 +72,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         await connector.aclose()
         await vault.aclose()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN.
+    app = FastAPIOffline(
         title="oauthvault",
         version=__version__,
         summary="OAuth connect flows and an encrypted token vault for multi-tenant backends.",
@@ -88,6 +91,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     app.state.metrics = metrics
     app.state.api_keys = ApiKeyRing(config.api_keys)
     install_problem_handlers(app)
+    install_openapi(app, return_url_pattern=return_urls.pattern())
     app.include_router(
         create_api_router(
             vault,

@@ -195,7 +195,7 @@ def create_oauth_router(
         try:
             fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except (UnicodeDecodeError, ValueError):
-            return problem_response(400, "invalid_request", "the form could not be read")
+            return problem_response(422, "invalid_request", "the form could not be read")
         try:
             handle = await connector.hold_callback(fields)
         except VaultError as error:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from oauthvault.errors import (
     ConfigError,
@@ -73,11 +74,32 @@ def for_vault_error(error: VaultError) -> JSONResponse:
         return problem_response(503, "storage_unavailable", "the database is unavailable")
     if isinstance(error, DecryptionError):
         logger.error("stored tokens failed to decrypt")
-        return problem_response(500, "decryption_error", "stored tokens cannot be decrypted")
+        return problem_response(
+            409,
+            "decryption_error",
+            "the stored tokens do not decrypt with the configured keys (the connection is "
+            "marked undecryptable): restore the key to OAUTH_ENCRYPTION_KEY, or connect again",
+        )
     if isinstance(error, ConfigError):
         logger.error("configuration error: %s", error)
         return problem_response(500, "config_error", "the service is misconfigured")
     return problem_response(500, "vault_error", "the request failed")
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette's 405 names only the first
+    route that matched the path): each method is tried against the app's routes."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -100,7 +122,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)  # noqa: S101
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a body that is not UTF-8: as malformed JSON is answered.
+            return problem_response(422, "invalid_request", "the body is not valid UTF-8")
+        if error.status_code == 405:
+            response = problem_response(405, "method_not_allowed", "method not allowed")
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+            return response
+        code = {404: "not_found"}.get(error.status_code, "http_error")
         return problem_response(error.status_code, code, str(error.detail))
 
     app.add_exception_handler(Problem, on_problem)

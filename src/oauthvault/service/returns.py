@@ -21,6 +21,10 @@ def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
     return parts.scheme, parts.hostname.lower(), port, parts.path or "/"
 
 
+def _escaped(text: str) -> str:
+    return "".join("\\" + c if c in ".^$*+?()[]{}|\\" else c for c in text)
+
+
 class ReturnUrlPolicy:
     """Allows a URL when scheme, host and port equal an allowed entry's, and its path starts
     at that entry's path (on a segment boundary). Entries are full URLs such as
@@ -33,6 +37,20 @@ class ReturnUrlPolicy:
             if parsed is None:
                 raise ValueError("an allowed return URL must be an absolute http(s) URL")
             self._allowed.append(parsed)
+
+    def pattern(self) -> str | None:
+        """A regular expression (for the OpenAPI document) that only allowed URLs match:
+        an entry's origin and path, then the rest on a segment boundary, without spaces,
+        controls or backslashes. ``None`` when nothing is allowed."""
+        if not self._allowed:
+            return None
+        # The characters themselves (see openapi.py): no space, control or backslash.
+        rest = "[^\x00-\x20\\\\\x7f-\x9f]*"
+        choices = []
+        for scheme, host, port, path in self._allowed:
+            prefix = _escaped(f"{scheme}://{host}{'' if port is None else f':{port}'}{path}")
+            choices.append(prefix + rest if path.endswith("/") else f"{prefix}(?:[/?#]{rest})?")
+        return "^(?:" + "|".join(choices) + ")$"
 
     def allows(self, url: object) -> bool:
         if not isinstance(url, str) or len(url) > 2048:

@@ -17,7 +17,7 @@ from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
 from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable
-from oauthvault.models import StoredConnection, TokenKey, TokenSet
+from oauthvault.models import StoredConnection, TokenKey, TokenSet, validate_filter
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
 from oauthvault.providers.config import ProviderConfig
@@ -471,6 +471,7 @@ class AsyncOAuthTokenCache(VaultBase):
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
     ) -> list[StoredConnection]:
         """See :meth:`OAuthTokenCache.list_connections`."""
+        validate_filter(provider, workspace_id)
         await self.open()
         return await self._store.list_connections(provider, workspace_id, limit)
 

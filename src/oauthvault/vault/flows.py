@@ -27,18 +27,38 @@ from oauthvault.crypto.sealing import (
     seal_row,
 )
 from oauthvault.errors import DecryptionError
-from oauthvault.models import NO_PARAMS, TokenKey, TokenSet
+from oauthvault.models import (
+    NO_PARAMS,
+    ConnectionEvent,
+    ConnectionStatus,
+    TokenKey,
+    TokenSet,
+)
 from oauthvault.vault.steps import (
+    CommitLock,
     DeleteRow,
     DropCache,
+    Emit,
     Flow,
+    LockRow,
     ReadRow,
     RecordInvalidation,
+    RowState,
+    UpdateLocked,
     WriteCache,
     WriteRow,
 )
 
-__all__ = ["TOMBSTONE_TTL", "VaultCore", "cache_ttl"]
+__all__ = [
+    "TOMBSTONE_TTL",
+    "UNDECRYPTABLE_NOTE",
+    "VaultCore",
+    "cache_ttl",
+    "mark_locked_undecryptable",
+]
+
+#: The ``last_error`` of a connection whose row does not decrypt.
+UNDECRYPTABLE_NOTE = "the stored tokens do not decrypt with the configured keys"
 
 logger = logging.getLogger("oauthvault.vault")
 
@@ -127,13 +147,34 @@ class VaultCore:
         row = yield ReadRow(key)
         if row is None:
             return None
-        tokens = open_row(self.keyring, key, row)
+        try:
+            tokens = open_row(self.keyring, key, row)
+        except DecryptionError:
+            found: TokenSet | None = yield from self.undecryptable(key)
+            return found
         if self.has_cache:
             ttl = cache_ttl(tokens, self.clock(), self.default_cache_ttl)
             if ttl is not None:
                 # Versioned: never over a newer value (a concurrent store's).
                 value = frame(tokens.version, seal_cache_record(self.keyring, key, tokens))
                 yield WriteCache(name, value, ttl, version=tokens.version)
+        return tokens
+
+    def undecryptable(self, key: TokenKey) -> Flow:
+        """A row read did not decrypt: under its lock, read it again; if it still does not,
+        mark the connection ``undecryptable`` (once: its own status, an event) and raise
+        :class:`DecryptionError`. Returns the tokens when it now decrypts (stored again
+        meanwhile), ``None`` when it is gone."""
+        state: RowState = yield LockRow(key)
+        if state.row is None:
+            yield CommitLock()
+            return None
+        try:
+            tokens = open_row(self.keyring, key, state.row)
+        except DecryptionError:
+            yield from mark_locked_undecryptable(key, state.status, self.clock())
+            raise
+        yield CommitLock()
         return tokens
 
     def restore(self, key: TokenKey, row: SealedRow) -> Flow:
@@ -178,3 +219,28 @@ class VaultCore:
             return seal_row(self.keyring, key, tokens, open_response(self.keyring, key, row))
         except DecryptionError:
             return None
+
+
+def mark_locked_undecryptable(key: TokenKey, status: str | None, now: datetime) -> Flow:
+    """Mark the locked row ``undecryptable`` and commit; emit ``status_changed`` when that
+    is news. (The status clears when tokens are stored again, or when a refresh succeeds
+    once the key is back in the ring.)"""
+    if status == ConnectionStatus.UNDECRYPTABLE:
+        yield CommitLock()
+        return None
+    yield UpdateLocked(ConnectionStatus.UNDECRYPTABLE, UNDECRYPTABLE_NOTE)
+    yield CommitLock()
+    logger.error("stored tokens of %s do not decrypt: marked undecryptable", key)
+    yield Emit(
+        ConnectionEvent(
+            "status_changed",
+            key.provider,
+            key.workspace_id,
+            key.actor_id,
+            str(ConnectionStatus.UNDECRYPTABLE),
+            None if status is None else str(status),
+            UNDECRYPTABLE_NOTE,
+            now,
+        )
+    )
+    return None

@@ -57,7 +57,7 @@ from oauthvault.models import (
 )
 from oauthvault.oauth.refresh_grant import GrantResult
 from oauthvault.storage.base import RefreshLease, RefreshSave
-from oauthvault.vault.flows import VaultCore
+from oauthvault.vault.flows import VaultCore, mark_locked_undecryptable
 from oauthvault.vault.steps import (
     CommitLock,
     Emit,
@@ -189,7 +189,11 @@ def refresh_flow(
         if row is None:
             yield CommitLock()
             raise TokenNotFound(f"no tokens stored for {key.provider}/{key.workspace_id}")
-        current = open_row(core.keyring, key, row)
+        try:
+            current = open_row(core.keyring, key, row)
+        except DecryptionError:
+            yield from mark_locked_undecryptable(key, status, core.clock())
+            raise
         now = core.clock()
         refreshed_meanwhile = seen is not None and current.access_token != seen.access_token
         if (refreshed_meanwhile and is_fresh(current, now, 1)) or (

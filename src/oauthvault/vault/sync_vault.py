@@ -19,8 +19,8 @@ from typing import Any, Literal, Self, overload
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable
-from oauthvault.models import StoredConnection, TokenKey, TokenSet
+from oauthvault.errors import DecryptionError, ProviderError, SchemaOutdated, StorageUnavailable
+from oauthvault.models import StoredConnection, TokenKey, TokenSet, validate_filter
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
 from oauthvault.providers.config import ProviderConfig
@@ -335,7 +335,11 @@ class OAuthTokenCache(VaultBase):
             row = self._store.get(key)
             if row is None:
                 return None
-            found = open_row(self._core.keyring, key, row)
+            try:
+                found = open_row(self._core.keyring, key, row)
+            except DecryptionError:
+                marked: TokenSet | None = self._run(self._core.undecryptable(key))
+                return marked
             self._keep_local(key, found, ticket)
             return found
         # The hot path without a local cache: one Redis GET, no flow machinery.
@@ -533,6 +537,7 @@ class OAuthTokenCache(VaultBase):
         self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
     ) -> list[StoredConnection]:
         """Stored connections (never their tokens), optionally filtered, sorted by ids."""
+        validate_filter(provider, workspace_id)
         return self._store.list_connections(provider, workspace_id, limit)
 
     def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
