@@ -58,7 +58,9 @@ def postgres_url() -> Iterator[str]:
 def pg(postgres_url: str) -> Iterator[psycopg.Connection]:
     """A direct connection to the session database, emptied before each test."""
     with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE oauth_tokens, oauth_cache_invalidations, oauth_pending")
+        connection.execute(
+            "TRUNCATE oauth_tokens, oauth_cache_invalidations, oauth_pending, oauth_audit"
+        )
         yield connection
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -340,3 +341,20 @@ def test_unknown_tables_and_service_keys_are_refused_by_name(tmp_path):
     path.write_text("[service]\nreturn_urls = ['https://app.example/']\n")
     config = load_service_config(path, {}, default_public_url="http://127.0.0.1:9999")
     assert config.public_url == "http://127.0.0.1:9999"
+
+
+def test_audit_shows_a_workspace_s_token_reads(env, sqlite_url, key):
+    with OAuthTokenCache(sqlite_url, encryption_key=key, audit_caller="cli-test") as vault:
+        vault.store_tokens("google", "ws_cli", "u1", "SECRET-ACCESS", expires_in=600)
+        vault.get_access_token("google", "ws_cli", "u1")
+    table = run(env, "audit", "--workspace", "ws_cli")
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0] == "id\tat\tcaller\tprovider\tactor_id\toutcome\tsource"
+    assert lines[1].split("\t")[2:] == ["cli-test", "google", "u1", "served", "-"]
+    as_json = run(env, "audit", "--workspace", "ws_cli", "--json", "--since", "2020-01-01")
+    assert json.loads(as_json.output)["outcome"] == "served"
+    assert "SECRET" not in table.output + as_json.output
+    assert run(env, "audit", "--workspace", "ws_none").output == "no entries\n"
+    bad = run(env, "audit", "--workspace", "ws\x01")
+    assert bad.exit_code == 2 and bad.output.startswith("error: workspace_id:")

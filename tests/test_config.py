@@ -115,3 +115,30 @@ def test_an_unreachable_database_is_storage_unavailable_without_the_password():
         PostgresTokenStore(settings.database_location, connect_timeout=1)
     assert "hunter2" not in str(caught.value)
     assert "127.0.0.1:1" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cr@et@db.invalid/vault",
+        "postgresql://app:s3cr/et@db/vault",
+        "postgresql://app:s3cr#et@db/vault",
+        "postgresql://u@h:notaport/db",
+    ],
+)
+def test_a_postgres_url_libpq_would_read_differently_is_refused(url):
+    from oauthvault.storage.location import parse_database_url
+
+    with pytest.raises(ConfigError) as caught:
+        parse_database_url(url)
+    assert "percent-encode" in str(caught.value)
+    assert "s3cr" not in str(caught.value) and "et@" not in str(caught.value)
+
+
+def test_encoded_and_multi_host_postgres_urls_are_accepted():
+    from oauthvault.storage.location import parse_database_url
+
+    assert parse_database_url("postgresql://app:s3cr%40et@db:5432/v").description == (
+        "postgresql://db:5432/v"
+    )
+    assert parse_database_url("postgresql://u@h1:5432,h2:5432/v").kind == "postgres"

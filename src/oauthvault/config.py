@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     refresh_save_window: float = Field(
         default=30.0, ge=0, le=3600, validation_alias="OAUTHVAULT_REFRESH_SAVE_WINDOW"
     )
+    audit: bool = Field(default=True, validation_alias="OAUTHVAULT_AUDIT")
+    audit_retention_days: int = Field(
+        default=90, ge=1, le=3650, validation_alias="OAUTHVAULT_AUDIT_RETENTION_DAYS"
+    )
     config_file: Path | None = Field(default=None, validation_alias=CONFIG_ENV)
 
     @field_validator("redis_url")

@@ -252,8 +252,8 @@ def validate_client_credentials(client_id: object, client_secret: object) -> Non
     _check_text("client_secret", client_secret, MAX_TOKEN_LENGTH, secret=True)
 
 
-def validate_filter(provider: object, workspace_id: object) -> None:
-    """Check the optional ``provider`` and ``workspace_id`` of a listing, as ids are checked.
+def validate_filter(provider: object, workspace_id: object, actor_id: object = None) -> None:
+    """Check the optional ids of a listing's filter, as ids are checked.
 
     Raises:
         InvalidInput: naming the argument.
@@ -262,6 +262,8 @@ def validate_filter(provider: object, workspace_id: object) -> None:
         _check_text("provider", provider, MAX_PROVIDER_LENGTH, secret=False)
     if workspace_id is not None:
         _check_text("workspace_id", workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
+    if actor_id is not None:
+        _check_text("actor_id", actor_id, MAX_ACTOR_ID_LENGTH, secret=False)
 
 
 def validate_tokens(

@@ -369,6 +369,20 @@ def test_a_live_local_cache_still_refuses_bad_ids_and_serves_hits_alone(
         after = vault.cache_info()
         assert after.local_hits == before.local_hits + 2
         assert after.database_reads == before.database_reads
+
+        class Folded(str):  # compares and hashes case-insensitively
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, str) and self.lower() == other.lower()
+
+            def __hash__(self) -> int:
+                return hash(self.lower())
+
+        vault.store_tokens(where[0], where[1], "OTHER", "someone-else", "r", expires_in=3600)
+        assert vault.get_tokens(where[0], where[1], "other") is None
+        assert vault.get_tokens(*where).access_token == "held"  # type: ignore[union-attr]
+        found = vault.get_tokens(where[0], where[1], Folded("OTHER"))
+        assert found is not None and found.access_token == "someone-else"
+        assert vault.get_access_token(Folded(where[0]), where[1], where[2]) == "held"
         for bad in (["google"], ""):
             for call in (vault.get_tokens, vault.get_access_token, vault.get_fresh_tokens):
                 with pytest.raises(InvalidInput):

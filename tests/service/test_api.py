@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 import pytest
@@ -220,3 +221,43 @@ def test_the_token_endpoint_checks_its_query(env):
     spec = httpx.get(f"{env.base_url}/openapi.json").json()
     documented = spec["paths"]["/v1/connections/token"]["get"]["parameters"]
     assert [p["name"] for p in documented] == ["provider", "workspace_id", "actor_id", "min_ttl"]
+
+
+def test_token_reads_are_audited_and_read_back_by_workspace(env, pg):
+    where = {**IDS, "workspace_id": "ws_audit", "actor_id": "erin"}
+    with env.api() as api:
+        api.put(
+            "/v1/connections", json={**where, "access_token": "AUDIT-SECRET", "expires_in": 600}
+        )
+        for _ in range(3):
+            assert api.get("/v1/connections/token", params=where).status_code == 200
+        api.get("/v1/connections/token", params={**where, "actor_id": "nobody"})
+    with env.api(env.other_workspace_key) as other:
+        assert other.get("/v1/connections/token", params=where).status_code == 403
+        assert other.get("/v1/audit", params={"workspace_id": "ws_audit"}).status_code == 403
+    deadline = time.monotonic() + 5
+    with env.api() as api:
+        while True:  # written in batches, a moment later
+            whole = api.get("/v1/audit", params={"workspace_id": "ws_audit"})
+            assert whole.status_code == 200, whole.text
+            if len(whole.json()["entries"]) >= 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        body = api.get("/v1/audit", params={"workspace_id": "ws_audit", "limit": 2}).json()
+        everything = [*body["entries"]]
+        while body["next_after"] is not None:
+            body = api.get(
+                "/v1/audit",
+                params={"workspace_id": "ws_audit", "limit": 2, "after": body["next_after"]},
+            ).json()
+            everything += body["entries"]
+    outcomes = [(e["caller"], e["actor_id"], e["outcome"]) for e in everything]
+    assert outcomes == [
+        ("backend", "erin", "served"),
+        ("backend", "erin", "served"),
+        ("backend", "erin", "served"),
+        ("backend", "nobody", "not_found"),
+        ("other-workspace-only", "erin", "refused"),
+    ]
+    assert {e["source"] for e in everything} == {"127.0.0.1"}
+    assert "AUDIT-SECRET" not in repr(everything)

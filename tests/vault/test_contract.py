@@ -177,6 +177,13 @@ class VaultContract:
             vault.store_tokens("google", "ws", "u", "again", expires_in=60)
             assert vault.get_tokens("google", "ws", "u")["access_token"] == "again"
             assert vault.list_connections(workspace_id="ws")[0].status == "active"
+        # A process whose ring lacks the row's key (a rotation rolling out) cannot read it,
+        # but does not mark it: another process may hold the key.
+        with self.open_vault(database_url, cache_url, generate_key(), clock=clock) as other:
+            self.forget_cache(other)
+            with pytest.raises(DecryptionError):
+                other.get_tokens("google", "ws", "u")
+            assert other.list_connections(workspace_id="ws")[0].status == "active"
 
     def test_rows_record_the_key_that_sealed_them(self, vault, raw_sql):
         vault.store_tokens("google", "ws", "u", "token", expires_in=60)

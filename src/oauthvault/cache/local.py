@@ -79,11 +79,7 @@ class LocalCache:
         return len(self._entries)
 
     def get(self, name: LocalKey) -> LocalRecord | None:
-        """The sealed record of a live, unexpired entry, else ``None``.
-
-        Raises:
-            TypeError: an id is not hashable (callers then validate the ids).
-        """
+        """The sealed record of a live, unexpired entry, else ``None``."""
         entry = self._entries.get(name)
         if entry is None or not self._live:
             self.counters.misses += 1

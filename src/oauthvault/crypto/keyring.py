@@ -115,6 +115,10 @@ class KeyRing:
         """The key with this id, or ``None`` if the ring does not hold it."""
         return self._by_id.get(key_id)
 
+    def has_key(self, key_id_hex: str) -> bool:
+        """Whether the ring holds the key with this hex id (as rows record it)."""
+        return key_id_hex in self.key_ids
+
     def __len__(self) -> int:
         return len(self._keys)
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import Histogram
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from starlette.responses import Response
 
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
-from oauthvault.models import TokenKey
+from oauthvault.models import TokenKey, validate_filter
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.providers import load_catalog
 from oauthvault.providers.describe import summary
@@ -168,6 +169,24 @@ class DeleteResponse(BaseModel):
     )
 
 
+class AuditRecord(BaseModel):
+    id: int
+    at: datetime
+    caller: str = Field(description="The API key's name (or a library caller's).")
+    provider: str
+    workspace_id: str
+    actor_id: str
+    outcome: Literal["served", "refreshed", "not_found", "refused", "failed"]
+    source: str | None = Field(description="The client's address, when known.")
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditRecord]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )
+
+
 async def require_api_key(request: Request) -> ApiKey:
     """The API key of ``Authorization: Bearer …``, checked against ``app.state.api_keys``."""
     header = request.headers.get("authorization", "")
@@ -244,6 +263,15 @@ def create_api_router(
         if not key.allows(workspace_id):
             raise Problem(403, "forbidden", "this API key may not use that workspace")
 
+    def check_reader(key: ApiKey, request: Request, ids: tuple[str, str, str]) -> None:
+        """check_workspace for a token read: a refusal is audited too."""
+        if not key.allows(ids[1]):
+            trail = vault.audit_trail
+            if trail is not None:
+                client = request.client.host if request.client is not None else None
+                trail.record(key.name, *ids, "refused", client)
+            check_workspace(key, ids[1])
+
     def check_provider(provider: str) -> None:
         if provider not in provider_names:
             raise Problem(404, "unknown_provider", f"provider {provider!r} is not configured")
@@ -281,10 +309,14 @@ def create_api_router(
         # costs more than the Redis round trip behind it.
         key = await require_api_key(request)
         provider, workspace_id, actor_id, min_ttl = _token_query(request)
-        check_workspace(key, workspace_id)  # the vault checks the ids
+        TokenKey(provider, workspace_id, actor_id)  # valid ids first: they are audited
+        check_reader(key, request, (provider, workspace_id, actor_id))
         started, outcome = time.perf_counter(), "error"
+        client = request.client.host if request.client is not None else None
         try:
-            tokens = await vault.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
+            tokens = await vault.get_fresh_tokens(
+                provider, workspace_id, actor_id, min_ttl, caller=key.name, source=client
+            )
             outcome = "served"
         except TokenNotFound:
             outcome = "not_found"
@@ -311,14 +343,22 @@ def create_api_router(
         return Response(json.dumps(body), media_type="application/json")
 
     @router.post("/connections/refresh", response_model=AccessTokenResponse)
-    async def refresh_connection(body: ConnectionRef, key: Key) -> AccessTokenResponse:
+    async def refresh_connection(
+        body: ConnectionRef, key: Key, request: Request
+    ) -> AccessTokenResponse:
         """Refresh now, whatever the token's age (unless another caller refreshed it since
         it was read): for a token known to be revoked or changed at the provider.
         ``GET /v1/connections/token`` refreshes by itself when needed."""
         TokenKey(body.provider, body.workspace_id, body.actor_id)
-        check_workspace(key, body.workspace_id)
+        check_reader(key, request, (body.provider, body.workspace_id, body.actor_id))
         try:
-            tokens = await vault.refresh_tokens(body.provider, body.workspace_id, body.actor_id)
+            tokens = await vault.refresh_tokens(
+                body.provider,
+                body.workspace_id,
+                body.actor_id,
+                caller=key.name,
+                source=request.client.host if request.client is not None else None,
+            )
         except TokenNotFound:
             raise Problem(404, "not_found", "no such connection") from None
         except ProviderError as error:
@@ -402,6 +442,39 @@ def create_api_router(
             ProviderResponse(**summary(spec), configured=name in apps, apps=apps.get(name, []))
             for name, spec in sorted(load_catalog().items())
         ]
+
+    @router.get("/audit", response_model=AuditPage)
+    async def read_audit(
+        key: Key,
+        workspace_id: Annotated[str, Query(json_schema_extra=WORKSPACE_RULES)],
+        provider: Annotated[str | None, Query(json_schema_extra=PROVIDER_RULES)] = None,
+        actor_id: Annotated[str | None, Query(json_schema_extra=ACTOR_RULES)] = None,
+        since: Annotated[
+            AwareDatetime | None, Query(description="Only entries at or after this time.")
+        ] = None,
+        after: Annotated[int, Query(ge=0, description="The `next_after` of the page before.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> AuditPage:
+        """Who was handed which connection's token, when, and with what outcome (oldest
+        first, one page at a time); never a token. Only the API key's workspaces."""
+        validate_filter(provider, workspace_id, actor_id)
+        check_workspace(key, workspace_id)
+        trail = vault.audit_trail
+        if trail is None:
+            raise Problem(404, "not_found", "auditing is off (OAUTHVAULT_AUDIT=false)")
+        entries = await asyncio.to_thread(
+            trail.read,
+            workspace_id,
+            provider=provider,
+            actor_id=actor_id,
+            since=since,
+            after=after,
+            limit=limit,
+        )
+        return AuditPage(
+            entries=[AuditRecord(**entry.as_dict()) for entry in entries],  # type: ignore[arg-type]
+            next_after=entries[-1].id if len(entries) == limit else None,
+        )
 
     @router.get("/connections", response_model=list[ConnectionResponse])
     async def list_connections(

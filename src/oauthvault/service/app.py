@@ -55,6 +55,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         settings=settings,
         providers=config.providers,
         on_event=webhooks.schedule if webhooks else None,
+        # Every token the service hands out is recorded, named by the API key that asked.
+        audit_caller="service" if settings.audit else None,
     )
     connector = AsyncConnector(vault, config.providers, state_ttl=config.state_ttl)
     links = ConnectLinks(vault, ttl=config.link_ttl)
@@ -84,6 +86,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         vault.refresh_outcomes,
         lambda: vault.cache_available if vault.backend_mode == "db+cache" else None,
         (lambda: webhooks.deliveries) if webhooks is not None else None,
+        audit=lambda: vault.audit_trail,
     )
     metrics = ServiceMetrics(collector)
     app.state.vault = vault

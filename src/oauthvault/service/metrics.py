@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from oauthvault.audit import AuditTrail
 from oauthvault.errors import VaultError
 from oauthvault.vault.base import CacheInfo
 
@@ -34,12 +35,14 @@ class VaultCollector(Collector):
         cache_available: Callable[[], bool | None],
         webhooks: Callable[[], Mapping[str, int]] | None = None,
         count_connections: Callable[[], Mapping[tuple[str, str], int]] | None = None,
+        audit: Callable[[], AuditTrail | None] | None = None,
     ) -> None:
         self._cache_info = cache_info
         self._refresh_outcomes = refresh_outcomes
         self._cache_available = cache_available
         self._webhooks = webhooks
         self._count_connections = count_connections
+        self._audit = audit
         #: (provider, status) -> connections: counted at each scrape by
         #: ``count_connections`` (blocking: the worker), or set before it (the service).
         self.connections: Mapping[tuple[str, str], int] = {}
@@ -108,6 +111,21 @@ class VaultCollector(Collector):
         if info.feed_lag is not None:
             lag.add_metric([], info.feed_lag)
         yield lag
+        trail = self._audit() if self._audit is not None else None
+        if trail is not None:
+            queued = GaugeMetricFamily(
+                "oauthvault_audit_queue", "Audit entries waiting to be written"
+            )
+            queued.add_metric([], trail.queued)
+            yield queued
+            written = CounterMetricFamily("oauthvault_audit_written", "Audit entries written")
+            written.add_metric([], trail.written)
+            yield written
+            dropped = CounterMetricFamily(
+                "oauthvault_audit_dropped", "Audit entries dropped (the queue was full)"
+            )
+            dropped.add_metric([], trail.dropped)
+            yield dropped
         if self._webhooks is not None:
             deliveries = CounterMetricFamily(
                 "oauthvault_webhook_deliveries", "Webhook deliveries by outcome", labels=["outcome"]

@@ -95,29 +95,49 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = {
 
 _AUTH = ("unauthorized",)
 _READ = (*_AUTH, "forbidden", "invalid_request", "invalid_input", "storage_unavailable")
-_TOKEN = (*_READ, "not_found", "reauthorization_required", "decryption_error", "refresh_failed")
+_TOKEN = (
+    *_READ,
+    "not_found",
+    "unknown_provider",
+    "reauthorization_required",
+    "decryption_error",
+    "refresh_failed",
+)
+#: A JSON body the HTTP layer cannot even parse (an integer of thousands of digits, nesting
+#: deeper than the parser's limit) is refused before validation.
+_BODY = ("http_error",)
 
 #: The codes each operation can answer, besides success.
 OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("/v1/connect-links", "post"): (
         *_READ,
+        *_BODY,
         "invalid_return_url",
         "unknown_provider",
         "provider_error",
     ),
     ("/v1/connections/token", "get"): _TOKEN,
-    ("/v1/connections/refresh", "post"): _TOKEN,
-    ("/v1/connections", "put"): _READ,
+    ("/v1/connections/refresh", "post"): (*_TOKEN, *_BODY),
+    ("/v1/connections", "put"): (*_READ, *_BODY),
     ("/v1/connections", "get"): _READ,
     ("/v1/connections", "delete"): (*_READ, "decryption_error", "unknown_provider"),
     ("/v1/client-credentials", "post"): (
         *_READ,
+        *_BODY,
         "unknown_provider",
         "invalid_client_credentials",
         "provider_error",
         "provider_unavailable",
     ),
     ("/v1/providers", "get"): _AUTH,
+    ("/v1/audit", "get"): (*_READ, "not_found"),
+    ("/oauth/{provider}/connect", "get"): (
+        "invalid_return_url",
+        "unknown_provider",
+        "invalid_input",
+        "provider_error",
+        "storage_unavailable",
+    ),
     ("/oauth/{provider}/authorize", "get"): (
         "unknown_provider",
         "invalid_input",
@@ -141,6 +161,12 @@ OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
 _PAGE = {"text/html": {"schema": {"type": "string"}}}
 _REDIRECT = {"Location": {"schema": {"type": "string", "format": "uri"}}}
 _BROWSER_RESPONSES: Mapping[tuple[str, str], dict[str, Any]] = {
+    ("/oauth/{provider}/connect", "get"): {
+        "302": {
+            "description": "to the provider's consent page (sets the browser-binding cookie)",
+            "headers": _REDIRECT,
+        },
+    },
     ("/oauth/{provider}/authorize", "get"): {
         "302": {
             "description": "to the provider's consent page (sets the browser-binding cookie)",

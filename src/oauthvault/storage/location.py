@@ -53,9 +53,33 @@ def parse_database_url(url: str | None, setting: str = "DATABASE_URL") -> Databa
     if not url:
         return DatabaseLocation(kind="sqlite", sqlite_path=DEFAULT_SQLITE_PATH)
     if url.startswith(_POSTGRES_SCHEMES):
+        _check_postgres_url(url, setting)
         return DatabaseLocation(kind="postgres", conninfo=url)
     if url.startswith(_SQLITE_PREFIX) and len(url) > len(_SQLITE_PREFIX):
         return DatabaseLocation(kind="sqlite", sqlite_path=Path(url[len(_SQLITE_PREFIX) :]))
     raise ConfigError(
         setting, "must start with postgresql:// or sqlite:/// (e.g. sqlite:///oauthvault.db)"
     )
+
+
+def _check_postgres_url(url: str, setting: str) -> None:
+    """Refuse a URL that libpq and Python would read differently: an ``@``, ``/``, ``?`` or
+    ``#`` left unencoded in the user or password would send part of the password to the
+    server as a host name (and into its error messages).
+
+    Raises:
+        ConfigError: naming ``setting``, never the value.
+    """
+    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    try:
+        parts = urlsplit(url)
+        if "," not in netloc:  # libpq's several hosts (h1:5432,h2:5432) have no one port
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        parts = None
+    if parts is None or netloc.count("@") > 1 or (parts.netloc != netloc):
+        raise ConfigError(
+            setting,
+            "is not a usable PostgreSQL URL: percent-encode @ / ? # : in the user and "
+            "password (e.g. %40 for @)",
+        )

@@ -13,10 +13,11 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
+from oauthvault.audit import Outcome
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable
+from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable, VaultError
 from oauthvault.models import StoredConnection, TokenKey, TokenSet, validate_filter
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
@@ -270,6 +271,14 @@ class AsyncOAuthTokenCache(VaultBase):
 
     async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """See :meth:`OAuthTokenCache.get_tokens`."""
+        if self._audit is not None:
+            try:
+                found = await self._get(TokenKey(provider, workspace_id, actor_id))
+            except VaultError as error:
+                self._audit_failure(error, (provider, workspace_id, actor_id), None, None)
+                raise
+            self._audited(provider, workspace_id, actor_id, "served" if found else "not_found")
+            return found
         if self._local is not None:  # the hottest path: a record in this process
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None:
@@ -416,34 +425,68 @@ class AsyncOAuthTokenCache(VaultBase):
         return tokens.access_token
 
     async def get_fresh_tokens(
-        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float = 60,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
     ) -> TokenSet:
         """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
+        if self._audit is None:
+            return (await self._fresh(provider, workspace_id, actor_id, min_ttl))[0]
+        try:
+            tokens, refreshed = await self._fresh(provider, workspace_id, actor_id, min_ttl)
+        except VaultError as error:
+            self._audit_failure(error, (provider, workspace_id, actor_id), caller, source)
+            raise
+        outcome: Outcome = "refreshed" if refreshed else "served"
+        self._audited(provider, workspace_id, actor_id, outcome, caller, source)
+        return tokens
+
+    async def _fresh(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float
+    ) -> tuple[TokenSet, bool]:
         tokens = None
         if self._local is not None:  # the hottest path, without building a TokenKey
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None and self._lasts(tokens, min_ttl):
-                return tokens
+                return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
         if tokens is None:
             tokens = await self._get_beyond_local(key)
             if self._fresh_enough(key, tokens, min_ttl):
                 assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-                return tokens
+                return tokens, False
         refreshed: TokenSet = await self._run(
             self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
         )
         self._heard(key, refreshed.version)
-        return refreshed
+        return refreshed, True
 
-    async def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
+    async def refresh_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> TokenSet:
         """See :meth:`OAuthTokenCache.refresh_tokens`."""
-        seen = await self.get_tokens(provider, workspace_id, actor_id)
-        key = TokenKey(provider, workspace_id, actor_id)
-        refreshed: TokenSet = await self._run(
-            self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
-        )
+        try:
+            key = TokenKey(provider, workspace_id, actor_id)
+            seen = await self._get(key)
+            refreshed: TokenSet = await self._run(
+                self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
+            )
+        except VaultError as error:
+            self._audit_failure(error, (provider, workspace_id, actor_id), caller, source)
+            raise
         self._heard(key, refreshed.version)
+        self._audited(provider, workspace_id, actor_id, "refreshed", caller, source)
         return refreshed
 
     async def count_by_status(self) -> dict[tuple[str, str], int]:
@@ -499,7 +542,10 @@ class AsyncOAuthTokenCache(VaultBase):
         return await self._store.count_by_key_id()
 
     async def aclose(self) -> None:
-        """Close database connections, the change feed and the Redis client."""
+        """Close database connections, the change feed and the Redis client (after writing
+        the audit entries still queued)."""
+        if self._audit is not None:
+            await asyncio.to_thread(self._audit.close)
         try:
             if self._feed is not None:
                 feed, self._feed, self._local = self._feed, None, None

@@ -16,13 +16,20 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
+from oauthvault.audit import AuditTrail, Outcome, outcome_of
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.cache.local import LocalCache, local_key
 from oauthvault.cache.versioned import unframe
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import open_local_record, seal_local_record
-from oauthvault.errors import DecryptionError, InvalidInput, TokenNotFound, UnknownProvider
+from oauthvault.errors import (
+    DecryptionError,
+    InvalidInput,
+    TokenNotFound,
+    UnknownProvider,
+    VaultError,
+)
 from oauthvault.models import (
     ClientCredentials,
     ConnectionEvent,
@@ -184,6 +191,7 @@ class VaultBase:
         refresh_timeout: float = 10.0,
         retry_policy: RetryPolicy | None = None,
         local_cache: bool | None = None,
+        audit_caller: str | None = None,
     ) -> None:
         if settings is None:
             # The seed's `OAuthTokenCache()`: the environment, read once, through Settings.
@@ -218,7 +226,50 @@ class VaultBase:
             has_cache=self._redis_url is not None,
             default_cache_ttl=settings.default_cache_ttl,
         )
+        self._audit: AuditTrail | None = None
+        self._audit_caller = audit_caller
+        if audit_caller is not None:
+            if not isinstance(audit_caller, str) or not 0 < len(audit_caller) <= 100:
+                raise InvalidInput("audit_caller", "must be a name of 1 to 100 characters")
+            self._audit = AuditTrail(
+                self._location,
+                retention_days=settings.audit_retention_days,
+                connect_timeout=settings.db_connect_timeout,
+            )
         self._connect()
+        if self._audit is not None:
+            self._audit.start()
+
+    @property
+    def audit_trail(self) -> AuditTrail | None:
+        """The audit trail of this vault's token reads (``audit_caller=`` given), else
+        ``None``; ``audit_trail.read(workspace_id, ...)`` reads it back."""
+        return self._audit
+
+    def _audited(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        outcome: Outcome,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        if self._audit is not None:
+            name = caller or self._audit_caller or "library"
+            self._audit.record(name, provider, workspace_id, actor_id, outcome, source)
+
+    def _audit_failure(
+        self,
+        error: VaultError,
+        ids: tuple[str, str, str],
+        caller: str | None,
+        source: str | None,
+    ) -> None:
+        """Record a read that failed, unless its ids were invalid (nothing to name)."""
+        outcome = outcome_of(error)
+        if outcome is not None:
+            self._audited(*ids, outcome, caller, source)
 
     def _connect(self) -> None:
         """Build the store and the cache (each flavour its own I/O classes)."""
@@ -392,11 +443,10 @@ class VaultBase:
         """The tokens of this process's local record of the connection, if it holds one.
         The ids are not validated: only validated ones are ever kept, so others miss."""
         assert self._local is not None  # noqa: S101 - callers check
+        if type(provider) is not str or type(workspace_id) is not str or type(actor_id) is not str:
+            return None  # a str subclass may compare or hash as it likes: not on this path
         ids = (provider, workspace_id, actor_id)
-        try:
-            record = self._local.get(ids)
-        except TypeError:  # an unhashable id: the caller's TokenKey says what is wrong
-            return None
+        record = self._local.get(ids)
         if record is None:
             return None
         try:

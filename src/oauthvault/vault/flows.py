@@ -172,7 +172,10 @@ class VaultCore:
         try:
             tokens = open_row(self.keyring, key, state.row)
         except DecryptionError:
-            yield from mark_locked_undecryptable(key, state.status, self.clock())
+            if self.keyring.has_key(state.row.key_id):
+                yield from mark_locked_undecryptable(key, state.status, self.clock())
+            else:  # sealed with a key this process lacks (another may have it): not marked
+                yield CommitLock()
             raise
         yield CommitLock()
         return tokens
@@ -223,8 +226,9 @@ class VaultCore:
 
 def mark_locked_undecryptable(key: TokenKey, status: str | None, now: datetime) -> Flow:
     """Mark the locked row ``undecryptable`` and commit; emit ``status_changed`` when that
-    is news. (The status clears when tokens are stored again, or when a refresh succeeds
-    once the key is back in the ring.)"""
+    is news. Only for a row sealed with a key this process holds (so the row itself is
+    wrong: altered or moved), never for one sealed with a key it lacks, which another
+    process may hold during a rotation. The status clears when tokens are stored again."""
     if status == ConnectionStatus.UNDECRYPTABLE:
         yield CommitLock()
         return None

@@ -192,7 +192,10 @@ def refresh_flow(
         try:
             current = open_row(core.keyring, key, row)
         except DecryptionError:
-            yield from mark_locked_undecryptable(key, status, core.clock())
+            if core.keyring.has_key(row.key_id):
+                yield from mark_locked_undecryptable(key, status, core.clock())
+            else:
+                yield CommitLock()
             raise
         now = core.clock()
         refreshed_meanwhile = seen is not None and current.access_token != seen.access_token

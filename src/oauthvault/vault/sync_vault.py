@@ -16,10 +16,17 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
+from oauthvault.audit import Outcome
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import DecryptionError, ProviderError, SchemaOutdated, StorageUnavailable
+from oauthvault.errors import (
+    DecryptionError,
+    ProviderError,
+    SchemaOutdated,
+    StorageUnavailable,
+    VaultError,
+)
 from oauthvault.models import StoredConnection, TokenKey, TokenSet, validate_filter
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
@@ -304,11 +311,23 @@ class OAuthTokenCache(VaultBase):
                 is no longer in the ring).
             StorageUnavailable: the database is needed and cannot be reached.
         """
+        if self._audit is not None:
+            return self._audited_get(provider, workspace_id, actor_id)
         if self._local is not None:  # the hottest path: a record in this process
             tokens = self._local_tokens(provider, workspace_id, actor_id)
             if tokens is not None:
                 return tokens
         return self._get_beyond_local(TokenKey(provider, workspace_id, actor_id))
+
+    def _audited_get(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
+        try:
+            tokens = self._get(TokenKey(provider, workspace_id, actor_id))
+        except VaultError as error:
+            self._audit_failure(error, (provider, workspace_id, actor_id), None, None)
+            raise
+        outcome: Outcome = "not_found" if tokens is None else "served"
+        self._audited(provider, workspace_id, actor_id, outcome)
+        return tokens
 
     def _get(self, key: TokenKey) -> TokenSet | None:
         """The tokens from the local cache, Redis, or the database (and cached)."""
@@ -480,21 +499,45 @@ class OAuthTokenCache(VaultBase):
         return self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl).access_token
 
     def get_fresh_tokens(
-        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float = 60,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
     ) -> TokenSet:
-        """:meth:`get_access_token`, returning the whole :class:`TokenSet`."""
+        """:meth:`get_access_token`, returning the whole :class:`TokenSet`. With an audit
+        trail (``audit_caller=``), the read is recorded as by ``caller`` (default: the
+        vault's ``audit_caller``) from ``source`` (a client address, if any)."""
+        if self._audit is None:
+            return self._fresh(provider, workspace_id, actor_id, min_ttl)[0]
+        try:
+            tokens, refreshed = self._fresh(provider, workspace_id, actor_id, min_ttl)
+        except VaultError as error:
+            self._audit_failure(error, (provider, workspace_id, actor_id), caller, source)
+            raise
+        outcome: Outcome = "refreshed" if refreshed else "served"
+        self._audited(provider, workspace_id, actor_id, outcome, caller, source)
+        return tokens
+
+    def _fresh(
+        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float
+    ) -> tuple[TokenSet, bool]:
+        """The tokens, and whether this call refreshed them."""
         tokens = None
         if self._local is not None:  # the hottest path, without building a TokenKey
             tokens = self._local_tokens(provider, workspace_id, actor_id)
             if tokens is not None and self._lasts(tokens, min_ttl):
-                return tokens
+                return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
         if tokens is None:
             tokens = self._get_beyond_local(key)
             if self._fresh_enough(key, tokens, min_ttl):
                 assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-                return tokens
-        return self._refreshed(key, min_ttl, tokens)
+                return tokens, False
+        return self._refreshed(key, min_ttl, tokens), True
 
     def _refreshed(self, key: TokenKey, min_ttl: float, seen: TokenSet | None) -> TokenSet:
         refreshed: TokenSet = self._run(
@@ -503,15 +546,31 @@ class OAuthTokenCache(VaultBase):
         self._heard(key, refreshed.version)
         return refreshed
 
-    def refresh_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet:
+    def refresh_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> TokenSet:
         """Refresh now (unless another worker refreshed since this call read the tokens).
+        Audited as :meth:`get_fresh_tokens`.
 
         Raises: as :meth:`get_access_token`.
         """
-        seen = self.get_tokens(provider, workspace_id, actor_id)
-        key = TokenKey(provider, workspace_id, actor_id)
-        refreshed: TokenSet = self._run(self._refresh_flow(key, min_ttl=0, force=True, seen=seen))
+        try:
+            seen = self._get(TokenKey(provider, workspace_id, actor_id))
+            key = TokenKey(provider, workspace_id, actor_id)
+            refreshed: TokenSet = self._run(
+                self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
+            )
+        except VaultError as error:
+            self._audit_failure(error, (provider, workspace_id, actor_id), caller, source)
+            raise
         self._heard(key, refreshed.version)
+        self._audited(provider, workspace_id, actor_id, "refreshed", caller, source)
         return refreshed
 
     def count_by_status(self) -> dict[tuple[str, str], int]:
@@ -594,7 +653,10 @@ class OAuthTokenCache(VaultBase):
         return RotationReport(rotated, undecryptable, self.count_by_key_id())
 
     def close(self) -> None:
-        """Close database connections, the change feed and the Redis client."""
+        """Close database connections, the change feed and the Redis client (after writing
+        the audit entries still queued)."""
+        if self._audit is not None:
+            self._audit.close()
         try:
             if self._feed is not None:
                 self._feed.stop()
