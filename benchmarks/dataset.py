@@ -14,7 +14,12 @@ import redis
 from oauthvault import KeyRing, TokenKey, TokenSet
 from oauthvault.cache import cache_key
 from oauthvault.cache.versioned import frame
-from oauthvault.crypto.sealing import associated_data, seal_cache_record, seal_row
+from oauthvault.crypto.sealing import (
+    ACCESS_WITH_REFRESH,
+    associated_data,
+    seal_cache_record,
+    seal_row,
+)
 
 # Google-like sizes: a ~220-character access token, a ~100-character refresh token.
 ACCESS = "ya29.a0Ae4lvC" + "x" * 207
@@ -50,7 +55,7 @@ def sealed_sample(ring: KeyRing) -> SealedSample:
         row.refresh_token_encrypted,
         row.key_id,
         base64.b64decode(row.access_token_encrypted),
-        associated_data(key, "access_token"),
+        associated_data(key, ACCESS_WITH_REFRESH),  # the sample has a refresh token
     )
 
 

@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from oauthvault import OAuthTokenCache, TokenNotFound
+from oauthvault import OAuthTokenCache, StorageUnavailable, TokenNotFound
 from oauthvault.audit import AuditTrail
 from oauthvault.service.apikeys import hash_api_key
 from oauthvault.storage.location import parse_database_url
@@ -165,3 +165,40 @@ def test_sigterm_to_the_service_loses_no_entry(tmp_path, sqlite_url, key):
     assert {(e.caller, e.outcome, e.source) for e in entries} == {
         ("backend", "served", "127.0.0.1")
     }
+
+
+def test_no_entry_can_block_the_trail_and_a_failing_database_does_not_end_the_writer(
+    database_url, key, tmp_path
+):
+    location = parse_database_url(database_url)
+    with OAuthTokenCache(database_url, "", key):
+        pass
+    trail = AuditTrail(location)
+    trail.record("a\x00b", "google", "ws_c", "u", "served", object())  # type: ignore[arg-type]
+    trail.record("k" * 500, "google", "ws_c", "u", "served", "\ud800")
+    trail.record("ok", "google", "ws_c", "u", "served", "10.0.0.2")
+    trail.flush()
+    entries = trail.read("ws_c")
+    assert [(e.caller, e.source) for e in entries] == [
+        ("a?b", "object"),
+        ("k" * 100, "?"),
+        ("ok", "10.0.0.2"),
+    ]
+    trail.close()
+    # No table (a database never migrated): one plain reason, and the writer lives on.
+    bare = parse_database_url(f"sqlite:///{tmp_path / 'bare.db'}")
+    sqlite3.connect(str(bare.sqlite_path)).close()
+    broken = AuditTrail(bare, flush_interval=0.05)
+    broken.start()
+    broken.record("k", "google", "ws", "u", "served")
+    time.sleep(0.3)
+    assert broken._thread is not None and broken._thread.is_alive()
+    assert broken.queued == 1
+    with pytest.raises(StorageUnavailable) as caught:
+        broken.read("ws")
+    assert "run oauthvault migrate" in str(caught.value)
+    broken.close()
+    missing = AuditTrail(parse_database_url(f"sqlite:///{tmp_path / 'none.db'}"))
+    with pytest.raises(StorageUnavailable):
+        missing.read("ws")
+    assert not (tmp_path / "none.db").exists()

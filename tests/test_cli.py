@@ -192,6 +192,7 @@ def test_doctor_reports_each_check(env, redis_url):
     broken = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "doctor")
     assert broken.exit_code == 1
     assert "FAIL redis: cannot reach Redis at 127.0.0.1:1" in broken.output
+    assert "Connection refused" in broken.output
 
 
 def test_doctor_reports_a_broken_provider_config(env, tmp_path):

@@ -110,6 +110,25 @@ _PG_PRUNE = "DELETE FROM oauth_audit WHERE at < %s"
 _SQLITE_PRUNE = "DELETE FROM oauth_audit WHERE at < ?"
 
 
+# What a database refuses for an entry's content rather than for being unreachable.
+_REFUSED_DATA = (
+    psycopg.DataError,
+    sqlite3.ProgrammingError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+)
+
+
+def _clean(text: object, limit: int) -> str | None:
+    if text is None:
+        return None
+    value = (text if isinstance(text, str) else type(text).__name__)[:limit]
+    if value.isascii() and value.isprintable():  # an API key name, an address: as is
+        return value
+    value = "".join("?" if not char.isprintable() else char for char in value)
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def _sqlite_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -164,7 +183,9 @@ class AuditTrail:
         outcome: Outcome,
         source: str | None = None,
     ) -> None:
-        """Queue one entry (no I/O)."""
+        """Queue one entry (no I/O). ``caller`` and ``source`` are cleaned (controls
+        replaced, cut to 100 and 255 characters): no entry is one the database refuses."""
+        caller, source = _clean(caller, 100) or "-", _clean(source, 255)
         if len(self._queue) >= self._max_queue:
             if self.dropped == 0:
                 logger.error("audit queue full (%d): dropping entries", self._max_queue)
@@ -189,16 +210,46 @@ class AuditTrail:
                 ]
                 try:
                     self._write(batch)
+                except _REFUSED_DATA:
+                    self._write_one_by_one(batch)
+                    continue
                 except (psycopg.Error, sqlite3.Error, OSError) as error:
                     self._queue.extendleft(reversed(batch))  # kept, in order, for the next try
                     self._disconnect()
-                    raise StorageUnavailable(
-                        f"audit trail at {self._location.description}: {type(error).__name__}"
-                    ) from None
+                    raise self._unavailable(error) from None
                 self.written += len(batch)
 
+    def _write_one_by_one(self, batch: Sequence[AuditEntry]) -> None:
+        """A batch the database refused for its content: keep every entry it takes, drop
+        (and count) the others, so that one bad entry never blocks the trail."""
+        for index, entry in enumerate(batch):
+            try:
+                self._write([entry])
+            except _REFUSED_DATA as error:
+                self.dropped += 1
+                logger.error(
+                    "audit entry refused by the database (%s): dropped", type(error).__name__
+                )
+            except (psycopg.Error, sqlite3.Error, OSError) as error:
+                self._queue.extendleft(reversed(batch[index:]))
+                self._disconnect()
+                raise self._unavailable(error) from None
+            else:
+                self.written += 1
+
+    def _unavailable(self, error: Exception) -> StorageUnavailable:
+        if isinstance(error, psycopg.errors.UndefinedTable) or "no such table" in str(error):
+            return StorageUnavailable(
+                f"audit trail at {self._location.description}: no oauth_audit table "
+                "(run oauthvault migrate)"
+            )
+        return StorageUnavailable(
+            f"audit trail at {self._location.description}: {type(error).__name__}"
+        )
+
     def close(self) -> None:
-        """Stop the writer and write what is still queued (once more if that fails)."""
+        """Stop the writer and write what is still queued. Entries recorded afterwards are
+        written by the next :meth:`flush` (or another ``close``)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -234,12 +285,13 @@ class AuditTrail:
             raise InvalidInput("after", "must not be negative")
         if since is not None and since.tzinfo is None:
             raise InvalidInput("since", "must include a time zone")
+        path = self._location.sqlite_path
+        if self._location.kind == "sqlite" and path is not None and not path.exists():
+            raise StorageUnavailable(f"no database at {self._location.description}")
         try:
             return self._read(workspace_id, provider, actor_id, since, after, limit)
         except (psycopg.Error, sqlite3.Error, OSError) as error:
-            raise StorageUnavailable(
-                f"audit trail at {self._location.description}: {type(error).__name__}"
-            ) from None
+            raise self._unavailable(error) from None
 
     # --- I/O -----------------------------------------------------------------------------
 
@@ -252,6 +304,10 @@ class AuditTrail:
                 self._prune_when_due()
             except StorageUnavailable as error:
                 logger.warning("%s; %d entries kept for the next try", error, len(self._queue))
+                self._stopping.wait(min(5.0, self._flush_interval * 8))
+            except Exception:  # the writer must outlive anything unforeseen
+                logger.exception("audit writer failed; retrying")
+                self._disconnect()
                 self._stopping.wait(min(5.0, self._flush_interval * 8))
 
     def _connect(self) -> Any:
@@ -301,11 +357,16 @@ class AuditTrail:
         self._next_prune = now + 3600
         cutoff = self._clock() - self._retention
         with self._write_lock:
-            connection = self._connect()
-            if self._location.kind == "postgres":
-                connection.execute(_PG_PRUNE, (cutoff,))
-            else:
-                connection.execute(_SQLITE_PRUNE, (_sqlite_time(cutoff),))
+            try:
+                connection = self._connect()
+                if self._location.kind == "postgres":
+                    connection.execute(_PG_PRUNE, (cutoff,))
+                else:
+                    connection.execute(_SQLITE_PRUNE, (_sqlite_time(cutoff),))
+            except (psycopg.Error, sqlite3.Error, OSError) as error:
+                self._next_prune = now + 60  # soon again, not in an hour
+                self._disconnect()
+                raise self._unavailable(error) from None
 
     def _read(
         self,

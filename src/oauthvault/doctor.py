@@ -130,6 +130,13 @@ def _providers_check(settings: Settings) -> Check:
     return Check("providers", True, f"{len(providers)} configured: {', '.join(sorted(providers))}")
 
 
+def _os_reason(error: Exception) -> str:
+    """The reason an OS or server gave (``Connection refused``, ``Timeout connecting``,
+    ``invalid password``): the part of redis-py's message after its host and port."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return text.rsplit(". ", 1)[-1].rstrip(".") or "no answer"
+
+
 def _redis_check(url: str, timeout: float) -> Check:
     from oauthvault.cache.redis import redis_location
 
@@ -141,8 +148,8 @@ def _redis_check(url: str, timeout: float) -> Check:
         return Check(
             "redis",
             False,
-            f"cannot reach Redis at {where} ({type(error).__name__}); the vault still works "
-            "from the database, without the cache",
+            f"cannot reach Redis at {where} ({type(error).__name__}: {_os_reason(error)}); "
+            "the vault still works from the database, without the cache",
         )
     finally:
         client.close()

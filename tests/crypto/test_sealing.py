@@ -83,3 +83,43 @@ def test_cache_record_round_trip_keeps_none_and_empty_apart(access, refresh, exp
 def test_row_round_trip_property(access, refresh):
     tokens = TokenSet(access, refresh, datetime(2030, 1, 1, tzinfo=UTC) + timedelta(1), None)
     assert open_row(RING, ALICE, seal_row(RING, ALICE, tokens)) == tokens
+
+
+def test_a_refresh_token_removed_or_put_back_by_hand_is_an_integrity_error():
+    import dataclasses
+
+    ring = KeyRing.generate()
+    key = TokenKey("google", "ws", "u")
+    with_refresh = seal_row(ring, key, TokenSet("access", "refresh", None, None))
+    alone = seal_row(ring, key, TokenSet("access", None, None, None))
+    assert open_row(ring, key, with_refresh).refresh_token == "refresh"
+    assert open_row(ring, key, alone).refresh_token is None
+    with pytest.raises(DecryptionError):  # its refresh column set to NULL
+        open_row(ring, key, dataclasses.replace(with_refresh, refresh_token_encrypted=None))
+    with pytest.raises(DecryptionError):  # an old refresh ciphertext of its own put back
+        open_row(
+            ring,
+            key,
+            dataclasses.replace(
+                alone, refresh_token_encrypted=with_refresh.refresh_token_encrypted
+            ),
+        )
+
+
+def test_rows_sealed_before_the_refresh_binding_still_open():
+    import binascii
+
+    from oauthvault.crypto.envelope import seal
+    from oauthvault.crypto.sealing import ACCESS_FIELD, SealedRow, associated_data
+
+    ring = KeyRing.generate()
+    key = TokenKey("google", "ws", "u")
+    legacy = seal(ring, b"old-access", associated_data(key, ACCESS_FIELD))
+    row = SealedRow(
+        binascii.b2a_base64(legacy, newline=False).decode(),
+        None,
+        ring.primary.key_id_hex,
+        None,
+        None,
+    )
+    assert open_row(ring, key, row).access_token == "old-access"

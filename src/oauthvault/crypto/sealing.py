@@ -40,7 +40,11 @@ __all__ = [
     "seal_row",
 ]
 
-ACCESS_FIELD = "access_token"
+ACCESS_FIELD = "access_token"  # rows sealed before the two below: presence not bound
+# The access token's purpose also says whether the row holds a refresh token, so a refresh
+# ciphertext removed (or put back) by hand fails to decrypt instead of reading as "none".
+ACCESS_WITH_REFRESH = "access_token+refresh"
+ACCESS_ALONE = "access_token-refresh"
 REFRESH_FIELD = "refresh_token"
 CACHE_FIELD = "cache_record"
 RESPONSE_FIELD = "token_response"
@@ -128,9 +132,10 @@ def seal_row(
 ) -> SealedRow:
     """Encrypt both tokens (and the token ``response``) with the newest key, each bound to
     its row and field."""
-    access = seal(keyring, tokens.access_token.encode(), associated_data(key, ACCESS_FIELD))
-    refresh = None
     refresh_text = _refresh_field(tokens)
+    purpose = ACCESS_ALONE if refresh_text is None else ACCESS_WITH_REFRESH
+    access = seal(keyring, tokens.access_token.encode(), associated_data(key, purpose))
+    refresh = None
     if refresh_text is not None:
         refresh = _to_text(
             seal(keyring, refresh_text.encode(), associated_data(key, REFRESH_FIELD))
@@ -179,9 +184,14 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         DecryptionError: the row was sealed for another connection, with an unknown key,
             or was altered.
     """
-    access = open_sealed(
-        keyring, _from_text(row.access_token_encrypted), associated_data(key, ACCESS_FIELD)
-    )
+    sealed_access = _from_text(row.access_token_encrypted)
+    purpose = ACCESS_ALONE if row.refresh_token_encrypted is None else ACCESS_WITH_REFRESH
+    try:
+        access = open_sealed(keyring, sealed_access, associated_data(key, purpose))
+    except DecryptionError:
+        # A row sealed before the purpose said so (re-sealed by rotate-key); a row whose
+        # refresh column was changed fails here too, since its access token names it.
+        access = open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD))
     refresh = None
     if row.refresh_token_encrypted is not None:
         refresh = open_sealed(

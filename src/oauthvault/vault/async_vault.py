@@ -544,9 +544,9 @@ class AsyncOAuthTokenCache(VaultBase):
     async def aclose(self) -> None:
         """Close database connections, the change feed and the Redis client (after writing
         the audit entries still queued)."""
-        if self._audit is not None:
-            await asyncio.to_thread(self._audit.close)
         try:
+            if self._audit is not None:
+                await asyncio.to_thread(self._audit.close)
             if self._feed is not None:
                 feed, self._feed, self._local = self._feed, None, None
                 await feed.stop()

@@ -655,9 +655,9 @@ class OAuthTokenCache(VaultBase):
     def close(self) -> None:
         """Close database connections, the change feed and the Redis client (after writing
         the audit entries still queued)."""
-        if self._audit is not None:
-            self._audit.close()
         try:
+            if self._audit is not None:
+                self._audit.close()
             if self._feed is not None:
                 self._feed.stop()
             if self._cache is not None:

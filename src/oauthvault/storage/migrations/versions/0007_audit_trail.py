@@ -36,6 +36,8 @@ def upgrade() -> None:
         sa.Column("actor_id", sa.Text(), nullable=False),
         sa.Column("outcome", sa.Text(), nullable=False),
         sa.Column("source", sa.Text()),
+        # SQLite: ids never reused, even after every row was pruned (readers page by id).
+        sqlite_autoincrement=True,
     )
     op.create_index("oauth_audit_by_workspace", "oauth_audit", ["workspace_id", "id"])
     op.create_index("oauth_audit_by_time", "oauth_audit", ["at"])
