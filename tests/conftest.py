@@ -21,6 +21,7 @@ from oauthvault.storage.location import parse_database_url
 from oauthvault.storage.migrations import upgrade
 
 from tests.helpers.clock import Clock
+from tests.helpers.redis_cluster import RedisCluster
 from tests.helpers.redis_server import RedisServer
 
 ADMIN_DATABASE_URL = os.environ.get(
@@ -77,6 +78,17 @@ def _redis_checked() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A private three-master Redis Cluster for the session (loopback only)."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

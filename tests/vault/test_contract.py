@@ -329,6 +329,19 @@ class WithRedis:
             client.flushdb()
 
 
+class WithRedisCluster:
+    """REDIS_URL names one node of a three-master cluster: the vault finds out."""
+
+    @pytest.fixture
+    def cache_url(self, redis_cluster):
+        self.cluster = redis_cluster
+        redis_cluster.flush()
+        return redis_cluster.url
+
+    def forget_cache(self, vault):
+        self.cluster.flush()
+
+
 class TestSqliteDbOnly(SyncFlavour, SqliteBackend, NoCache, VaultContract):
     pass
 
@@ -367,3 +380,17 @@ def test_other_key_cannot_read_the_rows(sqlite_url):
     with OAuthTokenCache(sqlite_url, encryption_key=generate_key()) as other:
         with pytest.raises(DecryptionError):
             other.get_tokens("google", "ws", "u")
+
+
+# On the first Python only (scripts/test's `once`): the cluster client's routing does not
+# depend on the interpreter, and a cluster run of the whole contract costs 15 s.
+@pytest.mark.once
+class TestPostgresWithRedisCluster(SyncFlavour, PostgresBackend, WithRedisCluster, VaultContract):
+    pass
+
+
+@pytest.mark.once
+class TestAsyncPostgresWithRedisCluster(
+    AsyncFlavour, PostgresBackend, WithRedisCluster, VaultContract
+):
+    pass

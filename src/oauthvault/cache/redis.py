@@ -10,14 +10,17 @@ written during an outage is never shadowed by an older cached one.
 from __future__ import annotations
 
 import logging
-from typing import Protocol, cast
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
 from oauthvault.cache.breaker import CircuitBreaker, Decision
@@ -49,6 +52,18 @@ class AsyncInvalidationLog(Protocol):
     async def clear_invalidations(self, cache_keys: list[str]) -> None: ...
 
 
+#: Every error a Redis call can raise: the cluster client's own exception (no cluster node
+#: reachable, a bad topology) is not a RedisError.
+REDIS_ERRORS = (RedisError, RedisClusterException)
+
+# What a cluster node answers a client that does not follow slots.
+_CLUSTER_ANSWERS = ("MOVED", "ASK", "CLUSTERDOWN", "CROSSSLOT")
+
+
+def _cluster_enabled(info: Mapping[str, object]) -> bool:
+    return str(info.get("cluster_enabled", "0")) == "1"
+
+
 # One quick retry on a dropped connection (a pooled socket from before a Redis restart),
 # none on timeouts: a hung Redis must cost one timeout, then the breaker takes over.
 _RETRIED_ERRORS = (RedisConnectionError,)
@@ -61,6 +76,14 @@ class _CacheBase:
         self._breaker = breaker or CircuitBreaker()
         self._location = redis_location(redis_url)
         self._outage_reported = False
+        self._redis_url = redis_url
+        #: Whether Redis is a cluster, once a server said so (None: not asked yet).
+        self._cluster: bool | None = None
+
+    @property
+    def is_cluster(self) -> bool:
+        """True when ``REDIS_URL`` points at a node of a Redis Cluster."""
+        return bool(self._cluster)
 
     @property
     def is_available(self) -> bool:
@@ -68,6 +91,8 @@ class _CacheBase:
         return self._breaker.is_closed
 
     def _failed(self, error: Exception) -> None:
+        if isinstance(error, ResponseError) and str(error).startswith(_CLUSTER_ANSWERS):
+            self._cluster = None  # a cluster's answer to a plain client: ask again
         self._breaker.record_failure()
         if not self._outage_reported:
             self._outage_reported = True
@@ -108,14 +133,33 @@ class RedisTokenCache(_CacheBase):
     ) -> None:
         super().__init__(redis_url, breaker)
         self._invalidations = invalidations
-        self._client: redis.Redis = redis.Redis.from_url(
-            redis_url,
-            retry=Retry(NoBackoff(), 1, supported_errors=_RETRIED_ERRORS),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=False,
-        )
+        self._options: dict[str, Any] = {
+            "retry": Retry(NoBackoff(), 1, supported_errors=_RETRIED_ERRORS),
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "decode_responses": False,
+        }
+        self._client: Any = redis.Redis.from_url(redis_url, **self._options)
         self._set_if_newer = self._client.register_script(SET_IF_NEWER)
+        self._follow_mode()
+
+    def _follow_mode(self) -> None:
+        """Ask the server whether it is a cluster node (once it answers) and use redis-py's
+        cluster client if so: keys then go to their slots' masters."""
+        if self._cluster is not None:
+            return
+        try:
+            cluster = _cluster_enabled(self._client.info("cluster"))
+            if cluster and not isinstance(self._client, RedisCluster):
+                client = RedisCluster.from_url(self._redis_url, **self._options)
+                self._client.close()
+                self._client = client
+                self._set_if_newer = client.register_script(SET_IF_NEWER)
+                logger.info("Redis at %s is a cluster: using the cluster client", self._location)
+        except REDIS_ERRORS as error:
+            self._failed(error)
+            return
+        self._cluster = cluster
 
     def _ready(self) -> bool:
         decision = self._breaker.decide()
@@ -124,11 +168,12 @@ class RedisTokenCache(_CacheBase):
         if decision is Decision.OPEN:
             return False
         try:
+            self._follow_mode()
             self._client.ping()
             while keys := self._invalidations.pending_invalidations(_FLUSH_BATCH):
                 self._client.delete(*keys)
                 self._invalidations.clear_invalidations(keys)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         except VaultError:
@@ -143,8 +188,8 @@ class RedisTokenCache(_CacheBase):
         if not self._breaker.is_closed and not self._ready():
             return None
         try:
-            value: bytes | None = self._client.get(cache_key)  # type: ignore[assignment]
-        except RedisError as error:
+            value: bytes | None = self._client.get(cache_key)
+        except REDIS_ERRORS as error:
             self._failed(error)
             return None
         return value
@@ -155,7 +200,7 @@ class RedisTokenCache(_CacheBase):
             return False
         try:
             self._client.set(cache_key, value, ex=ttl)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -167,7 +212,7 @@ class RedisTokenCache(_CacheBase):
             return False
         try:
             self._set_if_newer(keys=[cache_key], args=[version, value, ttl])
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -179,7 +224,7 @@ class RedisTokenCache(_CacheBase):
             return False
         try:
             self._client.ping()
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -190,7 +235,7 @@ class RedisTokenCache(_CacheBase):
             return None
         try:
             return cast("bytes | None", self._client.getdel(cache_key))
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return None
 
@@ -200,7 +245,7 @@ class RedisTokenCache(_CacheBase):
             return False
         try:
             self._client.delete(*cache_keys)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -222,14 +267,41 @@ class AsyncRedisTokenCache(_CacheBase):
     ) -> None:
         super().__init__(redis_url, breaker)
         self._invalidations = invalidations
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            redis_url,
-            retry=AsyncRetry(NoBackoff(), 1, supported_errors=_RETRIED_ERRORS),
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=False,
-        )
+        self._options: dict[str, Any] = {
+            "retry": AsyncRetry(NoBackoff(), 1, supported_errors=_RETRIED_ERRORS),
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "decode_responses": False,
+        }
+        # Built sync, so the mode is known before the first await: one INFO, bounded by the
+        # timeout (an unreachable Redis is asked again when the breaker probes it).
+        try:
+            with redis.Redis.from_url(
+                redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            ) as probe:
+                self._cluster = _cluster_enabled(probe.info("cluster"))
+        except REDIS_ERRORS:
+            self._cluster = None
+        self._client: Any = self._new_client()
         self._set_if_newer = self._client.register_script(SET_IF_NEWER)
+
+    def _new_client(self) -> Any:
+        if self._cluster:
+            return AsyncRedisCluster.from_url(self._redis_url, **self._options)
+        return aioredis.Redis.from_url(self._redis_url, **self._options)
+
+    async def _follow_mode(self) -> None:
+        """As :meth:`RedisTokenCache._follow_mode`."""
+        if self._cluster is not None:
+            return
+        cluster = _cluster_enabled(await self._client.info("cluster"))
+        if cluster and not isinstance(self._client, AsyncRedisCluster):
+            old, self._cluster = self._client, True
+            self._client = self._new_client()
+            self._set_if_newer = self._client.register_script(SET_IF_NEWER)
+            await old.aclose()
+            logger.info("Redis at %s is a cluster: using the cluster client", self._location)
+        self._cluster = cluster
 
     async def _ready(self) -> bool:
         decision = self._breaker.decide()
@@ -238,11 +310,12 @@ class AsyncRedisTokenCache(_CacheBase):
         if decision is Decision.OPEN:
             return False
         try:
+            await self._follow_mode()
             await self._client.ping()
             while keys := await self._invalidations.pending_invalidations(_FLUSH_BATCH):
                 await self._client.delete(*keys)
                 await self._invalidations.clear_invalidations(keys)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         except VaultError:
@@ -256,7 +329,7 @@ class AsyncRedisTokenCache(_CacheBase):
             return None
         try:
             value = cast("bytes | None", await self._client.get(cache_key))
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return None
         return value
@@ -266,7 +339,7 @@ class AsyncRedisTokenCache(_CacheBase):
             return False
         try:
             await self._client.set(cache_key, value, ex=ttl)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -276,7 +349,7 @@ class AsyncRedisTokenCache(_CacheBase):
             return False
         try:
             await self._set_if_newer(keys=[cache_key], args=[version, value, ttl])
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -286,7 +359,7 @@ class AsyncRedisTokenCache(_CacheBase):
             return False
         try:
             await self._client.ping()
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
@@ -296,7 +369,7 @@ class AsyncRedisTokenCache(_CacheBase):
             return None
         try:
             return cast("bytes | None", await self._client.getdel(cache_key))
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return None
 
@@ -305,7 +378,7 @@ class AsyncRedisTokenCache(_CacheBase):
             return False
         try:
             await self._client.delete(*cache_keys)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._failed(error)
             return False
         return True
