@@ -10,7 +10,9 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -18,11 +20,13 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 # The node project stays at tests/oidc_provider (scripts/local-provider runs it from there).
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
@@ -45,6 +49,41 @@ def _require(tool: str) -> str:
             "local OpenID Connect provider used by the tests"
         )
     return path
+
+
+@functools.cache
+def _signing_jwk() -> dict[str, Any]:
+    """One RSA signing key per test process, handed to every provider it starts."""
+    numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+    public = numbers.public_numbers
+    fields = {
+        "n": public.n,
+        "e": public.e,
+        "d": numbers.d,
+        "p": numbers.p,
+        "q": numbers.q,
+        "dp": numbers.dmp1,
+        "dq": numbers.dmq1,
+        "qi": numbers.iqmp,
+    }
+    return {"kty": "RSA", **{name: _base64url_uint(value) for name, value in fields.items()}}
+
+
+def _base64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _process_state(pid: int) -> str:
+    """What a process that has not become ready is doing, for the error message."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        load = Path("/proc/loadavg").read_text().strip()
+    except OSError as exc:
+        return f"(process state unavailable: {exc})"
+    state = next((line for line in status.splitlines() if line.startswith("State:")), "State: ?")
+    return f"{state}; waiting in {wchan or '-'}; load average {load}"
 
 
 def ensure_installed() -> None:
@@ -100,16 +139,33 @@ class OIDCServer:
     def start(self) -> OIDCServer:
         node = _require("node")
         ensure_installed()
+        config = {**self.config, "signing_jwk": _signing_jwk()}
         fd, path = tempfile.mkstemp(prefix="oidc-config-", suffix=".json")
         with os.fdopen(fd, "w") as f:
-            json.dump(self.config, f)
+            json.dump(config, f)
         self._config_path = Path(path)
+        # A start that does not answer in time is retried once with a fresh process, so one slow
+        # start on a loaded machine is not a failed test; the error says what the process was doing.
+        failures: list[str] = []
+        for _attempt in range(2):
+            started = time.monotonic()
+            ready, diagnosis = self._launch(node, path)
+            if ready is not None:
+                self._issuer = ready
+                return self
+            failures.append(f"after {time.monotonic() - started:.1f} s: {diagnosis}")
+        self.stop()
+        raise RuntimeError("OIDC provider did not become ready:\n" + "\n".join(failures))
+
+    def _launch(self, node: str, config_path: str) -> tuple[str | None, str]:
+        """Start one provider process; its issuer, or None and what went wrong."""
+        self._stop_process()
         # stderr goes to a file, not a pipe, so a chatty server can never block on a full pipe.
         self._log = tempfile.TemporaryFile("w+")
         self._proc = subprocess.Popen(
             [node, "server.mjs"],
             cwd=PROVIDER_DIR,
-            env={**os.environ, "PORT": "0", "OIDC_CONFIG": path},
+            env={**os.environ, "PORT": "0", "OIDC_CONFIG": config_path},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -118,13 +174,15 @@ class OIDCServer:
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, args=(self._proc.stdout, lines), daemon=True).start()
         try:
-            ready = json.loads(lines.get(timeout=self.startup_timeout))
-            self._issuer = ready["issuer"]
-        except (queue.Empty, ValueError, KeyError) as exc:
-            log = self._read_log()
-            self.stop()
-            raise RuntimeError(f"OIDC provider did not become ready:\n{log}") from exc
-        return self
+            return str(json.loads(lines.get(timeout=self.startup_timeout))["issuer"]), ""
+        except (queue.Empty, ValueError, KeyError, TypeError) as exc:
+            exit_code = self._proc.poll()
+            state = (
+                f"exited with {exit_code}"
+                if exit_code is not None
+                else _process_state(self._proc.pid)
+            )
+            return None, f"{type(exc).__name__}; {state}; stderr:\n{self._read_log()}"
 
     @staticmethod
     def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
@@ -162,7 +220,7 @@ class OIDCServer:
         and/or stall for ``delay_ms`` first. A delay without a status is then served normally."""
         self._admin("POST", "fail", {"status": status, "count": count, "delay_ms": delay_ms})
 
-    def stop(self) -> None:
+    def _stop_process(self) -> None:
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.terminate()
@@ -175,6 +233,9 @@ class OIDCServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def stop(self) -> None:
+        self._stop_process()
         if self._config_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._config_path.unlink()

@@ -206,12 +206,15 @@ await new Promise((resolve, reject) => {
 });
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+// The test helper passes a signing key it generated once per test process (RSA key generation is
+// the slowest part of starting); without one, generate it here.
+const signingJwk = config.signing_jwk
+  ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
 const store = new LRU({ maxSize: 1_000_000 });
 const provider = new Provider(issuer, {
   adapter: (model) => new MemoryAdapter(model, store),
   clients,
-  jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'rs256', use: 'sig', alg: 'RS256' }] },
+  jwks: { keys: [{ ...signingJwk, kid: 'rs256', use: 'sig', alg: 'RS256' }] },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   findAccount: (ctx, sub) => ({
     accountId: sub,
