@@ -312,7 +312,7 @@ def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
     assert "0 API key(s)" in log and "no API key is configured" in log
     assert key not in log
     assert "GET /healthz 200" in log  # there is an access log...
-    assert "GET /oauth/nope/callback 400" in log
+    assert "GET /oauth/nope/callback 404" in log
     assert "SECRET" not in log  # ...without query strings
 
 

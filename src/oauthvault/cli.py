@@ -296,11 +296,7 @@ def tokens_get(
     found = vault.get_tokens(provider, workspace_id, actor_id)
     if found is None:
         _not_found(provider, workspace_id, actor_id)
-    listed = [
-        row
-        for row in vault.list_connections(provider, workspace_id, limit=100_000)
-        if row.actor_id == actor_id
-    ]
+    listed = vault.list_connections(provider, workspace_id, actor_id=actor_id, limit=1)
     refresh = found.refresh_token
     click.echo(f"access_token: {found.access_token if show_secrets else MASK}")
     if refresh is None:
@@ -537,6 +533,27 @@ def apikey_create(name: str, workspaces: tuple[str, ...]) -> None:
     click.echo(f'sha256 = "{hash_api_key(key)}"')
     if workspaces:
         click.echo(f"workspaces = {json.dumps(list(workspaces))}")
+
+
+@main.group()
+def admin() -> None:
+    """The admin console's credential."""
+
+
+@admin.command("credential", short_help="Print a new admin credential and its config entry.")
+def admin_credential() -> None:
+    """Print a new admin console credential once, and the [admin] table (its hash) for the
+    config file; sign in at <public URL>/admin with it."""
+    from oauthvault.service.admin_session import (
+        generate_admin_credential,
+        hash_admin_credential,
+    )
+
+    credential = generate_admin_credential()
+    click.echo(f"Admin credential (shown once): {credential}\n")
+    click.echo("Add to the OAUTHVAULT_CONFIG file:\n")
+    click.echo("[admin]")
+    click.echo(f'credential_sha256 = "{hash_admin_credential(credential)}"')
 
 
 @main.command(short_help="Store, read and delete a sample connection.")

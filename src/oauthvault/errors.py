@@ -81,7 +81,12 @@ class FlowError(VaultError):
 
 
 class InvalidState(FlowError):
-    """The OAuth ``state`` is unknown, expired, already used, or bound to something else."""
+    """The OAuth ``state`` is unknown, expired, already used, or bound to something else.
+    ``.other_browser`` is true when it is valid but was issued to another browser."""
+
+    def __init__(self, message: str, *, other_browser: bool = False) -> None:
+        self.other_browser = other_browser
+        super().__init__(message)
 
 
 class UnknownProvider(FlowError):

@@ -24,6 +24,7 @@ __all__ = [
     "NO_PARAMS",
     "ClientCredentials",
     "ConnectionEvent",
+    "ConnectionQuery",
     "ConnectionStatus",
     "StoredConnection",
     "TokenKey",
@@ -264,6 +265,51 @@ def validate_filter(provider: object, workspace_id: object, actor_id: object = N
         _check_text("workspace_id", workspace_id, MAX_WORKSPACE_ID_LENGTH, secret=False)
     if actor_id is not None:
         _check_text("actor_id", actor_id, MAX_ACTOR_ID_LENGTH, secret=False)
+
+
+MAX_LISTING = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionQuery:
+    """Which stored connections a listing returns: each filter optional (``status`` one of
+    :class:`ConnectionStatus`), sorted by (provider, workspace, actor), the page starting
+    after ``after`` (the last connection of the page before), at most ``limit``.
+
+    Raises:
+        InvalidInput: naming the field.
+    """
+
+    provider: str | None = None
+    workspace_id: str | None = None
+    actor_id: str | None = None
+    status: str | None = None
+    after: TokenKey | None = None
+    limit: int = 100
+
+    def __post_init__(self) -> None:
+        validate_filter(self.provider, self.workspace_id, self.actor_id)
+        if self.status is not None and self.status not in set(ConnectionStatus):
+            raise InvalidInput("status", f"must be one of {', '.join(ConnectionStatus)}")
+        if self.after is not None and not isinstance(self.after, TokenKey):
+            raise InvalidInput("after", "must be a TokenKey")
+        limit = self.limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LISTING:
+            raise InvalidInput("limit", f"must be from 1 to {MAX_LISTING}")
+
+    def params(self) -> dict[str, object]:
+        """The query's values by name, for the storage backends' SQL."""
+        after = self.after
+        return {
+            "provider": self.provider,
+            "workspace_id": self.workspace_id,
+            "actor_id": self.actor_id,
+            "status": self.status,
+            "after_provider": after.provider if after else "",
+            "after_workspace_id": after.workspace_id if after else "",
+            "after_actor_id": after.actor_id if after else "",
+            "limit": self.limit,
+        }
 
 
 def validate_tokens(

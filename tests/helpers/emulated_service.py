@@ -48,11 +48,13 @@ def emulated_service(
     directory: Path,
     extra_keys: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
+    extra_toml: str = "",
 ) -> Iterator[EmulatedService]:
     """Start the emulator for ``catalog`` and a service whose ``[providers.*]`` tables point
     every provider at it. ``extra_keys`` maps a provider name to TOML lines added to its
     table (``provider = "google"``, a fixed ``tenant``). ``host`` is the service's public
-    host (``localhost`` makes it another site than the emulator's ``127.0.0.1``)."""
+    host (``localhost`` makes it another site than the emulator's ``127.0.0.1``);
+    ``extra_toml`` is added to the end of the file (``[branding]``, ``[admin]``)."""
     port = free_port()
     base_url = f"http://{host}:{port}"
     emulator = ProviderEmulator(catalog, emulations, make_clients(catalog), base_url).start()
@@ -66,6 +68,7 @@ def emulated_service(
         path.write_text(
             f'[service]\npublic_url = "{base_url}"\nreturn_urls = ["{base_url}/app/"]\n\n'
             f'[[api_keys]]\nname = "tests"\nsha256 = "{hash_api_key(api_key)}"\n\n{tables}'
+            f"\n{extra_toml}\n"
         )
         key = generate_key()
         settings = Settings.load(database_url=database_url, redis_url="", oauth_encryption_key=key)

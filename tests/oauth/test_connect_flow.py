@@ -109,27 +109,35 @@ def test_replayed_state_is_rejected(env, pg):
         callback = provider_callback(browser, env.connect_link("ws_1", "replay"))
         assert outcome(browser.get(callback))["oauthvault_status"] == "connected"
         pg.execute("DELETE FROM oauth_tokens WHERE actor_id = 'replay'")
-        replay = browser.get(callback)
+        replay = browser.get(callback, follow_redirects=True)
+    # Off the callback URL (no code or state stays in the address bar), onto the result page.
+    assert [r.status_code for r in replay.history] == [303]
+    assert replay.url.path == "/oauth/local/result" and not replay.url.query
     assert replay.status_code == 400
-    assert "could not be completed" in replay.text
+    assert "expired or was already completed" in replay.text
     assert stored_count(pg, "replay") == 0
 
 
 def test_callback_in_another_browser_is_rejected(env, pg):
     with httpx.Client(timeout=10) as victim, httpx.Client(timeout=10) as attacker:
         callback = provider_callback(victim, env.connect_link("ws_1", "victim"))
-        stolen = attacker.get(callback)
+        stolen = attacker.get(callback, follow_redirects=True)
     assert stolen.status_code == 400
+    assert "started in another browser" in stolen.text
     assert stored_count(pg, "victim") == 0
 
 
-def test_state_used_for_another_provider_is_rejected(env, pg):
+def test_a_callback_for_a_provider_not_configured_is_an_unknown_page(env, pg):
+    """A state moved to another provider's callback is refused by the state check itself
+    (tests/oauth/test_state.py); a provider name that is not configured never reaches it."""
     with httpx.Client(timeout=10) as browser:
         callback = provider_callback(browser, env.connect_link("ws_1", "crossed"))
-        crossed = browser.get(callback.replace("/oauth/local/", "/oauth/other/"))
-        assert crossed.status_code == 400
-        # The state was spent by that attempt: the genuine callback cannot use it either.
-        assert browser.get(callback).status_code == 400
+        crossed = browser.get(
+            callback.replace("/oauth/local/", "/oauth/other/"), follow_redirects=True
+        )
+        assert crossed.status_code == 404
+        assert "does not lead to any app" in crossed.text
+        assert "other" not in crossed.text.split("<body>")[1]  # the name asked for is not shown
     assert stored_count(pg, "crossed") == 0
 
 

@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -107,7 +108,9 @@ def test_a_handle_opened_in_another_browser_fails(site, chromium):
         assert resumes and "resume=" in resumes[0]
         other = second.new_page()
         other.goto(resumes[0])
-        assert other.inner_text("#title") == "Connection failed"
+        # Refused: as another browser's, or as used if the first browser got there first.
+        assert other.inner_text("#title") in ("Open it in the same browser", "Sign-in expired")
+        assert urlsplit(other.url).path.endswith("/result")  # no handle left in the address bar
     finally:
         first.close()
         second.close()

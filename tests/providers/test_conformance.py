@@ -372,8 +372,12 @@ def test_shopify_refuses_a_shop_outside_myshopify(stack: Stack, shop: str) -> No
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert len(stack.emulator.log) == before
+    # Without a shop the link is made, and its page asks the end user for the shop, with the
+    # same rule (tests/service/test_pages.py walks that form in a browser).
     missing = stack.api.post("/v1/connect-links", json={**body, "params": {}})
-    assert 400 <= missing.status_code < 500, "the shop is required"
+    assert missing.status_code == 201, missing.text
+    form = httpx.get(missing.json()["url"])
+    assert form.status_code == 200 and 'name="shop"' in form.text
 
 
 def test_shopify_shop_reaches_the_token_url(stack: Stack) -> None:

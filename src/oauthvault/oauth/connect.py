@@ -28,7 +28,12 @@ from oauthvault.oauth.token_request import GrantResult, exchange, run_async
 from oauthvault.providers.catalog import ProviderSpec, load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.discovery import discover_async
-from oauthvault.providers.params import check_given_params, pick_params
+from oauthvault.providers.params import (
+    ConnectionParam,
+    check_given_params,
+    missing_link_params,
+    pick_params,
+)
 
 if TYPE_CHECKING:
     from oauthvault.vault import AsyncOAuthTokenCache
@@ -91,8 +96,11 @@ class AsyncConnector:
             self._configs[name] = config
         return config
 
-    async def check_params(self, provider: str, params: Mapping[str, object]) -> dict[str, str]:
-        """The connection parameters a new connection of ``provider`` starts with.
+    async def check_params(
+        self, provider: str, params: Mapping[str, object], *, partial: bool = False
+    ) -> dict[str, str]:
+        """The connection parameters a new connection of ``provider`` starts with; with
+        ``partial``, required ones may be missing (see :meth:`missing_params`).
 
         Raises:
             UnknownProvider: ``provider`` is not configured.
@@ -100,8 +108,30 @@ class AsyncConnector:
         """
         config = await self.provider(provider)
         return check_given_params(
+            _spec(config).connection_params, params, fixed=config.placeholders, partial=partial
+        )
+
+    async def missing_params(
+        self, provider: str, params: Mapping[str, object]
+    ) -> tuple[ConnectionParam, ...]:
+        """The required connection parameters of ``provider`` that ``params`` lacks and
+        nothing else supplies: the end user is asked for them before the flow starts.
+
+        Raises:
+            UnknownProvider: ``provider`` is not configured.
+        """
+        config = await self.provider(provider)
+        return missing_link_params(
             _spec(config).connection_params, params, fixed=config.placeholders
         )
+
+    def display_name(self, provider: str) -> str:
+        """The provider's name as people know it (no discovery: the configured name for a
+        provider not discovered yet)."""
+        config = self._configs.get(provider)
+        if config is None or config.spec is None:
+            return provider
+        return config.spec.display_name
 
     async def check_scopes(self, provider: str, scopes: Sequence[str] | None) -> tuple[str, ...]:
         """The scopes a new connection asks for: the app's, or ``scopes`` when given, which

@@ -90,7 +90,7 @@ def check_state(
     if record.provider != provider:
         raise InvalidState("state was issued for another provider")
     if binding is None or not hmac.compare_digest(binding_hash(binding), record.binding_hash):
-        raise InvalidState("the authorization was started in another browser")
+        raise InvalidState("the authorization was started in another browser", other_browser=True)
     return record
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "ConnectionParam",
     "ParamSource",
     "check_given_params",
+    "missing_link_params",
     "parse_params",
     "pick",
     "pick_params",
@@ -123,9 +124,11 @@ def check_given_params(
     given: Mapping[str, object],
     *,
     fixed: Mapping[str, str],
+    partial: bool = False,
 ) -> dict[str, str]:
     """The ``link`` values of a new connection: ``given`` checked, defaults and the app's
-    ``fixed`` values added.
+    ``fixed`` values added. With ``partial`` a required value may still be missing (a
+    connect link whose page will ask the end user for it).
 
     Raises:
         InvalidInput: ``params.<name>`` is unknown, not a link parameter, fixed by the app,
@@ -151,9 +154,25 @@ def check_given_params(
             values[param.name] = fixed[param.name]
         elif param.default is not None:
             values[param.name] = param.default
-        elif param.required:
+        elif param.required and not partial:
             raise InvalidInput(f"params.{param.name}", f"is required ({param.label})")
     return values
+
+
+def missing_link_params(
+    declared: tuple[ConnectionParam, ...], given: Mapping[str, object], *, fixed: Mapping[str, str]
+) -> tuple[ConnectionParam, ...]:
+    """The required ``link`` parameters that neither ``given``, the app (``fixed``) nor a
+    default supply: what a connect page must ask the end user for."""
+    return tuple(
+        param
+        for param in declared
+        if param.source == "link"
+        and param.required
+        and param.name not in given
+        and param.name not in fixed
+        and param.default is None
+    )
 
 
 def pick(document: object, path: str) -> object:

@@ -287,7 +287,9 @@ def create_api_router(
         params = body.params or {}
         scopes = tuple(body.scopes) if body.scopes is not None else None
         if connector is not None:  # checked now, so a bad value fails here, not in a browser
-            await connector.check_params(body.provider, params)  # the link keeps what was given
+            # The link keeps what was given; a required parameter left out is asked for by
+            # the link's page (a Shopify shop the end user knows and the app does not).
+            await connector.check_params(body.provider, params, partial=True)
             await connector.check_scopes(body.provider, scopes)
         token, expires_at = await links.create(
             ConnectLink(

@@ -19,6 +19,8 @@ from oauthvault.config import Settings
 from oauthvault.errors import ConfigError, StorageUnavailable
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.access_log import AccessLogMiddleware
+from oauthvault.service.admin import create_admin_router
+from oauthvault.service.admin_session import AdminSessions
 from oauthvault.service.api import create_api_router
 from oauthvault.service.apikeys import ApiKeyRing
 from oauthvault.service.config import ServiceConfig, service_config_from
@@ -26,6 +28,7 @@ from oauthvault.service.links import ConnectLinks
 from oauthvault.service.metrics import ServiceMetrics, VaultCollector
 from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.openapi import install_openapi
+from oauthvault.service.pages import Pages
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.webhooks import WebhookSender
@@ -106,11 +109,25 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             metrics.token_latency,
         )
     )
+    pages = Pages(config.branding)
     app.include_router(
         create_oauth_router(
-            connector, public_url=config.public_url, return_urls=return_urls, links=links
+            connector,
+            public_url=config.public_url,
+            return_urls=return_urls,
+            links=links,
+            pages=pages,
         )
     )
+    if config.admin is not None:
+        sessions = AdminSessions(
+            lambda: vault.keyring, config.admin.credential_sha256, config.admin.session_ttl
+        )
+        app.include_router(
+            create_admin_router(
+                vault, connector, links, sessions, pages, public_url=config.public_url
+            )
+        )
 
     app.add_middleware(AccessLogMiddleware)
 

@@ -16,15 +16,22 @@ from oauthvault.oauth.state import DEFAULT_STATE_TTL
 from oauthvault.providers.config import ProviderConfig, load_provider_configs
 from oauthvault.service.apikeys import ApiKey
 from oauthvault.service.links import DEFAULT_LINK_TTL
+from oauthvault.service.pages import DEFAULT_BRANDING, Branding
 
-__all__ = ["ServiceConfig", "load_service_config", "load_service_settings", "service_config_from"]
+__all__ = [
+    "AdminConfig",
+    "ServiceConfig",
+    "load_service_config",
+    "load_service_settings",
+    "service_config_from",
+]
 
 PUBLIC_URL_ENV = "OAUTHVAULT_PUBLIC_URL"
 WEBHOOK_SECRET_ENV = "OAUTHVAULT_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 #: The file's top-level tables, and the keys of its ``[service]`` table: anything else is a
 #: typo, refused by name (``[providers.*]`` keys are checked by the providers' reader).
-TABLES = frozenset({"service", "api_keys", "providers"})
+TABLES = frozenset({"service", "api_keys", "providers", "branding", "admin"})
 SERVICE_KEYS = frozenset(
     {"public_url", "return_urls", "webhook_url", "webhook_secret", "state_ttl", "link_ttl"}
 )
@@ -32,6 +39,20 @@ SERVICE_KEYS = frozenset(
 #: and how long a connect link stays usable: seconds, with these bounds.
 STATE_TTL_RANGE = (30, 86_400)
 LINK_TTL_RANGE = (30, 7 * 86_400)
+BRANDING_KEYS = frozenset({"product_name", "logo_url", "accent_color"})
+ADMIN_KEYS = frozenset({"credential_sha256", "session_ttl"})
+#: How long an admin console session lasts after signing in.
+DEFAULT_ADMIN_SESSION_TTL = 8 * 3600
+ADMIN_SESSION_TTL_RANGE = (300, 7 * 86_400)
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The admin console: the SHA-256 of its credential (never the credential) and how long
+    a session lasts."""
+
+    credential_sha256: str
+    session_ttl: int = DEFAULT_ADMIN_SESSION_TTL
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,8 @@ class ServiceConfig:
     webhook_secret: str | None = field(default=None, repr=False)
     state_ttl: int = DEFAULT_STATE_TTL
     link_ttl: int = DEFAULT_LINK_TTL
+    branding: Branding = DEFAULT_BRANDING
+    admin: AdminConfig | None = None
 
 
 def _seconds(value: object, setting: str, bounds: tuple[int, int]) -> int:
@@ -59,6 +82,57 @@ def _strings(value: object, setting: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _table(
+    document: Mapping[str, object], name: str, keys: frozenset[str], where: str
+) -> dict[str, object] | None:
+    table = document.get(name)
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {name}", "must be a table")
+    for unknown in sorted(set(table) - keys):
+        raise ConfigError(f"{where}: {name}.{unknown}", "is not a known key")
+    return table
+
+
+def _sha256(value: object, setting: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or set(value) - set("0123456789abcdef"):
+        raise ConfigError(setting, "must be 64 lowercase hex characters")
+    return value
+
+
+def _branding(document: Mapping[str, object], where: str) -> Branding:
+    table = _table(document, "branding", BRANDING_KEYS, where)
+    if table is None:
+        return DEFAULT_BRANDING
+    values = {}
+    for key in sorted(table):
+        value = table[key]
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: branding.{key}", "must be a string")
+        values[key] = value
+    try:
+        return Branding(**values)
+    except ValueError as error:
+        raise ConfigError(f"{where}: branding", str(error)) from None
+
+
+def _admin(document: Mapping[str, object], where: str) -> AdminConfig | None:
+    table = _table(document, "admin", ADMIN_KEYS, where)
+    if table is None:
+        return None
+    return AdminConfig(
+        credential_sha256=_sha256(
+            table.get("credential_sha256"), f"{where}: admin.credential_sha256"
+        ),
+        session_ttl=_seconds(
+            table.get("session_ttl", DEFAULT_ADMIN_SESSION_TTL),
+            f"{where}: admin.session_ttl",
+            ADMIN_SESSION_TTL_RANGE,
+        ),
+    )
+
+
 def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
     if not isinstance(entries, list):
         raise ConfigError(f"{where}: api_keys", "must be an array of [[api_keys]] tables")
@@ -70,12 +144,7 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
         name, digest = entry.get("name"), entry.get("sha256")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{setting}.name", "must be a non-empty string")
-        if (
-            not isinstance(digest, str)
-            or len(digest) != 64
-            or set(digest) - set("0123456789abcdef")
-        ):
-            raise ConfigError(f"{setting}.sha256", "must be 64 lowercase hex characters")
+        digest = _sha256(digest, f"{setting}.sha256")
         workspaces = entry.get("workspaces")
         allowed = (
             None if workspaces is None else frozenset(_strings(workspaces, f"{setting}.workspaces"))
@@ -138,7 +207,8 @@ def load_service_settings(
             raise ConfigError(CONFIG_ENV, f"{path} is not valid TOML") from None
     for table in sorted(set(document) - TABLES):
         raise ConfigError(
-            f"{where}: {table}", "is not a known table (service, api_keys, providers)"
+            f"{where}: {table}",
+            "is not a known table (service, api_keys, providers, branding, admin)",
         )
     service = document.get("service", {})
     if not isinstance(service, dict):
@@ -172,4 +242,6 @@ def load_service_settings(
         link_ttl=_seconds(
             service.get("link_ttl", DEFAULT_LINK_TTL), f"{where}: service.link_ttl", LINK_TTL_RANGE
         ),
+        branding=_branding(document, where),
+        admin=_admin(document, where),
     )

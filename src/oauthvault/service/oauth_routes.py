@@ -2,54 +2,56 @@
 
 ``/oauth/{provider}/connect`` (identity from the host app's own auth, via a hook) or
 ``/oauth/{provider}/authorize?link=…`` (identity from a connect link) set the browser
-binding cookie and send the browser to the provider; ``/oauth/{provider}/callback`` checks
-state and binding, redeems the code, stores the tokens and sends the browser back.
+binding cookie and send the browser to the provider; when the provider needs a connection
+parameter nobody gave yet (a Shopify shop), a form asks the end user for it first.
+``/oauth/{provider}/callback`` checks state and binding, redeems the code, stores the
+tokens and sends the browser back: to the return URL, or to ``/oauth/{provider}/result``,
+a page saying how it ended, so no code or state stays in the address bar. Every answer a
+browser can land on is a page (:mod:`oauthvault.service.outcomes` says what it tells).
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
-from oauthvault.errors import InvalidState, ProviderError, VaultError
+from oauthvault.errors import (
+    InvalidInput,
+    InvalidState,
+    ProviderError,
+    StorageUnavailable,
+    UnknownProvider,
+    VaultError,
+)
 from oauthvault.oauth.connect import AsyncConnector
-from oauthvault.service.links import ConnectLinks
-from oauthvault.service.problems import for_vault_error, problem_response
+from oauthvault.providers.params import ConnectionParam
+from oauthvault.service.links import ConnectLink, ConnectLinks
+from oauthvault.service.outcomes import OUTCOMES, outcome_for_provider_error
+from oauthvault.service.pages import Pages
 from oauthvault.service.returns import ReturnUrlPolicy
 
-__all__ = ["BINDING_COOKIE", "Identity", "IdentityResolver", "create_oauth_router"]
+__all__ = [
+    "BINDING_COOKIE",
+    "OUTCOME_COOKIE",
+    "Identity",
+    "IdentityResolver",
+    "create_oauth_router",
+]
 
 logger = logging.getLogger("oauthvault.service")
 
 BINDING_COOKIE = "oauthvault_binding"
-_MAX_CALLBACK = 65_536  # bytes of a posted callback (an id_token is a few kilobytes)
-# Error codes a provider may send (RFC 6749 §4.1.2.1) or we raise; anything else is
-# reported as "provider_error" so the return URL never reflects arbitrary text.
-_PASSED_ON = frozenset(
-    {
-        "access_denied",
-        "invalid_request",
-        "unauthorized_client",
-        "unsupported_response_type",
-        "invalid_scope",
-        "server_error",
-        "temporarily_unavailable",
-        "invalid_grant",
-        "invalid_client",
-        "invalid_issuer",
-        "invalid_id_token",
-        "interaction_required",
-        "login_required",
-        "consent_required",
-    }
-)
+#: How the last connect flow in this browser ended (an outcome code, nothing secret), for the
+#: result page the callback redirects to.
+OUTCOME_COOKIE = "oauthvault_outcome"
+_OUTCOME_MAX_AGE = 600
+_MAX_FORM = 65_536  # bytes of a posted form (a posted callback's id_token is a few kilobytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +71,55 @@ def _with_query(url: str, **params: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def _page(status: int, title: str, message: str) -> HTMLResponse:
-    shown_title, shown_message = html.escape(title), html.escape(message)
-    body = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{shown_title}</title>"
-        f"</head><body><h1 id='title'>{shown_title}</h1>"
-        f"<p id='message'>{shown_message}</p></body></html>"
-    )
-    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+class _FormError(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    """A posted ``application/x-www-form-urlencoded`` body, at most ``_MAX_FORM`` bytes.
+
+    Raises:
+        _FormError: with the status to answer (415, 413 or 422).
+    """
+    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+        raise _FormError(415)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_FORM:
+        raise _FormError(413)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM:
+            raise _FormError(413)
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        raise _FormError(422) from None
+
+
+_PARAMS_FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "required": ["link"],
+                "properties": {"link": {"type": "string"}},
+                "additionalProperties": {"type": "string"},
+            }
+        }
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    label: str
+    example: str | None
+    value: str
+    error: str | None
 
 
 def create_oauth_router(
@@ -86,16 +129,70 @@ def create_oauth_router(
     return_urls: ReturnUrlPolicy,
     resolve_identity: IdentityResolver | None = None,
     links: ConnectLinks | None = None,
+    pages: Pages | None = None,
 ) -> APIRouter:
     """The connect-flow routes. ``public_url`` is where this router is reachable from the
     browser (callback URLs are built from it); give ``resolve_identity`` to offer
-    ``/oauth/{provider}/connect`` and ``links`` to offer ``/oauth/{provider}/authorize``."""
+    ``/oauth/{provider}/connect`` and ``links`` to offer ``/oauth/{provider}/authorize``
+    (and the form asking for a missing connection parameter); ``pages`` carries the
+    branding of the pages."""
     router = APIRouter(tags=["connect flow (browser)"])
     base = public_url.rstrip("/")
     secure = public_url.startswith("https://")
+    shown = pages or Pages()
 
     def callback_url(provider: str) -> str:
         return f"{base}/oauth/{provider}/callback"
+
+    def outcome_page(
+        code: str, provider: str, *, return_url: str | None = None, status: int | None = None
+    ) -> Response:
+        outcome = OUTCOMES[code]
+        product = shown.branding.product_name
+        name = connector.display_name(provider) if code != "unknown_provider" else ""
+        title, message, advice = outcome.words(name, product)
+        return shown.render(
+            "connect/outcome.html",
+            status or outcome.status,
+            title=title,
+            message=message,
+            advice=advice,
+            tone=outcome.tone,
+            code=None if code in ("connected", "no_outcome") else code,
+            return_url=return_url,
+        )
+
+    def error_page(error: VaultError, provider: str, return_url: str | None = None) -> Response:
+        """The page for an error starting a flow (never a traceback, never JSON)."""
+        if isinstance(error, UnknownProvider):
+            return outcome_page("unknown_provider", provider)
+        if isinstance(error, InvalidInput):
+            return outcome_page("invalid_input", provider, return_url=return_url)
+        if isinstance(error, ProviderError):  # discovery failed: the provider did not answer
+            logger.info("connect flow for %s could not start: %s", provider, error.error)
+            return outcome_page("provider_unreachable", provider, return_url=return_url)
+        if isinstance(error, StorageUnavailable):
+            return outcome_page("unavailable", provider, return_url=return_url)
+        logger.warning("connect flow for %s failed: %s", provider, type(error).__name__)
+        return outcome_page("invalid_input", provider, return_url=return_url)
+
+    def finished(provider: str, code: str) -> Response:
+        """Off the callback URL (its code and state) to the result page."""
+        response = RedirectResponse(
+            f"{base}/oauth/{provider}/result",
+            status_code=303,
+            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        )
+        response.set_cookie(
+            OUTCOME_COOKIE,
+            code,
+            max_age=_OUTCOME_MAX_AGE,
+            path="/oauth/",
+            httponly=True,
+            secure=secure,
+            samesite="lax",
+        )
+        return response
 
     async def begin(
         request: Request,
@@ -130,6 +227,58 @@ def create_oauth_router(
         )
         return response
 
+    async def ask_for_params(
+        link: ConnectLink,
+        missing: tuple[ConnectionParam, ...],
+        given: Mapping[str, str],
+        errors: Mapping[str, str],
+        status: int = 200,
+    ) -> Response:
+        """The form asking for ``missing``, under a new one-time link for the same flow."""
+        assert links is not None  # noqa: S101 - only offered with links
+        token, _ = await links.create(link)
+        config = await connector.provider(link.provider)
+        endpoint = config.spec.authorization_endpoint if config.spec else "https:"
+        fields = [
+            _Field(
+                param.name,
+                param.label,
+                param.example,
+                given.get(param.name, ""),
+                errors.get(param.name),
+            )
+            for param in missing
+        ]
+        return shown.render(
+            "connect/params.html",
+            status,
+            # The form's answer redirects to the provider, whose host may hold a parameter.
+            form_targets=f"'self' {urlsplit(endpoint).scheme or 'https'}:",
+            title=f"Connect {connector.display_name(link.provider)}",
+            provider_name=connector.display_name(link.provider),
+            action=f"{base}/oauth/{link.provider}/authorize",
+            link=token,
+            fields=fields,
+            return_url=link.return_url,
+        )
+
+    async def start_link(request: Request, link: ConnectLink) -> Response:
+        try:
+            missing = await connector.missing_params(link.provider, link.params)
+            if missing:
+                return await ask_for_params(link, missing, {}, {})
+            return await begin(
+                request,
+                link.provider,
+                link.workspace_id,
+                link.actor_id,
+                link.return_url,
+                link.params,
+                link.scopes,
+            )
+        except VaultError as error:
+            return error_page(error, link.provider, link.return_url)
+
     if resolve_identity is not None:
         resolver = resolve_identity
 
@@ -138,40 +287,66 @@ def create_oauth_router(
             request: Request, provider: str, return_url: str | None = None
         ) -> Response:
             if return_url is not None and not return_urls.allows(return_url):
-                return problem_response(400, "invalid_return_url", "return_url is not allowed")
+                return outcome_page("invalid_return_url", provider)
+            if provider not in connector.provider_names:
+                return outcome_page("unknown_provider", provider)
             identity = await resolver(request)
+            if links is not None:  # through a link, so a missing parameter can be asked for
+                link = ConnectLink(provider, identity.workspace_id, identity.actor_id, return_url)
+                return await start_link(request, link)
             try:
                 return await begin(
                     request, provider, identity.workspace_id, identity.actor_id, return_url
                 )
             except VaultError as error:  # the host app need not install our handlers
-                return for_vault_error(error)
+                return error_page(error, provider, return_url)
 
     if links is not None:
         link_store = links
 
         @router.get("/oauth/{provider}/authorize", summary="Start connecting (connect link)")
         async def authorize(request: Request, provider: str, link: str = "") -> Response:
-            found = await link_store.take(link)
-            if found is None or found.provider != provider:
-                return _page(
-                    400,
-                    "Link expired",
-                    "This connect link has expired or was already used. "
-                    "Go back to the app and start again.",
-                )
+            if provider not in connector.provider_names:
+                return outcome_page("unknown_provider", provider)
             try:
-                return await begin(
-                    request,
-                    provider,
-                    found.workspace_id,
-                    found.actor_id,
-                    found.return_url,
-                    found.params,
-                    found.scopes,
-                )
+                found = await link_store.take(link)
+            except StorageUnavailable:
+                return outcome_page("unavailable", provider)
+            if found is None or found.provider != provider:
+                return outcome_page("link_expired", provider)
+            return await start_link(request, found)
+
+        @router.post(
+            "/oauth/{provider}/authorize",
+            summary="The end user's answer to the connection-parameter form",
+            openapi_extra={"requestBody": _PARAMS_FORM},
+        )
+        async def authorize_with_params(request: Request, provider: str) -> Response:
+            if provider not in connector.provider_names:
+                return outcome_page("unknown_provider", provider)
+            try:
+                form = await _read_form(request)
+            except _FormError as error:
+                return outcome_page("invalid_input", provider, status=error.status)
+            try:
+                found = await link_store.take(form.get("link", ""))
+            except StorageUnavailable:
+                return outcome_page("unavailable", provider)
+            if found is None or found.provider != provider:
+                return outcome_page("link_expired", provider)
+            try:
+                missing = await connector.missing_params(provider, found.params)
+                given = {p.name: form.get(p.name, "").strip() for p in missing}
+                errors = {}
+                for param in missing:
+                    if not param.accepts(given[param.name]):
+                        example = f" (for example {param.example})" if param.example else ""
+                        errors[param.name] = f"Enter a valid {param.label}{example}."
+                if errors:
+                    return await ask_for_params(found, missing, given, errors, status=422)
+                return await start_link(request, replace(found, params={**found.params, **given}))
             except VaultError as error:
-                return for_vault_error(error)
+                return error_page(error, provider, found.return_url)
 
     @router.post(
         "/oauth/{provider}/callback",
@@ -181,72 +356,65 @@ def create_oauth_router(
         # The POST is cross-site, so it carries no binding cookie: keep its fields under a
         # one-time handle and let the browser GET them back, cookie and all.
         if provider not in connector.provider_names:
-            return problem_response(404, "unknown_provider", "no such provider")
-        if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-            return problem_response(415, "unsupported_media_type", "expected a form post")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > _MAX_CALLBACK:
-            return problem_response(413, "payload_too_large", "the callback is too large")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_CALLBACK:
-                return problem_response(413, "payload_too_large", "the callback is too large")
+            return outcome_page("unknown_provider", provider)
         try:
-            fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError):
-            return problem_response(422, "invalid_request", "the form could not be read")
+            fields = await _read_form(request)
+        except _FormError as error:
+            return outcome_page("invalid_input", provider, status=error.status)
         try:
             handle = await connector.hold_callback(fields)
         except VaultError as error:
-            return for_vault_error(error)
+            return error_page(error, provider)
         url = f"{base}/oauth/{provider}/callback?{urlencode({'resume': handle})}"
         return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
     @router.get("/oauth/{provider}/callback", summary="The provider sends the browser here")
     async def callback(request: Request, provider: str) -> Response:
+        if provider not in connector.provider_names:  # no flow of ours: nothing to hide
+            return outcome_page("unknown_provider", provider)
         params = {key: value for key, value in request.query_params.items()}
-        if "resume" in params:
-            held = await connector.take_held_callback(params["resume"])
-            if held is None:
-                return _page(
-                    400,
-                    "Connection failed",
-                    "This sign-in could not be completed here (expired or already used). "
-                    "Go back to the app and start again.",
-                )
-            params = held
         try:
+            if "resume" in params:
+                held = await connector.take_held_callback(params["resume"])
+                if held is None:
+                    return finished(provider, "sign_in_expired")
+                params = held
             pending = await connector.take_state(
                 provider, params, binding=request.cookies.get(BINDING_COOKIE)
             )
         except InvalidState as error:
             logger.info("rejected callback for %s: %s", provider, error)
-            return _page(
-                400,
-                "Connection failed",
-                "This sign-in could not be completed here (expired, already used, or "
-                "started in another browser). Go back to the app and start again.",
-            )
+            return finished(provider, "other_browser" if error.other_browser else "sign_in_expired")
+        except StorageUnavailable:
+            return finished(provider, "unavailable")
         except VaultError as error:
-            return for_vault_error(error)
+            logger.warning("callback for %s failed: %s", provider, type(error).__name__)
+            return finished(provider, "invalid_input")
         try:
             await connector.finish(pending, params)
-            outcome = {"oauthvault_status": "connected", "oauthvault_provider": provider}
+            code = "connected"
         except ProviderError as error:  # before VaultError: it is one, with a code to pass on
-            code = error.error if error.error in _PASSED_ON else "provider_error"
+            code = outcome_for_provider_error(error.error)
             logger.info("connect flow for %s ended with %s", provider, code)
-            outcome = {
-                "oauthvault_status": "error",
-                "oauthvault_provider": provider,
-                "oauthvault_error": code,
-            }
+        except StorageUnavailable:
+            code = "unavailable"
         except VaultError as error:
-            return for_vault_error(error)
+            logger.warning("connect flow for %s failed: %s", provider, type(error).__name__)
+            code = "invalid_input"
         if pending.return_url is not None:
+            outcome = {"oauthvault_status": "connected", "oauthvault_provider": provider}
+            if code != "connected":
+                outcome = {**outcome, "oauthvault_status": "error", "oauthvault_error": code}
             return RedirectResponse(_with_query(pending.return_url, **outcome), status_code=303)
-        if outcome["oauthvault_status"] == "connected":
-            return _page(200, "Connected", f"Your {provider} account is connected.")
-        return _page(400, "Connection failed", f"The provider said: {outcome['oauthvault_error']}")
+        return finished(provider, code)
+
+    @router.get("/oauth/{provider}/result", summary="How the last connect flow here ended")
+    async def result(request: Request, provider: str) -> Response:
+        code = request.cookies.get(OUTCOME_COOKIE, "")
+        if code not in OUTCOMES:
+            code = "no_outcome"
+        if provider not in connector.provider_names:
+            code = "unknown_provider"
+        return outcome_page(code, provider)
 
     return router

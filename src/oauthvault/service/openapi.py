@@ -131,60 +131,77 @@ OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ),
     ("/v1/providers", "get"): _AUTH,
     ("/v1/audit", "get"): (*_READ, "not_found"),
-    ("/oauth/{provider}/connect", "get"): (
-        "invalid_return_url",
-        "unknown_provider",
-        "invalid_input",
-        "provider_error",
-        "storage_unavailable",
-    ),
-    ("/oauth/{provider}/authorize", "get"): (
-        "unknown_provider",
-        "invalid_input",
-        "provider_error",
-        "storage_unavailable",
-    ),
-    ("/oauth/{provider}/callback", "get"): (
-        "unknown_provider",
-        "invalid_input",
-        "storage_unavailable",
-    ),
-    ("/oauth/{provider}/callback", "post"): (
-        "invalid_request",
-        "unknown_provider",
-        "payload_too_large",
-        "unsupported_media_type",
-        "storage_unavailable",
-    ),
 }
 
 _PAGE = {"text/html": {"schema": {"type": "string"}}}
 _REDIRECT = {"Location": {"schema": {"type": "string", "format": "uri"}}}
+_TO_PROVIDER = {
+    "description": "to the provider's consent page (sets the browser-binding cookie)",
+    "headers": _REDIRECT,
+}
+
+
+def _pages(**descriptions: str) -> dict[str, Any]:
+    """Responses that are pages for the end user (``s400="..."`` for status 400)."""
+    return {
+        name.removeprefix("s"): {"description": f"a page: {text}", "content": _PAGE}
+        for name, text in descriptions.items()
+    }
+
+
+_STARTING = _pages(
+    s200="asks for a connection parameter nobody gave yet (a form)",
+    s400="the request cannot start a flow (an invalid return URL or value)",
+    s404="no such provider",
+    s502="the provider cannot be reached",
+    s503="the vault cannot save the flow right now",
+)
 _BROWSER_RESPONSES: Mapping[tuple[str, str], dict[str, Any]] = {
-    ("/oauth/{provider}/connect", "get"): {
-        "302": {
-            "description": "to the provider's consent page (sets the browser-binding cookie)",
-            "headers": _REDIRECT,
-        },
-    },
+    ("/oauth/{provider}/connect", "get"): {"302": _TO_PROVIDER, **_STARTING},
     ("/oauth/{provider}/authorize", "get"): {
-        "302": {
-            "description": "to the provider's consent page (sets the browser-binding cookie)",
-            "headers": _REDIRECT,
-        },
-        "400": {"description": "a page: the link has expired or was used", "content": _PAGE},
+        "302": _TO_PROVIDER,
+        **_STARTING,
+        **_pages(s400="the link has expired or was used"),
+    },
+    ("/oauth/{provider}/authorize", "post"): {
+        "302": _TO_PROVIDER,
+        **_STARTING,
+        **_pages(
+            s400="the link has expired or was used",
+            s413="the form is too large",
+            s415="not a form",
+            s422="a value does not match its rule (the form again, saying which)",
+        ),
     },
     ("/oauth/{provider}/callback", "get"): {
-        "200": {"description": "a page: connected, or why not", "content": _PAGE},
-        "303": {"description": "back to the link's return_url, with the outcome"},
-        "400": {"description": "a page: the sign-in cannot be completed", "content": _PAGE},
+        "303": {
+            "description": "to the link's return_url with the outcome, or to the result page "
+            "(the outcome in a short-lived cookie): no code or state stays in the address bar",
+            "headers": _REDIRECT,
+        },
+        **_pages(s404="no such provider"),
     },
     ("/oauth/{provider}/callback", "post"): {
         "303": {
             "description": "to the GET callback, with a one-time handle",
             "headers": _REDIRECT,
         },
+        **_pages(
+            s400="the callback has too many or too long fields",
+            s404="no such provider",
+            s413="the callback is too large",
+            s415="not a form post",
+            s422="the form could not be read",
+            s503="the vault cannot keep the callback right now",
+        ),
     },
+    ("/oauth/{provider}/result", "get"): _pages(
+        s200="connected, or nothing to show",
+        s400="why connecting failed, and what to do",
+        s404="no such provider",
+        s502="the provider failed or could not be reached",
+        s503="the provider or the vault is unavailable",
+    ),
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {

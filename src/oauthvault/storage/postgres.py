@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequest
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
-from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey
 from oauthvault.storage.base import RefreshLease, RefreshSave, Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
@@ -398,11 +398,8 @@ class PostgresTokenStore(PostgresBase):
         found = self._fetchone(DELETE_ROW, key_params(key), retry=False)
         return None if found is None else int(found[0])
 
-    def list_connections(
-        self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[StoredConnection]:
-        params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
-        return [stored_connection(row) for row in self._fetchall(LIST_ROWS, params)]
+    def list_connections(self, query: ConnectionQuery) -> list[StoredConnection]:
+        return [stored_connection(row) for row in self._fetchall(LIST_ROWS, query.params())]
 
     def count_by_status(self) -> dict[tuple[str, str], int]:
         return {(p, s): n for p, s, n in self._fetchall(COUNT_BY_STATUS, ())}

@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from oauthvault.crypto.sealing import SealedRow
-from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey
 from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
@@ -285,11 +285,9 @@ class AsyncPostgresTokenStore(PostgresBase):
         found = await self._fetchone(DELETE_ROW, key_params(key), retry=False)
         return None if found is None else int(found[0])
 
-    async def list_connections(
-        self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[StoredConnection]:
-        params = {"provider": provider, "workspace_id": workspace_id, "limit": limit}
-        return [stored_connection(row) for row in await self._fetchall(LIST_ROWS, params)]
+    async def list_connections(self, query: ConnectionQuery) -> list[StoredConnection]:
+        rows = await self._fetchall(LIST_ROWS, query.params())
+        return [stored_connection(row) for row in rows]
 
     async def record_invalidations(self, cache_keys: Sequence[str]) -> None:
         await self._rowcount(RECORD_INVALIDATIONS, (list(cache_keys), self._clock()))

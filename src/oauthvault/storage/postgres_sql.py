@@ -87,6 +87,10 @@ SELECT provider, workspace_id, actor_id, expires_at, scope,
 FROM oauth_tokens
 WHERE (%(provider)s::text IS NULL OR provider = %(provider)s)
   AND (%(workspace_id)s::text IS NULL OR workspace_id = %(workspace_id)s)
+  AND (%(actor_id)s::text IS NULL OR actor_id = %(actor_id)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (provider, workspace_id, actor_id)
+    > (%(after_provider)s, %(after_workspace_id)s, %(after_actor_id)s)
 ORDER BY provider, workspace_id, actor_id
 LIMIT %(limit)s
 """

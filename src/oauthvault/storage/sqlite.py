@@ -11,14 +11,14 @@ import asyncio
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from oauthvault.crypto.sealing import SealedRow
 from oauthvault.errors import StorageUnavailable
-from oauthvault.models import StoredConnection, TokenKey
+from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey
 from oauthvault.storage import sqlite_sql as sql
 from oauthvault.storage.base import RefreshLease, RefreshSave, Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
@@ -185,7 +185,7 @@ class SqliteTokenStore:
         except sqlite3.Error as error:
             raise _unavailable(error) from None
 
-    def _fetchall(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _fetchall(self, query: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         try:
             return self._connection().execute(query, params).fetchall()
         except sqlite3.Error as error:
@@ -206,11 +206,9 @@ class SqliteTokenStore:
         found = self._fetchall(sql.DELETE_ROW, sql.key_params(key))
         return int(found[0][0]) if found else None
 
-    def list_connections(
-        self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[StoredConnection]:
-        params = (provider, provider, workspace_id, workspace_id, limit)
-        return [sql.stored_connection(found) for found in self._fetchall(sql.LIST_ROWS, params)]
+    def list_connections(self, query: ConnectionQuery) -> list[StoredConnection]:
+        rows = self._fetchall(sql.LIST_ROWS, query.params())
+        return [sql.stored_connection(found) for found in rows]
 
     def count_by_status(self) -> dict[tuple[str, str], int]:
         return {(p, s): n for p, s, n in self._fetchall(sql.COUNT_BY_STATUS)}
@@ -391,12 +389,8 @@ class AsyncSqliteTokenStore:
     async def delete(self, key: TokenKey) -> int | None:
         return await asyncio.to_thread(self.sync_store.delete, key)
 
-    async def list_connections(
-        self, provider: str | None, workspace_id: str | None, limit: int
-    ) -> list[StoredConnection]:
-        return await asyncio.to_thread(
-            self.sync_store.list_connections, provider, workspace_id, limit
-        )
+    async def list_connections(self, query: ConnectionQuery) -> list[StoredConnection]:
+        return await asyncio.to_thread(self.sync_store.list_connections, query)
 
     async def count_by_status(self) -> dict[tuple[str, str], int]:
         return await asyncio.to_thread(self.sync_store.count_by_status)

@@ -92,9 +92,13 @@ SELECT provider, workspace_id, actor_id, expires_at, scope,
     refresh_token_encrypted IS NOT NULL, key_id, updated_at, status, last_refreshed_at,
     last_error, connection_params
 FROM oauth_tokens
-WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR workspace_id = ?)
+WHERE (:provider IS NULL OR provider = :provider)
+  AND (:workspace_id IS NULL OR workspace_id = :workspace_id)
+  AND (:actor_id IS NULL OR actor_id = :actor_id)
+  AND (:status IS NULL OR status = :status)
+  AND (provider, workspace_id, actor_id) > (:after_provider, :after_workspace_id, :after_actor_id)
 ORDER BY provider, workspace_id, actor_id
-LIMIT ?
+LIMIT :limit
 """
 COUNT_BY_KEY = "SELECT key_id, count(*) FROM oauth_tokens GROUP BY key_id"
 COUNT_BY_STATUS = "SELECT provider, status, count(*) FROM oauth_tokens GROUP BY provider, status"

@@ -18,7 +18,7 @@ from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
 from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable, VaultError
-from oauthvault.models import StoredConnection, TokenKey, TokenSet, validate_filter
+from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
 from oauthvault.providers.config import ProviderConfig
@@ -511,12 +511,19 @@ class AsyncOAuthTokenCache(VaultBase):
         return self._readiness(revision, reachable=reachable, cache_up=cache_up)
 
     async def list_connections(
-        self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
+        self,
+        provider: str | None = None,
+        workspace_id: str | None = None,
+        limit: int = 100,
+        *,
+        actor_id: str | None = None,
+        status: str | None = None,
+        after: TokenKey | None = None,
     ) -> list[StoredConnection]:
         """See :meth:`OAuthTokenCache.list_connections`."""
-        validate_filter(provider, workspace_id)
+        query = ConnectionQuery(provider, workspace_id, actor_id, status, after, limit)
         await self.open()
-        return await self._store.list_connections(provider, workspace_id, limit)
+        return await self._store.list_connections(query)
 
     async def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
         """See :meth:`OAuthTokenCache.expiring_connections`."""

@@ -27,7 +27,7 @@ from oauthvault.errors import (
     StorageUnavailable,
     VaultError,
 )
-from oauthvault.models import StoredConnection, TokenKey, TokenSet, validate_filter
+from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
 from oauthvault.providers.config import ProviderConfig
@@ -593,11 +593,24 @@ class OAuthTokenCache(VaultBase):
         return self._readiness(revision, reachable=reachable, cache_up=cache_up)
 
     def list_connections(
-        self, provider: str | None = None, workspace_id: str | None = None, limit: int = 100
+        self,
+        provider: str | None = None,
+        workspace_id: str | None = None,
+        limit: int = 100,
+        *,
+        actor_id: str | None = None,
+        status: str | None = None,
+        after: TokenKey | None = None,
     ) -> list[StoredConnection]:
-        """Stored connections (never their tokens), optionally filtered, sorted by ids."""
-        validate_filter(provider, workspace_id)
-        return self._store.list_connections(provider, workspace_id, limit)
+        """Stored connections (never their tokens), optionally filtered (``status``: a
+        :class:`ConnectionStatus` value), sorted by ids; pass the last one of a page as
+        ``after`` for the next page.
+
+        Raises:
+            InvalidInput: a filter, ``after`` or ``limit`` (1 to 10,000) is malformed.
+        """
+        query = ConnectionQuery(provider, workspace_id, actor_id, status, after, limit)
+        return self._store.list_connections(query)
 
     def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
         """Refreshable connections whose access token expires within ``within`` seconds,
