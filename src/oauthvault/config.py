@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=86_400, validation_alias="OAUTHVAULT_LOCAL_CACHE_MAX_AGE"
     )
     listen_url: SecretStr | None = Field(default=None, validation_alias="OAUTHVAULT_LISTEN_URL")
+    refresh_timeout: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="OAUTHVAULT_REFRESH_TIMEOUT"
+    )
     refresh_save_window: float = Field(
         default=30.0, ge=0, le=3600, validation_alias="OAUTHVAULT_REFRESH_SAVE_WINDOW"
     )

@@ -267,7 +267,7 @@ def validate_filter(provider: object, workspace_id: object, actor_id: object = N
         _check_text("actor_id", actor_id, MAX_ACTOR_ID_LENGTH, secret=False)
 
 
-MAX_LISTING = 10_000
+MAX_LISTING = 100_000
 
 
 @dataclass(frozen=True, slots=True)

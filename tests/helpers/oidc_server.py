@@ -209,6 +209,11 @@ class OIDCServer:
         ``<grant>_failed``), ``injected_failures`` and ``revocation[_ok|_failed]``."""
         return dict(self._admin("GET", "stats"))
 
+    def issued(self, after: int = 0) -> list[dict[str, Any]]:
+        """Every access token issued so far (from the ``after``-th on), in order: ``token``,
+        ``account`` (the subject), ``at`` (epoch seconds) and ``grant``."""
+        return list(self._admin("GET", f"issued?after={after}"))
+
     def reset(self) -> None:
         """Zero all counters and cancel any pending injected failures."""
         self._admin("POST", "reset")

@@ -43,6 +43,9 @@ const clients = config.clients.map((c) => ({
 // --- test instrumentation ---------------------------------------------------------------------
 
 const stats = {};
+// Every access token issued, in order, with its account and when (the soak's grant log).
+const issued = [];
+let issuedProvider = null; // set once the provider exists
 const bump = (key) => { stats[key] = (stats[key] ?? 0) + 1; };
 let failPlan = null; // { status?, delayMs?, remaining }: applies to the next token requests
 
@@ -60,6 +63,9 @@ async function testEndpoints(ctx) {
   const route = `${ctx.method} ${ctx.path}`;
   if (route === 'GET /__test__/stats') {
     ctx.body = { ...stats };
+  } else if (route === 'GET /__test__/issued') {
+    const after = Number(ctx.query.after ?? 0);
+    ctx.body = issued.slice(after);
   } else if (route === 'POST /__test__/reset') {
     for (const key of Object.keys(stats)) delete stats[key];
     failPlan = null;
@@ -103,6 +109,11 @@ async function tokenEndpoint(ctx, next) {
 
   await next();
   bump(ctx.status === 200 ? `${grantType}_ok` : `${grantType}_failed`);
+  const value = ctx.status === 200 ? ctx.body?.access_token : undefined;
+  if (value && issuedProvider) {
+    const token = await issuedProvider.AccessToken.find(value);
+    issued.push({ token: value, account: token?.accountId ?? null, at: Date.now() / 1000, grant: grantType });
+  }
 }
 
 // oidc-provider follows OIDC Core 11 strictly: `offline_access` is silently dropped from the request
@@ -241,6 +252,7 @@ const provider = new Provider(issuer, {
     // RFC 9207: oidc-provider v9 always adds `iss` to authorization responses (no feature flag).
   },
 });
+issuedProvider = provider;
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 
 provider.use(async (ctx, next) => {

@@ -15,6 +15,9 @@ from oauthvault import generate_key
 
 from tests.helpers.service_harness import running_environment
 
+# The document and the service are the same on every Python: checked once.
+pytestmark = pytest.mark.once
+
 SCHEMATHESIS = Path(sys.executable).parent / "st"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 

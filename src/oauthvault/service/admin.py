@@ -14,6 +14,7 @@ import binascii
 import json
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,15 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from oauthvault.errors import InvalidInput, ProviderError, StorageUnavailable, VaultError
+from oauthvault.audit import AuditEntry
+from oauthvault.errors import (
+    DecryptionError,
+    InvalidInput,
+    ProviderError,
+    StorageUnavailable,
+    UnknownProvider,
+    VaultError,
+)
 from oauthvault.models import ConnectionStatus, StoredConnection, TokenKey
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginThrottle
@@ -38,12 +47,15 @@ logger = logging.getLogger("oauthvault.admin")
 SESSION_COOKIE = "oauthvault_admin"
 _LOGIN_COOKIE = "oauthvault_admin_login"  # the sign-in form's CSRF token (double submit)
 _PAGE_SIZE = 50
+_FAILURES_SCANNED = 1_000  # failing connections per status looked at for the overview
+_AUDIT_SHOWN = 50
 _MAX_FORM = 8_192
 STATUSES = tuple(status.value for status in ConnectionStatus)
 _NOTICES = {
     "refreshed": ("The connection was refreshed.", False),
     "revoked": ("The connection was revoked at the provider and deleted.", False),
     "deleted": ("The connection was deleted (the provider did not confirm the revocation).", True),
+    "deleted_only": ("The connection was deleted (this provider offers no revocation).", False),
     "gone": ("That connection is not stored any more.", True),
 }
 
@@ -85,9 +97,11 @@ def _after(cursor: str | None) -> TokenKey | None:
         return None
     try:
         ids = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return TokenKey(*ids)
-    except (binascii.Error, ValueError, TypeError):
-        raise InvalidInput("after", "is not a page of this listing") from None
+    except (binascii.Error, ValueError):
+        ids = None
+    if not isinstance(ids, list) or len(ids) != 3 or not all(isinstance(i, str) for i in ids):
+        raise InvalidInput("after", "is not a page of this listing")
+    return TokenKey(*ids)
 
 
 def create_admin_router(
@@ -186,10 +200,23 @@ def create_admin_router(
             return message(403, "Refused", "This form is stale or was not sent by the console.")
         try:
             return await action(session, form)
-        except InvalidInput as error:
+        except VaultError as error:
+            return failed(error)
+
+    def failed(error: VaultError) -> Response:
+        """A page for an error of the vault (never JSON, never a traceback)."""
+        if isinstance(error, InvalidInput):
             return message(400, "Not valid", f"{error.argument}: {error.problem}")
-        except StorageUnavailable:
+        if isinstance(error, StorageUnavailable):
             return message(503, "Try again later", "The database cannot be reached right now.")
+        if isinstance(error, DecryptionError):
+            return message(409, "Cannot be opened", "This connection's tokens do not decrypt.")
+        if isinstance(error, UnknownProvider):
+            return message(404, "Unknown provider", "This provider is not configured any more.")
+        if isinstance(error, ProviderError):
+            return message(502, "Provider unavailable", "The provider could not be reached.")
+        logger.warning("admin request failed: %s", type(error).__name__)
+        return message(400, "Failed", "The vault could not do this.")
 
     def key_from(form: dict[str, str]) -> TokenKey:
         return TokenKey(
@@ -201,6 +228,38 @@ def create_admin_router(
             key.provider, key.workspace_id, actor_id=key.actor_id, limit=1
         )
         return found[0] if found else None
+
+    async def latest_audit(key: TokenKey) -> list[dict[str, object]] | None:
+        """The newest audit entries of the last 30 days, newest first (``None``: off)."""
+        trail = vault.audit_trail
+        if trail is None:
+            return None
+        since = datetime.now(UTC) - timedelta(days=30)
+        newest: deque[AuditEntry] = deque(maxlen=_AUDIT_SHOWN)
+        after = 0
+        for _ in range(1_000):  # pages of 1,000, oldest first: keep the last ones
+            entries = await asyncio.to_thread(
+                trail.read,
+                key.workspace_id,
+                provider=key.provider,
+                actor_id=key.actor_id,
+                since=since,
+                after=after,
+                limit=1000,
+            )
+            newest.extend(entries)
+            if len(entries) < 1000:
+                break
+            after = entries[-1].id
+        return [
+            {
+                "at": _when(entry.at),
+                "caller": entry.caller,
+                "outcome": entry.outcome,
+                "source": entry.source,
+            }
+            for entry in reversed(newest)
+        ]
 
     # --- signing in and out ------------------------------------------------------------------
 
@@ -276,11 +335,11 @@ def create_admin_router(
         try:
             counts = await vault.count_by_status()
             failing = [
-                *await vault.list_connections(status="needs_reauth", limit=_PAGE_SIZE),
-                *await vault.list_connections(status="degraded", limit=_PAGE_SIZE),
+                *await vault.list_connections(status="needs_reauth", limit=_FAILURES_SCANNED),
+                *await vault.list_connections(status="degraded", limit=_FAILURES_SCANNED),
             ]
-        except StorageUnavailable:
-            return message(503, "Try again later", "The database cannot be reached right now.")
+        except VaultError as error:
+            return failed(error)
         table: dict[str, dict[str, int]] = {}
         for (provider, status), count in counts.items():
             table.setdefault(provider, {})[status] = count
@@ -349,33 +408,11 @@ def create_admin_router(
         try:
             key = key_from(dict(request.query_params))
             found = await stored(key)
-        except InvalidInput as error:
-            return message(400, "Not valid", f"{error.argument}: {error.problem}")
-        except StorageUnavailable:
-            return message(503, "Try again later", "The database cannot be reached right now.")
-        if found is None:
-            return RedirectResponse(f"{root}/admin?done=gone", status_code=303)
-        trail = vault.audit_trail
-        audit = None
-        if trail is not None:
-            since = datetime.now(UTC) - timedelta(days=30)
-            entries = await asyncio.to_thread(
-                trail.read,
-                key.workspace_id,
-                provider=key.provider,
-                actor_id=key.actor_id,
-                since=since,
-                limit=1000,
-            )
-            audit = [
-                {
-                    "at": _when(entry.at),
-                    "caller": entry.caller,
-                    "outcome": entry.outcome,
-                    "source": entry.source,
-                }
-                for entry in reversed(entries[-50:])
-            ]
+            if found is None:
+                return RedirectResponse(f"{root}/admin?done=gone", status_code=303)
+            audit = await latest_audit(key)
+        except VaultError as error:
+            return failed(error)
         revoke = href(key).replace("/admin/connection?", "/admin/connection/revoke?", 1)
         return page(
             "admin/connection.html",
@@ -394,8 +431,8 @@ def create_admin_router(
             return to_login()
         try:
             found = await stored(key_from(dict(request.query_params)))
-        except InvalidInput as error:
-            return message(400, "Not valid", f"{error.argument}: {error.problem}")
+        except VaultError as error:
+            return failed(error)
         if found is None:
             return RedirectResponse(f"{root}/admin?done=gone", status_code=303)
         return page(
@@ -456,10 +493,7 @@ def create_admin_router(
                 back_href=href(key),
             )
 
-        try:
-            return await checked(request, run)
-        except ProviderError:
-            return message(502, "Provider unavailable", "The provider could not be reached.")
+        return await checked(request, run)
 
     @router.post("/admin/connection/revoke")
     async def revoke(request: Request) -> Response:
@@ -467,11 +501,20 @@ def create_admin_router(
             key = key_from(form)
             if form.get("confirm") != "yes":
                 return RedirectResponse(href(key), status_code=303)
-            outcome = await vault.delete_tokens(*_ids(key), revoke=True)
-            logger.info("admin revoked and deleted a %s connection", key.provider)
-            if not outcome.deleted:
+            try:
+                outcome = await vault.delete_tokens(*_ids(key), revoke=True)
+                deleted, revoked = outcome.deleted, outcome.revoked
+            except (DecryptionError, UnknownProvider, ProviderError) as error:
+                # Tokens that do not open, or a provider that is gone or down: nothing can
+                # be revoked, and the connection is deleted all the same.
+                logger.info("admin revoke of a %s connection: %s", key.provider, error)
+                deleted, revoked = await vault.delete_tokens(*_ids(key)), False
+            logger.info("admin deleted a %s connection (revoked: %s)", key.provider, revoked)
+            if not deleted:
                 done = "gone"
-            elif outcome.revoked is False:
+            elif revoked is None:
+                done = "deleted_only"
+            elif revoked is False:
                 done = "deleted"
             else:
                 done = "revoked"

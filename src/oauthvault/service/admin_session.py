@@ -4,7 +4,10 @@ throttle on failed sign-ins.
 The credential is configured as its SHA-256 (like the API keys) and generated with 256 bits
 of randomness, so a hash is a fine verifier. A session is a sealed record (AES-256-GCM with
 the vault's key ring, bound to its purpose): every instance that shares the key ring can
-open it, nobody can forge or read it, and it carries its own expiry and CSRF token.
+open it, nobody can forge or read it, and it carries its own expiry and CSRF token. Being
+stateless, a session ends when it expires, when the browser drops it (signing out), or when
+another credential is configured (every session is bound to the credential's hash): that is
+the way to end a copied cookie early.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class AdminSessions:
     ) -> None:
         self._keyring = keyring
         self._digest = credential_sha256
+        # Sessions are bound to the credential: configuring a new one ends every session.
+        self._purpose = _PURPOSE + b"\x00" + credential_sha256.encode()
         self.ttl = ttl
         self._clock = clock
 
@@ -91,7 +96,7 @@ class AdminSessions:
         """A new session and its cookie value."""
         session = AdminSession(self._clock() + self.ttl, secrets.token_urlsafe(32))
         payload = json.dumps({"exp": session.expires_at, "csrf": session.csrf}).encode()
-        sealed = seal(self._keyring(), payload, _PURPOSE)
+        sealed = seal(self._keyring(), payload, self._purpose)
         return base64.urlsafe_b64encode(sealed).decode().rstrip("="), session
 
     def open(self, cookie: str | None) -> AdminSession | None:
@@ -100,7 +105,7 @@ class AdminSessions:
             return None
         try:
             sealed = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
-            payload = json.loads(open_sealed(self._keyring(), sealed, _PURPOSE))
+            payload = json.loads(open_sealed(self._keyring(), sealed, self._purpose))
             session = AdminSession(float(payload["exp"]), str(payload["csrf"]))
         except (binascii.Error, ValueError, KeyError, TypeError, DecryptionError):
             return None

@@ -47,8 +47,8 @@ __all__ = [
 logger = logging.getLogger("oauthvault.service")
 
 BINDING_COOKIE = "oauthvault_binding"
-#: How the last connect flow in this browser ended (an outcome code, nothing secret), for the
-#: result page the callback redirects to.
+#: How the last connect flow in this browser ended (``<provider>.<outcome code>``, nothing
+#: secret), for the result page the callback redirects to.
 OUTCOME_COOKIE = "oauthvault_outcome"
 _OUTCOME_MAX_AGE = 600
 _MAX_FORM = 65_536  # bytes of a posted form (a posted callback's id_token is a few kilobytes)
@@ -185,7 +185,7 @@ def create_oauth_router(
         )
         response.set_cookie(
             OUTCOME_COOKIE,
-            code,
+            f"{provider}.{code}",  # the result page of another provider shows nothing
             max_age=_OUTCOME_MAX_AGE,
             path="/oauth/",
             httponly=True,
@@ -410,8 +410,8 @@ def create_oauth_router(
 
     @router.get("/oauth/{provider}/result", summary="How the last connect flow here ended")
     async def result(request: Request, provider: str) -> Response:
-        code = request.cookies.get(OUTCOME_COOKIE, "")
-        if code not in OUTCOMES:
+        for_provider, _, code = request.cookies.get(OUTCOME_COOKIE, "").rpartition(".")
+        if for_provider != provider or code not in OUTCOMES:
             code = "no_outcome"
         if provider not in connector.provider_names:
             code = "unknown_provider"

@@ -298,11 +298,11 @@ def complete(document: dict[str, Any], *, return_url_pattern: str | None) -> dic
             responses = operation.setdefault("responses", {})
             if path.startswith("/v1/"):
                 operation["security"] = [{"apiKey": []}]
+            _add_errors(responses, OPERATION_ERRORS.get((path, method), ()))
             browser = _BROWSER_RESPONSES.get((path, method))
-            if browser is not None:
+            if browser is not None:  # pages, after FastAPI's own 200 and 422 are gone
                 responses.pop("200", None)
                 responses.update(browser)
-            _add_errors(responses, OPERATION_ERRORS.get((path, method), ()))
     paths = document.get("paths", {})
     stored = paths.get("/v1/connections", {}).get("put", {}).get("responses", {}).get("204")
     if stored is not None:

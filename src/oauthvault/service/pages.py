@@ -23,6 +23,8 @@ from starlette.responses import HTMLResponse
 __all__ = ["DEFAULT_BRANDING", "Branding", "Pages"]
 
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+# A host[:port] that can go into the CSP as it is (no user info, spaces or separators).
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +39,10 @@ class Branding:
     def __post_init__(self) -> None:
         if not _COLOUR.match(self.accent_color):
             raise ValueError("accent_color must be #rrggbb")
-        if self.logo_url is not None and urlsplit(self.logo_url).scheme not in ("http", "https"):
-            raise ValueError("logo_url must be an absolute http(s) URL")
+        if self.logo_url is not None:
+            parts = urlsplit(self.logo_url)
+            if parts.scheme not in ("http", "https") or not _HOST.match(parts.netloc):
+                raise ValueError("logo_url must be an absolute http(s) URL")
         if not self.product_name.strip() or len(self.product_name) > 60:
             raise ValueError("product_name must be 1 to 60 characters")
 

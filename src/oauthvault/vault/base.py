@@ -188,7 +188,7 @@ class VaultBase:
         clock: Callable[[], datetime] | None = None,
         providers: Mapping[str, ProviderConfig] | None = None,
         on_event: Callable[[ConnectionEvent], None] | None = None,
-        refresh_timeout: float = 10.0,
+        refresh_timeout: float | None = None,
         retry_policy: RetryPolicy | None = None,
         local_cache: bool | None = None,
         audit_caller: str | None = None,
@@ -209,10 +209,12 @@ class VaultBase:
             None if providers is None else dict(providers)
         )
         self._on_event = on_event
-        self._refresh_timeout = refresh_timeout
+        self._refresh_timeout = (
+            settings.refresh_timeout if refresh_timeout is None else refresh_timeout
+        )
         self._retry_policy = retry_policy or RetryPolicy()
         self._refresh_timing = RefreshTiming(
-            grant_timeout=refresh_timeout, save_window=settings.refresh_save_window
+            grant_timeout=self._refresh_timeout, save_window=settings.refresh_save_window
         )
         self._location: DatabaseLocation = settings.database_location
         keyring: KeyRing = resolve_keyring(settings, self._location)

@@ -607,7 +607,7 @@ class OAuthTokenCache(VaultBase):
         ``after`` for the next page.
 
         Raises:
-            InvalidInput: a filter, ``after`` or ``limit`` (1 to 10,000) is malformed.
+            InvalidInput: a filter, ``after`` or ``limit`` (1 to 100,000) is malformed.
         """
         query = ConnectionQuery(provider, workspace_id, actor_id, status, after, limit)
         return self._store.list_connections(query)
