@@ -73,17 +73,23 @@ def floor_params(key: TokenKey, sealed: SealedSample) -> tuple[object, ...]:
 
 
 def load_connections(
-    sql: psycopg.Connection, cache: redis.Redis, ring: KeyRing, total: int, sample: int = 1000
+    sql: psycopg.Connection,
+    cache: redis.Redis,
+    ring: KeyRing,
+    total: int,
+    sample: int = 1000,
+    first: int = 0,
 ) -> list[TokenKey]:
-    """Store ``total`` sealed connections (COPY + pipelined SET) and return a random sample
-    of their keys, spread over the whole set."""
+    """Store sealed connections ``first`` to ``total`` (COPY + pipelined SET; a run that
+    grows the set loads only what is new) and return a random sample of the keys of all
+    ``total``, spread over the whole set."""
     expires = datetime.now(UTC) + timedelta(hours=2)
     tokens = TokenSet(ACCESS, REFRESH, expires, SCOPE, version=1)  # the rows' default version
     batch = 20_000
     # A bulk load of the benchmark's own: no change notification per row.
     sql.execute("SET session_replication_role = replica")
     with sql.cursor() as cursor:
-        for start in range(0, total, batch):
+        for start in range(first, total, batch):
             with cursor.copy(
                 "COPY oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,"
                 " refresh_token_encrypted, key_id, expires_at, scope) FROM STDIN"
@@ -109,6 +115,6 @@ def load_connections(
                     pipe.set(cache_key(key), value, ex=7200)
                 pipe.execute()
     sql.execute("SET session_replication_role = DEFAULT")
-    sql.execute("ANALYZE oauth_tokens")
+    sql.execute("VACUUM (ANALYZE) oauth_tokens")  # the visibility map: index-only scans
     chosen = random.Random(7).sample(range(total), min(sample, total))
     return [TokenKey("bulk", f"ws_{i % 5000:05d}", f"user_{i:08d}") for i in chosen]

@@ -43,6 +43,8 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
         assert row["floor_stats"]["p50_us"] > 0
     assert report["propagation"]["changes"] == 100 and report["propagation"]["p99_ms"] > 0
     assert len(report["scale"]) == 2
+    # The worker's due scan reads the due index alone (schema 0008), even on the large set.
+    assert "Index Only Scan on idx_oauth_tokens_due" in report["scale"][0]["due_scan"]["plan"]
     assert report["memory"]["redis_memory_usage_per_connection"] > 0
     assert report["http"]["rps_ratio"] > 0
     assert "ratio" in result.stdout

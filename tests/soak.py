@@ -1,0 +1,549 @@
+"""The soak: several service instances and workers on a private PostgreSQL and Redis, the
+test OpenID provider with short-lived rotating tokens, HTTP clients mixing reads, stores,
+deletes and connect flows, and faults injected on a schedule. A checker then reads the
+provider's grant log and every client's observations and says what went wrong.
+
+Run it with ``scripts/soak [--minutes N] [--connections N] [--instances N]`` (loopback only;
+it stops by itself). The last line it prints is::
+
+    soak: <requests> requests, <wrong_tenant> wrong tenant, <superseded> superseded,
+    <lost> lost, <dead> wrongly dead, <grants> grants for <rounds> refresh rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from oauthvault import generate_key
+from oauthvault.service.apikeys import generate_api_key, hash_api_key
+from oauthvault.service.openapi import ERROR_CODES
+from oauthvault.service.outcomes import OUTCOMES
+
+from tests.helpers.net import free_port
+from tests.helpers.oidc_server import OIDCServer
+from tests.helpers.postgres_server import PostgresServer
+from tests.helpers.processes import start_serve, start_worker, stop
+from tests.helpers.redis_server import RedisServer
+
+ACCESS_TTL = 8  # seconds: refreshes run all the time
+WORKSPACES = 8
+CLIENTS = 4
+# How far behind a read may be after a change (README, "Staleness bound"), plus a client's
+# own request time.
+STALENESS = 2.5
+LOGS = Path(tempfile.gettempdir()) / "oauthvault-soak"  # each process's log, after a run
+
+
+@dataclass
+class Observation:
+    """One client request: what it asked for and what it got."""
+
+    kind: str  # read, store, delete, connect
+    connection: tuple[str, str]  # workspace, actor
+    instance: int
+    started: float
+    ended: float
+    status: int  # HTTP status, 0 for a transport error
+    code: str | None = None
+    token: str | None = None
+    phase: str = ""
+
+
+@dataclass
+class Soak:
+    minutes: float
+    connections: int
+    instances: int
+    postgres: PostgresServer
+    redis: RedisServer
+    provider: OIDCServer
+    settings: dict[str, str]
+    api_key: str
+    ports: list[int]
+    database: str
+    services: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    phase: str = "warm-up"
+    observations: list[Observation] = field(default_factory=list)
+    stored: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> owner, at
+    oauth: dict[tuple[str, str], float] = field(default_factory=dict)  # connected, since when
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.ports[index]}"
+
+
+# --- the environment ---------------------------------------------------------------------------
+
+
+@contextmanager
+def environment(minutes: float, connections: int, instances: int) -> Iterator[Soak]:
+    postgres, redis_server = PostgresServer(), RedisServer()
+    postgres.start()
+    redis_server.start()
+    database = f"soak_{uuid.uuid4().hex[:8]}"
+    database_url = postgres.create_database(database)
+    ports = [free_port() for _ in range(instances)]
+    public = f"http://127.0.0.1:{ports[0]}"
+    provider = OIDCServer(
+        auto_approve=True,
+        ttl={"AccessToken": ACCESS_TTL},
+        clients=[
+            {
+                "client_id": "soak-client",
+                "client_secret": "soak-secret",
+                "redirect_uris": [f"{public}/oauth/local/callback"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "grant_types": ["authorization_code", "refresh_token"],
+            }
+        ],
+    ).start()
+    api_key = generate_api_key()
+    config = Path(tempfile.mkdtemp(prefix="oauthvault-soak-")) / "oauthvault.toml"
+    config.write_text(f"""
+[service]
+public_url = "{public}"
+return_urls = ["{public}/app/"]
+
+[[api_keys]]
+name = "soak"
+sha256 = "{hash_api_key(api_key)}"
+
+[providers.local]
+issuer = "{provider.issuer}"
+client_id = "soak-client"
+client_secret = "soak-secret"
+scopes = ["openid", "offline_access"]
+""")
+    settings = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_server.url,
+        "OAUTH_ENCRYPTION_KEY": generate_key(),
+        "OAUTHVAULT_CONFIG": str(config),
+        "OAUTHVAULT_REFRESH_TIMEOUT": "2",
+        "OAUTHVAULT_REFRESH_SAVE_WINDOW": "5",
+    }
+    migrate = subprocess.run(
+        [sys.executable, "-m", "oauthvault", "migrate"],
+        env={"PATH": "/usr/bin:/bin", **settings},
+        capture_output=True,
+        check=False,
+    )
+    if migrate.returncode != 0:
+        raise RuntimeError(f"migrate failed: {migrate.stderr.decode()[-2000:]}")
+    soak = Soak(
+        minutes,
+        connections,
+        instances,
+        postgres,
+        redis_server,
+        provider,
+        settings,
+        api_key,
+        ports,
+        database,
+    )
+    try:
+        soak.services = [start_serve(port, settings) for port in ports]
+        soak.workers = [start_worker(settings, "--interval", "1", "--lead-time", "3")]
+        soak.workers.append(start_worker(settings, "--interval", "1", "--lead-time", "3"))
+        yield soak
+    finally:
+        soak.stopping.set()
+        LOGS.mkdir(parents=True, exist_ok=True)
+        for name, process in [
+            *((f"instance-{n}", p) for n, p in enumerate(soak.services)),
+            *((f"worker-{n}", p) for n, p in enumerate(soak.workers)),
+        ]:
+            (LOGS / f"{name}.log").write_text(stop(process))
+        provider.stop()
+        redis_server.close()
+        postgres.close()
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+def ids(connection: tuple[str, str]) -> dict[str, str]:
+    return {"provider": "local", "workspace_id": connection[0], "actor_id": connection[1]}
+
+
+def problem_code(response: httpx.Response) -> str | None:
+    if response.status_code < 400:
+        return None
+    try:
+        return str(response.json().get("code"))
+    except ValueError:
+        return "not-json"
+
+
+def connect(
+    soak: Soak, client: httpx.Client, connection: tuple[str, str], instance: int
+) -> tuple[int, str | None]:
+    """A whole connect flow through ``instance`` (the callback lands on another one)."""
+    base = soak.url(instance)
+    made = client.post(
+        f"{base}/v1/connect-links", json={**ids(connection), "return_url": f"{soak.url(0)}/app/x"}
+    )
+    if made.status_code != 201:
+        return made.status_code, problem_code(made)
+    with httpx.Client(timeout=15) as browser:
+        target = made.json()["url"].replace(soak.url(0), base, 1)
+        response = browser.get(target)
+        for _ in range(20):
+            if response.status_code not in (302, 303):  # one of our pages: its code
+                shown = re.search(r'id="code">([a-z_]+)<', response.text)
+                return response.status_code, shown[1] if shown else "page"
+            location = str(response.url.join(response.headers["location"]))
+            if "/app/x" in location:
+                outcome = parse_qs(urlsplit(location).query)
+                if outcome.get("oauthvault_status") == ["connected"]:
+                    return 200, None
+                return 400, outcome.get("oauthvault_error", ["?"])[0]
+            if "/oauth/local/callback" in location:
+                other = soak.url((instance + 1) % soak.instances)
+                location = location.replace(soak.url(0), other, 1)
+            elif "code_challenge=" in location:
+                location += f"&login_hint={connection[0]}.{connection[1]}"
+            response = browser.get(location)
+    return 599, "too_many_redirects"
+
+
+def run_client(soak: Soak, number: int, deadline: float) -> None:
+    rng = random.Random(number)
+    workspaces = [f"ws-{w}" for w in range(WORKSPACES)]
+    headers = {"Authorization": f"Bearer {soak.api_key}"}
+    stored_connections = [(f"ws-{w}", f"stored-{number}-{w}") for w in range(WORKSPACES)]
+    # Longer than a refresh lease (2 s + 3 x (2 s + 2 s) + 5 s = 19 s): a read waiting for a
+    # killed refresher's lease to run out is slow, not failed.
+    with httpx.Client(headers=headers, timeout=30) as client:
+        while time.monotonic() < deadline and not soak.stopping.is_set():
+            instance = rng.randrange(soak.instances)
+            base = soak.url(instance)
+            roll = rng.random()
+            started = time.monotonic()
+            observation: Observation
+            try:
+                if roll < 0.90:
+                    with soak.lock:
+                        connected = list(soak.oauth)
+                    connection = rng.choice(connected + stored_connections[:2])
+                    response = client.get(
+                        f"{base}/v1/connections/token", params={**ids(connection), "min_ttl": 1}
+                    )
+                    token = response.json().get("access_token") if response.is_success else None
+                    observation = Observation(
+                        "read",
+                        connection,
+                        instance,
+                        started,
+                        time.monotonic(),
+                        response.status_code,
+                        problem_code(response),
+                        token,
+                    )
+                elif roll < 0.95:
+                    connection = rng.choice(stored_connections)
+                    value = f"stored.{connection[0]}.{connection[1]}.{uuid.uuid4().hex}"
+                    response = client.put(
+                        f"{base}/v1/connections",
+                        json={**ids(connection), "access_token": value, "expires_in": 3600},
+                    )
+                    ended = time.monotonic()
+                    if response.status_code == 204:
+                        with soak.lock:
+                            soak.stored[value] = (*connection, ended)
+                    observation = Observation(
+                        "store",
+                        connection,
+                        instance,
+                        started,
+                        ended,
+                        response.status_code,
+                        problem_code(response),
+                        value,
+                    )
+                elif roll < 0.975:
+                    connection = rng.choice(stored_connections)
+                    response = client.delete(f"{base}/v1/connections", params=ids(connection))
+                    observation = Observation(
+                        "delete",
+                        connection,
+                        instance,
+                        started,
+                        time.monotonic(),
+                        response.status_code,
+                        problem_code(response),
+                    )
+                else:  # a new connection, of a workspace's next user
+                    connection = (rng.choice(workspaces), f"new-{number}-{uuid.uuid4().hex[:8]}")
+                    status, code = connect(soak, client, connection, instance)
+                    ended = time.monotonic()
+                    if status == 200:
+                        with soak.lock:
+                            soak.oauth[connection] = ended
+                    observation = Observation(
+                        "connect", connection, instance, started, ended, status, code
+                    )
+            except httpx.HTTPError as error:
+                observation = Observation(
+                    "transport",
+                    ("", ""),
+                    instance,
+                    started,
+                    time.monotonic(),
+                    0,
+                    f"transport:{type(error).__name__}",
+                )
+            observation.phase = soak.phase
+            with soak.lock:
+                soak.observations.append(observation)
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def schedule(soak: Soak) -> list[tuple[str, Callable[[], None], float]]:
+    """The faults in order: (phase name, injection, how long the phase lasts)."""
+    unit = soak.minutes * 60 / 10  # a tenth of the run
+    freeze = min(20.0, unit * 0.8)
+    outage = min(30.0, unit * 0.8)
+
+    def redis_frozen() -> None:
+        soak.redis.freeze()
+        soak.stopping.wait(freeze)
+        soak.redis.thaw()
+
+    def redis_restarted() -> None:
+        soak.redis.stop()
+        soak.redis.start()
+
+    def postgres_restarted() -> None:
+        soak.postgres.restart()
+        soak.stopping.wait(1)
+        soak.postgres.terminate_backends(soak.database)
+
+    def provider_503s() -> None:
+        soak.provider.fail(status=503, count=5)
+
+    def provider_outage() -> None:
+        soak.provider.fail(status=503, count=1_000_000)
+        soak.stopping.wait(outage)
+        soak.provider.fail(status=503, count=0)  # over
+
+    def instance_killed() -> None:
+        victim = len(soak.services) - 1
+        stop(soak.services[victim], kill=True)
+        soak.stopping.wait(1)
+        soak.services[victim] = start_serve(soak.ports[victim], soak.settings)
+
+    def worker_killed() -> None:
+        stop(soak.workers[0], kill=True)
+        soak.workers[0] = start_worker(soak.settings, "--interval", "1", "--lead-time", "3")
+
+    return [
+        ("baseline", lambda: None, unit),
+        ("redis-frozen", redis_frozen, unit * 0.2),
+        ("redis-restarted-empty", redis_restarted, unit),
+        ("postgres-restarted", postgres_restarted, unit),
+        ("provider-503-burst", provider_503s, unit),
+        ("provider-outage", provider_outage, unit * 0.2),
+        ("instance-killed", instance_killed, unit),
+        ("worker-killed", worker_killed, unit),
+        ("settle", lambda: None, unit),
+    ]
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Findings:
+    requests: int
+    wrong_tenant: int
+    superseded: int
+    lost: int
+    dead: int
+    grants: int
+    rounds: int
+    phases: list[str]
+    problems: list[str]
+
+    def line(self) -> str:
+        return (
+            f"soak: {self.requests} requests, {self.wrong_tenant} wrong tenant, "
+            f"{self.superseded} superseded, {self.lost} lost, {self.dead} wrongly dead, "
+            f"{self.grants} grants for {self.rounds} refresh rounds"
+        )
+
+
+# What a client may be answered while a fault lasts (documented problem codes); anything
+# else (a 500, a body that is not a problem, an undocumented code) is a finding.
+ALLOWED = set(ERROR_CODES)
+# How a connect flow may end during a fault: a code passed to the return URL.
+CONNECT_OUTCOMES = set(OUTCOMES) - {"no_outcome"}
+
+
+def check(soak: Soak) -> Findings:
+    issued = soak.provider.issued()
+    owner_of = {entry["token"]: tuple(entry["account"].split(".", 1)) for entry in issued}
+    # Where each token stands in its connection's history: issue time (provider) or the
+    # moment its store returned (client), on one clock (monotonic, shifted).
+    shift = time.time() - time.monotonic()
+    order: dict[str, float] = {entry["token"]: entry["at"] - shift for entry in issued}
+    for token, (_, _, at) in soak.stored.items():
+        order[token] = at
+    reads = sorted(
+        (o for o in soak.observations if o.kind == "read" and o.token), key=lambda o: o.started
+    )
+    wrong = superseded = 0
+    newest_seen: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for read in reads:
+        assert read.token is not None
+        owner = owner_of.get(read.token) or soak.stored.get(read.token, ("?", "?", 0))[:2]
+        if tuple(owner) != read.connection:
+            wrong += 1
+        position = order.get(read.token)
+        if position is None:
+            continue
+        # Superseded: an earlier read, done well before this one began, saw a newer token.
+        for ended, seen in newest_seen[read.connection]:
+            if ended < read.started - STALENESS and seen > position:
+                superseded += 1
+                break
+        newest_seen[read.connection].append((read.ended, position))
+    # Stores: a completed store not followed by another write or delete must be readable.
+    lost = 0
+    problems: list[str] = []
+    headers = {"Authorization": f"Bearer {soak.api_key}"}
+    last_write: dict[tuple[str, str], Observation] = {}
+    for o in sorted(soak.observations, key=lambda o: o.ended):
+        if o.kind in ("store", "delete") and o.status in (200, 204):
+            last_write[o.connection] = o
+    with httpx.Client(base_url=soak.url(0), headers=headers, timeout=30) as api:
+        for connection, write in last_write.items():
+            answer = api.get("/v1/connections/token", params={**ids(connection), "min_ttl": 0})
+            if write.kind == "store" and (
+                not answer.is_success or answer.json()["access_token"] != write.token
+            ):
+                lost += 1
+            if write.kind == "delete" and answer.status_code != 404:
+                lost += 1
+        dead = 0
+        for connection in soak.oauth:  # every refresh token still works
+            refreshed = api.post("/v1/connections/refresh", json=ids(connection))
+            if refreshed.status_code != 200:
+                dead += 1
+                problems.append(f"{connection}: refresh at the end answered {refreshed.text}")
+    for o in soak.observations:
+        if o.status == 0:  # only the killed instance may refuse or drop a connection
+            if o.phase != "instance-killed" or "Timeout" in (o.code or ""):
+                problems.append(f"{o.phase}: {o.code} from instance {o.instance}")
+        elif o.kind == "connect" and o.status >= 400:
+            if o.code not in CONNECT_OUTCOMES:
+                problems.append(f"{o.phase}: a connect flow ended with {o.status} {o.code}")
+        elif o.status >= 400 and o.code not in ALLOWED:
+            problems.append(f"{o.phase}: {o.kind} answered {o.status} {o.code}")
+    grants = sum(1 for entry in issued if entry["grant"] == "refresh_token")
+    # The fewest grants that keep every connection's token valid: one per token lifetime
+    # each connection has lived (the end-of-run check's refreshes not counted).
+    checked_at = time.monotonic()
+    rounds = sum(int((checked_at - since) // ACCESS_TTL) for since in soak.oauth.values())
+    return Findings(
+        len(soak.observations), wrong, superseded, lost, dead, grants, rounds, [], problems
+    )
+
+
+def report(soak: Soak) -> list[str]:
+    lines = []
+    by_phase: dict[str, list[Observation]] = defaultdict(list)
+    for o in soak.observations:
+        by_phase[o.phase].append(o)
+    for phase, seen in by_phase.items():
+        latencies = sorted((o.ended - o.started) * 1000 for o in seen if o.kind == "read")
+        errors = Counter(f"{o.status}:{o.code}" for o in seen if o.status >= 400 or o.status == 0)
+        p50 = statistics.median(latencies) if latencies else 0.0
+        p99 = (
+            latencies[int(len(latencies) * 0.99) - 1]
+            if len(latencies) >= 100
+            else max(latencies, default=0.0)
+        )
+        slowest = max(latencies, default=0.0)
+        lines.append(
+            f"  {phase:<22} {len(seen):>6} requests  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  "
+            f"max {slowest:8.1f} ms  errors {dict(errors) or '-'}"
+        )
+    return lines
+
+
+def run(minutes: float = 10, connections: int = 50, instances: int = 3) -> Findings:
+    with environment(minutes, connections, instances) as soak:
+        headers = {"Authorization": f"Bearer {soak.api_key}"}
+        with httpx.Client(headers=headers, timeout=15) as client:
+            for n in range(connections):
+                connection = (f"ws-{n % WORKSPACES}", f"user-{n}")
+                status, code = connect(soak, client, connection, n % instances)
+                if status != 200:
+                    raise RuntimeError(f"connecting {connection} answered {status} {code}")
+                soak.oauth[connection] = time.monotonic()
+        started_at = time.monotonic()
+        deadline = started_at + minutes * 60 + 60  # the clients stop when the schedule ends
+        clients = [
+            threading.Thread(target=run_client, args=(soak, n, deadline), daemon=True)
+            for n in range(CLIENTS)
+        ]
+        for thread in clients:
+            thread.start()
+        for phase, inject, lasts in schedule(soak):
+            soak.phase = phase
+            print(f"{time.monotonic() - started_at:6.1f} s  {phase}", file=sys.stderr)
+            inject()
+            soak.stopping.wait(lasts)
+        soak.stopping.set()
+        for thread in clients:
+            thread.join(timeout=30)
+        soak.phase = "check"
+        findings = check(soak)
+        findings.phases = report(soak)
+        return findings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--instances", type=int, default=3)
+    options = parser.parse_args(argv)
+    if not 0.5 <= options.minutes <= 120 or not 1 <= options.connections <= 10_000:
+        parser.error("--minutes is 0.5 to 120 and --connections 1 to 10000")
+    if not 2 <= options.instances <= 8:
+        parser.error("--instances is 2 to 8")
+    findings = run(options.minutes, options.connections, options.instances)
+    print("\n".join(findings.phases))
+    for problem in findings.problems[:50]:
+        print(f"  problem: {problem}")
+    print(findings.line())
+    clean = not (findings.wrong_tenant or findings.superseded or findings.lost or findings.dead)
+    return 0 if clean and not findings.problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
