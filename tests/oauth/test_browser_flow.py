@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,12 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests.helpers.browser import launch_chromium
 from tests.helpers.service_harness import ConnectEnvironment, running_environment
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
 # A fixed, well-known place to look at the success page after a run (not asserted).
 SCREENSHOT = Path("/tmp/oauthvault-browser-success.png")  # noqa: S108
 WORKSPACE = "ws_browser"
@@ -137,27 +136,8 @@ def env(tmp_path_factory, postgres_url, _redis_checked, host) -> Iterator[Connec
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:
-        pytest.fail(
-            f"Playwright is required for the browser tests ({error}): "
-            "run `.venv/bin/pip install -e '.[test]'` or scripts/test",
-            pytrace=False,
-        )
-    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
-        pytest.fail(
-            f"Chromium is required at {CHROMIUM} for the browser tests: "
-            "run `apt-get install chromium` or scripts/test",
-            pytrace=False,
-        )
-    with sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium refuses to start with its sandbox.
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

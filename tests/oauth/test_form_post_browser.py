@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,10 +22,10 @@ import pytest
 
 from oauthvault.providers import load_catalog
 
+from tests.helpers.browser import launch_chromium
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
 
-CHROMIUM = Path("/usr/bin/chromium")
 APPLE = {"apple": load_catalog()["apple"]}
 
 
@@ -45,15 +44,8 @@ def site(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    assert CHROMIUM.exists(), "Chromium is required (scripts/test installs it)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 def connect_link(site: EmulatedService, actor: str) -> str:
