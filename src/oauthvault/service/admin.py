@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -36,6 +36,7 @@ from oauthvault.errors import (
 from oauthvault.models import ConnectionStatus, StoredConnection, TokenKey
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginThrottle
+from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.pages import Pages
 from oauthvault.vault import AsyncOAuthTokenCache
@@ -175,16 +176,9 @@ def create_admin_router(
         return RedirectResponse(f"{root}/admin/login", status_code=303)
 
     async def form_of(request: Request) -> dict[str, str] | None:
-        if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-            return None
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_FORM:
-                return None
         try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except (UnicodeDecodeError, ValueError):
+            return await read_form(request, _MAX_FORM)
+        except FormError:
             return None
 
     Action = Callable[[AdminSession, dict[str, str]], Awaitable[Response]]

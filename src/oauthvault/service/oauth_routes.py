@@ -16,7 +16,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -31,6 +31,7 @@ from oauthvault.errors import (
 )
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.providers.params import ConnectionParam
+from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.outcomes import OUTCOMES, outcome_for_provider_error
 from oauthvault.service.pages import Pages
@@ -69,33 +70,6 @@ def _with_query(url: str, **params: str) -> str:
     parts = urlsplit(url)
     query = (parts.query + "&" if parts.query else "") + urlencode(params)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
-class _FormError(Exception):
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-
-async def _read_form(request: Request) -> dict[str, str]:
-    """A posted ``application/x-www-form-urlencoded`` body, at most ``_MAX_FORM`` bytes.
-
-    Raises:
-        _FormError: with the status to answer (415, 413 or 422).
-    """
-    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-        raise _FormError(415)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > _MAX_FORM:
-        raise _FormError(413)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM:
-            raise _FormError(413)
-    try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    except (UnicodeDecodeError, ValueError):
-        raise _FormError(422) from None
 
 
 _PARAMS_FORM = {
@@ -325,8 +299,8 @@ def create_oauth_router(
             if provider not in connector.provider_names:
                 return outcome_page("unknown_provider", provider)
             try:
-                form = await _read_form(request)
-            except _FormError as error:
+                form = await read_form(request, _MAX_FORM)
+            except FormError as error:
                 return outcome_page("invalid_input", provider, status=error.status)
             try:
                 found = await link_store.take(form.get("link", ""))
@@ -358,8 +332,8 @@ def create_oauth_router(
         if provider not in connector.provider_names:
             return outcome_page("unknown_provider", provider)
         try:
-            fields = await _read_form(request)
-        except _FormError as error:
+            fields = await read_form(request, _MAX_FORM)
+        except FormError as error:
             return outcome_page("invalid_input", provider, status=error.status)
         try:
             handle = await connector.hold_callback(fields)
