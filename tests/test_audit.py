@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +19,7 @@ from oauthvault.service.apikeys import hash_api_key
 from oauthvault.storage.location import parse_database_url
 
 from tests.helpers.net import free_port
+from tests.helpers.processes import start_serve, stop
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -124,29 +123,11 @@ def test_sigterm_to_the_service_loses_no_entry(tmp_path, sqlite_url, key):
     config.write_text(f'[[api_keys]]\nname = "backend"\nsha256 = "{hash_api_key(api_key)}"\n')
     with OAuthTokenCache(sqlite_url, "", key) as vault:
         vault.store_tokens("google", "ws_t", "u", "ACCESS", expires_in=3600)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oauthvault", "serve", "--port", str(port)],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": sqlite_url,
-            "OAUTH_ENCRYPTION_KEY": key,
-            "OAUTHVAULT_CONFIG": str(config),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    settings = {"DATABASE_URL": sqlite_url, "OAUTH_ENCRYPTION_KEY": key}
+    process = start_serve(port, {**settings, "OAUTHVAULT_CONFIG": str(config)})
     base = f"http://127.0.0.1:{port}"
     reads = 0
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)
         headers = {"Authorization": f"Bearer {api_key}"}
         query = {"provider": "google", "workspace_id": "ws_t", "actor_id": "u"}
         with httpx.Client(base_url=base, headers=headers) as client:
@@ -154,11 +135,10 @@ def test_sigterm_to_the_service_loses_no_entry(tmp_path, sqlite_url, key):
                 assert client.get("/v1/connections/token", params=query).status_code == 200
                 reads += 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
+        log = stop(process)  # SIGTERM
     # uvicorn shuts down gracefully, then re-raises the signal (exit status -15).
-    assert process.returncode in (0, -signal.SIGTERM), stderr.decode()[-2000:]
-    assert "Application shutdown complete" in stderr.decode()
+    assert process.returncode in (0, -signal.SIGTERM), log[-2000:]
+    assert "Application shutdown complete" in log
     trail = AuditTrail(parse_database_url(sqlite_url))
     entries = trail.read("ws_t", limit=1000)
     assert reads == 300 and len(entries) == 300

@@ -271,43 +271,24 @@ def test_the_installed_command_runs_the_demo(tmp_path):
 
 
 def test_serve_runs_the_http_service(tmp_path, sqlite_url, key):
-    import time
-
     import httpx
+
+    from tests.helpers.processes import start_serve, stop
 
     port = free_port()
     config = tmp_path / "oauthvault.toml"
     config.write_text("[service]\n")  # no public_url: --port moves the default one
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oauthvault", "serve", "--port", str(port)],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": sqlite_url,
-            "OAUTH_ENCRYPTION_KEY": key,
-            "OAUTHVAULT_CONFIG": str(config),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    settings = {"DATABASE_URL": sqlite_url, "OAUTH_ENCRYPTION_KEY": key}
+    process = start_serve(port, {**settings, "OAUTHVAULT_CONFIG": str(config)})
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read().decode()
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.1)  # polls the server process until it listens
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.json() == {"status": "ok"}
         httpx.get(
             f"http://127.0.0.1:{port}/oauth/nope/callback",
             params={"code": "SECRET-CODE", "state": "SECRET-STATE"},
         )
     finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=10)
-    log = stderr.decode()
+        log = stop(process)
     assert f"public URL http://127.0.0.1:{port}" in log  # the start-up summary
     assert "0 API key(s)" in log and "no API key is configured" in log
     assert key not in log
