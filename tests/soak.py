@@ -13,6 +13,7 @@ it stops by itself). The last line it prints is::
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import random
 import re
 import statistics
@@ -55,7 +56,7 @@ LOGS = Path(tempfile.gettempdir()) / "oauthvault-soak"  # each process's log, af
 class Observation:
     """One client request: what it asked for and what it got."""
 
-    kind: str  # read, store, delete, connect
+    kind: str  # read, store, delete, connect, link (a connect link the API did not make)
     connection: tuple[str, str]  # workspace, actor
     instance: int
     started: float
@@ -84,6 +85,7 @@ class Soak:
     observations: list[Observation] = field(default_factory=list)
     stored: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> owner, at
     oauth: dict[tuple[str, str], float] = field(default_factory=dict)  # connected, since when
+    kills: list[float] = field(default_factory=list)  # when a process was killed (monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -195,16 +197,25 @@ def problem_code(response: httpx.Response) -> str | None:
         return "not-json"
 
 
+class LinkRefused(Exception):
+    """The API did not make the connect link (an API answer, not a flow's outcome)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.status, self.code = response.status_code, problem_code(response)
+
+
 def connect(
     soak: Soak, client: httpx.Client, connection: tuple[str, str], instance: int
 ) -> tuple[int, str | None]:
-    """A whole connect flow through ``instance`` (the callback lands on another one)."""
+    """A whole connect flow through ``instance`` (the callback lands on another one): the
+    flow's status and outcome code. Raises :class:`LinkRefused` if no link was made."""
     base = soak.url(instance)
     made = client.post(
         f"{base}/v1/connect-links", json={**ids(connection), "return_url": f"{soak.url(0)}/app/x"}
     )
     if made.status_code != 201:
-        return made.status_code, problem_code(made)
+        raise LinkRefused(made)
     with httpx.Client(timeout=15) as browser:
         target = made.json()["url"].replace(soak.url(0), base, 1)
         response = browser.get(target)
@@ -239,80 +250,65 @@ def run_client(soak: Soak, number: int, deadline: float) -> None:
             instance = rng.randrange(soak.instances)
             base = soak.url(instance)
             roll = rng.random()
+            value: str | None = None
+            if roll < 0.90:
+                kind = "read"
+                with soak.lock:
+                    connected = list(soak.oauth)
+                connection = rng.choice(connected + stored_connections[:2])
+            elif roll < 0.975:
+                kind = "store" if roll < 0.95 else "delete"
+                connection = rng.choice(stored_connections)
+                value = f"stored.{connection[0]}.{connection[1]}.{uuid.uuid4().hex}"
+            else:  # a new connection, of a workspace's next user
+                kind = "connect"
+                connection = (rng.choice(workspaces), f"new-{number}-{uuid.uuid4().hex[:8]}")
             started = time.monotonic()
-            observation: Observation
+            status: int
+            code: str | None
             try:
-                if roll < 0.90:
-                    with soak.lock:
-                        connected = list(soak.oauth)
-                    connection = rng.choice(connected + stored_connections[:2])
+                if kind == "read":
                     response = client.get(
                         f"{base}/v1/connections/token", params={**ids(connection), "min_ttl": 1}
                     )
-                    token = response.json().get("access_token") if response.is_success else None
-                    observation = Observation(
-                        "read",
-                        connection,
-                        instance,
-                        started,
-                        time.monotonic(),
-                        response.status_code,
-                        problem_code(response),
-                        token,
-                    )
-                elif roll < 0.95:
-                    connection = rng.choice(stored_connections)
-                    value = f"stored.{connection[0]}.{connection[1]}.{uuid.uuid4().hex}"
+                    status, code = response.status_code, problem_code(response)
+                    if response.is_success:
+                        value = response.json().get("access_token")
+                elif kind == "store":
                     response = client.put(
                         f"{base}/v1/connections",
                         json={**ids(connection), "access_token": value, "expires_in": 3600},
                     )
-                    ended = time.monotonic()
-                    if response.status_code == 204:
+                    status, code = response.status_code, problem_code(response)
+                    if status == 204 or status >= 500:  # done, or perhaps done
+                        assert value is not None
                         with soak.lock:
-                            soak.stored[value] = (*connection, ended)
-                    observation = Observation(
-                        "store",
-                        connection,
-                        instance,
-                        started,
-                        ended,
-                        response.status_code,
-                        problem_code(response),
-                        value,
-                    )
-                elif roll < 0.975:
-                    connection = rng.choice(stored_connections)
+                            soak.stored[value] = (*connection, time.monotonic())
+                elif kind == "delete":
+                    value = None
                     response = client.delete(f"{base}/v1/connections", params=ids(connection))
-                    observation = Observation(
-                        "delete",
-                        connection,
-                        instance,
-                        started,
-                        time.monotonic(),
-                        response.status_code,
-                        problem_code(response),
-                    )
-                else:  # a new connection, of a workspace's next user
-                    connection = (rng.choice(workspaces), f"new-{number}-{uuid.uuid4().hex[:8]}")
-                    status, code = connect(soak, client, connection, instance)
-                    ended = time.monotonic()
+                    status, code = response.status_code, problem_code(response)
+                else:
+                    try:
+                        status, code = connect(soak, client, connection, instance)
+                    except LinkRefused as refused:  # judged as the API answer it is
+                        kind, status, code = "link", refused.status, refused.code
                     if status == 200:
                         with soak.lock:
-                            soak.oauth[connection] = ended
-                    observation = Observation(
-                        "connect", connection, instance, started, ended, status, code
-                    )
+                            soak.oauth[connection] = time.monotonic()
             except httpx.HTTPError as error:
-                observation = Observation(
-                    "transport",
-                    ("", ""),
-                    instance,
-                    started,
-                    time.monotonic(),
-                    0,
-                    f"transport:{type(error).__name__}",
-                )
+                # The request may or may not have been carried out (an instance killed
+                # while it ran): the checker counts a write like this as either.
+                status, code = 0, f"transport:{type(error).__name__}"
+                if kind == "read":
+                    value = None
+                elif kind == "store":
+                    assert value is not None
+                    with soak.lock:  # if it was committed, it belongs to this connection
+                        soak.stored[value] = (*connection, time.monotonic())
+            observation = Observation(
+                kind, connection, instance, started, time.monotonic(), status, code, value
+            )
             observation.phase = soak.phase
             with soak.lock:
                 soak.observations.append(observation)
@@ -351,11 +347,13 @@ def schedule(soak: Soak) -> list[tuple[str, Callable[[], None], float]]:
 
     def instance_killed() -> None:
         victim = len(soak.services) - 1
+        soak.kills.append(time.monotonic())
         stop(soak.services[victim], kill=True)
         soak.stopping.wait(1)
         soak.services[victim] = start_serve(soak.ports[victim], soak.settings)
 
     def worker_killed() -> None:
+        soak.kills.append(time.monotonic())
         stop(soak.workers[0], kill=True)
         soak.workers[0] = start_worker(soak.settings, "--interval", "1", "--lead-time", "3")
 
@@ -382,10 +380,17 @@ class Findings:
     superseded: int
     lost: int
     dead: int
+    killed_mid_save: int  # see check()
     grants: int
     rounds: int
     phases: list[str]
     problems: list[str]
+
+    def killed_before_saving_line(self) -> str:
+        return (
+            f"{self.killed_mid_save} connection(s) lost a rotated refresh token to a kill "
+            "before its save (the window README's Refresh section names; not counted dead)"
+        )
 
     def line(self) -> str:
         return (
@@ -430,29 +435,48 @@ def check(soak: Soak) -> Findings:
                 superseded += 1
                 break
         newest_seen[read.connection].append((read.ended, position))
-    # Stores: a completed store not followed by another write or delete must be readable.
+    # Stores and deletes: the last acknowledged write of each connection must be what a read
+    # finds at the end, unless a later write whose answer never came (a transport error or a
+    # 5xx) may have been carried out: then that one's result is as good.
     lost = 0
     problems: list[str] = []
     headers = {"Authorization": f"Bearer {soak.api_key}"}
-    last_write: dict[tuple[str, str], Observation] = {}
-    for o in sorted(soak.observations, key=lambda o: o.ended):
-        if o.kind in ("store", "delete") and o.status in (200, 204):
-            last_write[o.connection] = o
+    writes: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+    for o in sorted(soak.observations, key=lambda o: o.started):
+        if o.kind in ("store", "delete"):
+            writes[o.connection].append(o)
     with httpx.Client(base_url=soak.url(0), headers=headers, timeout=30) as api:
-        for connection, write in last_write.items():
+        for connection, history in writes.items():
+            acknowledged = [n for n, o in enumerate(history) if o.status in (200, 204)]
+            if not acknowledged:
+                continue
+            possible = [history[acknowledged[-1]]] + [
+                o for o in history[acknowledged[-1] + 1 :] if o.status == 0 or o.status >= 500
+            ]
             answer = api.get("/v1/connections/token", params={**ids(connection), "min_ttl": 0})
-            if write.kind == "store" and (
-                not answer.is_success or answer.json()["access_token"] != write.token
+            found = answer.json()["access_token"] if answer.is_success else None
+            if answer.status_code not in (200, 404) or not any(
+                found == (o.token if o.kind == "store" else None) for o in possible
             ):
                 lost += 1
-            if write.kind == "delete" and answer.status_code != 404:
-                lost += 1
-        dead = 0
+                problems.append(
+                    f"{connection}: lost; the end read answered {answer.status_code} "
+                    f"{found or problem_code(answer)}, the last writes were "
+                    + ", ".join(
+                        f"{o.kind} {o.token} -> {o.status} {o.code} in {o.phase}"
+                        for o in history[-4:]
+                    )
+                )
+        dead = killed_mid_save = 0
         for connection in soak.oauth:  # every refresh token still works
             refreshed = api.post("/v1/connections/refresh", json=ids(connection))
-            if refreshed.status_code != 200:
-                dead += 1
-                problems.append(f"{connection}: refresh at the end answered {refreshed.text}")
+            if refreshed.status_code == 200:
+                continue
+            if killed_before_saving(soak, api, connection, issued, shift):
+                killed_mid_save += 1
+                continue
+            dead += 1
+            problems.append(f"{connection}: refresh at the end answered {refreshed.text}")
     for o in soak.observations:
         if o.status == 0:  # only the killed instance may refuse or drop a connection
             if o.phase != "instance-killed" or "Timeout" in (o.code or ""):
@@ -468,8 +492,44 @@ def check(soak: Soak) -> Findings:
     checked_at = time.monotonic()
     rounds = sum(int((checked_at - since) // ACCESS_TTL) for since in soak.oauth.values())
     return Findings(
-        len(soak.observations), wrong, superseded, lost, dead, grants, rounds, [], problems
+        len(soak.observations),
+        wrong,
+        superseded,
+        lost,
+        dead,
+        killed_mid_save,
+        grants,
+        rounds,
+        [],
+        problems,
     )
+
+
+def killed_before_saving(
+    soak: Soak,
+    api: httpx.Client,
+    connection: tuple[str, str],
+    issued: list[dict[str, object]],
+    shift: float,
+) -> bool:
+    """Whether a connection that cannot refresh lost its refresh token the one way no
+    vault can prevent (README, "Refresh"): the provider rotated it, answering a process
+    that was killed before the answer was saved, and now refuses the old one. Evidence: the
+    provider's last grant for it came less than 3 s before a kill, and the stored access
+    token's expiry is not that grant's."""
+    account = f"{connection[0]}.{connection[1]}"
+    grants = [e for e in issued if e["account"] == account and e["grant"] == "refresh_token"]
+    if not grants:
+        return False
+    last = float(grants[-1]["at"]) - shift  # type: ignore[arg-type]
+    if not any(0 <= killed - last < 3 for killed in soak.kills):
+        return False
+    listed = api.get("/v1/connections", params={"workspace_id": connection[0], "limit": 1000})
+    row = next((r for r in listed.json() if r["actor_id"] == connection[1]), None)
+    if row is None or row["expires_at"] is None:
+        return False
+    expires = dt.datetime.fromisoformat(row["expires_at"]).timestamp() - shift
+    return abs(expires - (last + ACCESS_TTL)) > 1
 
 
 def report(soak: Soak) -> list[str]:
@@ -478,7 +538,9 @@ def report(soak: Soak) -> list[str]:
     for o in soak.observations:
         by_phase[o.phase].append(o)
     for phase, seen in by_phase.items():
-        latencies = sorted((o.ended - o.started) * 1000 for o in seen if o.kind == "read")
+        latencies = sorted(
+            (o.ended - o.started) * 1000 for o in seen if o.kind == "read" and o.status
+        )
         errors = Counter(f"{o.status}:{o.code}" for o in seen if o.status >= 400 or o.status == 0)
         p50 = statistics.median(latencies) if latencies else 0.0
         p99 = (
@@ -540,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(findings.phases))
     for problem in findings.problems[:50]:
         print(f"  problem: {problem}")
+    if findings.killed_mid_save:
+        print(f"  {findings.killed_before_saving_line()}")
     print(findings.line())
     clean = not (findings.wrong_tenant or findings.superseded or findings.lost or findings.dead)
     return 0 if clean and not findings.problems else 1

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.once
 def test_a_one_minute_soak_with_every_fault_finds_nothing(capsys):
     findings = run(minutes=1, connections=12, instances=2)
     print("\n".join(findings.phases))
+    print(findings.killed_before_saving_line())
     print(findings.line())
     assert findings.problems == []
+    # A kill can land between a provider's rotation and the save (~ms per refresh): the
+    # inherent loss README names, at most once per kill, and never counted as dead.
+    assert findings.killed_mid_save <= 2
     assert (findings.wrong_tenant, findings.superseded, findings.lost, findings.dead) == (
         0,
         0,
