@@ -219,8 +219,11 @@ def _restore(text: str) -> str | None:
     return None if text == "-" else text[1:]
 
 
-def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> bytes:
-    """The whole token set as one sealed value, for the cache."""
+def seal_cache_record(
+    keyring: KeyRing, key: TokenKey, tokens: TokenSet, version: int | None = None
+) -> bytes:
+    """The whole token set as one sealed value, for the cache, at the row's ``version``
+    (default: the one ``tokens`` carry)."""
     expires = "" if tokens.expires_at is None else str(_to_micros(tokens.expires_at))
     issued = "" if tokens.issued_at is None else str(_to_micros(tokens.issued_at))
     plaintext = _SEPARATOR.join(
@@ -231,7 +234,7 @@ def seal_cache_record(keyring: KeyRing, key: TokenKey, tokens: TokenSet) -> byte
             _optional(_refresh_field(tokens)),
             _optional(encode_params(tokens.params)),
             issued,
-            str(tokens.version),
+            str(tokens.version if version is None else version),
         )
     )
     return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))

@@ -103,14 +103,15 @@ class VaultCore:
     ) -> Flow:
         """Write-through: commit the row, then cache it. Returns the row's new version."""
         version: int = yield WriteRow(key, seal_row(self.keyring, key, tokens, response))
-        stored = dataclasses.replace(tokens, version=version)
-        yield from self.cache_tokens(key, stored, self.clock())
+        yield from self.cache_tokens(key, tokens, self.clock(), version)
         return version
 
-    def cache_tokens(self, key: TokenKey, tokens: TokenSet, now: datetime) -> Flow:
+    def cache_tokens(
+        self, key: TokenKey, tokens: TokenSet, now: datetime, version: int | None = None
+    ) -> Flow:
         """Put freshly committed tokens in the cache (never over a newer version); a cache
         write that fails is logged as an invalidation, so no older cached value can be
-        served later."""
+        served later. ``version``: the row's, when ``tokens`` do not carry it yet."""
         if not self.has_cache:
             return None
         name = cache_key(key)
@@ -118,8 +119,9 @@ class VaultCore:
         if ttl is None:
             cached = yield DropCache((name,))
         else:
-            value = frame(tokens.version, seal_cache_record(self.keyring, key, tokens))
-            cached = yield WriteCache(name, value, ttl, version=tokens.version)
+            version = tokens.version if version is None else version
+            sealed = seal_cache_record(self.keyring, key, tokens, version)
+            cached = yield WriteCache(name, frame(version, sealed), ttl, version=version)
         if not cached:
             yield RecordInvalidation((name,))
         return None
