@@ -17,6 +17,7 @@ def test_a_one_minute_soak_with_every_fault_finds_nothing(capsys):
     findings = run(minutes=1, connections=12, instances=2)
     print("\n".join(findings.phases))
     print(findings.killed_before_saving_line())
+    print("\n".join(findings.excused))
     print(findings.line())
     assert findings.problems == []
     # A kill can land between a provider's rotation and the save (~ms per refresh): the
