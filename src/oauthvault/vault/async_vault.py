@@ -161,18 +161,10 @@ class AsyncOAuthTokenCache(VaultBase):
         match step:
             case ReadRow():
                 return await store.get(step.key)
-            case WriteCache():
-                if cache is None:
-                    return False
-                if step.version is not None:
-                    return await cache.write_versioned(
-                        step.cache_key, step.version, step.value, step.ttl
-                    )
-                return await cache.set(step.cache_key, step.value, step.ttl)
+            case WriteCache() | DropCache():
+                return await self._cache_step(step)
             case WriteRow():
                 return await store.upsert(step.key, step.row)
-            case DropCache():
-                return cache is not None and await cache.delete(*step.cache_keys)
             case DeleteRow():
                 return await store.delete(step.key)
             case RecordInvalidation():
@@ -224,6 +216,17 @@ class AsyncOAuthTokenCache(VaultBase):
                 return self._emit(step.event)
         raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
 
+    async def _cache_step(self, step: WriteCache | DropCache) -> bool:
+        """Write or drop cache entries; whether Redis answered."""
+        cache = self._cache
+        if cache is None:
+            return False
+        if isinstance(step, DropCache):
+            return await cache.delete(*step.cache_keys)
+        if step.version is not None:
+            return await cache.write_versioned(step.cache_key, step.version, step.value, step.ttl)
+        return await cache.set(step.cache_key, step.value, step.ttl)
+
     async def _provider(self, name: str) -> ProviderConfig:
         config = self._configured_provider(name)
         if config.spec is None and config.issuer is not None:
@@ -254,20 +257,25 @@ class AsyncOAuthTokenCache(VaultBase):
         token_response: Mapping[str, Any] | None = None,
     ) -> None:
         """See :meth:`OAuthTokenCache.store_tokens`."""
-        version: int = await self._run(
-            self._store_flow(
-                provider,
-                workspace_id,
-                actor_id,
-                access_token,
-                refresh_token,
-                expires_in,
-                scope,
-                params=params,
-                token_response=token_response,
-            )
+        # The store flow (VaultCore.store) performed inline: seal, commit, then cache.
+        key, tokens, row = self._sealed_for_store(
+            provider,
+            workspace_id,
+            actor_id,
+            access_token,
+            refresh_token,
+            expires_in,
+            scope,
+            params,
+            token_response,
         )
-        self._heard(TokenKey(provider, workspace_id, actor_id), version)
+        if not self._opened:
+            await self.open()
+        version = await self._store.upsert(key, row)
+        step = self._core.cache_step(key, tokens, self._core.clock(), version)
+        if step is not None and not await self._cache_step(step):
+            await self._store.record_invalidations(step.cache_keys)
+        self._heard(key, version)
 
     async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """See :meth:`OAuthTokenCache.get_tokens`."""

@@ -22,7 +22,7 @@ from oauthvault.cache.local import LocalCache, local_key
 from oauthvault.cache.versioned import unframe
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
-from oauthvault.crypto.sealing import open_local_record, seal_local_record
+from oauthvault.crypto.sealing import SealedRow, open_local_record, seal_local_record, seal_row
 from oauthvault.errors import (
     DecryptionError,
     InvalidInput,
@@ -324,7 +324,7 @@ class VaultBase:
         self._provider_configs()[config.name] = config
         return config
 
-    def _store_flow(
+    def _sealed_for_store(
         self,
         provider: str,
         workspace_id: str,
@@ -333,18 +333,23 @@ class VaultBase:
         refresh_token: str | None,
         expires_in: int | None,
         scope: str | None,
-        *,
-        params: Mapping[str, str] | None = None,
-        token_response: Mapping[str, Any] | None = None,
-    ) -> Flow:
+        params: Mapping[str, str] | None,
+        token_response: Mapping[str, Any] | None,
+    ) -> tuple[TokenKey, TokenSet, SealedRow]:
+        """A ``store_tokens`` call checked, and its row sealed: the first half of
+        :meth:`VaultCore.store <oauthvault.vault.flows.VaultCore.store>`, which each
+        vault's ``store_tokens`` performs inline (no I/O here).
+
+        Raises:
+            InvalidInput: an argument breaks a rule.
+        """
         key = TokenKey(provider, workspace_id, actor_id)
         validate_tokens(access_token, refresh_token, expires_in, scope)
         checked = validate_params(params)
         response = validate_response(token_response)
-        tokens = self._core.tokens_for_store(
-            access_token, refresh_token, expires_in, scope, checked
-        )
-        return self._core.store(key, tokens, response)
+        core = self._core
+        tokens = core.tokens_for_store(access_token, refresh_token, expires_in, scope, checked)
+        return key, tokens, seal_row(core.keyring, key, tokens, response)
 
     def _client_credentials_row(
         self,

@@ -101,29 +101,42 @@ class VaultCore:
     def store(
         self, key: TokenKey, tokens: TokenSet, response: Mapping[str, Any] | None = None
     ) -> Flow:
-        """Write-through: commit the row, then cache it. Returns the row's new version."""
+        """Write-through: commit the row, then cache it. Returns the row's new version.
+
+        The vaults' ``store_tokens`` perform these same two halves inline
+        (:meth:`cache_step` is the second's decision), without a generator between."""
         version: int = yield WriteRow(key, seal_row(self.keyring, key, tokens, response))
         yield from self.cache_tokens(key, tokens, self.clock(), version)
         return version
 
-    def cache_tokens(
+    def cache_step(
         self, key: TokenKey, tokens: TokenSet, now: datetime, version: int | None = None
-    ) -> Flow:
-        """Put freshly committed tokens in the cache (never over a newer version); a cache
-        write that fails is logged as an invalidation, so no older cached value can be
-        served later. ``version``: the row's, when ``tokens`` do not carry it yet."""
+    ) -> WriteCache | DropCache | None:
+        """How freshly committed tokens go to the cache: a versioned write (never over a
+        newer version) living as long as the access token, a drop when under a second is
+        left, ``None`` without a cache. When Redis does not answer the step, its keys are
+        logged as invalidations (:class:`RecordInvalidation`), so no older cached value
+        can be served later. ``version``: the row's, when ``tokens`` do not carry it yet."""
         if not self.has_cache:
             return None
         name = cache_key(key)
         ttl = cache_ttl(tokens, now, self.default_cache_ttl)
         if ttl is None:
-            cached = yield DropCache((name,))
-        else:
-            version = tokens.version if version is None else version
-            sealed = seal_cache_record(self.keyring, key, tokens, version)
-            cached = yield WriteCache(name, frame(version, sealed), ttl, version=version)
+            return DropCache((name,))
+        version = tokens.version if version is None else version
+        sealed = seal_cache_record(self.keyring, key, tokens, version)
+        return WriteCache(name, frame(version, sealed), ttl, version=version)
+
+    def cache_tokens(
+        self, key: TokenKey, tokens: TokenSet, now: datetime, version: int | None = None
+    ) -> Flow:
+        """Perform :meth:`cache_step`, and log an invalidation when Redis did not answer."""
+        step = self.cache_step(key, tokens, now, version)
+        if step is None:
+            return None
+        cached = yield step
         if not cached:
-            yield RecordInvalidation((name,))
+            yield RecordInvalidation(step.cache_keys)
         return None
 
     def open_record(self, key: TokenKey, sealed: bytes, version: int) -> TokenSet | None:

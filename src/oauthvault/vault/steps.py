@@ -58,6 +58,11 @@ class WriteCache:
     ttl: int
     version: int | None = None
 
+    @property
+    def cache_keys(self) -> tuple[str, ...]:
+        """The key written, as :class:`DropCache` names its keys."""
+        return (self.cache_key,)
+
 
 @dataclass(frozen=True, slots=True)
 class DropCache:

@@ -183,16 +183,10 @@ class OAuthTokenCache(VaultBase):
         match step:
             case ReadRow():
                 return store.get(step.key)
-            case WriteCache():
-                if cache is None:
-                    return False
-                if step.version is not None:
-                    return cache.write_versioned(step.cache_key, step.version, step.value, step.ttl)
-                return cache.set(step.cache_key, step.value, step.ttl)
+            case WriteCache() | DropCache():
+                return self._cache_step(step)
             case WriteRow():
                 return store.upsert(step.key, step.row)
-            case DropCache():
-                return cache is not None and cache.delete(*step.cache_keys)
             case DeleteRow():
                 return store.delete(step.key)
             case RecordInvalidation():
@@ -244,6 +238,17 @@ class OAuthTokenCache(VaultBase):
                 return self._emit(step.event)
         raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
 
+    def _cache_step(self, step: WriteCache | DropCache) -> bool:
+        """Write or drop cache entries; whether Redis answered."""
+        cache = self._cache
+        if cache is None:
+            return False
+        if isinstance(step, DropCache):
+            return cache.delete(*step.cache_keys)
+        if step.version is not None:
+            return cache.write_versioned(step.cache_key, step.version, step.value, step.ttl)
+        return cache.set(step.cache_key, step.value, step.ttl)
+
     def _provider(self, name: str) -> ProviderConfig:
         config = self._configured_provider(name)
         if config.spec is None and config.issuer is not None:
@@ -285,20 +290,23 @@ class OAuthTokenCache(VaultBase):
             InvalidInput: an id or token breaks a rule; nothing is written.
             StorageUnavailable: the database write failed; nothing is cached.
         """
-        version: int = self._run(
-            self._store_flow(
-                provider,
-                workspace_id,
-                actor_id,
-                access_token,
-                refresh_token,
-                expires_in,
-                scope,
-                params=params,
-                token_response=token_response,
-            )
+        # The store flow (VaultCore.store) performed inline: seal, commit, then cache.
+        key, tokens, row = self._sealed_for_store(
+            provider,
+            workspace_id,
+            actor_id,
+            access_token,
+            refresh_token,
+            expires_in,
+            scope,
+            params,
+            token_response,
         )
-        self._heard(TokenKey(provider, workspace_id, actor_id), version)
+        version = self._store.upsert(key, row)
+        step = self._core.cache_step(key, tokens, self._core.clock(), version)
+        if step is not None and not self._cache_step(step):
+            self._store.record_invalidations(step.cache_keys)
+        self._heard(key, version)
 
     def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """The connection's tokens (a read-only mapping), or ``None`` if none are stored.
