@@ -12,6 +12,7 @@ only by ``await``. Timestamps come from the vault's clock.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -186,6 +187,9 @@ class PostgresBase:
 
 
 CONNECTION_OPTIONS = {"autocommit": True, "prepare_threshold": 0}
+#: Seconds a store keeps its reserved connection (below) before handing it back to the pool
+#: and taking one again, so the pool's own upkeep (lifetime, health) reaches it too.
+RESERVED_FOR = 60.0
 # What a pool raises instead of handing out a connection.
 POOL_ERRORS = (PoolTimeout, PoolClosed, TooManyRequests)
 
@@ -294,6 +298,13 @@ class PostgresTokenStore(PostgresBase):
             max_size=max_size,
         )
         self._swap_lock = threading.Lock()
+        # The reserved connection: one pooled connection kept out of the pool for the
+        # autocommit statement of whichever call finds it free (most calls, unless many
+        # threads are busy at once), which then costs no check-out. Only used under its lock.
+        self._reserved_lock = threading.Lock()
+        self._reserved: psycopg.Connection[Any] | None = None
+        self._reserved_pool: ConnectionPool | None = None
+        self._reserved_until = 0.0
         # One direct connection first: when the server cannot be reached its error names
         # the reason (refused, unknown host, bad password) at once, where a pool would
         # retry in the background and time out saying only that it did.
@@ -360,20 +371,82 @@ class PostgresTokenStore(PostgresBase):
     def _run(
         self, query: str, params: Any, read: Callable[[psycopg.Cursor[Any]], T], *, retry: bool
     ) -> T:
-        """Execute one autocommit statement and ``read`` its result; an idempotent one
-        (``retry``) is tried once more when its connection turned out broken (a server
-        restart the pool had not noticed yet) or its pool was replaced meanwhile, on the
-        new pool."""
-        pool = self._usable_pool()
+        """Execute one autocommit statement and ``read`` its result, on the reserved
+        connection when it is free, else on a pooled one; an idempotent one (``retry``) is
+        tried once more when its connection turned out broken (a server restart the pool
+        had not noticed yet) or its pool was replaced meanwhile, on the new pool."""
+        for attempt in (1, 2):
+            pool = self._usable_pool()
+            try:
+                if self._reserved_lock.acquire(blocking=False):
+                    try:
+                        return self._run_reserved(pool, query, params, read)
+                    finally:
+                        self._reserved_lock.release()
+                return self._run_pooled(pool, query, params, read)
+            except StorageUnavailable:
+                if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_pooled(
+        self,
+        pool: ConnectionPool,
+        query: str,
+        params: Any,
+        read: Callable[[psycopg.Cursor[Any]], T],
+    ) -> T:
+        # getconn/putconn rather than pool.connection(): an autocommit statement needs
+        # none of its transaction handling.
         try:
-            with self._connection(pool) as connection:
-                return read(connection.execute(query, params, prepare=True))
-        except StorageUnavailable:
-            if not retry or (self._gate.is_open and self._pool is pool):
-                raise
-        pool = self._usable_pool()
-        with self._connection(pool) as connection:
+            connection = pool.getconn()
+        except psycopg.Error as error:  # PoolTimeout, PoolClosed
+            raise self._failed(error, pool) from None
+        try:
             return read(connection.execute(query, params, prepare=True))
+        except psycopg.Error as error:
+            raise self._failed(error, pool, connection) from None
+        finally:
+            pool.putconn(connection)
+
+    def _run_reserved(
+        self,
+        pool: ConnectionPool,
+        query: str,
+        params: Any,
+        read: Callable[[psycopg.Cursor[Any]], T],
+    ) -> T:
+        """As :meth:`_run_pooled`, on the reserved connection (the caller holds its lock).
+        A connection of an older pool, or held for ``RESERVED_FOR``, goes back first; one
+        whose statement failed goes back to its pool, which checks it."""
+        connection = self._reserved
+        if (
+            connection is None
+            or self._reserved_pool is not pool
+            or (time.monotonic() > self._reserved_until)
+        ):
+            self._give_back_reserved()
+            try:
+                connection = pool.getconn()
+            except psycopg.Error as error:  # PoolTimeout, PoolClosed
+                raise self._failed(error, pool) from None
+            self._reserved, self._reserved_pool = connection, pool
+            self._reserved_until = time.monotonic() + RESERVED_FOR
+        try:
+            return read(connection.execute(query, params, prepare=True))
+        except psycopg.Error as error:
+            failure = self._failed(error, pool, connection)
+            self._give_back_reserved()
+            raise failure from None
+        except BaseException:  # interrupted mid-statement: the pool resets or replaces it
+            self._give_back_reserved()
+            raise
+
+    def _give_back_reserved(self) -> None:
+        connection, pool = self._reserved, self._reserved_pool
+        self._reserved = self._reserved_pool = None
+        if connection is not None and pool is not None:
+            pool.putconn(connection)  # a closed pool closes it
 
     def _fetchone(self, query: str, params: Sequence[Any], *, retry: bool = True) -> Any:
         return self._run(query, params, _one, retry=retry)
@@ -480,4 +553,6 @@ class PostgresTokenStore(PostgresBase):
         return None if found is None else (found[0], found[1].astimezone(UTC))
 
     def close(self) -> None:
+        with self._reserved_lock:
+            self._give_back_reserved()
         self._pool.close()

@@ -6,6 +6,7 @@ The same SQL and row conversions (:mod:`oauthvault.storage.postgres_sql`), await
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,12 +15,14 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from oauthvault.crypto.sealing import SealedRow
+from oauthvault.errors import StorageUnavailable
 from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey
 from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.storage.postgres import (
     PENDING_GRACE,
+    RESERVED_FOR,
     Clock,
     PostgresBase,
     utc_now,
@@ -182,6 +185,12 @@ class AsyncPostgresTokenStore(PostgresBase):
         self._swap_lock: asyncio.Lock | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._pool = self._new_pool()
+        # The reserved connection (as PostgresTokenStore's): a task takes it when no
+        # other task is using it; one event loop, so a flag is the lock.
+        self._reserved_busy = False
+        self._reserved: psycopg.AsyncConnection[Any] | None = None
+        self._reserved_pool: AsyncConnectionPool | None = None
+        self._reserved_until = 0.0
 
     def _new_pool(self) -> AsyncConnectionPool:
         return AsyncConnectionPool(
@@ -253,16 +262,74 @@ class AsyncPostgresTokenStore(PostgresBase):
         for attempt in (1, 2):
             pool = await self._usable_pool()
             try:
-                async with pool.connection() as connection:
+                if not self._reserved_busy:
+                    self._reserved_busy = True
                     try:
-                        return await read(await connection.execute(query, params, prepare=True))
-                    except psycopg.Error as error:
-                        failure = self._failed(error, pool, connection)
-            except psycopg.Error as error:  # from the pool: PoolTimeout, PoolClosed
-                failure = self._failed(error, pool)
-            if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
-                raise failure from None
+                        return await self._run_reserved(pool, query, params, read)
+                    finally:
+                        self._reserved_busy = False
+                        if self._reserved_pool is not None and self._reserved_pool.closed:
+                            await self._give_back_reserved()  # closed meanwhile
+                return await self._run_pooled(pool, query, params, read)
+            except StorageUnavailable:
+                if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run_pooled(
+        self,
+        pool: AsyncConnectionPool,
+        query: str,
+        params: Any,
+        read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
+    ) -> T:
+        try:
+            connection = await pool.getconn()
+        except psycopg.Error as error:  # PoolTimeout, PoolClosed
+            raise self._failed(error, pool) from None
+        try:
+            return await read(await connection.execute(query, params, prepare=True))
+        except psycopg.Error as error:
+            raise self._failed(error, pool, connection) from None
+        finally:
+            await pool.putconn(connection)
+
+    async def _run_reserved(
+        self,
+        pool: AsyncConnectionPool,
+        query: str,
+        params: Any,
+        read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
+    ) -> T:
+        """As :meth:`PostgresTokenStore._run_reserved` (the caller set the busy flag)."""
+        connection = self._reserved
+        if (
+            connection is None
+            or self._reserved_pool is not pool
+            or (time.monotonic() > self._reserved_until)
+        ):
+            await self._give_back_reserved()
+            try:
+                connection = await pool.getconn()
+            except psycopg.Error as error:  # PoolTimeout, PoolClosed
+                raise self._failed(error, pool) from None
+            self._reserved, self._reserved_pool = connection, pool
+            self._reserved_until = time.monotonic() + RESERVED_FOR
+        try:
+            return await read(await connection.execute(query, params, prepare=True))
+        except psycopg.Error as error:
+            failure = self._failed(error, pool, connection)
+            await self._give_back_reserved()
+            raise failure from None
+        except BaseException:  # cancelled mid-statement: the pool resets or replaces it
+            await self._give_back_reserved()
+            raise
+
+    async def _give_back_reserved(self) -> None:
+        connection, pool = self._reserved, self._reserved_pool
+        self._reserved = self._reserved_pool = None
+        if connection is not None and pool is not None:
+            await pool.putconn(connection)  # a closed pool closes it
 
     async def _fetchone(self, query: str, params: Sequence[Any], *, retry: bool = True) -> Any:
         return await self._run(query, params, _one, retry=retry)
@@ -342,6 +409,8 @@ class AsyncPostgresTokenStore(PostgresBase):
         return None if found is None else (found[0], found[1].astimezone(UTC))
 
     async def close(self) -> None:
+        if not self._reserved_busy:  # else its call gives it back to the closed pool
+            await self._give_back_reserved()
         for closing in list(self._closing):
             await closing
         await self._pool.close()
