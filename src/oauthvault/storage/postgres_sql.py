@@ -58,7 +58,8 @@ UPSERT_ROW = """
 INSERT INTO oauth_tokens (id, provider, workspace_id, actor_id, access_token_encrypted,
     refresh_token_encrypted, key_id, expires_at, scope, connection_params,
     token_response_encrypted, issued_at, created_at, updated_at, version)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, nextval('oauth_tokens_version_seq'))
+VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    nextval('oauth_tokens_version_seq'))
 ON CONFLICT (provider, workspace_id, actor_id) DO UPDATE SET
     access_token_encrypted = EXCLUDED.access_token_encrypted,
     refresh_token_encrypted = EXCLUDED.refresh_token_encrypted,
@@ -197,7 +198,6 @@ def key_params(key: TokenKey) -> tuple[str, str, str]:
 
 def upsert_params(key: TokenKey, row: SealedRow, now: datetime) -> tuple[Any, ...]:
     return (
-        uuid.uuid4(),
         key.provider,
         key.workspace_id,
         key.actor_id,
