@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from oauthvault import InvalidInput, TokenKey, TokenSet
-from oauthvault.models import validate_tokens
+from oauthvault.models import ClientCredentials, assemble_token_set, validate_tokens
 
 
 @pytest.mark.parametrize(
@@ -86,6 +86,32 @@ def test_token_set_is_a_read_only_mapping():
         tokens["access_token"] = "other"  # type: ignore[index]
     with pytest.raises(AttributeError):
         tokens.access_token = "other"  # type: ignore[misc]
+
+
+def test_an_assembled_token_set_is_the_one_the_dataclass_builds():
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    issued = datetime(2029, 12, 31, 23, tzinfo=UTC)
+    credentials = ClientCredentials("client-id", "client-secret")
+    parts = (
+        "access-secret",
+        "refresh-secret",
+        expires,
+        "a b",
+        {"shop": "s"},
+        credentials,
+        issued,
+        7,
+    )
+    built = TokenSet(*parts)
+    assembled = assemble_token_set(*parts)
+    assert type(assembled) is TokenSet
+    for name in TokenSet.__dataclass_fields__:
+        assert getattr(assembled, name) == getattr(built, name), name
+    assert assembled == built
+    assert repr(assembled) == repr(built)
+    assert "secret" not in repr(assembled)
+    with pytest.raises(AttributeError):
+        assembled.access_token = "other"  # type: ignore[misc]
 
 
 def test_seconds_left():

@@ -23,6 +23,7 @@ from oauthvault.models import (
     ClientCredentials,
     TokenKey,
     TokenSet,
+    assemble_token_set,
     decode_params,
     encode_params,
 )
@@ -198,7 +199,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
             keyring, _from_text(row.refresh_token_encrypted), associated_data(key, REFRESH_FIELD)
         ).decode()
     refresh, credentials = _split_refresh(refresh)
-    return TokenSet(
+    return assemble_token_set(
         access_token=access.decode(),
         refresh_token=refresh,
         expires_at=row.expires_at,
@@ -257,7 +258,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
         raise DecryptionError from None
     refresh_token, credentials = _split_refresh(None if refresh == "-" else refresh[1:])
     # Positional, in TokenSet's field order: this runs on every local-cache hit.
-    return TokenSet(
+    return assemble_token_set(
         access,
         refresh_token,
         expires_at,
@@ -307,7 +308,7 @@ def open_local_record(keyring: KeyRing, ids: tuple[str, str, str], record: Local
         refresh_token, credentials = _split_refresh(refresh[1:])
     else:
         refresh_token = refresh[1:]
-    return TokenSet(
+    return assemble_token_set(
         access,
         refresh_token,
         record.expires_at,
