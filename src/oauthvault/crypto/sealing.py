@@ -257,7 +257,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
         # Authenticated but malformed: only a bug or an incompatible writer does this.
         raise DecryptionError from None
     refresh_token, credentials = _split_refresh(None if refresh == "-" else refresh[1:])
-    # Positional, in TokenSet's field order: this runs on every local-cache hit.
+    # Positional, in TokenSet's field order: this runs on every Redis hit.
     return assemble_token_set(
         access,
         refresh_token,
