@@ -138,7 +138,7 @@ def _os_reason(error: Exception) -> str:
 
 
 def _redis_check(url: str, timeout: float) -> Check:
-    from oauthvault.cache.redis import redis_location
+    from oauthvault.cache.redis_base import redis_location
 
     where = redis_location(url)
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)

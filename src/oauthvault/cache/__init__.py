@@ -2,7 +2,8 @@
 
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.cache.keys import cache_key
-from oauthvault.cache.redis import AsyncRedisTokenCache, RedisTokenCache
+from oauthvault.cache.redis import RedisTokenCache
+from oauthvault.cache.redis_async import AsyncRedisTokenCache
 
 __all__ = [
     "AsyncRedisTokenCache",

@@ -1,31 +1,33 @@
-"""PostgreSQL for the asyncio vault: the twin of :mod:`oauthvault.storage.postgres`.
+"""Sealed token rows in PostgreSQL, through psycopg 3 and psycopg_pool.
 
-The same SQL and row conversions (:mod:`oauthvault.storage.postgres_sql`), awaited.
+:class:`AsyncPostgresTokenStore` (in :mod:`oauthvault.storage.postgres_async`, the
+hand-written source) and ``PostgresTokenStore`` (in :mod:`oauthvault.storage.postgres`,
+generated from it by ``scripts/async_to_sync.py``) hold the store's calls: each is one
+statement of :mod:`oauthvault.storage.postgres_sql` run through the
+:mod:`~oauthvault.storage.postgres_runner` (pool, reserved connection, outage gate).
+Timestamps come from the vault's clock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from oauthvault.crypto.sealing import SealedRow
-from oauthvault.errors import StorageUnavailable
 from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey
-from oauthvault.storage.base import RefreshLease, RefreshSave
+from oauthvault.storage.base import RefreshLease, RefreshSave, Resealer, RotationBatch
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
-from oauthvault.storage.postgres import (
-    PENDING_GRACE,
-    RESERVED_FOR,
-    Clock,
-    PostgresBase,
-    utc_now,
+from oauthvault.storage.postgres_base import PENDING_GRACE, Clock, PoolSettings, utc_now
+from oauthvault.storage.postgres_runner_async import (
+    AsyncPostgresRunner,
+    fetch_all,
+    fetch_one,
+    row_count,
 )
 from oauthvault.storage.postgres_sql import (
     CLEAR_INVALIDATIONS,
@@ -37,16 +39,19 @@ from oauthvault.storage.postgres_sql import (
     LIST_ROWS,
     LOCK_ROW,
     LOCK_TIMEOUT,
+    NIL_UUID,
     NOTIFY,
     PENDING_INVALIDATIONS,
     PUT_PENDING,
     RECORD_INVALIDATIONS,
     RELEASE_LEASE,
     SCHEMA_REVISION,
+    SELECT_FOR_ROTATION,
     SELECT_ROW,
     TAKE_LEASE,
     TAKE_PENDING,
     UPDATE_LOCKED_STATUS,
+    UPDATE_SEALED,
     UPSERT_ROW,
     check_revision,
     key_params,
@@ -57,112 +62,99 @@ from oauthvault.storage.postgres_sql import (
     upsert_params,
 )
 
-__all__ = ["AsyncPostgresTokenStore"]
-
-T = TypeVar("T")
-
-
-async def _one(cursor: psycopg.AsyncCursor[Any]) -> Any:
-    return await cursor.fetchone()
-
-
-async def _all(cursor: psycopg.AsyncCursor[Any]) -> list[Any]:
-    return await cursor.fetchall()
-
-
-async def _count(cursor: psycopg.AsyncCursor[Any]) -> int:
-    return cursor.rowcount
+__all__ = ["AsyncPostgresLockedRow", "AsyncPostgresTokenStore"]
 
 
 class AsyncPostgresLockedRow:
-    """The asyncio twin of :class:`PostgresLockedRow`; built by ``await store.lock_row``."""
+    """A row locked by ``SELECT … FOR UPDATE`` in a transaction on a connection of its own;
+    made by ``store.lock_row``, which calls :meth:`acquire`."""
 
-    def __init__(self, store: AsyncPostgresTokenStore, key: TokenKey) -> None:
-        self._store = store
+    def __init__(self, runner: AsyncPostgresRunner, key: TokenKey, clock: Clock) -> None:
+        self._runner = runner
         self._key = key
-        self._pool: AsyncConnectionPool | None = None
+        self._clock = clock
+        self._pool: Any = None
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self.row: SealedRow | None = None
         self.status: str | None = None
         self.lease: RefreshLease | None = None
 
     async def acquire(self) -> None:
-        self._pool = await self._store._usable_pool()
-        try:
-            self._connection = await self._pool.getconn()
-        except psycopg.Error as error:  # PoolTimeout, PoolClosed (a pool just replaced)
-            raise self._store._failed(error, self._pool) from None
-        try:
-            await self._connection.execute("BEGIN")
-            await self._connection.execute(LOCK_TIMEOUT)
-            cursor = await self._connection.execute(LOCK_ROW, key_params(self._key))
-            found = await cursor.fetchone()
-        except psycopg.Error as error:
-            failure = self._store._failed(error, self._pool, self._connection)
-            await self.rollback()
-            raise failure from None
-        except BaseException:  # cancelled: never keep the connection (or the lock)
-            await self._discard()
-            raise
+        """Begin, and lock the row (waiting up to the lock timeout).
+
+        Raises:
+            StorageUnavailable: no connection, or the lock or the read failed.
+        """
+        self._pool, self._connection = await self._runner.checkout()
+        found = await self._execute(LOCK_ROW, key_params(self._key), begin=True)
         if found is not None:
             self.row, self.status, self.lease = locked_state(found)
 
-    async def _execute(self, query: str, params: Sequence[Any]) -> Any:
-        assert self._connection is not None  # noqa: S101 - acquire() ran
+    async def _execute(self, query: str, params: Sequence[Any], *, begin: bool = False) -> Any:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the row is not locked (committed or rolled back already)")
         try:
-            cursor = await self._connection.execute(query, params)
+            if begin:
+                await connection.execute("BEGIN")
+                await connection.execute(LOCK_TIMEOUT)
+            cursor = await connection.execute(query, params)
             return await cursor.fetchone() if cursor.description else None
         except psycopg.Error as error:
-            failure = self._store._failed(error, self._pool, self._connection)
+            failure = self._runner.failure(error, self._pool, connection)
             await self.rollback()
             raise failure from None
-        except BaseException:
-            await self._discard()
+        except BaseException:  # interrupted mid-statement: never keep it (or the lock)
+            self._connection = None
+            await self._runner.check_in(self._pool, connection, discard=True)
             raise
 
-    async def _discard(self) -> None:
-        """After a cancellation mid-statement: the connection's state is unknown, so it is
-        closed (rolling back, releasing the lock) and handed back for the pool to drop."""
-        connection, self._connection = self._connection, None
-        if connection is not None and self._pool is not None:
-            await connection.close()
-            await self._pool.putconn(connection)
-
     async def update(self, *, status: str, last_error: str | None) -> None:
-        now = self._store._clock()
+        """Write a new status inside the lock."""
+        now = self._clock()
         await self._execute(UPDATE_LOCKED_STATUS, (status, last_error, now, *key_params(self._key)))
 
     async def take_lease(self, lease: RefreshLease) -> int:
+        """Lease the row (moving its version); returns the new version."""
         found = await self._execute(TAKE_LEASE, (lease.owner, lease.until, *key_params(self._key)))
         return int(found[0])
 
     async def commit(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is None or self._pool is None:
+        if connection is None:
             return
         try:
             await connection.execute("COMMIT")
         except psycopg.Error as error:
-            raise self._store._failed(error, self._pool, connection) from None
+            raise self._runner.failure(error, self._pool, connection) from None
         finally:
-            await self._pool.putconn(connection)
+            await self._runner.check_in(self._pool, connection)
 
     async def rollback(self) -> None:
+        """Roll back; never raises (a lost connection has rolled back already)."""
         connection, self._connection = self._connection, None
-        if connection is None or self._pool is None:
+        if connection is None:
             return
         try:
             await connection.execute("ROLLBACK")
         except psycopg.Error:
             pass  # a lost connection has rolled back already; the pool discards it
         finally:
-            await self._pool.putconn(connection)
+            await self._runner.check_in(self._pool, connection)
 
 
-class AsyncPostgresTokenStore(PostgresBase):
-    """The asyncio twin of :class:`PostgresTokenStore`; call :meth:`open` first."""
+class AsyncPostgresTokenStore:
+    """Sealed token rows in PostgreSQL.
 
-    _pool: AsyncConnectionPool
+    ``connect_timeout`` bounds each new connection, ``pool_timeout`` the wait for a pooled
+    one. After a connection breaks, calls fail at once (``StorageUnavailable``) while the
+    server is away, and the first one after it is back succeeds on a new pool. The asyncio
+    store connects in ``await store.open()``; the blocking one when it is made.
+
+    Raises:
+        StorageUnavailable: the server cannot be reached in ``connect_timeout`` seconds,
+            or its schema is not at this version's revision.
+    """
 
     def __init__(
         self,
@@ -174,171 +166,53 @@ class AsyncPostgresTokenStore(PostgresBase):
         pool_timeout: float = 3.0,
         clock: Clock = utc_now,
     ) -> None:
-        super().__init__(
+        settings = PoolSettings(
             location,
-            clock,
             connect_timeout=connect_timeout,
             pool_timeout=pool_timeout,
             min_size=min_size,
             max_size=max_size,
         )
-        self._swap_lock: asyncio.Lock | None = None
-        self._closing: set[asyncio.Task[None]] = set()
-        self._pool = self._new_pool()
-        # The reserved connection (as PostgresTokenStore's): a task takes it when no
-        # other task is using it; one event loop, so a flag is the lock.
-        self._reserved_busy = False
-        self._reserved: psycopg.AsyncConnection[Any] | None = None
-        self._reserved_pool: AsyncConnectionPool | None = None
-        self._reserved_until = 0.0
+        self._runner = AsyncPostgresRunner(settings)
+        self._clock = clock
+        self._opened = False
+        if True:  # ASYNC
+            pass  # an event loop cannot block here: `await store.open()` connects
+        else:
+            self.open()
 
-    def _new_pool(self) -> AsyncConnectionPool:
-        return AsyncConnectionPool(
-            self._location.conninfo, **self._pool_arguments("oauthvault-async")
-        )
+    @property
+    def description(self) -> str:
+        """Where the data lives, with no password (for logs and ``doctor``)."""
+        return self._runner.description
 
     async def open(self) -> None:
-        # As PostgresTokenStore: one direct connection first, for the reason of a failure.
+        """Check the schema on a direct connection, then open the pool (once).
+
+        Raises:
+            StorageUnavailable: the server cannot be reached, or the schema is not at this
+                version's revision (:class:`SchemaOutdated`).
+        """
+        if self._opened:
+            return
         try:
-            async with await psycopg.AsyncConnection.connect(
-                self._location.conninfo, **self._options
-            ) as connection:
-                found = await (await connection.execute(SCHEMA_REVISION)).fetchone()
-                revision = found[0] if found else None
+            found = await self._runner.fetch_direct(SCHEMA_REVISION)
         except psycopg.errors.UndefinedTable:
-            revision = None
-        except psycopg.Error as error:
-            raise self._unavailable(error) from None
+            found = None
+        revision = found[0] if found else None
         if revision != HEAD_REVISION:
             check_revision(revision, self.description)
-        try:
-            await self._pool.open(wait=True, timeout=self._connect_timeout)
-        except (psycopg.Error, PoolTimeout) as error:
-            await self._discard_pool()
-            raise self._unavailable(error) from None
-
-    async def _discard_pool(self) -> None:
-        """Close a pool that failed to open, and make a new one, so that ``open`` can be
-        tried again later (a closed psycopg pool cannot be reopened)."""
-        await self._pool.close()
-        self._pool = self._new_pool()
-
-    async def _usable_pool(self) -> AsyncConnectionPool:
-        """As :meth:`PostgresTokenStore._usable_pool`."""
-        if self._gate.is_open:
-            return self._pool
-        if not self._gate.claim_probe():
-            raise self._still_down()
-        if self._swap_lock is None:
-            self._swap_lock = asyncio.Lock()
-        async with self._swap_lock:
-            if self._gate.is_open:
-                return self._pool
-            try:
-                probe = await psycopg.AsyncConnection.connect(
-                    self._location.conninfo, **self._options
-                )
-                await probe.close()
-            except psycopg.Error as error:
-                raise self._unavailable(error) from None
-            old, self._pool = self._pool, self._new_pool()
-            await self._pool.open(wait=False)
-            self._gate.open()
-        # Closed aside (see the sync store); the task is kept until it is done.
-        closing = asyncio.create_task(old.close())
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
-        return self._pool
-
-    async def _run(
-        self,
-        query: str,
-        params: Any,
-        read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
-        *,
-        retry: bool,
-    ) -> T:
-        """As :meth:`PostgresTokenStore._run`."""
-        for attempt in (1, 2):
-            pool = await self._usable_pool()
-            try:
-                if not self._reserved_busy:
-                    self._reserved_busy = True
-                    try:
-                        return await self._run_reserved(pool, query, params, read)
-                    finally:
-                        self._reserved_busy = False
-                        if self._reserved_pool is not None and self._reserved_pool.closed:
-                            await self._give_back_reserved()  # closed meanwhile
-                return await self._run_pooled(pool, query, params, read)
-            except StorageUnavailable:
-                if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _run_pooled(
-        self,
-        pool: AsyncConnectionPool,
-        query: str,
-        params: Any,
-        read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
-    ) -> T:
-        try:
-            connection = await pool.getconn()
-        except psycopg.Error as error:  # PoolTimeout, PoolClosed
-            raise self._failed(error, pool) from None
-        try:
-            return await read(await connection.execute(query, params, prepare=True))
-        except psycopg.Error as error:
-            raise self._failed(error, pool, connection) from None
-        finally:
-            await pool.putconn(connection)
-
-    async def _run_reserved(
-        self,
-        pool: AsyncConnectionPool,
-        query: str,
-        params: Any,
-        read: Callable[[psycopg.AsyncCursor[Any]], Awaitable[T]],
-    ) -> T:
-        """As :meth:`PostgresTokenStore._run_reserved` (the caller set the busy flag)."""
-        connection = self._reserved
-        if (
-            connection is None
-            or self._reserved_pool is not pool
-            or (time.monotonic() > self._reserved_until)
-        ):
-            await self._give_back_reserved()
-            try:
-                connection = await pool.getconn()
-            except psycopg.Error as error:  # PoolTimeout, PoolClosed
-                raise self._failed(error, pool) from None
-            self._reserved, self._reserved_pool = connection, pool
-            self._reserved_until = time.monotonic() + RESERVED_FOR
-        try:
-            return await read(await connection.execute(query, params, prepare=True))
-        except psycopg.Error as error:
-            failure = self._failed(error, pool, connection)
-            await self._give_back_reserved()
-            raise failure from None
-        except BaseException:  # cancelled mid-statement: the pool resets or replaces it
-            await self._give_back_reserved()
-            raise
-
-    async def _give_back_reserved(self) -> None:
-        connection, pool = self._reserved, self._reserved_pool
-        self._reserved = self._reserved_pool = None
-        if connection is not None and pool is not None:
-            await pool.putconn(connection)  # a closed pool closes it
+        await self._runner.open()
+        self._opened = True
 
     async def _fetchone(self, query: str, params: Sequence[Any], *, retry: bool = True) -> Any:
-        return await self._run(query, params, _one, retry=retry)
+        return await self._runner.run(query, params, fetch_one, retry=retry)
 
     async def _fetchall(self, query: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
-        return await self._run(query, params, _all, retry=True)
+        return await self._runner.run(query, params, fetch_all, retry=True)
 
     async def _rowcount(self, query: str, params: Sequence[Any], *, retry: bool = True) -> int:
-        return await self._run(query, params, _count, retry=retry)
+        return await self._runner.run(query, params, row_count, retry=retry)
 
     async def get(self, key: TokenKey) -> SealedRow | None:
         found = await self._fetchone(SELECT_ROW, key_params(key))
@@ -349,15 +223,14 @@ class AsyncPostgresTokenStore(PostgresBase):
         return int(found[0])
 
     async def delete(self, key: TokenKey) -> int | None:
+        # Not retried: a delete that did commit before its connection broke would then
+        # report that nothing was stored.
         found = await self._fetchone(DELETE_ROW, key_params(key), retry=False)
         return None if found is None else int(found[0])
 
     async def list_connections(self, query: ConnectionQuery) -> list[StoredConnection]:
         rows = await self._fetchall(LIST_ROWS, query.params())
         return [stored_connection(row) for row in rows]
-
-    async def record_invalidations(self, cache_keys: Sequence[str]) -> None:
-        await self._rowcount(RECORD_INVALIDATIONS, (list(cache_keys), self._clock()))
 
     async def count_by_status(self) -> dict[tuple[str, str], int]:
         return {(p, s): n for p, s, n in await self._fetchall(COUNT_BY_STATUS, ())}
@@ -369,12 +242,39 @@ class AsyncPostgresTokenStore(PostgresBase):
     async def count_by_key_id(self) -> dict[str, int]:
         return {key_id: count for key_id, count in await self._fetchall(COUNT_BY_KEY, ())}
 
-    async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
-        return [TokenKey(*row) for row in await self._fetchall(EXPIRING, (before, limit))]
+    async def reseal_batch(
+        self, primary_key_id: str, after_row_id: str | None, limit: int, reseal: Resealer
+    ) -> RotationBatch:
+        """Re-seal up to ``limit`` rows not sealed with ``primary_key_id`` (after
+        ``after_row_id``, in id order) in one transaction."""
+        rotated: list[TokenKey] = []
+        failed: list[TokenKey] = []
+        last_row_id = None
+        after = uuid.UUID(after_row_id) if after_row_id else NIL_UUID
+        async with self._runner.transaction() as connection:
+            cursor = await connection.execute(SELECT_FOR_ROTATION, (primary_key_id, after, limit))
+            for row_id, provider, workspace_id, actor_id, *sealed in await cursor.fetchall():
+                last_row_id = str(row_id)
+                key = TokenKey(provider, workspace_id, actor_id)
+                new = reseal(key, sealed_row(sealed))
+                if new is None:
+                    failed.append(key)
+                    continue
+                await connection.execute(
+                    UPDATE_SEALED,
+                    (
+                        new.access_token_encrypted,
+                        new.refresh_token_encrypted,
+                        new.key_id,
+                        new.response_encrypted,
+                        row_id,
+                    ),
+                )
+                rotated.append(key)
+        return RotationBatch(rotated, failed, last_row_id)
 
-    async def idle_connections(self, provider: str, before: datetime, limit: int) -> list[TokenKey]:
-        rows = await self._fetchall(IDLE, (provider, before, limit))
-        return [TokenKey(*row) for row in rows]
+    async def record_invalidations(self, cache_keys: Sequence[str]) -> None:
+        await self._rowcount(RECORD_INVALIDATIONS, (list(cache_keys), self._clock()))
 
     async def pending_invalidations(self, limit: int) -> list[str]:
         return [row[0] for row in await self._fetchall(PENDING_INVALIDATIONS, (limit,))]
@@ -383,11 +283,12 @@ class AsyncPostgresTokenStore(PostgresBase):
         await self._rowcount(CLEAR_INVALIDATIONS, (cache_keys,))
 
     async def lock_row(self, key: TokenKey) -> AsyncPostgresLockedRow:
-        locked = AsyncPostgresLockedRow(self, key)
+        locked = AsyncPostgresLockedRow(self._runner, key, self._clock)
         await locked.acquire()
         return locked
 
     async def notify(self, channel: str, payload: str) -> None:
+        """``NOTIFY`` through the pool (the change feed's probe goes the way writes go)."""
         await self._fetchone(NOTIFY, (channel, payload), retry=False)
 
     async def release_lease(self, key: TokenKey, owner: str) -> None:
@@ -397,8 +298,16 @@ class AsyncPostgresTokenStore(PostgresBase):
         self, key: TokenKey, row: SealedRow | None, save: RefreshSave
     ) -> int | None:
         query, params = save_refreshed(key, row, save, self._clock())
+        # Not retried here: the refresh flow retries it, guarded, for as long as it may.
         found = await self._fetchone(query, params, retry=False)
         return None if found is None else int(found[0])
+
+    async def expiring_connections(self, before: datetime, limit: int) -> list[TokenKey]:
+        return [TokenKey(*row) for row in await self._fetchall(EXPIRING, (before, limit))]
+
+    async def idle_connections(self, provider: str, before: datetime, limit: int) -> list[TokenKey]:
+        rows = await self._fetchall(IDLE, (provider, before, limit))
+        return [TokenKey(*row) for row in rows]
 
     async def put_pending(self, record_id: str, sealed: str, expires_at: datetime) -> None:
         params = (self._clock() - PENDING_GRACE, record_id, sealed, expires_at)
@@ -409,8 +318,8 @@ class AsyncPostgresTokenStore(PostgresBase):
         return None if found is None else (found[0], found[1].astimezone(UTC))
 
     async def close(self) -> None:
-        if not self._reserved_busy:  # else its call gives it back to the closed pool
-            await self._give_back_reserved()
-        for closing in list(self._closing):
-            await closing
-        await self._pool.close()
+        await self._runner.close()
+        self._opened = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"

@@ -15,7 +15,7 @@ from typing import Any, Literal, Self, overload
 
 from oauthvault.audit import Outcome
 from oauthvault.cache.keys import cache_key
-from oauthvault.cache.redis import AsyncRedisTokenCache
+from oauthvault.cache.redis_async import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
 from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable, VaultError
 from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey, TokenSet
