@@ -79,6 +79,7 @@ MODULES: dict[str, str] = {
     "redis.asyncio": "redis",
     "redis.asyncio.cluster": "redis.cluster",
     "redis.asyncio.retry": "redis.retry",
+    "oauthvault.vault.async_vault": "oauthvault.vault.sync_vault",
 }
 
 #: What the generated twins import in place of ``asyncio`` when they need it.

@@ -22,8 +22,7 @@ class SyncFacade:
     Every coroutine method (``store_tokens``, ``get_tokens``, ``list_connections``, ...) is
     run to completion on a private event loop, the same one for the facade's whole life (the
     async vault's connections belong to the loop that opened them); everything else
-    (``backend_mode``, ``keyring``, ``database``, ...) is passed through. A method the async
-    vault lacks (``rotate_key``) raises ``AttributeError``.
+    (``backend_mode``, ``keyring``, ``database``, ...) is passed through.
 
     ``with SyncFacade(vault)`` opens the vault and closes it (``aclose``) and the loop.
     """

@@ -143,7 +143,7 @@ def test_a_callback_for_a_provider_not_configured_is_an_unknown_page(env, pg):
 
 def test_expired_state_is_rejected(tmp_path, postgres_url, pg, key, clock):
     from oauthvault import InvalidState, OAuthTokenCache
-    from oauthvault.oauth.state import OAuthStateManager
+    from oauthvault.connect import OAuthStateManager
 
     with OAuthTokenCache(postgres_url, None, key, clock=clock) as vault:
         states = OAuthStateManager(vault, ttl=60)

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from oauthvault import AsyncOAuthTokenCache, InvalidState, OAuthTokenCache
-from oauthvault.oauth.state import AsyncOAuthStateManager, OAuthStateManager
+from oauthvault.connect import AsyncOAuthStateManager, OAuthStateManager
 
 REDIRECT = "http://127.0.0.1:8000/oauth/google/callback"
 

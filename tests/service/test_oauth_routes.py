@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI, HTTPException, Request
 
 from oauthvault import AsyncOAuthTokenCache, generate_key
-from oauthvault.oauth.connect import AsyncConnector
+from oauthvault.connect.flow import AsyncConnector
 from oauthvault.providers.config import load_provider_configs
 from oauthvault.service import Identity, create_oauth_router
 from oauthvault.service.returns import ReturnUrlPolicy

@@ -29,11 +29,7 @@ class VaultContract:
     """Every backend combination and flavour must pass these. Subclasses provide
     ``database_url`` and ``cache_url`` fixtures, ``raw_sql`` to reach under the vault, and
     ``open_vault``/``open_twin`` (the vault under test and the other flavour, both with the
-    sync vault's interface).
-
-    A contract test that needs a method only the sync vault has (``rotate_key``) is left out
-    of the async classes by setting its name to ``None`` there: pytest then does not collect
-    it at all, rather than skipping it.
+    sync vault's interface). Both flavours have every method (tests/vault/test_flavours.py).
     """
 
     def open_vault(self, database_url, cache_url, key, **options):

@@ -1,10 +1,20 @@
-"""Key rotation: old keys keep reading, rotate re-seals in batches, resumable, online."""
+"""Key rotation: old keys keep reading, rotate re-seals in batches, resumable, online; the
+same tests drive both flavours (the async vault through tests/helpers/sync_facade.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from oauthvault import DecryptionError, OAuthTokenCache, generate_key
+from oauthvault import AsyncOAuthTokenCache, DecryptionError, OAuthTokenCache, generate_key
+
+from tests.helpers.sync_facade import SyncFacade
+
+
+@pytest.fixture(params=["sync", "async"])
+def Vault(request):  # named as the vault class it stands for in `with Vault(...)`
+    if request.param == "sync":
+        return OAuthTokenCache
+    return lambda *args, **kwargs: SyncFacade(AsyncOAuthTokenCache(*args, **kwargs))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -20,12 +30,12 @@ def fill(vault, count):
         vault.store_tokens("google", "ws", f"user{index:03d}", f"access-{index}", f"r-{index}", 600)
 
 
-def test_rotation_reseals_every_row_with_the_newest_key(database_url, redis_url, raw_redis):
+def test_rotation_reseals_every_row_with_the_newest_key(Vault, database_url, redis_url, raw_redis):
     old, new = generate_key(), generate_key()
-    with OAuthTokenCache(database_url, redis_url, old) as before:
+    with Vault(database_url, redis_url, old) as before:
         fill(before, 25)
         old_id = before.keyring.primary.key_id_hex
-    with OAuthTokenCache(database_url, redis_url, f"{new},{old}") as vault:
+    with Vault(database_url, redis_url, f"{new},{old}") as vault:
         # Reads keep working on the old key before and during rotation.
         assert vault.get_tokens("google", "ws", "user003")["access_token"] == "access-3"
         assert vault.count_by_key_id() == {old_id: 25}
@@ -38,16 +48,16 @@ def test_rotation_reseals_every_row_with_the_newest_key(database_url, redis_url,
         assert report.remaining_by_key_id == {new_id: 25}
         assert raw_redis.keys("oauth:token:*") == []  # entries sealed with the old key dropped
     # The old key can now be removed from the ring.
-    with OAuthTokenCache(database_url, redis_url, new) as after:
+    with Vault(database_url, redis_url, new) as after:
         for index in range(25):
             tokens = after.get_tokens("google", "ws", f"user{index:03d}")
             assert tokens["access_token"] == f"access-{index}"
             assert tokens["refresh_token"] == f"r-{index}"
 
 
-def test_an_interrupted_rotation_leaves_every_row_readable_and_can_resume(database_url):
+def test_an_interrupted_rotation_leaves_every_row_readable_and_can_resume(Vault, database_url):
     old, new = generate_key(), generate_key()
-    with OAuthTokenCache(database_url, encryption_key=old) as before:
+    with Vault(database_url, encryption_key=old) as before:
         fill(before, 30)
 
     class Killed(Exception):
@@ -57,7 +67,7 @@ def test_an_interrupted_rotation_leaves_every_row_readable_and_can_resume(databa
         raise Killed
 
     ring = f"{new},{old}"
-    with OAuthTokenCache(database_url, encryption_key=ring) as vault:
+    with Vault(database_url, encryption_key=ring) as vault:
         with pytest.raises(Killed):
             vault.rotate_key(batch_size=10, on_batch=die_after_first_batch)
         counts = vault.count_by_key_id()
@@ -69,13 +79,13 @@ def test_an_interrupted_rotation_leaves_every_row_readable_and_can_resume(databa
         assert report.remaining_by_key_id == {vault.keyring.primary.key_id_hex: 30}
 
 
-def test_rows_no_key_can_open_are_reported_and_left_alone(database_url):
+def test_rows_no_key_can_open_are_reported_and_left_alone(Vault, database_url):
     lost, old, new = generate_key(), generate_key(), generate_key()
-    with OAuthTokenCache(database_url, encryption_key=lost) as other:
+    with Vault(database_url, encryption_key=lost) as other:
         other.store_tokens("google", "ws", "orphan", "x", expires_in=60)
-    with OAuthTokenCache(database_url, encryption_key=old) as before:
+    with Vault(database_url, encryption_key=old) as before:
         fill(before, 3)
-    with OAuthTokenCache(database_url, encryption_key=f"{new},{old}") as vault:
+    with Vault(database_url, encryption_key=f"{new},{old}") as vault:
         report = vault.rotate_key(batch_size=2)
         assert report.rotated == 3
         assert [key.actor_id for key in report.undecryptable] == ["orphan"]
@@ -83,8 +93,8 @@ def test_rows_no_key_can_open_are_reported_and_left_alone(database_url):
             vault.get_tokens("google", "ws", "orphan")
 
 
-def test_rotation_with_nothing_to_do(database_url):
-    with OAuthTokenCache(database_url, encryption_key=generate_key()) as vault:
+def test_rotation_with_nothing_to_do(Vault, database_url):
+    with Vault(database_url, encryption_key=generate_key()) as vault:
         fill(vault, 2)
         report = vault.rotate_key()
         assert report.rotated == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import requests
@@ -20,6 +21,8 @@ class VaultRequestsAuth(AuthBase):
     ) -> None:
         self._vault = vault
         self._ids = (provider, workspace_id, actor_id)
+        # The retries this auth sent, so a 401 to a retry is returned, not retried again.
+        self._retries: weakref.WeakSet[requests.PreparedRequest] = weakref.WeakSet()
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self._vault.get_access_token(*self._ids)}"
@@ -27,12 +30,12 @@ class VaultRequestsAuth(AuthBase):
         return request
 
     def _retry_once_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if response.status_code != 401 or getattr(response.request, "_vault_retried", False):
+        if response.status_code != 401 or response.request in self._retries:
             return response
         fresh = self._vault.refresh_tokens(*self._ids)
         retry = response.request.copy()
         retry.headers["Authorization"] = f"Bearer {fresh.access_token}"
-        retry._vault_retried = True  # type: ignore[attr-defined]
+        self._retries.add(retry)
         response.content  # noqa: B018 - drain the body so the connection can be reused
         response.close()
         connection = response.connection

@@ -1,4 +1,5 @@
-"""``OAuthStateManager``: the server-side ``state`` of an authorization request.
+"""The server-side ``state`` of an authorization request (no I/O here; the state managers
+of :mod:`oauthvault.connect.state` keep it through a vault).
 
 A state is 256 random bits, handed to the provider and nowhere stored in clear. Its record
 binds the request to provider, workspace, actor, redirect URI, return URL, PKCE verifier,
@@ -15,17 +16,22 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from oauthvault.errors import InvalidState
 
-if TYPE_CHECKING:
-    from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
-
-__all__ = ["DEFAULT_STATE_TTL", "AsyncOAuthStateManager", "AuthorizationState", "OAuthStateManager"]
+__all__ = [
+    "DEFAULT_STATE_TTL",
+    "STATE_KIND",
+    "AuthorizationState",
+    "binding_hash",
+    "check_state",
+    "state_payload",
+]
 
 DEFAULT_STATE_TTL = 600
-_KIND = "state"
+#: The kind of one-time record a state is kept as.
+STATE_KIND = "state"
 
 
 def binding_hash(binding: str) -> str:
@@ -92,97 +98,3 @@ def check_state(
     if binding is None or not hmac.compare_digest(binding_hash(binding), record.binding_hash):
         raise InvalidState("the authorization was started in another browser", other_browser=True)
     return record
-
-
-class OAuthStateManager:
-    """Create and consume OAuth states, stored through ``vault`` (Redis, else the database).
-
-    ``binding`` is a secret the caller also sets as a cookie in the user's browser; the
-    state can only be consumed with the same value, so a callback opened in another
-    browser fails.
-    """
-
-    def __init__(self, vault: OAuthTokenCache, ttl: int = DEFAULT_STATE_TTL) -> None:
-        if ttl <= 0:
-            raise ValueError("the state lifetime must be positive")
-        self._records = vault.pending_records(_KIND, ttl)
-
-    def create_state(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        redirect_uri: str,
-        *,
-        binding: str,
-        return_url: str | None = None,
-        code_verifier: str | None = None,
-        nonce: str | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> str:
-        """A new state for this request; pass it as the ``state`` parameter."""
-        payload = state_payload(
-            provider,
-            workspace_id,
-            actor_id,
-            redirect_uri,
-            binding,
-            return_url,
-            code_verifier,
-            nonce,
-            params,
-        )
-        return self._records.save(payload).secret
-
-    def consume_state(
-        self, state: object, *, provider: str, binding: str | None
-    ) -> AuthorizationState:
-        """The request behind ``state``, which can never be used again.
-
-        Raises:
-            InvalidState: unknown, expired, already used, another provider's, or another
-                browser's state.
-        """
-        return check_state(self._records.take(state), provider, binding)
-
-
-class AsyncOAuthStateManager:
-    """The asyncio twin of :class:`OAuthStateManager`."""
-
-    def __init__(self, vault: AsyncOAuthTokenCache, ttl: int = DEFAULT_STATE_TTL) -> None:
-        if ttl <= 0:
-            raise ValueError("the state lifetime must be positive")
-        self._records = vault.pending_records(_KIND, ttl)
-
-    async def create_state(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        redirect_uri: str,
-        *,
-        binding: str,
-        return_url: str | None = None,
-        code_verifier: str | None = None,
-        nonce: str | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> str:
-        """See :meth:`OAuthStateManager.create_state`."""
-        payload = state_payload(
-            provider,
-            workspace_id,
-            actor_id,
-            redirect_uri,
-            binding,
-            return_url,
-            code_verifier,
-            nonce,
-            params,
-        )
-        return (await self._records.save(payload)).secret
-
-    async def consume_state(
-        self, state: object, *, provider: str, binding: str | None
-    ) -> AuthorizationState:
-        """See :meth:`OAuthStateManager.consume_state`."""
-        return check_state(await self._records.take(state), provider, binding)

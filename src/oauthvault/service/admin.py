@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from oauthvault.audit import AuditEntry
+from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import (
     DecryptionError,
     InvalidInput,
@@ -34,7 +35,6 @@ from oauthvault.errors import (
     VaultError,
 )
 from oauthvault.models import ConnectionStatus, StoredConnection, TokenKey
-from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginThrottle
 from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks

@@ -14,9 +14,9 @@ from prometheus_client import Histogram
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from starlette.responses import Response
 
+from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
 from oauthvault.models import TokenKey, validate_filter
-from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.providers import load_catalog
 from oauthvault.providers.describe import summary
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing

@@ -16,8 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from oauthvault import __version__
 from oauthvault.config import Settings
+from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import ConfigError, StorageUnavailable
-from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.access_log import AccessLogMiddleware
 from oauthvault.service.admin import create_admin_router
 from oauthvault.service.admin_session import AdminSessions

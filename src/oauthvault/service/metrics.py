@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from oauthvault.audit import AuditTrail
 from oauthvault.errors import VaultError
-from oauthvault.vault.base import CacheInfo
+from oauthvault.vault.results import CacheInfo
 
 __all__ = ["ServiceMetrics", "VaultCollector"]
 

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import (
     InvalidInput,
     InvalidState,
@@ -29,7 +30,6 @@ from oauthvault.errors import (
     UnknownProvider,
     VaultError,
 )
-from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.providers.params import ConnectionParam
 from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks

@@ -139,9 +139,7 @@ class AsyncPostgresRunner:
             return False  # an event loop cannot block here: the gate's probe checks instead
         else:
             try:
-                psycopg.connect(
-                    self.settings.conninfo, **self.settings.connection_options
-                ).close()
+                psycopg.connect(self.settings.conninfo, **self.settings.connection_options).close()
             except psycopg.Error:
                 return False
             return True

@@ -141,6 +141,9 @@ class SqliteTokenStore:
     def description(self) -> str:
         return self._location.description
 
+    def open(self) -> None:
+        """Nothing to do: the file is opened (and its schema made) when the store is."""
+
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
@@ -409,6 +412,22 @@ class AsyncSqliteTokenStore:
 
     async def clear_invalidations(self, cache_keys: list[str]) -> None:
         await asyncio.to_thread(self.sync_store.clear_invalidations, cache_keys)
+
+    async def reseal_batch(
+        self, primary_key_id: str, after_row_id: str | None, limit: int, reseal: Resealer
+    ) -> RotationBatch:
+        return await asyncio.to_thread(
+            self.sync_store.reseal_batch, primary_key_id, after_row_id, limit, reseal
+        )
+
+    async def data_version(self) -> int:
+        """As :meth:`SqliteTokenStore.data_version`, of the event loop thread's connection.
+
+        Run in the loop's own thread, not a worker: the number is per connection, and the
+        local cache compares it with the one this same connection gave before (a PRAGMA
+        that reads shared memory, not the file).
+        """
+        return self.sync_store.data_version()
 
     async def lock_row(self, key: TokenKey) -> AsyncSqliteLockedRow:
         locked = await asyncio.to_thread(self.sync_store.lock_row, key)

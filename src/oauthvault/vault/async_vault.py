@@ -1,14 +1,23 @@
-"""``AsyncOAuthTokenCache``: the asyncio twin of ``OAuthTokenCache``.
+"""The vault's public face: ``AsyncOAuthTokenCache`` and ``OAuthTokenCache``.
 
-Same arguments, same methods, same flows as :class:`~oauthvault.vault.OAuthTokenCache`;
-only the driver differs, performing each step with ``await``.
+:class:`AsyncOAuthTokenCache` (this module, :mod:`oauthvault.vault.async_vault`) is the
+hand-written source; ``OAuthTokenCache`` (:mod:`oauthvault.vault.sync_vault`) is generated
+from it by ``scripts/async_to_sync.py``, so both flavours have every method and differ only
+by ``await``. Each runs the shared, I/O-free flows (:mod:`oauthvault.vault.flows`,
+:mod:`~oauthvault.vault.refresh`, :mod:`~oauthvault.vault.pending`): ``_perform`` does one
+step's I/O and ``_run`` drives a flow; the hot paths (a local-cache hit, one Redis GET, one
+SELECT when there is no cache, a store) are written out inline.
+
+This module is the one public facade of the vault and is longer than the others for that
+reason: every public method, with its contract, is here once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, overload
@@ -17,7 +26,13 @@ from oauthvault.audit import Outcome
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis_async import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response, open_row
-from oauthvault.errors import ProviderError, SchemaOutdated, StorageUnavailable, VaultError
+from oauthvault.errors import (
+    DecryptionError,
+    ProviderError,
+    SchemaOutdated,
+    StorageUnavailable,
+    VaultError,
+)
 from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
@@ -27,14 +42,9 @@ from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
 from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
 from oauthvault.storage.sqlite import AsyncSqliteTokenStore
-from oauthvault.vault.base import (
-    FEED_HEARTBEAT,
-    FEED_PROBE_TIMEOUT,
-    DeleteOutcome,
-    Readiness,
-    VaultBase,
-)
-from oauthvault.vault.pending import AsyncPendingRecords
+from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, VaultBase
+from oauthvault.vault.pending_records_async import AsyncPendingRecords
+from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
     CommitLock,
     DeleteRow,
@@ -73,15 +83,24 @@ class _HeldLock:
 
 
 class AsyncOAuthTokenCache(VaultBase):
-    """The asyncio twin of :class:`OAuthTokenCache`: same arguments, same methods, awaited.
+    """Encrypted OAuth tokens per (provider, workspace, actor), database first, Redis in front.
 
-    Connections open on first use (or ``await vault.open()``); use ``async with`` or
-    ``await vault.aclose()`` to release them.
+    With no arguments, reads ``DATABASE_URL`` (default: an SQLite file ``oauthvault.db``),
+    ``REDIS_URL`` (default: none, db-only) and ``OAUTH_ENCRYPTION_KEY`` from the environment;
+    keyword arguments override them. Pass ``redis_url=""`` to turn the cache off.
+
+    The blocking flavour connects when it is made; the asyncio flavour on first use (or
+    ``open()``). Close either with its context manager or its close method.
+
+    Raises:
+        ConfigError: a setting is unusable (named, value never shown).
+        StorageUnavailable: the database cannot be reached or has an old schema.
     """
 
     def _connect(self) -> None:
         clock = self._core.clock
         self._store: AsyncTokenStore
+        self._sqlite: AsyncSqliteTokenStore | None = None
         if self._location.kind == "postgres":
             self._store = AsyncPostgresTokenStore(
                 self._location,
@@ -90,7 +109,7 @@ class AsyncOAuthTokenCache(VaultBase):
                 clock=clock,
             )
         else:
-            self._store = AsyncSqliteTokenStore(self._location, clock=clock)
+            self._store = self._sqlite = AsyncSqliteTokenStore(self._location, clock=clock)
         self._cache: AsyncRedisTokenCache | None = None
         if self._redis_url is not None:
             self._cache = AsyncRedisTokenCache(
@@ -101,28 +120,56 @@ class AsyncOAuthTokenCache(VaultBase):
             )
         self._opened = False
         self._feed: AsyncChangeFeed | None = None
+        # SQLite with a local cache: the data_version this thread's connection saw last.
+        self._sqlite_seen: threading.local | None = None
+        if True:  # ASYNC
+            pass  # an event loop cannot block here: the first call (or open()) connects
+        else:
+            try:
+                self.open()
+            except BaseException:
+                self.close()
+                raise
 
     async def open(self) -> None:
         """Connect to the database and check its schema (done on first use otherwise), and
-        start the change feed (PostgreSQL; the local cache is on while it is live)."""
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
-            if isinstance(self._store, AsyncPostgresTokenStore):
-                local = self._new_local_cache()
-                if local is not None:
-                    listen = self._settings.listen_location or self._location
-                    self._feed = AsyncChangeFeed(
-                        listen.conninfo,
-                        listen.description,
-                        local,
-                        functools.partial(self._store.notify, CHANNEL),
-                        connect_timeout=self._settings.db_connect_timeout,
-                        heartbeat=FEED_HEARTBEAT,
-                        probe_timeout=FEED_PROBE_TIMEOUT,
-                    )
-                    self._local = local
-                    self._feed.start()
+        start the local cache: on PostgreSQL with its change feed (the local cache is on
+        while the feed is live), on SQLite watching ``PRAGMA data_version``."""
+        if self._opened:
+            return
+        await self._store.open()
+        self._opened = True
+        local = self._new_local_cache()
+        if local is None:
+            return
+        if isinstance(self._store, AsyncPostgresTokenStore):
+            listen = self._settings.listen_location or self._location
+            self._feed = AsyncChangeFeed(
+                listen.conninfo,
+                listen.description,
+                local,
+                functools.partial(self._store.notify, CHANNEL),
+                connect_timeout=self._settings.db_connect_timeout,
+                heartbeat=FEED_HEARTBEAT,
+                probe_timeout=FEED_PROBE_TIMEOUT,
+            )
+            self._local = local
+            self._feed.start()
+        else:  # SQLite: one host; PRAGMA data_version tells of other connections' commits
+            self._sqlite_seen = threading.local()
+            self._local = local
+            local.resume()
+
+    async def _watch_sqlite(self) -> None:
+        """Drop the local cache when another connection committed since this thread's
+        connection last looked (and forget tickets taken before)."""
+        seen, local, store = self._sqlite_seen, self._local, self._sqlite
+        if seen is None or local is None or store is None:
+            return
+        version = await store.data_version()
+        if getattr(seen, "version", None) != version:
+            seen.version = version
+            local.resume()
 
     def _feed_state(self) -> FeedState | None:
         return None if self._feed is None else self._feed.state
@@ -237,10 +284,11 @@ class AsyncOAuthTokenCache(VaultBase):
             config = self._remember_provider(config.resolved(spec))
         return config
 
-    # --- the public API (see OAuthTokenCache for each method's contract) -----------------
+    # --- the public API ------------------------------------------------------------------
 
     @property
     def cache_available(self) -> bool:
+        """True when Redis is configured and answered its last call."""
         return self._cache is not None and self._cache.is_available
 
     async def store_tokens(
@@ -256,7 +304,17 @@ class AsyncOAuthTokenCache(VaultBase):
         params: Mapping[str, str] | None = None,
         token_response: Mapping[str, Any] | None = None,
     ) -> None:
-        """See :meth:`OAuthTokenCache.store_tokens`."""
+        """Encrypt and save a connection's tokens, replacing any stored before.
+
+        ``expires_in`` is the access token's lifetime in seconds (``None``: unknown).
+        ``params`` are the connection's parameters (returned as ``TokenSet.params``);
+        ``token_response`` is the provider's whole token answer, kept sealed and read back
+        with :meth:`get_token_response`.
+
+        Raises:
+            InvalidInput: an id or token breaks a rule; nothing is written.
+            StorageUnavailable: the database write failed; nothing is cached.
+        """
         # The store flow (VaultCore.store) performed inline: seal, commit, then cache.
         key, tokens, row = self._sealed_for_store(
             provider,
@@ -278,7 +336,16 @@ class AsyncOAuthTokenCache(VaultBase):
         self._heard(key, version)
 
     async def get_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
-        """See :meth:`OAuthTokenCache.get_tokens`."""
+        """The connection's tokens (a read-only mapping), or ``None`` if none are stored.
+
+        Expired tokens are returned too: the refresh token is what renews them.
+
+        Raises:
+            InvalidInput: an id breaks a rule.
+            DecryptionError: the stored row does not decrypt (altered, moved, or its key
+                is no longer in the ring).
+            StorageUnavailable: the database is needed and cannot be reached.
+        """
         if self._audit is not None:
             try:
                 found = await self._get(TokenKey(provider, workspace_id, actor_id))
@@ -288,6 +355,8 @@ class AsyncOAuthTokenCache(VaultBase):
             self._audited(provider, workspace_id, actor_id, "served" if found else "not_found")
             return found
         if self._local is not None:  # the hottest path: a record in this process
+            if self._sqlite_seen is not None:
+                await self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None:
                 return tokens
@@ -296,6 +365,8 @@ class AsyncOAuthTokenCache(VaultBase):
     async def _get(self, key: TokenKey) -> TokenSet | None:
         """The tokens from the local cache, Redis, or the database (and cached)."""
         if self._local is not None:
+            if self._sqlite_seen is not None:
+                await self._watch_sqlite()
             tokens = self._local_hit(key.provider, key.workspace_id, key.actor_id)
             if tokens is not None:
                 return tokens
@@ -303,18 +374,31 @@ class AsyncOAuthTokenCache(VaultBase):
 
     async def _get_beyond_local(self, key: TokenKey) -> TokenSet | None:
         """The tokens from Redis or the database, kept locally when that is safe."""
-        name = cache_key(key)
+        if not self._opened:
+            await self.open()
         local = self._local
         ticket = None if local is None else local.ticket()
-        if self._cache is not None:
-            if not self._opened:
-                await self.open()
-            cached = await self._cache.get(name)
-            if cached is not None:
-                tokens = self._from_redis(key, name, cached, ticket)
-                if tokens is not None:
-                    return tokens
-            self._reads.redis_misses += 1
+        cache = self._cache
+        if cache is None:  # db-only: one SELECT, nothing else to orchestrate
+            self._reads.database_reads += 1
+            row = await self._store.get(key)
+            if row is None:
+                return None
+            try:
+                found = open_row(self._core.keyring, key, row)
+            except DecryptionError:
+                marked: TokenSet | None = await self._run(self._core.undecryptable(key))
+                return marked
+            self._keep_local(key, found, ticket)
+            return found
+        # The hot path without a local cache: one Redis GET, no flow machinery.
+        name = cache_key(key)
+        cached = await cache.get(name)
+        if cached is not None:
+            tokens = self._from_redis(key, name, cached, ticket)
+            if tokens is not None:
+                return tokens
+        self._reads.redis_misses += 1
         self._reads.database_reads += 1
         result: TokenSet | None = await self._run(self._core.get_from_database(key, name))
         if result is not None:
@@ -324,7 +408,11 @@ class AsyncOAuthTokenCache(VaultBase):
     async def get_stored_tokens(
         self, provider: str, workspace_id: str, actor_id: str
     ) -> TokenSet | None:
-        """See :meth:`OAuthTokenCache.get_stored_tokens`."""
+        """Like :meth:`get_tokens`, straight from the database: the cache can neither hide
+        a row that no longer decrypts nor serve one that is gone.
+
+        Raises: as :meth:`get_tokens`.
+        """
         key = TokenKey(provider, workspace_id, actor_id)
         await self.open()
         row = await self._store.get(key)
@@ -343,16 +431,25 @@ class AsyncOAuthTokenCache(VaultBase):
     async def delete_tokens(
         self, provider: str, workspace_id: str, actor_id: str, *, revoke: bool = False
     ) -> bool | DeleteOutcome:
-        """See :meth:`OAuthTokenCache.delete_tokens`."""
+        """Remove a connection from the database and the cache. True if one was stored.
+
+        With ``revoke=True`` the provider is first asked to revoke the grant (RFC 7009); the
+        connection is deleted locally whatever it answers, and a :class:`DeleteOutcome`
+        says both.
+
+        Raises:
+            InvalidInput: an id breaks a rule.
+            UnknownProvider: ``revoke=True`` for a provider that is not configured.
+            StorageUnavailable: the database cannot be reached; nothing is deleted.
+        """
         key = TokenKey(provider, workspace_id, actor_id)
         if not revoke:
             return await self._delete(key)
         tokens = await self.get_tokens(provider, workspace_id, actor_id)
         revoked = None
         if tokens is not None:
-            revoked = await revoke_grant_async(
-                await self._provider(provider), tokens, timeout=self._refresh_timeout
-            )
+            config = await self._provider(provider)
+            revoked = await revoke_grant_async(config, tokens, timeout=self._refresh_timeout)
         return DeleteOutcome(await self._delete(key), revoked)
 
     async def _delete(self, key: TokenKey) -> bool:
@@ -428,7 +525,14 @@ class AsyncOAuthTokenCache(VaultBase):
     async def get_access_token(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float = 60
     ) -> str:
-        """See :meth:`OAuthTokenCache.get_access_token`."""
+        """An access token valid for at least ``min_ttl`` seconds, refreshing it first when
+        needed (once, however many threads, processes or hosts ask at the same time).
+
+        Raises:
+            TokenNotFound: nothing is stored for the connection.
+            ReauthorizationRequired: the grant is gone; the user must connect again.
+            ProviderError: the provider failed and the current token has expired.
+        """
         tokens = await self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
         return tokens.access_token
 
@@ -442,7 +546,9 @@ class AsyncOAuthTokenCache(VaultBase):
         caller: str | None = None,
         source: str | None = None,
     ) -> TokenSet:
-        """See :meth:`OAuthTokenCache.get_fresh_tokens`."""
+        """:meth:`get_access_token`, returning the whole :class:`TokenSet`. With an audit
+        trail (``audit_caller=``), the read is recorded as by ``caller`` (default: the
+        vault's ``audit_caller``) from ``source`` (a client address, if any)."""
         if self._audit is None:
             return (await self._fresh(provider, workspace_id, actor_id, min_ttl))[0]
         try:
@@ -457,8 +563,11 @@ class AsyncOAuthTokenCache(VaultBase):
     async def _fresh(
         self, provider: str, workspace_id: str, actor_id: str, min_ttl: float
     ) -> tuple[TokenSet, bool]:
+        """The tokens, and whether this call refreshed them."""
         tokens = None
         if self._local is not None:  # the hottest path, without building a TokenKey
+            if self._sqlite_seen is not None:
+                await self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None and self._lasts(tokens, min_ttl):
                 return tokens, False
@@ -483,7 +592,11 @@ class AsyncOAuthTokenCache(VaultBase):
         caller: str | None = None,
         source: str | None = None,
     ) -> TokenSet:
-        """See :meth:`OAuthTokenCache.refresh_tokens`."""
+        """Refresh now (unless another worker refreshed since this call read the tokens).
+        Audited as :meth:`get_fresh_tokens`.
+
+        Raises: as :meth:`get_access_token`.
+        """
         try:
             key = TokenKey(provider, workspace_id, actor_id)
             seen = await self._get(key)
@@ -505,14 +618,14 @@ class AsyncOAuthTokenCache(VaultBase):
     async def readiness(self) -> Readiness:
         """Whether the vault can serve (the database answers with this version's schema),
         and the state of the cache, the local cache and provider discovery."""
+        revision: str | None = None
         try:
-            if not self._opened:
-                await self.open()
+            await self.open()
             revision = await self._store.schema_revision()
         except SchemaOutdated:
-            revision, reachable = None, True  # reported as old_schema
+            reachable = True  # reported as old_schema
         except StorageUnavailable:
-            revision, reachable = None, False
+            reachable = False
         else:
             reachable = True
         cache_up = self._cache is not None and await self._cache.check()
@@ -528,19 +641,27 @@ class AsyncOAuthTokenCache(VaultBase):
         status: str | None = None,
         after: TokenKey | None = None,
     ) -> list[StoredConnection]:
-        """See :meth:`OAuthTokenCache.list_connections`."""
+        """Stored connections (never their tokens), optionally filtered (``status``: a
+        :class:`ConnectionStatus` value), sorted by ids; pass the last one of a page as
+        ``after`` for the next page.
+
+        Raises:
+            InvalidInput: a filter, ``after`` or ``limit`` (1 to 100,000) is malformed.
+        """
         query = ConnectionQuery(provider, workspace_id, actor_id, status, after, limit)
         await self.open()
         return await self._store.list_connections(query)
 
     async def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
-        """See :meth:`OAuthTokenCache.expiring_connections`."""
+        """Refreshable connections whose access token expires within ``within`` seconds,
+        soonest first."""
         await self.open()
         before = self._core.clock() + timedelta(seconds=within)
         return await self._store.expiring_connections(before, limit)
 
     async def idle_connections(self, limit: int = 100) -> list[TokenKey]:
-        """See :meth:`OAuthTokenCache.idle_connections`."""
+        """Refreshable connections whose refresh token has gone unused for half of their
+        provider's idle window (catalog ``refresh_token_idle_expiry_days``)."""
         await self.open()
         found: list[TokenKey] = []
         for provider, before in self._idle_cutoffs():
@@ -548,13 +669,45 @@ class AsyncOAuthTokenCache(VaultBase):
         return found
 
     def pending_records(self, kind: str, ttl: int) -> AsyncPendingRecords:
-        """See :meth:`OAuthTokenCache.pending_records`."""
-        return AsyncPendingRecords(self, kind, ttl)
+        """One-time records of ``kind`` (sealed; Redis, else the database) living ``ttl``
+        seconds: what OAuth states and connect links are kept in."""
+        return AsyncPendingRecords(self._core, self._run, kind, ttl)
 
     async def count_by_key_id(self) -> dict[str, int]:
-        """See :meth:`OAuthTokenCache.count_by_key_id`."""
+        """How many rows each key id sealed; rotation is done when only the newest is left."""
         await self.open()
         return await self._store.count_by_key_id()
+
+    async def rotate_key(
+        self,
+        batch_size: int = 500,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> RotationReport:
+        """Re-seal every row not sealed with the newest key, one committed batch at a time.
+
+        Online and resumable: rows sealed with an older key stay readable throughout, and a
+        run that is killed leaves every row readable; running it again finishes the job.
+        Cache entries of re-sealed rows are dropped so the cache stops using the old key.
+        ``on_batch`` is called with the running count after each batch.
+        """
+        await self.open()
+        rotated = 0
+        undecryptable: list[TokenKey] = []
+        after: str | None = None
+        primary = self.keyring.primary.key_id_hex
+        while True:
+            batch = await self._store.reseal_batch(primary, after, batch_size, self._core.reseal)
+            if batch.last_row_id is None:
+                break
+            after = batch.last_row_id
+            rotated += len(batch.rotated)
+            undecryptable.extend(batch.undecryptable)
+            await self._run(self._core.drop_cached(batch.rotated))
+            if self._local is not None:
+                self._local.clear()
+            if on_batch is not None:
+                on_batch(rotated)
+        return RotationReport(rotated, undecryptable, await self.count_by_key_id())
 
     async def aclose(self) -> None:
         """Close database connections, the change feed and the Redis client (after writing

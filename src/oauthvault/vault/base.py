@@ -11,7 +11,6 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
@@ -47,6 +46,7 @@ from oauthvault.providers.params import check_given_params
 from oauthvault.storage.feed import FeedState
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
+from oauthvault.vault.events import EventSink
 from oauthvault.vault.flows import VaultCore, cache_ttl
 from oauthvault.vault.refresh import (
     RefreshFlow,
@@ -54,22 +54,12 @@ from oauthvault.vault.refresh import (
     RetryPolicy,
     refresh_flow,
 )
+from oauthvault.vault.results import BackendMode, CacheInfo, ReadCounters, Readiness
 from oauthvault.vault.steps import Flow
 
-__all__ = [
-    "FEED_HEARTBEAT",
-    "FEED_PROBE_TIMEOUT",
-    "BackendMode",
-    "CacheInfo",
-    "DeleteOutcome",
-    "Readiness",
-    "RotationReport",
-    "VaultBase",
-]
+__all__ = ["FEED_HEARTBEAT", "FEED_PROBE_TIMEOUT", "VaultBase"]
 
 logger = logging.getLogger("oauthvault.vault")
-
-BackendMode = Literal["db-only", "db+cache"]
 
 #: The change feed probes itself this often (seconds), and gives a probe this long to
 #: come back before it stops trusting its connection (and the local cache with it).
@@ -87,91 +77,6 @@ _HOST = socket.gethostname()[:64]
 def _lease_owner() -> str:
     """Who holds a refresh lease: host, process and a random part (one per refresh)."""
     return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOutcome:
-    """What ``delete_tokens(..., revoke=True)`` did. True (as a bool) when a row was deleted.
-
-    ``revoked`` is True when the provider confirmed the revocation, False when it refused
-    or could not be reached, None when nothing was stored or the provider has no standard
-    revocation endpoint.
-    """
-
-    deleted: bool
-    revoked: bool | None
-
-    def __bool__(self) -> bool:
-        return self.deleted
-
-
-@dataclass(frozen=True, slots=True)
-class CacheInfo:
-    """Counters of where this vault's reads were answered, and the state of its local
-    cache and change feed (for metrics and tests; counts since the vault was made).
-
-    ``local_live``: local entries are being served (the feed is connected and its last
-    probe came back; always on sync SQLite). ``refused``: cached values turned down as
-    older than a change this process heard of. ``feed_lag``: the last probe's round trip,
-    in seconds. ``feed_unsupported``: notifications never arrive (a transaction pooler).
-    """
-
-    local_enabled: bool
-    local_live: bool
-    local_entries: int
-    local_hits: int
-    local_misses: int
-    redis_hits: int
-    redis_misses: int
-    database_reads: int
-    refused: int
-    changes_heard: int
-    local_suspensions: int
-    feed_reconnects: int = 0
-    feed_lag: float | None = None
-    feed_unsupported: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Readiness:
-    """Whether this vault can serve, and the state of each part (no secrets).
-
-    ``ready`` is True when the database answers with this version's schema; the other parts
-    only degrade service: ``cache`` is ``up``, ``down`` (serving from the database) or
-    ``off``; ``local_cache`` is ``live``, ``suspended`` (its feed reconnecting),
-    ``unsupported`` (notifications do not arrive) or ``off``.
-    """
-
-    ready: bool
-    database: Literal["up", "down", "old_schema"]
-    cache: Literal["up", "down", "off"]
-    local_cache: Literal["live", "suspended", "unsupported", "off"]
-    providers_awaiting_discovery: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "status": "ready" if self.ready else "not_ready",
-            "database": self.database,
-            "cache": self.cache,
-            "local_cache": self.local_cache,
-            "providers_awaiting_discovery": list(self.providers_awaiting_discovery),
-        }
-
-
-@dataclass(slots=True)
-class _ReadCounters:
-    redis_hits: int = 0
-    redis_misses: int = 0
-    database_reads: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RotationReport:
-    """What ``rotate_key`` did: rows re-sealed, and rows no key in the ring can open."""
-
-    rotated: int
-    undecryptable: list[TokenKey] = field(default_factory=list)
-    remaining_by_key_id: dict[str, int] = field(default_factory=dict)
 
 
 class VaultBase:
@@ -208,7 +113,7 @@ class VaultBase:
         self._providers: dict[str, ProviderConfig] | None = (
             None if providers is None else dict(providers)
         )
-        self._on_event = on_event
+        self._events = EventSink(on_event)
         self._refresh_timeout = (
             settings.refresh_timeout if refresh_timeout is None else refresh_timeout
         )
@@ -220,8 +125,7 @@ class VaultBase:
         keyring: KeyRing = resolve_keyring(settings, self._location)
         self._redis_url = settings.redis_url_value
         self._local: LocalCache | None = None
-        self._reads = _ReadCounters()
-        self._outcomes: dict[tuple[str, str], int] = {}
+        self._reads = ReadCounters()
         self._core = VaultCore(
             keyring=keyring,
             clock=clock or _utc_now,
@@ -544,39 +448,10 @@ class VaultBase:
         """Refresh outcomes since the vault was made, by (provider, outcome): ``ok``,
         ``transient`` (the connection became degraded), ``needs_reauth``, ``lost`` (new
         tokens not saved), ``abandoned`` (a lease taken over)."""
-        return dict(self._outcomes)
-
-    def _count(self, event: ConnectionEvent) -> None:
-        outcome = None
-        if event.kind == "refreshed":
-            outcome = "ok"
-        elif event.kind == "refresh_lost":
-            outcome = "lost"
-        elif event.kind == "refresh_abandoned":
-            outcome = "abandoned"
-        elif event.status == "degraded":
-            outcome = "transient"
-        elif event.status == "needs_reauth":
-            outcome = "needs_reauth"
-        if outcome is not None:
-            key = (event.provider, outcome)
-            self._outcomes[key] = self._outcomes.get(key, 0) + 1
+        return self._events.outcomes()
 
     def _emit(self, event: ConnectionEvent) -> None:
-        self._count(event)
-        logger.info(
-            "connection %s/%s/%s: %s (%s)",
-            event.provider,
-            event.workspace_id,
-            event.actor_id,
-            event.kind,
-            event.status,
-        )
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:  # an application's callback never breaks a refresh
-                logger.exception("the on_event callback failed")
+        self._events.emit(event)
 
     def __repr__(self) -> str:
         return (

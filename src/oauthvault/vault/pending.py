@@ -6,8 +6,9 @@ bound to that id. A record lives in Redis while Redis answers, else in the datab
 it deletes it in the same atomic command (Redis ``GETDEL`` or SQL ``DELETE … RETURNING``),
 so two concurrent callbacks cannot both use one state.
 
-:class:`PendingRecords` and :class:`AsyncPendingRecords` (from ``vault.pending_records``)
-are what the connect states and the connect links use.
+These flows have no I/O: ``PendingRecords`` and ``AsyncPendingRecords``
+(:mod:`oauthvault.vault.pending_records`, from ``vault.pending_records(kind, ttl)``) run
+them, and are what the connect states and the connect links use.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import json
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from oauthvault.cache.keys import pending_cache_key
 from oauthvault.crypto.envelope import open_sealed, seal
@@ -26,11 +27,7 @@ from oauthvault.errors import DecryptionError
 from oauthvault.vault.flows import VaultCore
 from oauthvault.vault.steps import Flow, PutPendingRow, TakeCached, TakePendingRow, WriteCache
 
-if TYPE_CHECKING:
-    from oauthvault.vault.async_vault import AsyncOAuthTokenCache
-    from oauthvault.vault.sync_vault import OAuthTokenCache
-
-__all__ = ["MAX_SECRET_LENGTH", "AsyncPendingRecords", "PendingRecords", "SavedRecord"]
+__all__ = ["MAX_SECRET_LENGTH", "SavedRecord", "save_record", "take_record"]
 
 # 256 random bits, url-safe: 43 characters.
 SECRET_BYTES = 32
@@ -92,53 +89,3 @@ class SavedRecord:
 
     secret: str
     expires_at: datetime
-
-
-class PendingRecords:
-    """One kind of one-time record (``"state"``, ``"link"``…) kept through a vault."""
-
-    def __init__(self, vault: OAuthTokenCache, kind: str, ttl: int) -> None:
-        if ttl <= 0:
-            raise ValueError("a one-time record's lifetime must be positive")
-        self._vault = vault
-        self._kind = kind
-        self._ttl = timedelta(seconds=ttl)
-
-    def save(self, payload: dict[str, Any]) -> SavedRecord:
-        """Keep ``payload`` (JSON-serializable) for the lifetime; returns its secret."""
-        core = self._vault._core
-        expires_at = core.clock() + self._ttl
-        secret: str = self._vault._run(save_record(core, self._kind, payload, expires_at))
-        return SavedRecord(secret, expires_at)
-
-    def take(self, secret: object) -> dict[str, Any] | None:
-        """The payload behind ``secret``, usable once; ``None`` if unknown, used or expired."""
-        payload: dict[str, Any] | None = self._vault._run(
-            take_record(self._vault._core, self._kind, secret)
-        )
-        return payload
-
-
-class AsyncPendingRecords:
-    """The asyncio twin of :class:`PendingRecords`."""
-
-    def __init__(self, vault: AsyncOAuthTokenCache, kind: str, ttl: int) -> None:
-        if ttl <= 0:
-            raise ValueError("a one-time record's lifetime must be positive")
-        self._vault = vault
-        self._kind = kind
-        self._ttl = timedelta(seconds=ttl)
-
-    async def save(self, payload: dict[str, Any]) -> SavedRecord:
-        """See :meth:`PendingRecords.save`."""
-        core = self._vault._core
-        expires_at = core.clock() + self._ttl
-        secret: str = await self._vault._run(save_record(core, self._kind, payload, expires_at))
-        return SavedRecord(secret, expires_at)
-
-    async def take(self, secret: object) -> dict[str, Any] | None:
-        """See :meth:`PendingRecords.take`."""
-        payload: dict[str, Any] | None = await self._vault._run(
-            take_record(self._vault._core, self._kind, secret)
-        )
-        return payload

@@ -1,9 +1,17 @@
-"""``OAuthTokenCache``: the vault's public face (blocking I/O).
+# WARNING: generated from vault/async_vault.py by scripts/async_to_sync.py: do not edit.
+# Edit vault/async_vault.py, then run scripts/async_to_sync.py (scripts/test checks it).
+"""The vault's public face: ``AsyncOAuthTokenCache`` and ``OAuthTokenCache``.
 
-It runs the shared flows (:mod:`oauthvault.vault.flows`, :mod:`~oauthvault.vault.refresh`,
-:mod:`~oauthvault.vault.pending`) with blocking calls: :meth:`OAuthTokenCache._perform`
-does one step, :meth:`OAuthTokenCache._run` drives a flow. Its asyncio twin,
-:class:`~oauthvault.vault.AsyncOAuthTokenCache`, differs only by ``await``.
+:class:`AsyncOAuthTokenCache` (this module, :mod:`oauthvault.vault.async_vault`) is the
+hand-written source; ``OAuthTokenCache`` (:mod:`oauthvault.vault.sync_vault`) is generated
+from it by ``scripts/async_to_sync.py``, so both flavours have every method and differ only
+by ``await``. Each runs the shared, I/O-free flows (:mod:`oauthvault.vault.flows`,
+:mod:`~oauthvault.vault.refresh`, :mod:`~oauthvault.vault.pending`): ``_perform`` does one
+step's I/O and ``_run`` drives a flow; the hot paths (a local-cache hit, one Redis GET, one
+SELECT when there is no cache, a store) are written out inline.
+
+This module is the one public facade of the vault and is longer than the others for that
+reason: every public method, with its contract, is here once.
 """
 
 from __future__ import annotations
@@ -36,15 +44,9 @@ from oauthvault.storage.base import LockedRow, TokenStore
 from oauthvault.storage.feed import CHANNEL, ChangeFeed, FeedState
 from oauthvault.storage.postgres import PostgresTokenStore
 from oauthvault.storage.sqlite import SqliteTokenStore
-from oauthvault.vault.base import (
-    FEED_HEARTBEAT,
-    FEED_PROBE_TIMEOUT,
-    DeleteOutcome,
-    Readiness,
-    RotationReport,
-    VaultBase,
-)
-from oauthvault.vault.pending import PendingRecords
+from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, VaultBase
+from oauthvault.vault.pending_records import PendingRecords
+from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
     CommitLock,
     DeleteRow,
@@ -89,6 +91,9 @@ class OAuthTokenCache(VaultBase):
     ``REDIS_URL`` (default: none, db-only) and ``OAUTH_ENCRYPTION_KEY`` from the environment;
     keyword arguments override them. Pass ``redis_url=""`` to turn the cache off.
 
+    The blocking flavour connects when it is made; the asyncio flavour on first use (or
+    ``open()``). Close either with its context manager or its close method.
+
     Raises:
         ConfigError: a setting is unusable (named, value never shown).
         StorageUnavailable: the database cannot be reached or has an old schema.
@@ -97,6 +102,7 @@ class OAuthTokenCache(VaultBase):
     def _connect(self) -> None:
         clock = self._core.clock
         self._store: TokenStore
+        self._sqlite: SqliteTokenStore | None = None
         if self._location.kind == "postgres":
             self._store = PostgresTokenStore(
                 self._location,
@@ -105,48 +111,64 @@ class OAuthTokenCache(VaultBase):
                 clock=clock,
             )
         else:
-            self._store = SqliteTokenStore(self._location, clock=clock)
+            self._store = self._sqlite = SqliteTokenStore(self._location, clock=clock)
         self._cache: RedisTokenCache | None = None
         if self._redis_url is not None:
-            try:
-                self._cache = RedisTokenCache(
-                    self._redis_url,
-                    self._store,
-                    timeout=self._settings.redis_timeout,
-                    breaker=self._new_breaker(),
-                )
-            except BaseException:
-                self._store.close()
-                raise
+            self._cache = RedisTokenCache(
+                self._redis_url,
+                self._store,
+                timeout=self._settings.redis_timeout,
+                breaker=self._new_breaker(),
+            )
+        self._opened = False
         self._feed: ChangeFeed | None = None
+        # SQLite with a local cache: the data_version this thread's connection saw last.
         self._sqlite_seen: threading.local | None = None
-        self._local = self._new_local_cache()
-        if self._local is None:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+
+    def open(self) -> None:
+        """Connect to the database and check its schema (done on first use otherwise), and
+        start the local cache: on PostgreSQL with its change feed (the local cache is on
+        while the feed is live), on SQLite watching ``PRAGMA data_version``."""
+        if self._opened:
+            return
+        self._store.open()
+        self._opened = True
+        local = self._new_local_cache()
+        if local is None:
             return
         if isinstance(self._store, PostgresTokenStore):
             listen = self._settings.listen_location or self._location
             self._feed = ChangeFeed(
                 listen.conninfo,
                 listen.description,
-                self._local,
+                local,
                 functools.partial(self._store.notify, CHANNEL),
                 connect_timeout=self._settings.db_connect_timeout,
                 heartbeat=FEED_HEARTBEAT,
                 probe_timeout=FEED_PROBE_TIMEOUT,
             )
+            self._local = local
             self._feed.start()
         else:  # SQLite: one host; PRAGMA data_version tells of other connections' commits
             self._sqlite_seen = threading.local()
-            self._local.resume()
+            self._local = local
+            local.resume()
 
-    def _watch_sqlite(self, store: SqliteTokenStore) -> None:
+    def _watch_sqlite(self) -> None:
         """Drop the local cache when another connection committed since this thread's
         connection last looked (and forget tickets taken before)."""
-        assert self._sqlite_seen is not None and self._local is not None  # noqa: S101
+        seen, local, store = self._sqlite_seen, self._local, self._sqlite
+        if seen is None or local is None or store is None:
+            return
         version = store.data_version()
-        if getattr(self._sqlite_seen, "version", None) != version:
-            self._sqlite_seen.version = version
-            self._local.resume()
+        if getattr(seen, "version", None) != version:
+            seen.version = version
+            local.resume()
 
     def _feed_state(self) -> FeedState | None:
         return None if self._feed is None else self._feed.state
@@ -155,6 +177,8 @@ class OAuthTokenCache(VaultBase):
 
     def _run(self, flow: Flow) -> Any:
         """Drive ``flow`` to its end; a row lock it still holds then is rolled back."""
+        if not self._opened:
+            self.open()
         held = _HeldLock()
         try:
             step = next(flow)
@@ -302,6 +326,8 @@ class OAuthTokenCache(VaultBase):
             params,
             token_response,
         )
+        if not self._opened:
+            self.open()
         version = self._store.upsert(key, row)
         step = self._core.cache_step(key, tokens, self._core.clock(), version)
         if step is not None and not self._cache_step(step):
@@ -320,40 +346,35 @@ class OAuthTokenCache(VaultBase):
             StorageUnavailable: the database is needed and cannot be reached.
         """
         if self._audit is not None:
-            return self._audited_get(provider, workspace_id, actor_id)
+            try:
+                found = self._get(TokenKey(provider, workspace_id, actor_id))
+            except VaultError as error:
+                self._audit_failure(error, (provider, workspace_id, actor_id), None, None)
+                raise
+            self._audited(provider, workspace_id, actor_id, "served" if found else "not_found")
+            return found
         if self._local is not None:  # the hottest path: a record in this process
-            tokens = self._local_tokens(provider, workspace_id, actor_id)
+            if self._sqlite_seen is not None:
+                self._watch_sqlite()
+            tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None:
                 return tokens
         return self._get_beyond_local(TokenKey(provider, workspace_id, actor_id))
 
-    def _audited_get(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
-        try:
-            tokens = self._get(TokenKey(provider, workspace_id, actor_id))
-        except VaultError as error:
-            self._audit_failure(error, (provider, workspace_id, actor_id), None, None)
-            raise
-        outcome: Outcome = "not_found" if tokens is None else "served"
-        self._audited(provider, workspace_id, actor_id, outcome)
-        return tokens
-
     def _get(self, key: TokenKey) -> TokenSet | None:
         """The tokens from the local cache, Redis, or the database (and cached)."""
         if self._local is not None:
-            tokens = self._local_tokens(key.provider, key.workspace_id, key.actor_id)
+            if self._sqlite_seen is not None:
+                self._watch_sqlite()
+            tokens = self._local_hit(key.provider, key.workspace_id, key.actor_id)
             if tokens is not None:
                 return tokens
         return self._get_beyond_local(key)
 
-    def _local_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
-        """``_local_hit``, after noticing other connections' SQLite commits."""
-        if self._sqlite_seen is not None:
-            self._watch_sqlite(self._store)  # type: ignore[arg-type]
-        return self._local_hit(provider, workspace_id, actor_id)
-
     def _get_beyond_local(self, key: TokenKey) -> TokenSet | None:
         """The tokens from Redis or the database, kept locally when that is safe."""
-        name = cache_key(key)
+        if not self._opened:
+            self.open()
         local = self._local
         ticket = None if local is None else local.ticket()
         cache = self._cache
@@ -370,6 +391,7 @@ class OAuthTokenCache(VaultBase):
             self._keep_local(key, found, ticket)
             return found
         # The hot path without a local cache: one Redis GET, no flow machinery.
+        name = cache_key(key)
         cached = cache.get(name)
         if cached is not None:
             tokens = self._from_redis(key, name, cached, ticket)
@@ -389,6 +411,7 @@ class OAuthTokenCache(VaultBase):
         Raises: as :meth:`get_tokens`.
         """
         key = TokenKey(provider, workspace_id, actor_id)
+        self.open()
         row = self._store.get(key)
         return None if row is None else open_row(self._core.keyring, key, row)
 
@@ -422,7 +445,8 @@ class OAuthTokenCache(VaultBase):
         tokens = self.get_tokens(provider, workspace_id, actor_id)
         revoked = None
         if tokens is not None:
-            revoked = revoke_grant(self._provider(provider), tokens, timeout=self._refresh_timeout)
+            config = self._provider(provider)
+            revoked = revoke_grant(config, tokens, timeout=self._refresh_timeout)
         return DeleteOutcome(self._delete(key), revoked)
 
     def _delete(self, key: TokenKey) -> bool:
@@ -460,6 +484,7 @@ class OAuthTokenCache(VaultBase):
         """
         key = TokenKey(provider, workspace_id, actor_id)
         config = self._provider(provider)
+        self.open()
         previous = self._store.get(key)  # put back if the first token fails
         self._heard(
             key,
@@ -490,6 +515,7 @@ class OAuthTokenCache(VaultBase):
             StorageUnavailable: the database cannot be reached.
         """
         key = TokenKey(provider, workspace_id, actor_id)
+        self.open()
         row = self._store.get(key)
         return None if row is None else open_response(self._core.keyring, key, row)
 
@@ -504,7 +530,8 @@ class OAuthTokenCache(VaultBase):
             ReauthorizationRequired: the grant is gone; the user must connect again.
             ProviderError: the provider failed and the current token has expired.
         """
-        return self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl).access_token
+        tokens = self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
+        return tokens.access_token
 
     def get_fresh_tokens(
         self,
@@ -536,7 +563,9 @@ class OAuthTokenCache(VaultBase):
         """The tokens, and whether this call refreshed them."""
         tokens = None
         if self._local is not None:  # the hottest path, without building a TokenKey
-            tokens = self._local_tokens(provider, workspace_id, actor_id)
+            if self._sqlite_seen is not None:
+                self._watch_sqlite()
+            tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None and self._lasts(tokens, min_ttl):
                 return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
@@ -545,14 +574,11 @@ class OAuthTokenCache(VaultBase):
             if self._fresh_enough(key, tokens, min_ttl):
                 assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
                 return tokens, False
-        return self._refreshed(key, min_ttl, tokens), True
-
-    def _refreshed(self, key: TokenKey, min_ttl: float, seen: TokenSet | None) -> TokenSet:
         refreshed: TokenSet = self._run(
-            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=seen)
+            self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
         )
         self._heard(key, refreshed.version)
-        return refreshed
+        return refreshed, True
 
     def refresh_tokens(
         self,
@@ -569,8 +595,8 @@ class OAuthTokenCache(VaultBase):
         Raises: as :meth:`get_access_token`.
         """
         try:
-            seen = self._get(TokenKey(provider, workspace_id, actor_id))
             key = TokenKey(provider, workspace_id, actor_id)
+            seen = self._get(key)
             refreshed: TokenSet = self._run(
                 self._refresh_flow(key, min_ttl=0, force=True, seen=seen)
             )
@@ -583,6 +609,7 @@ class OAuthTokenCache(VaultBase):
 
     def count_by_status(self) -> dict[tuple[str, str], int]:
         """Stored connections by (provider, status), for metrics."""
+        self.open()
         return self._store.count_by_status()
 
     def readiness(self) -> Readiness:
@@ -590,6 +617,7 @@ class OAuthTokenCache(VaultBase):
         and the state of the cache, the local cache and provider discovery."""
         revision: str | None = None
         try:
+            self.open()
             revision = self._store.schema_revision()
         except SchemaOutdated:
             reachable = True  # reported as old_schema
@@ -618,17 +646,20 @@ class OAuthTokenCache(VaultBase):
             InvalidInput: a filter, ``after`` or ``limit`` (1 to 100,000) is malformed.
         """
         query = ConnectionQuery(provider, workspace_id, actor_id, status, after, limit)
+        self.open()
         return self._store.list_connections(query)
 
     def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
         """Refreshable connections whose access token expires within ``within`` seconds,
         soonest first."""
+        self.open()
         before = self._core.clock() + timedelta(seconds=within)
         return self._store.expiring_connections(before, limit)
 
     def idle_connections(self, limit: int = 100) -> list[TokenKey]:
         """Refreshable connections whose refresh token has gone unused for half of their
         provider's idle window (catalog ``refresh_token_idle_expiry_days``)."""
+        self.open()
         found: list[TokenKey] = []
         for provider, before in self._idle_cutoffs():
             found.extend(self._store.idle_connections(provider, before, limit))
@@ -637,10 +668,11 @@ class OAuthTokenCache(VaultBase):
     def pending_records(self, kind: str, ttl: int) -> PendingRecords:
         """One-time records of ``kind`` (sealed; Redis, else the database) living ``ttl``
         seconds: what OAuth states and connect links are kept in."""
-        return PendingRecords(self, kind, ttl)
+        return PendingRecords(self._core, self._run, kind, ttl)
 
     def count_by_key_id(self) -> dict[str, int]:
         """How many rows each key id sealed; rotation is done when only the newest is left."""
+        self.open()
         return self._store.count_by_key_id()
 
     def rotate_key(
@@ -655,6 +687,7 @@ class OAuthTokenCache(VaultBase):
         Cache entries of re-sealed rows are dropped so the cache stops using the old key.
         ``on_batch`` is called with the running count after each batch.
         """
+        self.open()
         rotated = 0
         undecryptable: list[TokenKey] = []
         after: str | None = None
@@ -680,13 +713,16 @@ class OAuthTokenCache(VaultBase):
             if self._audit is not None:
                 self._audit.close()
             if self._feed is not None:
-                self._feed.stop()
+                feed, self._feed, self._local = self._feed, None, None
+                feed.stop()
             if self._cache is not None:
                 self._cache.close()
         finally:
             self._store.close()
+            self._opened = False
 
     def __enter__(self) -> Self:
+        self.open()
         return self
 
     def __exit__(

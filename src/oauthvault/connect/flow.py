@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
+from oauthvault.connect.state_async import AsyncOAuthStateManager
 from oauthvault.errors import ConfigError, InvalidInput, ProviderError, UnknownProvider
 from oauthvault.models import TokenKey
 from oauthvault.oauth.client_auth import client_secret_for
 from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
 from oauthvault.oauth.pkce import PKCEPair
-from oauthvault.oauth.state import DEFAULT_STATE_TTL, AsyncOAuthStateManager, AuthorizationState
+from oauthvault.oauth.state import DEFAULT_STATE_TTL, AuthorizationState
 from oauthvault.oauth.token_request import GrantResult, exchange, run_async
 from oauthvault.providers.catalog import ProviderSpec, load_catalog
 from oauthvault.providers.config import ProviderConfig

@@ -1,0 +1,77 @@
+"""``OAuthStateManager`` and ``AsyncOAuthStateManager``: create and consume OAuth states
+through a vault (Redis, else the database), one time each.
+
+:class:`AsyncOAuthStateManager` (:mod:`oauthvault.connect.state_async`, the hand-written
+source) and ``OAuthStateManager`` (:mod:`oauthvault.connect.state`, generated from it by
+``scripts/async_to_sync.py``) keep what :mod:`oauthvault.oauth.state` decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from oauthvault.oauth.state import (
+    DEFAULT_STATE_TTL,
+    STATE_KIND,
+    AuthorizationState,
+    check_state,
+    state_payload,
+)
+
+if TYPE_CHECKING:
+    from oauthvault.vault.async_vault import AsyncOAuthTokenCache
+
+__all__ = ["AsyncOAuthStateManager"]
+
+
+class AsyncOAuthStateManager:
+    """Create and consume OAuth states, stored through ``vault`` (Redis, else the database).
+
+    ``binding`` is a secret the caller also sets as a cookie in the user's browser; the
+    state can only be consumed with the same value, so a callback opened in another
+    browser fails.
+    """
+
+    def __init__(self, vault: AsyncOAuthTokenCache, ttl: int = DEFAULT_STATE_TTL) -> None:
+        if ttl <= 0:
+            raise ValueError("the state lifetime must be positive")
+        self._records = vault.pending_records(STATE_KIND, ttl)
+
+    async def create_state(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        redirect_uri: str,
+        *,
+        binding: str,
+        return_url: str | None = None,
+        code_verifier: str | None = None,
+        nonce: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> str:
+        """A new state for this request; pass it as the ``state`` parameter."""
+        payload = state_payload(
+            provider,
+            workspace_id,
+            actor_id,
+            redirect_uri,
+            binding,
+            return_url,
+            code_verifier,
+            nonce,
+            params,
+        )
+        return (await self._records.save(payload)).secret
+
+    async def consume_state(
+        self, state: object, *, provider: str, binding: str | None
+    ) -> AuthorizationState:
+        """The request behind ``state``, which can never be used again.
+
+        Raises:
+            InvalidState: unknown, expired, already used, another provider's, or another
+                browser's state.
+        """
+        return check_state(await self._records.take(state), provider, binding)
