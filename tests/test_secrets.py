@@ -117,7 +117,7 @@ def test_the_local_cache_keeps_tokens_sealed(postgres_url, pg, key):
         vault.get_tokens("google", "ws", "u")
         assert vault.get_tokens("google", "ws", "u").access_token == ACCESS
         assert vault.cache_info().local_hits >= 1
-        entries = list(vault._local._entries.values())  # the test looks inside on purpose
+        entries = list(vault._local._entries.values())  # noqa: SLF001 - looks inside on purpose
         assert entries
         for _version, record, _deadline in entries:
             assert ACCESS.encode() not in record.sealed and REFRESH.encode() not in record.sealed
