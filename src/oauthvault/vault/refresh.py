@@ -100,9 +100,9 @@ class RetryPolicy:
 
 
 def is_fresh(tokens: TokenSet, now: datetime, min_ttl: float) -> bool:
-    """True when the access token stays valid for at least ``min_ttl`` seconds."""
-    left = tokens.seconds_left(now)
-    return left is None or left >= min_ttl
+    """True when the access token stays valid for at least ``min_ttl`` seconds
+    (:meth:`TokenSet.has_left`; the rule a read applies is :meth:`TokenSet.lasts`)."""
+    return tokens.has_left(min_ttl, now)
 
 
 def merge_answer(
@@ -199,8 +199,8 @@ def refresh_flow(
             raise
         now = core.clock()
         refreshed_meanwhile = seen is not None and current.access_token != seen.access_token
-        if (refreshed_meanwhile and is_fresh(current, now, 1)) or (
-            not force and is_fresh(current, now, current.needed_ttl(min_ttl))
+        if (refreshed_meanwhile and current.has_left(1, now)) or (
+            not force and current.lasts(min_ttl, now)
         ):
             yield CommitLock()
             return current
