@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -119,3 +119,32 @@ def test_seconds_left():
     assert TokenSet("a", None, None, None).seconds_left(now) is None
     later = now.replace(minute=1)
     assert TokenSet("a", None, later, None).seconds_left(now) == 60
+
+
+def test_tokens_last_while_min_ttl_is_left_or_until_the_last_quarter_of_a_short_life():
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    hour = TokenSet("a", "r", now + timedelta(hours=1), None, issued_at=now)
+    assert hour.lasts(60, now + timedelta(seconds=3540))  # 60 s left: as asked
+    assert not hour.lasts(60, now + timedelta(seconds=3541))
+    assert hour.lasts(3601, now + timedelta(seconds=2700))  # asks for more than it lives
+    assert not hour.lasts(3601, now + timedelta(seconds=2701))  # its last quarter
+    assert TokenSet("a", None, None, None).lasts(10**9, now)  # no expiry: always
+    assert not TokenSet("a", None, now, None).lasts(0.001, now)  # unknown lifetime: min_ttl
+    issued = now - timedelta(seconds=3)
+    five = TokenSet("a", "r", issued + timedelta(seconds=5), None, issued_at=issued)
+    assert five.lasts(60, now)  # 2 s left of 5: not yet in the last quarter (1.25 s)
+    assert five.lasts(60, now + timedelta(seconds=0.75))  # exactly 1.25 s left
+    assert not five.lasts(60, now + timedelta(seconds=1))
+    for moment in (now, now + timedelta(seconds=1), now + timedelta(seconds=4)):
+        for min_ttl in (0, 1, 2, 60):
+            left = five.seconds_left(moment)
+            assert five.lasts(min_ttl, moment) == (left >= five.needed_ttl(min_ttl))
+
+
+def test_has_left_is_the_plain_seconds_test():
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    issued = now - timedelta(seconds=3)
+    five = TokenSet("a", "r", issued + timedelta(seconds=5), None, issued_at=issued)
+    assert five.has_left(2, now) and not five.has_left(2.001, now)
+    assert not five.has_left(60, now)  # no allowance for a short life, unlike lasts
+    assert TokenSet("a", None, None, None).has_left(10**9, now)

@@ -123,3 +123,55 @@ def test_the_local_cache_keeps_tokens_sealed(postgres_url, pg, key):
             assert ACCESS.encode() not in record.sealed and REFRESH.encode() not in record.sealed
             assert_clean(repr(record))
         assert_clean(repr(vault.cache_info()))
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_token_sent_in_a_query_never_shows_in_httpx_request_logs(flavour, monkeypatch, caplog):
+    """A Zoho revocation carries the refresh token in its URL query: httpx logs every
+    request's URL at INFO, and the token request drivers keep the query out of it, from
+    the first request of a process on (nothing is installed at import)."""
+    import asyncio
+
+    import httpx
+    from pydantic import SecretStr
+
+    from oauthvault.oauth.revoke import revocation_request
+    from oauthvault.oauth.token_request import run_async, run_sync
+    from oauthvault.providers import ProviderConfig, load_catalog
+
+    monkeypatch.setattr(logging.getLogger("httpx"), "filters", [])  # as in a fresh process
+    caplog.set_level(logging.DEBUG)
+    config = ProviderConfig(
+        name="zoho", spec=load_catalog()["zoho"], client_id="cid", client_secret=SecretStr("s")
+    )
+    request = revocation_request(
+        config, TokenSet(ACCESS, REFRESH, None, None, {"domain": "zoho.eu"})
+    )
+    assert request is not None and "REFRESH-SECRET" in request.url  # the query carries it
+
+    def revocation():
+        answer = yield request
+        return answer.status
+
+    sent = []
+
+    def provider(outgoing: httpx.Request) -> httpx.Response:
+        sent.append(outgoing.url)
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(provider)
+    if flavour == "sync":
+        with httpx.Client(transport=transport) as http:
+            assert run_sync(revocation(), http) == 200
+    else:
+
+        async def revoke() -> int:
+            async with httpx.AsyncClient(transport=transport) as http:
+                return await run_async(revocation(), http)
+
+        assert asyncio.run(revoke()) == 200
+    assert "REFRESH-SECRET" in str(sent[0])  # the provider got it...
+    assert "token/revoke?[redacted]" in caplog.text  # ...httpx logged the request...
+    assert_clean(caplog.text)  # ...without it
+    for record in caplog.records:
+        assert_clean(repr(record.args))

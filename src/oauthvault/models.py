@@ -38,7 +38,7 @@ MAX_ACTOR_ID_LENGTH = 255
 MAX_TOKEN_LENGTH = 16_384
 MAX_SCOPE_LENGTH = 8_192
 # A token whose whole lifetime is short next to ``min_ttl`` is refreshed in this last
-# fraction of it (see TokenSet.needed_ttl).
+# fraction of it (see TokenSet.needed_ttl and TokenSet.lasts).
 SHORT_LIFETIME_MARGIN = 0.25
 # Ten years: anything longer is a unit mistake (milliseconds passed as seconds).
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
@@ -176,6 +176,25 @@ class TokenSet(Mapping[str, object]):
         if lifetime is None or lifetime <= 0:
             return min_ttl
         return min(min_ttl, lifetime * SHORT_LIFETIME_MARGIN)
+
+    def lasts(self, min_ttl: float, now: datetime) -> bool:
+        """Whether the access token is fresh enough at ``now`` for a caller asking
+        ``min_ttl`` seconds: at least :meth:`needed_ttl` seconds are left (``min_ttl``, or
+        less for tokens that live under four times ``min_ttl``). Always true for a token
+        without an expiry. This is the one "fresh enough?" rule of every read and refresh."""
+        expires_at = self.expires_at
+        if expires_at is None:
+            return True
+        left = (expires_at - now).total_seconds()
+        # The common case first: as much left as asked (needed_ttl never asks for more).
+        return left >= min_ttl or left >= self.needed_ttl(min_ttl)
+
+    def has_left(self, seconds: float, now: datetime) -> bool:
+        """Whether the access token stays valid for at least ``seconds`` more at ``now``
+        (always true without an expiry): the plain test, without the allowance
+        :meth:`lasts` makes for short-lived tokens."""
+        expires_at = self.expires_at
+        return expires_at is None or (expires_at - now).total_seconds() >= seconds
 
 
 _new_token_set = object.__new__

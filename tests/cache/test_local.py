@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 from oauthvault.cache.local import LocalCache
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import open_local_record, seal_local_record
 from oauthvault.models import TokenSet
-from oauthvault.storage.feed import _FeedLogic
+from oauthvault.storage.feed import ChangeListener, _FeedLogic
 
 RING = KeyRing.generate()
 IDS = ("google", "ws", "u")  # a connection's ids: what local entries are kept under
@@ -92,7 +93,7 @@ def test_a_live_feed_whose_probes_cannot_be_sent_stops_being_trusted():
     logic = feed(clock)
     payload = logic._new_probe()
     logic._received(payload)  # the first probe came back: live
-    assert logic.state.live and logic._local.live
+    assert logic.state.live and logic._listener.live
     clock.now = 1.5
     assert logic._probe_due()
     failed = logic._new_probe()
@@ -113,7 +114,19 @@ def test_a_malformed_notification_drops_the_local_cache():
     clock = Tick()
     logic = feed(clock)
     logic._received(logic._new_probe())
-    local = logic._local
+    local = logic._listener
     local.put("k", record(1), 60, local.ticket())
     logic._received(json.dumps(["google", "ws", "u", None, False]))
     assert local.get("k") is None and len(local) == 0
+
+
+def test_the_local_cache_listens_to_the_feed_by_its_shape_alone():
+    """storage/ does not import cache/: the feed calls a ChangeListener, and the local cache
+    has every one of its methods, taking the same arguments the same way."""
+    import oauthvault.storage.feed as feed_module
+
+    assert "oauthvault.cache" not in inspect.getsource(feed_module)
+    for name in ("heard", "suspend", "resume", "clear"):
+        wanted = inspect.signature(getattr(ChangeListener, name)).parameters.values()
+        has = inspect.signature(getattr(LocalCache, name)).parameters.values()
+        assert [(p.name, p.kind) for p in has] == [(p.name, p.kind) for p in wanted], name

@@ -254,7 +254,9 @@ def test_httpx_request_logs_never_show_a_query(caplog):
 
     import httpx
 
-    import oauthvault.oauth.token_request  # noqa: F401 - installs the filter
+    from oauthvault.oauth.token_request import install_httpx_log_redaction
+
+    install_httpx_log_redaction()  # the token request drivers call it before sending
 
     with caplog.at_level(logging.INFO, logger="httpx"):
         logging.getLogger("httpx").info(
@@ -266,3 +268,43 @@ def test_httpx_request_logs_never_show_a_query(caplog):
             "OK",
         )
     assert "REFRESH-SECRET" not in caplog.text and "token/revoke?[redacted]" in caplog.text
+
+
+def test_installing_the_httpx_log_redaction_twice_adds_one_filter(monkeypatch):
+    import logging
+
+    from oauthvault.oauth.token_request import install_httpx_log_redaction
+
+    monkeypatch.setattr(logging.getLogger("httpx"), "filters", [])
+    install_httpx_log_redaction()
+    install_httpx_log_redaction()
+    assert len(logging.getLogger("httpx").filters) == 1
+
+
+def test_importing_oauthvault_leaves_logging_alone():
+    """No module of oauthvault adds a filter or handler to any logger when imported (the
+    httpx redaction comes with the first token request); run in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib, logging, pkgutil, oauthvault
+names = [
+    module.name
+    for module in pkgutil.walk_packages(oauthvault.__path__, "oauthvault.")
+    if ".migrations." not in module.name and not module.name.endswith("__main__")
+]
+for name in names:
+    importlib.import_module(name)
+loggers = [logging.getLogger(), logging.getLogger("httpx")] + [
+    logger
+    for name, logger in logging.Logger.manager.loggerDict.items()
+    if name.startswith("oauthvault") and isinstance(logger, logging.Logger)
+]
+print(len(names), sum(len(each.filters) + len(each.handlers) for each in loggers))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported, installed = map(int, done.stdout.split())
+    assert imported > 50  # every module, the service's too
+    assert installed == 0

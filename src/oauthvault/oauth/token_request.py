@@ -12,7 +12,8 @@ error code (``error_fields``) and the codes that mean the grant is gone
 The exchange is written once, as a generator that yields :class:`HttpRequest` and is sent
 :class:`HttpResponse` (no I/O here); :func:`run_sync` and :func:`run_async` drive it with
 httpx. Client credentials go in an :class:`httpx.BasicAuth` header or the body, and never
-into a log line, exception or result.
+into a log line, exception or result; the drivers keep query strings out of httpx's own
+request log (:func:`install_httpx_log_redaction`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "HttpResponse",
     "classify_failure",
     "exchange",
+    "install_httpx_log_redaction",
     "run_async",
     "run_sync",
 ]
@@ -341,8 +343,14 @@ def _without_query(value: str | httpx.URL) -> str:
 
 
 _REDACTOR = _QueryRedactingFilter()
-if _REDACTOR not in logging.getLogger("httpx").filters:
-    logging.getLogger("httpx").addFilter(_REDACTOR)
+
+
+def install_httpx_log_redaction() -> None:
+    """Strip query strings from httpx's request log lines (its ``httpx`` logger), where a
+    token sent in a query (a Zoho revocation) would otherwise show at INFO. Idempotent;
+    the drivers below call it before their first request, so importing oauthvault leaves
+    logging alone."""
+    logging.getLogger("httpx").addFilter(_REDACTOR)  # addFilter never adds one twice
 
 
 def _send_options(request: HttpRequest) -> dict[str, Any]:
@@ -369,6 +377,7 @@ def _transport_failure(error: Exception) -> HttpResponse:
 
 def run_sync(flow: Generator[HttpRequest, HttpResponse, Any], http: httpx.Client) -> Any:
     """Drive ``flow`` with blocking httpx calls; returns its result."""
+    install_httpx_log_redaction()
     try:
         request = next(flow)
         while True:
@@ -387,6 +396,7 @@ async def run_async(
     flow: Generator[HttpRequest, HttpResponse, Any], http: httpx.AsyncClient
 ) -> Any:
     """Drive ``flow`` with httpx's asyncio client; returns its result."""
+    install_httpx_log_redaction()
     try:
         request = next(flow)
         while True:

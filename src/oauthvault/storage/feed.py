@@ -4,7 +4,8 @@ PostgreSQL announces each change in the writing transaction (the ``oauth_tokens_
 trigger: ``NOTIFY oauthvault_changes, '[provider, workspace_id, actor_id, version,
 deleted]'``). A vault listens on one connection of its own: :class:`ChangeFeed` in a
 thread for the sync vault, :class:`AsyncChangeFeed` in a task for the async one. Each
-change reaches the :class:`~oauthvault.cache.local.LocalCache`.
+change reaches the feed's :class:`ChangeListener` (the vault passes its local cache, which
+is one by its shape: storage knows nothing of the cache).
 
 The local cache is trusted only while the feed is known to work: after ``LISTEN`` the feed
 sends a probe the way writes go (``send_probe``: through the store's own pool, so through
@@ -27,15 +28,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
-from oauthvault.cache.local import LocalCache, local_key
 from oauthvault.errors import InvalidInput, StorageUnavailable
 from oauthvault.models import TokenKey
 
-__all__ = ["CHANNEL", "AsyncChangeFeed", "ChangeFeed", "FeedState"]
+__all__ = ["CHANNEL", "AsyncChangeFeed", "ChangeFeed", "ChangeListener", "FeedState"]
 
 logger = logging.getLogger("oauthvault.feed")
 
@@ -44,6 +44,23 @@ _PROBE = "?probe"
 #: Seconds the first probe after a (re)connect may take before notifications are deemed
 #: not to arrive at all (a transaction pooler).
 FIRST_PROBE_TIMEOUT = 5.0
+
+
+class ChangeListener(Protocol):
+    """What a feed tells of what it hears (the vault's local cache is one)."""
+
+    def heard(self, name: tuple[str, str, str], version: int, *, deleted: bool) -> None:
+        """A change of the connection ``(provider, workspace_id, actor_id)`` committed at
+        ``version`` (``deleted``: the delete of that version)."""
+
+    def suspend(self) -> None:
+        """The feed is down: changes may be missed until :meth:`resume`."""
+
+    def resume(self) -> None:
+        """The feed is live again (listening, and a probe came through)."""
+
+    def clear(self) -> None:
+        """A notification said nothing trustworthy: forget every connection."""
 
 
 @dataclass(slots=True)
@@ -64,7 +81,7 @@ class _FeedLogic:
         self,
         conninfo: str,
         description: str,
-        local: LocalCache,
+        listener: ChangeListener,
         send_probe: Any,
         *,
         connect_timeout: float,
@@ -74,7 +91,7 @@ class _FeedLogic:
     ) -> None:
         self._conninfo = conninfo
         self._description = description
-        self._local = local
+        self._listener = listener
         self._send_probe = send_probe  # (payload) -> None, or an awaitable for the async feed
         self._connect_timeout = max(1, round(connect_timeout))
         self._heartbeat = heartbeat
@@ -100,15 +117,17 @@ class _FeedLogic:
                 self._probe_came_back(str(item[1]))
                 return
             provider, workspace_id, actor_id, version, deleted = item
-            name = local_key(TokenKey(provider, workspace_id, actor_id))
+            key = TokenKey(provider, workspace_id, actor_id)  # ids that fail validation: malformed
             number = int(version)
         except (ValueError, TypeError, IndexError, KeyError, InvalidInput):
             # Any role may NOTIFY on the channel: a malformed one says nothing trustworthy
             # about any connection, so forget them all rather than miss a real change.
             logger.warning("malformed change notification: dropping the local cache")
-            self._local.clear()
+            self._listener.clear()
             return
-        self._local.heard(name, number, deleted=bool(deleted))
+        self._listener.heard(
+            (key.provider, key.workspace_id, key.actor_id), number, deleted=bool(deleted)
+        )
 
     def _probe_came_back(self, probe: str) -> None:
         with self._probe_lock:
@@ -121,7 +140,7 @@ class _FeedLogic:
         if not self.state.live:
             self.state.live = True
             self.state.unsupported = False
-            self._local.resume()
+            self._listener.resume()
             logger.info("change feed on %s is live", self._description)
 
     def _probe_not_sent(self, payload: str) -> None:
@@ -169,7 +188,7 @@ class _FeedLogic:
         self.state.live = False
         self.state.connected = False
         self._probe = None
-        self._local.suspend()
+        self._listener.suspend()
         self._failures += 1
         if unsupported:
             self.state.unsupported = True
@@ -213,7 +232,7 @@ class ChangeFeed(_FeedLogic):
             self._thread.join(timeout=self._connect_timeout + 2)
         self._sender.shutdown(wait=False, cancel_futures=True)
         self.state.live = False
-        self._local.suspend()
+        self._listener.suspend()
 
     def _send(self, payload: str) -> None:
         try:
@@ -277,7 +296,7 @@ class AsyncChangeFeed(_FeedLogic):
                 except BaseException:  # noqa: S110 - cancelled or already failed
                     pass
         self.state.live = False
-        self._local.suspend()
+        self._listener.suspend()
 
     async def _send(self, payload: str) -> None:
         try:

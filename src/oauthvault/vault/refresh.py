@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import random
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,16 +46,20 @@ from oauthvault.errors import (
     StorageUnavailable,
     TokenNotFound,
 )
-from oauthvault.models import (
-    ConnectionEvent,
-    ConnectionStatus,
-    TokenKey,
-    TokenSet,
-    validate_tokens,
-)
+from oauthvault.models import ConnectionEvent, ConnectionStatus, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import GrantResult
 from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.vault.flows import VaultCore, mark_locked_undecryptable
+from oauthvault.vault.refresh_policy import (
+    LeaseWait,
+    RefreshTiming,
+    RetryPolicy,
+    answered_tokens,
+    describe_failure,
+    is_fresh,
+    merge_answer,
+    merged_response,
+)
 from oauthvault.vault.steps import (
     CommitLock,
     Emit,
@@ -72,97 +74,27 @@ from oauthvault.vault.steps import (
     UpdateLocked,
 )
 
+# RetryPolicy, RefreshTiming, is_fresh and merge_answer live in refresh_policy; they are
+# imported from here too, as before.
 __all__ = [
     "RefreshFlow",
     "RefreshTiming",
+    "Refreshable",
     "RetryPolicy",
+    "TakenLease",
+    "decide_under_lock",
     "is_fresh",
+    "make_grant",
     "merge_answer",
+    "record_failure",
     "refresh_flow",
+    "save_refreshed",
+    "take_lease",
 ]
 
 RefreshFlow = Generator[Step, Any, TokenSet]
 
 logger = logging.getLogger("oauthvault.refresh")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries with exponential backoff and full jitter."""
-
-    attempts: int = 3
-    base_delay: float = 0.2
-    max_delay: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
-
-
-def is_fresh(tokens: TokenSet, now: datetime, min_ttl: float) -> bool:
-    """True when the access token stays valid for at least ``min_ttl`` seconds."""
-    left = tokens.seconds_left(now)
-    return left is None or left >= min_ttl
-
-
-def merge_answer(
-    current: TokenSet,
-    answer: Mapping[str, Any],
-    now: datetime,
-    params: Mapping[str, str] | None = None,
-) -> TokenSet:
-    """The new token set: the new access token, the new refresh token when the provider
-    rotated it, the old one when it did not, the connection parameters updated with those
-    the answer carried. Raises ``InvalidInput`` for a malformed answer, so nothing stored
-    is ever overwritten by one."""
-    access = answer.get("access_token")
-    refresh = answer.get("refresh_token") or current.refresh_token
-    expires_in = answer.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.isdigit():
-        expires_in = int(expires_in)
-    scope = answer.get("scope")
-    scope = scope if isinstance(scope, str) else current.scope
-    validate_tokens(access, refresh, expires_in, scope)
-    expires_at = None if expires_in is None else now + timedelta(seconds=expires_in)
-    merged = {**current.params, **params} if params else current.params
-    credentials = current.client_credentials
-    return TokenSet(access, refresh, expires_at, scope, merged, credentials, now)  # type: ignore[arg-type]
-
-
-def _kept_response(core: VaultCore, key: TokenKey, row: SealedRow) -> Mapping[str, Any] | None:
-    try:
-        return open_response(core.keyring, key, row)
-    except DecryptionError:
-        return None
-
-
-def _merged_response(
-    kept: Mapping[str, Any] | None, answer: Mapping[str, Any] | None
-) -> Mapping[str, Any] | None:
-    """The kept token answer: the refresh answer over the one kept before, so that what
-    only the first answer held (a Slack team, an id_token) is not lost."""
-    if answer is None:
-        return kept
-    return {**(kept or {}), **answer}
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshTiming:
-    """How long a refresh may take: one provider call (``grant_timeout``), the save retries
-    (``save_window``), and how often a waiter looks at another refresher's lease."""
-
-    grant_timeout: float = 10.0
-    save_window: float = 30.0
-    poll_interval: float = 0.1
-    # A status (needs_reauth, degraded) is worth a short retry only: the outcome is
-    # reported to the caller either way.
-    status_save_window: float = 1.0
-
-    def lease_seconds(self, policy: RetryPolicy) -> float:
-        """The lease: provider discovery, every grant attempt with its backoff, then the
-        save window."""
-        grants = policy.attempts * (self.grant_timeout + policy.max_delay)
-        return self.grant_timeout + grants + self.save_window
 
 
 def refresh_flow(
@@ -176,81 +108,179 @@ def refresh_flow(
     timing: RefreshTiming,
     owner: str,
 ) -> RefreshFlow:
-    """Lock and decide; wait for another refresher's lease, or take the lease; refresh at
-    most once; save (retrying while the database is away); then update the cache."""
-    # Waiting is bounded by each lease seen (counted in polls too, so a clock that stands
-    # still cannot make it endless); a live lease is never taken over.
-    watched: RefreshLease | None = None
-    polls_left = 0
+    """Refresh ``key`` at most once (see the module): decide under the row lock, waiting
+    for another refresher's lease; take the lease, then make the grant; save what the
+    provider sent (retrying while the database is away) and cache it, or record the
+    failure."""
+    # 1. Decide under the row lock.
+    decided = yield from decide_under_lock(
+        core, key, min_ttl=min_ttl, force=force, seen=seen, owner=owner, timing=timing
+    )
+    if isinstance(decided, TokenSet):  # fresh enough, or refreshed meanwhile by another
+        return decided
+    # 2. Lease, then call.
+    lease = yield from take_lease(key, decided, owner, timing.lease_seconds(policy))
+    kept = _kept_response(core, key, decided.row)  # decrypted once, for the grant and the merge
+    result = yield from make_grant(key, decided, kept, policy)
+    # 3. Save what the provider sent, or record the failure.
     now = core.clock()
+    new, result = answered_tokens(decided.current, result, now)
+    if new is None:
+        return (yield from record_failure(core, key, decided, lease, result, now, timing))
+    response = merged_response(kept, result.response)
+    return (yield from save_refreshed(core, key, decided, lease, new, response, now, timing))
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshable:
+    """What :func:`decide_under_lock` decided to refresh, the row still locked: the row as
+    read, its tokens, status and lease (none, this refresher's, or one that has ended),
+    and when the decision was taken."""
+
+    row: SealedRow
+    current: TokenSet
+    status: str | None
+    lease: RefreshLease | None
+    now: datetime
+
+    @property
+    def grant_with(self) -> str:
+        """The refresh token to send; empty for a client-credentials connection (its
+        credentials go in the grant step instead)."""
+        if self.current.client_credentials is not None:
+            return ""
+        return self.current.refresh_token or ""
+
+
+@dataclass(frozen=True, slots=True)
+class TakenLease:
+    """The lease :func:`take_lease` wrote: the row's version with it (the save is guarded
+    by it), who holds it and until when, and the note on the abandoned lease it replaced."""
+
+    version: int
+    owner: str
+    until: datetime
+    note: str | None = None
+
+
+def decide_under_lock(
+    core: VaultCore,
+    key: TokenKey,
+    *,
+    min_ttl: float,
+    force: bool,
+    seen: TokenSet | None,
+    owner: str,
+    timing: RefreshTiming,
+) -> Generator[Step, Any, TokenSet | Refreshable]:
+    """Step 1: lock the row, read it and decide. Returns the stored tokens (lock released)
+    when they are fresh enough or another refresher has just renewed them, waiting for
+    another's live lease first; otherwise a :class:`Refreshable`, the row still locked.
+
+    Raises:
+        TokenNotFound: nothing is stored.
+        DecryptionError: the row does not decrypt (marked ``undecryptable`` when it is
+            sealed with a key this process holds).
+        ReauthorizationRequired: the connection needs a reconnect, or has no refresh token.
+        ProviderError: another refresher's lease outlasted the wait for it.
+    """
+    wait = LeaseWait()
     while True:
         state: RowState = yield LockRow(key)
-        row, status, lease = state.row, state.status, state.lease
-        if row is None:
-            yield CommitLock()
-            raise TokenNotFound(f"no tokens stored for {key.provider}/{key.workspace_id}")
-        try:
-            current = open_row(core.keyring, key, row)
-        except DecryptionError:
-            if core.keyring.has_key(row.key_id):
-                yield from mark_locked_undecryptable(key, status, core.clock())
-            else:
-                yield CommitLock()
-            raise
+        row, current = yield from _open_locked(core, key, state)
         now = core.clock()
         refreshed_meanwhile = seen is not None and current.access_token != seen.access_token
-        if (refreshed_meanwhile and is_fresh(current, now, 1)) or (
-            not force and is_fresh(current, now, current.needed_ttl(min_ttl))
+        if (refreshed_meanwhile and current.has_left(1, now)) or (
+            not force and current.lasts(min_ttl, now)
         ):
             yield CommitLock()
             return current
-        if lease is not None and lease.owner != owner and lease.until > now:
-            if lease != watched:
-                watched = lease
-                remaining = (lease.until - now).total_seconds()
-                polls_left = math.ceil(remaining / timing.poll_interval) + 1
-            yield CommitLock()
-            if polls_left <= 0:
-                raise ProviderError(
-                    "temporarily_unavailable", "another process is refreshing this connection"
-                )
-            polls_left -= 1
-            yield Pause(timing.poll_interval)
-            continue
-        break
+        lease = state.lease
+        if lease is None or lease.owner == owner or lease.until <= now:
+            break
+        yield CommitLock()
+        if not wait.another_poll(lease, now, timing.poll_interval):
+            raise ProviderError(
+                "temporarily_unavailable", "another process is refreshing this connection"
+            )
+        yield Pause(timing.poll_interval)
+    yield from _refuse_unrefreshable(key, state.status, current, now)
+    return Refreshable(row, current, state.status, lease, now)
 
+
+def _open_locked(
+    core: VaultCore, key: TokenKey, state: RowState
+) -> Generator[Step, Any, tuple[SealedRow, TokenSet]]:
+    """The locked row and its tokens; the lock is released before anything is raised."""
+    row = state.row
+    if row is None:
+        yield CommitLock()
+        raise TokenNotFound(f"no tokens stored for {key.provider}/{key.workspace_id}")
+    try:
+        return row, open_row(core.keyring, key, row)
+    except DecryptionError:
+        if core.keyring.has_key(row.key_id):
+            yield from mark_locked_undecryptable(key, state.status, core.clock())
+        else:
+            yield CommitLock()
+        raise
+
+
+def _refuse_unrefreshable(
+    key: TokenKey, status: str | None, current: TokenSet, now: datetime
+) -> Generator[Step, Any, None]:
+    """Release the lock and raise ``ReauthorizationRequired`` when the connection cannot be
+    refreshed: it needs a reconnect already, or holds no refresh token (then marked so)."""
     if status == ConnectionStatus.NEEDS_REAUTH:
         yield CommitLock()
         raise ReauthorizationRequired("invalid_grant", f"the connection is {status}")
-    grant_with = current.refresh_token
-    if current.client_credentials is not None:
-        grant_with = ""  # a client-credentials grant: the credentials go in the step
-    elif grant_with is None:
-        yield UpdateLocked(ConnectionStatus.NEEDS_REAUTH, "no_refresh_token")
+    if current.client_credentials is None and current.refresh_token is None:
+        reason = "no_refresh_token"
+        yield UpdateLocked(ConnectionStatus.NEEDS_REAUTH, reason)
         yield CommitLock()
-        if status != ConnectionStatus.NEEDS_REAUTH:
-            reason = "no_refresh_token"
-            yield Emit(_event(key, "status_changed", "needs_reauth", status, reason, now))
+        yield Emit(_event(key, "status_changed", "needs_reauth", status, reason, now))
         raise ReauthorizationRequired("invalid_grant", "no refresh token is stored")
 
-    abandoned = lease if lease is not None and lease.owner != owner else None
+
+def take_lease(
+    key: TokenKey, decided: Refreshable, owner: str, seconds: float
+) -> Generator[Step, Any, TakenLease]:
+    """Step 2, before the provider is called: lease the locked row to ``owner`` for
+    ``seconds`` and commit, releasing the lock. An abandoned lease it replaces (another
+    refresher's, ended) is noted on the row in the same transaction, logged and emitted
+    (``refresh_abandoned``)."""
+    abandoned = (
+        decided.lease if decided.lease is not None and decided.lease.owner != owner else None
+    )
     note = None
     if abandoned is not None:  # recorded on the row in the same transaction as the takeover
         note = f"a refresh by {abandoned.owner} ended without saving its result"
-        yield UpdateLocked(str(status), note)
-    until = now + timedelta(seconds=timing.lease_seconds(policy))
+        yield UpdateLocked(str(decided.status), note)
+    until = decided.now + timedelta(seconds=seconds)
     leased: int = yield TakeLease(key, RefreshLease(owner, until))
     yield CommitLock()
     if note is not None:
+        status = decided.status
         logger.warning("refresh of %s: %s; the stored refresh token may be used", key, note)
-        yield Emit(_event(key, "refresh_abandoned", str(status), status, note, now))
+        yield Emit(_event(key, "refresh_abandoned", str(status), status, note, decided.now))
+    return TakenLease(leased, owner, until, note)
 
-    kept = _kept_response(core, key, row)  # decrypted once, for the grant and the merge
+
+def make_grant(
+    key: TokenKey,
+    decided: Refreshable,
+    kept: Mapping[str, Any] | None,
+    policy: RetryPolicy,
+) -> Generator[Step, Any, GrantResult]:
+    """Step 2, the call: the refresh grant (or client-credentials grant), retried with
+    backoff while it fails transiently and a retry is safe (never after a request that may
+    have reached the provider); the last result."""
+    current = decided.current
     result = GrantResult("transient", error="not_attempted")
     for attempt in range(policy.attempts):
         result = yield RefreshGrant(
             key.provider,
-            grant_with,
+            decided.grant_with,
             current.params,
             kept,
             current.client_credentials,
@@ -260,44 +290,79 @@ def refresh_flow(
             break
         if attempt + 1 < policy.attempts:
             yield Pause(policy.delay(attempt))
-    now = core.clock()
-    if result.outcome == "ok" and result.token is not None:
-        try:
-            new = merge_answer(current, result.token, now, result.params)
-        except ValueError:
-            result = GrantResult("transient", error="malformed_answer")
-        else:
-            response = _merged_response(kept, result.response)
-            sealed = seal_row(core.keyring, key, new, response)
-            save = RefreshSave(leased, owner, ConnectionStatus.ACTIVE, None, now)
-            try:
-                saved = yield from _save(core, key, sealed, save, until, timing.save_window)
-            except StorageUnavailable as save_error:
-                lost = f"the new tokens could not be saved: {save_error}"
-                logger.error("refresh of %s: %s", key, lost)
-                yield Emit(_event(key, "refresh_lost", str(status), status, lost, now))
-                raise StorageUnavailable(
-                    f"refreshed {key.provider}/{key.workspace_id}/{key.actor_id} but could not "
-                    f"save the new tokens for {timing.save_window:g} s: {save_error}"
-                ) from None
-            if saved is None:  # written since by someone else (a reconnect): theirs stands
-                stored = yield from _stored(core, key)
-                yield from core.cache_tokens(key, stored, now)
-                return stored
-            new = dataclasses.replace(new, version=saved)
-            yield from core.cache_tokens(key, new, now)
-            if status != ConnectionStatus.ACTIVE:
-                yield Emit(_event(key, "status_changed", "active", status, None, now))
-            yield Emit(_event(key, "refreshed", "active", status, None, now))
-            return new
+    return result
 
-    error = _describe(result) + (f" (after {note})" if note else "")
+
+def save_refreshed(
+    core: VaultCore,
+    key: TokenKey,
+    decided: Refreshable,
+    lease: TakenLease,
+    new: TokenSet,
+    response: Mapping[str, Any] | None,
+    now: datetime,
+    timing: RefreshTiming,
+) -> Generator[Step, Any, TokenSet]:
+    """Step 3: save the new tokens under the lease's guard, retrying for ``save_window``
+    while the database is away, then cache them and emit ``refreshed`` (and
+    ``status_changed`` when the connection was not active). Returns them, or what someone
+    else wrote since (a reconnect: theirs stands).
+
+    Raises:
+        StorageUnavailable: the tokens could not be saved in the window (``refresh_lost``
+            is emitted first).
+    """
+    status = decided.status
+    sealed = seal_row(core.keyring, key, new, response)
+    save = RefreshSave(lease.version, lease.owner, ConnectionStatus.ACTIVE, None, now)
+    try:
+        saved = yield from _save(core, key, sealed, save, lease.until, timing.save_window)
+    except StorageUnavailable as save_error:
+        lost = f"the new tokens could not be saved: {save_error}"
+        logger.error("refresh of %s: %s", key, lost)
+        yield Emit(_event(key, "refresh_lost", str(status), status, lost, now))
+        raise StorageUnavailable(
+            f"refreshed {key.provider}/{key.workspace_id}/{key.actor_id} but could not "
+            f"save the new tokens for {timing.save_window:g} s: {save_error}"
+        ) from None
+    if saved is None:  # written since by someone else (a reconnect): theirs stands
+        stored = yield from _stored(core, key)
+        yield from core.cache_tokens(key, stored, now)
+        return stored
+    new = dataclasses.replace(new, version=saved)
+    yield from core.cache_tokens(key, new, now)
+    if status != ConnectionStatus.ACTIVE:
+        yield Emit(_event(key, "status_changed", "active", status, None, now))
+    yield Emit(_event(key, "refreshed", "active", status, None, now))
+    return new
+
+
+def record_failure(
+    core: VaultCore,
+    key: TokenKey,
+    decided: Refreshable,
+    lease: TakenLease,
+    result: GrantResult,
+    now: datetime,
+    timing: RefreshTiming,
+) -> Generator[Step, Any, TokenSet]:
+    """Step 3 for a failed grant: record it on the row (``needs_reauth`` for a dead grant,
+    else ``degraded``; a short retry only, for ``status_save_window``), emitting
+    ``status_changed`` when it is news. Returns the current token after a transient
+    failure while it is still valid.
+
+    Raises:
+        ReauthorizationRequired: the grant is gone.
+        ProviderError: any other failure, the current token expired.
+    """
+    status = decided.status
+    error = describe_failure(result) + (f" (after {lease.note})" if lease.note else "")
     new_status = (
         ConnectionStatus.NEEDS_REAUTH if result.outcome == "reauth" else ConnectionStatus.DEGRADED
     )
-    save = RefreshSave(leased, owner, new_status, error, None)
+    save = RefreshSave(lease.version, lease.owner, new_status, error, None)
     try:
-        saved = yield from _save(core, key, None, save, until, timing.status_save_window)
+        saved = yield from _save(core, key, None, save, lease.until, timing.status_save_window)
     except StorageUnavailable as failure:
         saved = None
         logger.warning("refresh of %s: could not record %s: %s", key, new_status, failure)
@@ -305,6 +370,7 @@ def refresh_flow(
         yield Emit(_event(key, "status_changed", new_status, status, error, now))
     if result.outcome == "reauth":
         raise ReauthorizationRequired(result.error or "invalid_grant", result.description)
+    current = decided.current
     left = current.seconds_left(now)
     if result.outcome == "transient" and left is not None and left > 0:
         logger.warning("refresh of %s failed (%s); serving the current token", key, error)
@@ -341,18 +407,19 @@ def _save(
             return saved
 
 
+def _kept_response(core: VaultCore, key: TokenKey, row: SealedRow) -> Mapping[str, Any] | None:
+    """The token answer kept with the row; ``None`` when it does not decrypt."""
+    try:
+        return open_response(core.keyring, key, row)
+    except DecryptionError:
+        return None
+
+
 def _stored(core: VaultCore, key: TokenKey) -> Generator[Step, Any, TokenSet]:
     row = yield ReadRow(key)
     if row is None:
         raise TokenNotFound(f"no tokens stored for {key.provider}/{key.workspace_id}")
     return open_row(core.keyring, key, row)
-
-
-def _describe(result: GrantResult) -> str:
-    text = result.error or "unknown_error"
-    if result.description:
-        text += f": {result.description[:200]}"
-    return text
 
 
 def _event(
