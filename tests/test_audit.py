@@ -109,7 +109,7 @@ def test_the_table_is_append_only_and_old_entries_are_pruned(database_url, key):
                 connection.execute("UPDATE oauth_audit SET outcome = 'served'")
         finally:
             connection.close()
-    trail._prune_when_due()
+    trail.prune()
     assert [e.actor_id for e in trail.read("ws_r")] == ["new"]
     trail.close()
 
@@ -172,7 +172,7 @@ def test_no_entry_can_block_the_trail_and_a_failing_database_does_not_end_the_wr
     broken.start()
     broken.record("k", "google", "ws", "u", "served")
     time.sleep(0.3)
-    assert broken._thread is not None and broken._thread.is_alive()
+    assert broken.writer_alive
     assert broken.queued == 1
     with pytest.raises(StorageUnavailable) as caught:
         broken.read("ws")

@@ -107,6 +107,11 @@ class AuditTrail:
         self.written = 0
 
     @property
+    def writer_alive(self) -> bool:
+        """Whether the background writer thread is running (after ``start``)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def queued(self) -> int:
         return len(self._queue)
 
@@ -232,9 +237,16 @@ class AuditTrail:
                 self._stopping.wait(min(5.0, self._flush_interval * 8))
 
     def _prune_when_due(self) -> None:
+        if time.monotonic() >= self._next_prune:
+            self.prune()
+
+    def prune(self) -> None:
+        """Delete the entries older than the retention now (the writer does it hourly).
+
+        Raises:
+            StorageUnavailable: the database cannot be reached (tried again in a minute).
+        """
         now = time.monotonic()
-        if now < self._next_prune:
-            return
         self._next_prune = now + 3600
         cutoff = self._clock() - self._retention
         with self._write_lock:

@@ -9,7 +9,7 @@ from oauthvault.cache.local import LocalCache
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import open_local_record, seal_local_record
 from oauthvault.models import TokenSet
-from oauthvault.storage.feed import ChangeListener, _FeedLogic
+from oauthvault.storage.feed import ChangeListener, FeedLogic
 
 RING = KeyRing.generate()
 IDS = ("google", "ws", "u")  # a connection's ids: what local entries are kept under
@@ -81,9 +81,9 @@ def test_the_local_record_keeps_the_tokens_sealed_and_bound():
         raise AssertionError("a record opened for another connection")
 
 
-def feed(clock: Tick) -> _FeedLogic:
+def feed(clock: Tick) -> FeedLogic:
     local = LocalCache()
-    return _FeedLogic(
+    return FeedLogic(
         "", "db", local, None, connect_timeout=3, heartbeat=1, probe_timeout=1, clock=clock
     )
 
@@ -91,32 +91,32 @@ def feed(clock: Tick) -> _FeedLogic:
 def test_a_live_feed_whose_probes_cannot_be_sent_stops_being_trusted():
     clock = Tick()
     logic = feed(clock)
-    payload = logic._new_probe()
-    logic._received(payload)  # the first probe came back: live
-    assert logic.state.live and logic._listener.live
+    payload = logic.new_probe()
+    logic.received(payload)  # the first probe came back: live
+    assert logic.state.live and logic.listener.live
     clock.now = 1.5
-    assert logic._probe_due()
-    failed = logic._new_probe()
-    logic._probe_not_sent(failed)  # the database is unreachable from this process
+    assert logic.probe_due()
+    failed = logic.new_probe()
+    logic.probe_not_sent(failed)  # the database is unreachable from this process
     clock.now = 2.6
-    assert logic._probe_overdue()  # the listener then suspends the local cache
+    assert logic.probe_overdue()  # the listener then suspends the local cache
 
 
 def test_before_it_is_live_a_probe_that_was_not_sent_is_simply_sent_again():
     clock = Tick()
     logic = feed(clock)
-    payload = logic._new_probe()
-    logic._probe_not_sent(payload)
-    assert logic._probe is None and logic._probe_due()
+    payload = logic.new_probe()
+    logic.probe_not_sent(payload)
+    assert not logic.awaiting_probe and logic.probe_due()
 
 
 def test_a_malformed_notification_drops_the_local_cache():
     clock = Tick()
     logic = feed(clock)
-    logic._received(logic._new_probe())
-    local = logic._listener
+    logic.received(logic.new_probe())
+    local = logic.listener
     local.put("k", record(1), 60, local.ticket())
-    logic._received(json.dumps(["google", "ws", "u", None, False]))
+    logic.received(json.dumps(["google", "ws", "u", None, False]))
     assert local.get("k") is None and len(local) == 0
 
 

@@ -87,7 +87,7 @@ class TestPostgresAuditStore(AuditStoreContract):
 
     def test_a_lost_connection_fails_one_write_and_the_next_reconnects(self, store, pg):
         store.write([entry("before")])
-        pid = store._connection.info.backend_pid  # the test looks inside on purpose
+        pid = store._connection.info.backend_pid  # noqa: SLF001 - the store's own connection, to kill
         pg.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StorageUnavailable):
             store.write([entry("lost")])

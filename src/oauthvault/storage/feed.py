@@ -74,8 +74,10 @@ class FeedState:
     unsupported: bool = False  # notifications never arrive (a transaction pooler)
 
 
-class _FeedLogic:
-    """The decisions of both feeds; their I/O is in the subclasses."""
+class FeedLogic:
+    """The decisions of both feeds, with time as a parameter and no I/O: when a probe is
+    due or overdue, what a notification means for the listener. :class:`ChangeFeed` and
+    :class:`AsyncChangeFeed` add the connection, the thread or task, and the sending."""
 
     def __init__(
         self,
@@ -104,13 +106,25 @@ class _FeedLogic:
         self._failures = 0
         self._warned_unsupported = False
 
-    def _new_probe(self) -> str:
+    @property
+    def listener(self) -> ChangeListener:
+        """What the feed tells of changes (the vault's local cache)."""
+        return self._listener
+
+    @property
+    def awaiting_probe(self) -> bool:
+        """Whether a probe was sent and has not come back yet."""
+        return self._probe is not None
+
+    def new_probe(self) -> str:
+        """A new probe's payload, now awaited (send it on the channel)."""
         probe = secrets.token_hex(8)
         self._probe_sent_at = self._clock()
         self._probe = (probe, self._probe_sent_at)
         return json.dumps([_PROBE, probe])
 
-    def _received(self, payload: str) -> None:
+    def received(self, payload: str) -> None:
+        """Act on a notification: a probe back, a change, or something malformed."""
         try:
             item = json.loads(payload)
             if item[0] == _PROBE:
@@ -143,7 +157,7 @@ class _FeedLogic:
             self._listener.resume()
             logger.info("change feed on %s is live", self._description)
 
-    def _probe_not_sent(self, payload: str) -> None:
+    def probe_not_sent(self, payload: str) -> None:
         """The probe could not even be sent. While the feed is not yet live (a server just
         back) that says nothing about notifications: forget it, so that another goes out
         within 0.2 s. Once live it stays in flight and goes overdue, suspending the local
@@ -155,7 +169,7 @@ class _FeedLogic:
             if probe is not None and json.dumps([_PROBE, probe[0]]) == payload:
                 self._probe = None
 
-    def _probe_overdue(self) -> bool:
+    def probe_overdue(self) -> bool:
         """The probe in flight is late: ``probe_timeout`` once live; the first one after a
         (re)connect gets more (a server just back may be slow), before it counts as
         "notifications cannot arrive"."""
@@ -166,7 +180,7 @@ class _FeedLogic:
             timeout = max(FIRST_PROBE_TIMEOUT, self._probe_timeout)
         return self._clock() - self._probe[1] > timeout
 
-    def _probe_due(self) -> bool:
+    def probe_due(self) -> bool:
         return self._probe is None and (
             not self.state.live or self._clock() - self._probe_sent_at >= self._heartbeat
         )
@@ -210,7 +224,7 @@ class _FeedLogic:
         return min(ceiling, 0.05 * float(2 ** min(self._failures, 8)))
 
 
-class ChangeFeed(_FeedLogic):
+class ChangeFeed(FeedLogic):
     """The sync vault's feed: a daemon thread with its own connection."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -239,7 +253,7 @@ class ChangeFeed(_FeedLogic):
             self._send_probe(payload)
         except Exception:  # not sent: the listener sends another soon
             logger.debug("change feed probe not sent", exc_info=True)
-            self._probe_not_sent(payload)
+            self.probe_not_sent(payload)
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -264,15 +278,15 @@ class ChangeFeed(_FeedLogic):
         connection.execute(f"LISTEN {CHANNEL}")
         self.state.connected = True
         while not self._stopped.is_set():
-            if self._probe_due() and not self._stopped.is_set():
-                self._sender.submit(self._send, self._new_probe())
+            if self.probe_due() and not self._stopped.is_set():
+                self._sender.submit(self._send, self.new_probe())
             for notify in connection.notifies(timeout=0.2):
-                self._received(notify.payload)
-            if self._probe_overdue():
+                self.received(notify.payload)
+            if self.probe_overdue():
                 raise _Unsupported if not self.state.live else _Overdue
 
 
-class AsyncChangeFeed(_FeedLogic):
+class AsyncChangeFeed(FeedLogic):
     """The async vault's feed: a task with its own connection."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -303,7 +317,7 @@ class AsyncChangeFeed(_FeedLogic):
             await self._send_probe(payload)
         except Exception:  # not sent: the listener sends another soon
             logger.debug("change feed probe not sent", exc_info=True)
-            self._probe_not_sent(payload)
+            self.probe_not_sent(payload)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -327,13 +341,13 @@ class AsyncChangeFeed(_FeedLogic):
         await connection.execute(f"LISTEN {CHANNEL}")
         self.state.connected = True
         while not self._stopping:
-            if self._probe_due():
-                probe = asyncio.get_running_loop().create_task(self._send(self._new_probe()))
+            if self.probe_due():
+                probe = asyncio.get_running_loop().create_task(self._send(self.new_probe()))
                 self._probes.add(probe)
                 probe.add_done_callback(self._probes.discard)
             async for notify in connection.notifies(timeout=0.2):
-                self._received(notify.payload)
-            if self._probe_overdue():
+                self.received(notify.payload)
+            if self.probe_overdue():
                 raise _Unsupported if not self.state.live else _Overdue
 
 

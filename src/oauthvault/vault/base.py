@@ -408,16 +408,7 @@ class VaultBase:
             raise TokenNotFound(
                 f"no tokens stored for {key.provider}/{key.workspace_id}/{key.actor_id}"
             )
-        return self._lasts(tokens, min_ttl)
-
-    def _lasts(self, tokens: TokenSet, min_ttl: float) -> bool:
-        """Whether ``tokens`` stay valid long enough for ``min_ttl`` (see ``needed_ttl``)."""
-        expires_at = tokens.expires_at
-        if expires_at is None:
-            return True
-        left = (expires_at - self._core.clock()).total_seconds()
-        # The common case first: as much left as asked (needed_ttl never asks for more).
-        return left >= min_ttl or left >= tokens.needed_ttl(min_ttl)
+        return tokens.lasts(min_ttl, self._core.clock())
 
     def _refresh_flow(
         self, key: TokenKey, *, min_ttl: float, force: bool, seen: TokenSet | None

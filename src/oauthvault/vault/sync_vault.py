@@ -566,7 +566,7 @@ class OAuthTokenCache(VaultBase):
             if self._sqlite_seen is not None:
                 self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
-            if tokens is not None and self._lasts(tokens, min_ttl):
+            if tokens is not None and tokens.lasts(min_ttl, self._core.clock()):
                 return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
         if tokens is None:
