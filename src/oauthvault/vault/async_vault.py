@@ -41,7 +41,7 @@ from oauthvault.providers.discovery import discover_async
 from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
 from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
-from oauthvault.storage.sqlite import AsyncSqliteTokenStore
+from oauthvault.storage.sqlite_async import AsyncSqliteTokenStore
 from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, VaultBase
 from oauthvault.vault.pending_records_async import AsyncPendingRecords
 from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
