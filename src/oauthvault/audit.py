@@ -26,14 +26,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from oauthvault.errors import (
-    DecryptionError,
-    InvalidInput,
-    ReauthorizationRequired,
-    StorageUnavailable,
-    TokenNotFound,
-    VaultError,
-)
+from oauthvault.errors import InvalidInput, StorageUnavailable, VaultError
+from oauthvault.failures import FailureKind, classify
 from oauthvault.storage.location import DatabaseLocation
 
 __all__ = ["OUTCOMES", "AuditEntry", "AuditTrail", "Outcome", "outcome_of"]
@@ -50,13 +44,15 @@ MAX_READ = 1000
 
 def outcome_of(error: VaultError) -> Outcome | None:
     """How a read that raised ``error`` is recorded; ``None`` for invalid ids (not kept)."""
-    if isinstance(error, InvalidInput):
-        return None
-    if isinstance(error, TokenNotFound):
-        return "not_found"
-    if isinstance(error, ReauthorizationRequired | DecryptionError):
-        return "refused"
-    return "failed"
+    match classify(error).kind:
+        case FailureKind.INVALID_INPUT:
+            return None
+        case FailureKind.NOT_FOUND:
+            return "not_found"
+        case FailureKind.REAUTHORIZATION_REQUIRED | FailureKind.DECRYPTION_ERROR:
+            return "refused"
+        case _:
+            return "failed"
 
 
 @dataclass(frozen=True, slots=True)

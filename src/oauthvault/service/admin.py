@@ -33,6 +33,7 @@ from oauthvault.errors import (
     UnknownProvider,
     VaultError,
 )
+from oauthvault.failures import FailureKind, classify
 from oauthvault.models import ConnectionStatus, StoredConnection, TokenKey
 from oauthvault.oauth.connect import AsyncConnector
 from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginThrottle
@@ -51,6 +52,7 @@ _PAGE_SIZE = 50
 _FAILURES_SCANNED = 1_000  # failing connections per status looked at for the overview
 _AUDIT_SHOWN = 50
 _MAX_FORM = 8_192
+_NO_DATABASE = "The database cannot be reached right now."
 STATUSES = tuple(status.value for status in ConnectionStatus)
 _NOTICES = {
     "refreshed": ("The connection was refreshed.", False),
@@ -199,18 +201,21 @@ def create_admin_router(
 
     def failed(error: VaultError) -> Response:
         """A page for an error of the vault (never JSON, never a traceback)."""
-        if isinstance(error, InvalidInput):
-            return message(400, "Not valid", f"{error.argument}: {error.problem}")
-        if isinstance(error, StorageUnavailable):
-            return message(503, "Try again later", "The database cannot be reached right now.")
-        if isinstance(error, DecryptionError):
-            return message(409, "Cannot be opened", "This connection's tokens do not decrypt.")
-        if isinstance(error, UnknownProvider):
-            return message(404, "Unknown provider", "This provider is not configured any more.")
-        if isinstance(error, ProviderError):
-            return message(502, "Provider unavailable", "The provider could not be reached.")
-        logger.warning("admin request failed: %s", type(error).__name__)
-        return message(400, "Failed", "The vault could not do this.")
+        failure = classify(error)
+        match failure.kind:
+            case FailureKind.INVALID_INPUT:
+                return message(400, "Not valid", f"{failure.argument}: {failure.problem}")
+            case FailureKind.STORAGE_UNAVAILABLE:
+                return message(503, "Try again later", _NO_DATABASE)
+            case FailureKind.DECRYPTION_ERROR:
+                return message(409, "Cannot be opened", "This connection's tokens do not decrypt.")
+            case FailureKind.UNKNOWN_PROVIDER:
+                return message(404, "Unknown provider", "This provider is not configured any more.")
+            case FailureKind.PROVIDER_ERROR | FailureKind.REAUTHORIZATION_REQUIRED:
+                return message(502, "Provider unavailable", "The provider could not be reached.")
+            case _:
+                logger.warning("admin request failed: %s", type(error).__name__)
+                return message(400, "Failed", "The vault could not do this.")
 
     def key_from(form: dict[str, str]) -> TokenKey:
         return TokenKey(
@@ -372,7 +377,7 @@ def create_admin_router(
         except InvalidInput as failure:
             error = f"{failure.argument}: {failure.problem}"
         except StorageUnavailable:
-            error = "The database cannot be reached right now."
+            error = _NO_DATABASE
         more = len(rows) > _PAGE_SIZE
         rows = rows[:_PAGE_SIZE]
         filters = {name: value for name, value in given.items() if value}
