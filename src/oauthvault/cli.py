@@ -468,47 +468,20 @@ def worker(
     metrics_host: str,
 ) -> None:
     """Refresh connections before they expire; safe to run on several hosts. Stops on SIGTERM."""
-    import signal
-
-    from oauthvault.refresher import BackgroundRefresher
-    from oauthvault.service.app import webhook_sender
-    from oauthvault.service.config import service_config_from
+    from oauthvault.worker import run_worker
 
     logging.getLogger("oauthvault.refresher").setLevel(logging.INFO)
-    settings = context.obj["settings"]()
-    config = service_config_from(settings)
-    webhooks = webhook_sender(config)
-    vault = context.with_resource(
-        OAuthTokenCache(
-            settings=settings,
-            providers=config.providers,
-            on_event=webhooks.send if webhooks else None,
-        )
+    done = run_worker(
+        context.obj["settings"](),
+        interval=interval,
+        lead_time=lead_time,
+        once=once,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
-    refresher = BackgroundRefresher(vault, lead_time=lead_time, interval=interval)
-    if metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        from oauthvault.service.metrics import ServiceMetrics, VaultCollector
-
-        collector = VaultCollector(
-            vault.cache_info,
-            vault.refresh_outcomes,
-            lambda: vault.cache_available if vault.backend_mode == "db+cache" else None,
-            (lambda: webhooks.deliveries) if webhooks is not None else None,
-            count_connections=vault.count_by_status,
-        )
-        server, _thread = start_http_server(
-            metrics_port, addr=metrics_host, registry=ServiceMetrics(collector).registry
-        )
-        context.call_on_close(server.shutdown)
-    if once:
-        done = refresher.run_once()
+    if done is not None:
         click.echo(f"{len(done.refreshed)} fresh, {len(done.failed)} failed")
         sys.exit(1 if done.failed else 0)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: refresher.stop())
-    refresher.run()
 
 
 @main.group()
