@@ -23,14 +23,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from oauthvault.errors import (
-    DecryptionError,
-    InvalidInput,
-    ReauthorizationRequired,
-    StorageUnavailable,
-    TokenNotFound,
-    VaultError,
-)
+from oauthvault.errors import InvalidInput, StorageUnavailable, VaultError
+from oauthvault.failures import FailureKind, classify
 from oauthvault.storage.audit_postgres import PostgresAuditStore
 from oauthvault.storage.audit_sqlite import SQLiteAuditStore
 from oauthvault.storage.audit_store import (
@@ -51,13 +45,15 @@ MAX_READ = 1000
 
 def outcome_of(error: VaultError) -> Outcome | None:
     """How a read that raised ``error`` is recorded; ``None`` for invalid ids (not kept)."""
-    if isinstance(error, InvalidInput):
-        return None
-    if isinstance(error, TokenNotFound):
-        return "not_found"
-    if isinstance(error, ReauthorizationRequired | DecryptionError):
-        return "refused"
-    return "failed"
+    match classify(error).kind:
+        case FailureKind.INVALID_INPUT:
+            return None
+        case FailureKind.NOT_FOUND:
+            return "not_found"
+        case FailureKind.REAUTHORIZATION_REQUIRED | FailureKind.DECRYPTION_ERROR:
+            return "refused"
+        case _:
+            return "failed"
 
 
 def _clean(text: object, limit: int) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from oauthvault import Settings, generate_key
-from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.spec import ProviderSpec
 from oauthvault.service import create_app
 from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from oauthvault.service.config import load_service_config

@@ -1,7 +1,7 @@
 """A loopback OAuth provider emulator: every catalog provider, as its documentation says.
 
 One Starlette app plays all providers at once. How a provider wants to be asked comes
-from the catalog entry (:class:`~oauthvault.providers.catalog.ProviderSpec`), read at
+from the catalog entry (:class:`~oauthvault.providers.spec.ProviderSpec`), read at
 runtime; how it answers comes from its :class:`~tests.helpers.emulations.Emulation`. Every
 request is checked against the catalog; a request that does not have the documented shape
 is refused (HTTP 400, or an error page for the authorization request) and the reason is
@@ -78,7 +78,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from oauthvault.providers.apple import APPLE_AUDIENCE
-from oauthvault.providers.catalog import ProviderSpec, RevocationRequest
+from oauthvault.providers.spec import ProviderSpec, RevocationRequest
 
 from tests.helpers.emulations import Emulation
 from tests.helpers.net import free_port

@@ -10,7 +10,8 @@ import pytest
 import oauthvault.providers
 from oauthvault import ConfigError
 from oauthvault.providers import ProviderSpec, load_catalog
-from oauthvault.providers.catalog import PLACEHOLDERS, parse_catalog
+from oauthvault.providers.catalog import parse_catalog
+from oauthvault.providers.spec import PLACEHOLDERS
 
 URL_FIELDS = (
     "authorization_endpoint",

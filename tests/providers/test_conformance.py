@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from oauthvault.providers import load_catalog
-from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.params import pick
+from oauthvault.providers.spec import ProviderSpec
 
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS, Emulation

@@ -26,7 +26,7 @@ from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
 from oauthvault.oauth.pkce import PKCEPair
 from oauthvault.oauth.state import DEFAULT_STATE_TTL, AuthorizationState
 from oauthvault.oauth.token_request import GrantResult, exchange, run_async
-from oauthvault.providers.catalog import ProviderSpec, load_catalog
+from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.discovery import discover_async
 from oauthvault.providers.params import (
@@ -35,6 +35,7 @@ from oauthvault.providers.params import (
     missing_link_params,
     pick_params,
 )
+from oauthvault.providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
     from oauthvault.vault import AsyncOAuthTokenCache

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from oauthvault.errors import ConfigError
 from oauthvault.providers.apple import apple_client_secret
-from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.spec import ProviderSpec
 
 __all__ = ["client_secret_for"]
 

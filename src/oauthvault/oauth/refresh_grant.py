@@ -25,9 +25,9 @@ from oauthvault.oauth.token_request import (
     run_async,
     run_sync,
 )
-from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import pick
+from oauthvault.providers.spec import ProviderSpec
 
 __all__ = [
     "GrantResult",

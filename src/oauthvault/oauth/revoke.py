@@ -25,9 +25,9 @@ from oauthvault.errors import ConfigError
 from oauthvault.models import TokenSet
 from oauthvault.oauth.client_auth import client_secret_for
 from oauthvault.oauth.token_request import HttpRequest, HttpResponse, run_async, run_sync
-from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import pick
+from oauthvault.providers.spec import ProviderSpec
 
 __all__ = ["revocation_request", "revoke_grant", "revoke_grant_async"]
 

@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl
 import httpx
 
 from oauthvault.errors import ConfigError
-from oauthvault.providers.catalog import ProviderSpec
 from oauthvault.providers.params import pick, pick_params
+from oauthvault.providers.spec import ProviderSpec
 
 __all__ = [
     "Exchange",

@@ -7,13 +7,14 @@ tables as data; ``discover()`` describes any other OpenID Connect provider, and
 """
 
 from oauthvault.providers.apple import apple_client_secret
-from oauthvault.providers.catalog import ProviderSpec, load_catalog
+from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import (
     ProviderConfig,
     load_provider_configs,
     provider_configs_from,
 )
 from oauthvault.providers.discovery import discover, discover_async
+from oauthvault.providers.spec import ProviderSpec
 
 __all__ = [
     "ProviderConfig",

@@ -40,14 +40,12 @@ from oauthvault.errors import ConfigError
 from oauthvault.providers.apple import check_apple_id, load_apple_key
 from oauthvault.providers.catalog import (
     CUSTOM_KEYS,
-    ENDPOINT_KEYS,
     RESERVED_PARAMS,
-    ProviderSpec,
     check_provider_name,
-    fill_placeholders,
     load_catalog,
     parse_spec,
 )
+from oauthvault.providers.spec import ENDPOINT_KEYS, ProviderSpec, fill_placeholders
 from oauthvault.providers.tables import TableReader
 
 __all__ = ["ProviderConfig", "load_provider_configs", "provider_configs_from"]

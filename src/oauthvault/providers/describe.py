@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oauthvault.providers.catalog import ProviderSpec
+from oauthvault.providers.spec import ProviderSpec
 
 __all__ = ["auth_style", "describe", "summary"]
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from oauthvault.errors import ConfigError, ProviderError
-from oauthvault.providers.catalog import ProviderSpec, RefreshTokens, TokenEndpointAuthMethod
+from oauthvault.providers.spec import ProviderSpec, RefreshTokens, TokenEndpointAuthMethod
 from oauthvault.providers.tables import TableReader, check_url
 
 __all__ = ["WELL_KNOWN_PATH", "discover", "discover_async", "discovery_url", "spec_from_response"]

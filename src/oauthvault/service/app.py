@@ -31,17 +31,10 @@ from oauthvault.service.openapi import install_openapi
 from oauthvault.service.pages import Pages
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
-from oauthvault.service.webhooks import WebhookSender
+from oauthvault.service.webhooks import webhook_sender
 from oauthvault.vault import AsyncOAuthTokenCache
 
-__all__ = ["create_app"]
-
-
-def webhook_sender(config: ServiceConfig) -> WebhookSender | None:
-    """The configured webhook, if any."""
-    if config.webhook_url is None or config.webhook_secret is None:
-        return None
-    return WebhookSender(config.webhook_url, config.webhook_secret)
+__all__ = ["create_app", "webhook_sender"]
 
 
 def create_app(config: ServiceConfig | None = None, settings: Settings | None = None) -> FastAPI:

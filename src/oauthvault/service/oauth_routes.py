@@ -22,18 +22,17 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from oauthvault.connect.flow import AsyncConnector
-from oauthvault.errors import (
-    InvalidInput,
-    InvalidState,
-    ProviderError,
-    StorageUnavailable,
-    UnknownProvider,
-    VaultError,
-)
+from oauthvault.errors import StorageUnavailable, VaultError
+from oauthvault.failures import FailureKind, classify
 from oauthvault.providers.params import ConnectionParam
 from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks
-from oauthvault.service.outcomes import OUTCOMES, outcome_for_provider_error
+from oauthvault.service.outcomes import (
+    OUTCOMES,
+    outcome_of_callback,
+    outcome_of_finish,
+    outcome_of_start,
+)
 from oauthvault.service.pages import Pages
 from oauthvault.service.returns import ReturnUrlPolicy
 
@@ -70,6 +69,12 @@ def _with_query(url: str, **params: str) -> str:
     parts = urlsplit(url)
     query = (parts.query + "&" if parts.query else "") + urlencode(params)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def _unexpected(stage: str, provider: str, error: VaultError) -> str:
+    """Log a failure the stage does not expect; it is answered as ``invalid_input``."""
+    logger.warning("%s for %s failed: %s", stage, provider, type(error).__name__)
+    return "invalid_input"
 
 
 _PARAMS_FORM = {
@@ -138,17 +143,13 @@ def create_oauth_router(
 
     def error_page(error: VaultError, provider: str, return_url: str | None = None) -> Response:
         """The page for an error starting a flow (never a traceback, never JSON)."""
-        if isinstance(error, UnknownProvider):
-            return outcome_page("unknown_provider", provider)
-        if isinstance(error, InvalidInput):
-            return outcome_page("invalid_input", provider, return_url=return_url)
-        if isinstance(error, ProviderError):  # discovery failed: the provider did not answer
-            logger.info("connect flow for %s could not start: %s", provider, error.error)
-            return outcome_page("provider_unreachable", provider, return_url=return_url)
-        if isinstance(error, StorageUnavailable):
-            return outcome_page("unavailable", provider, return_url=return_url)
-        logger.warning("connect flow for %s failed: %s", provider, type(error).__name__)
-        return outcome_page("invalid_input", provider, return_url=return_url)
+        failure = classify(error)
+        if failure.provider_error is not None:  # discovery failed: the provider did not answer
+            logger.info("connect flow for %s could not start: %s", provider, failure.provider_error)
+        code = outcome_of_start(failure) or _unexpected("connect flow", provider, error)
+        if code == "unknown_provider":
+            return outcome_page(code, provider)
+        return outcome_page(code, provider, return_url=return_url)
 
     def finished(provider: str, code: str) -> Response:
         """Off the callback URL (its code and state) to the result page."""
@@ -356,25 +357,20 @@ def create_oauth_router(
             pending = await connector.take_state(
                 provider, params, binding=request.cookies.get(BINDING_COOKIE)
             )
-        except InvalidState as error:
-            logger.info("rejected callback for %s: %s", provider, error)
-            return finished(provider, "other_browser" if error.other_browser else "sign_in_expired")
-        except StorageUnavailable:
-            return finished(provider, "unavailable")
         except VaultError as error:
-            logger.warning("callback for %s failed: %s", provider, type(error).__name__)
-            return finished(provider, "invalid_input")
+            failure = classify(error)
+            if failure.kind is FailureKind.INVALID_STATE:
+                logger.info("rejected callback for %s: %s", provider, error)
+            code = outcome_of_callback(failure) or _unexpected("callback", provider, error)
+            return finished(provider, code)
         try:
             await connector.finish(pending, params)
             code = "connected"
-        except ProviderError as error:  # before VaultError: it is one, with a code to pass on
-            code = outcome_for_provider_error(error.error)
-            logger.info("connect flow for %s ended with %s", provider, code)
-        except StorageUnavailable:
-            code = "unavailable"
         except VaultError as error:
-            logger.warning("connect flow for %s failed: %s", provider, type(error).__name__)
-            code = "invalid_input"
+            failure = classify(error)
+            code = outcome_of_finish(failure) or _unexpected("connect flow", provider, error)
+            if failure.provider_error is not None:
+                logger.info("connect flow for %s ended with %s", provider, code)
         if pending.return_url is not None:
             outcome = {"oauthvault_status": "connected", "oauthvault_provider": provider}
             if code != "connected":

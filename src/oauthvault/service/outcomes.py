@@ -3,7 +3,9 @@
 Each outcome has a stable code (passed to a return URL as ``oauthvault_error``, and kept in
 the short-lived outcome cookie), an HTTP status, a title, one plain sentence of what
 happened and one of what to do. ``{provider}`` is the provider's display name and
-``{product}`` the product's; nothing a request carries is ever shown. No I/O here.
+``{product}`` the product's; nothing a request carries is ever shown. Which outcome a
+failure leads to depends on the stage of the flow it stops (:func:`outcome_of_start`,
+:func:`outcome_of_callback`, :func:`outcome_of_finish`). No I/O here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["OUTCOMES", "Outcome", "outcome_for_provider_error"]
+from oauthvault.failures import Failure, FailureKind
+
+__all__ = [
+    "OUTCOMES",
+    "Outcome",
+    "outcome_for_provider_error",
+    "outcome_of_callback",
+    "outcome_of_finish",
+    "outcome_of_start",
+]
 
 Tone = Literal["good", "warn", "bad"]
 
@@ -209,3 +220,45 @@ PROVIDER_CODES = frozenset(
 def outcome_for_provider_error(error: str) -> str:
     """The outcome code for an OAuth error a provider (or a check of its answer) raised."""
     return error if error in PROVIDER_CODES else "provider_error"
+
+
+# Each stage of the flow answers the failures it expects; ``None`` is one it does not
+# (its caller logs it and answers ``invalid_input``).
+
+
+def outcome_of_start(failure: Failure) -> str | None:
+    """The outcome of a connect flow that could not start (or show its parameter form)."""
+    match failure.kind:
+        case FailureKind.UNKNOWN_PROVIDER:
+            return "unknown_provider"
+        case FailureKind.INVALID_INPUT:
+            return "invalid_input"
+        # Discovery failed: the provider did not answer.
+        case FailureKind.PROVIDER_ERROR | FailureKind.REAUTHORIZATION_REQUIRED:
+            return "provider_unreachable"
+        case FailureKind.STORAGE_UNAVAILABLE:
+            return "unavailable"
+        case _:
+            return None
+
+
+def outcome_of_callback(failure: Failure) -> str | None:
+    """The outcome of a callback whose state (or held fields) could not be taken."""
+    match failure.kind:
+        case FailureKind.INVALID_STATE:
+            return "other_browser" if failure.other_browser else "sign_in_expired"
+        case FailureKind.STORAGE_UNAVAILABLE:
+            return "unavailable"
+        case _:
+            return None
+
+
+def outcome_of_finish(failure: Failure) -> str | None:
+    """The outcome of a callback whose code could not be redeemed and stored."""
+    match failure.kind:
+        case FailureKind.PROVIDER_ERROR | FailureKind.REAUTHORIZATION_REQUIRED:
+            return outcome_for_provider_error(failure.provider_error or "")
+        case FailureKind.STORAGE_UNAVAILABLE:
+            return "unavailable"
+        case _:
+            return None

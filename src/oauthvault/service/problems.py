@@ -14,18 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Match
 
-from oauthvault.errors import (
-    ConfigError,
-    DecryptionError,
-    InvalidInput,
-    InvalidState,
-    ProviderError,
-    ReauthorizationRequired,
-    StorageUnavailable,
-    TokenNotFound,
-    UnknownProvider,
-    VaultError,
-)
+from oauthvault.errors import VaultError
+from oauthvault.failures import FailureKind, classify
 
 __all__ = ["Problem", "for_vault_error", "install_problem_handlers", "problem_response"]
 
@@ -57,33 +47,39 @@ def problem_response(status: int, code: str, detail: str, **extra: object) -> JS
 
 
 def for_vault_error(error: VaultError) -> JSONResponse:
-    if isinstance(error, InvalidInput):
-        return problem_response(422, "invalid_input", str(error), argument=error.argument)
-    if isinstance(error, InvalidState):
-        return problem_response(400, "invalid_state", str(error))
-    if isinstance(error, UnknownProvider):
-        return problem_response(404, "unknown_provider", str(error))
-    if isinstance(error, TokenNotFound):
-        return problem_response(404, "not_found", str(error))
-    if isinstance(error, ReauthorizationRequired):
-        return problem_response(409, "reauthorization_required", str(error), error=error.error)
-    if isinstance(error, ProviderError):
-        return problem_response(502, "provider_error", str(error), error=error.error)
-    if isinstance(error, StorageUnavailable):
-        logger.error("storage unavailable: %s", error)
-        return problem_response(503, "storage_unavailable", "the database is unavailable")
-    if isinstance(error, DecryptionError):
-        logger.error("stored tokens failed to decrypt")
-        return problem_response(
-            409,
-            "decryption_error",
-            "the stored tokens do not decrypt with the configured keys (the connection is "
-            "marked undecryptable): restore the key to OAUTH_ENCRYPTION_KEY, or connect again",
-        )
-    if isinstance(error, ConfigError):
-        logger.error("configuration error: %s", error)
-        return problem_response(500, "config_error", "the service is misconfigured")
-    return problem_response(500, "vault_error", "the request failed")
+    """The problem details answering ``error``, by its :class:`FailureKind`."""
+    failure = classify(error)
+    match failure.kind:
+        case FailureKind.INVALID_INPUT:
+            return problem_response(422, "invalid_input", str(error), argument=failure.argument)
+        case FailureKind.INVALID_STATE:
+            return problem_response(400, "invalid_state", str(error))
+        case FailureKind.UNKNOWN_PROVIDER:
+            return problem_response(404, "unknown_provider", str(error))
+        case FailureKind.NOT_FOUND:
+            return problem_response(404, "not_found", str(error))
+        case FailureKind.REAUTHORIZATION_REQUIRED:
+            return problem_response(
+                409, "reauthorization_required", str(error), error=failure.provider_error
+            )
+        case FailureKind.PROVIDER_ERROR:
+            return problem_response(502, "provider_error", str(error), error=failure.provider_error)
+        case FailureKind.STORAGE_UNAVAILABLE:
+            logger.error("storage unavailable: %s", error)
+            return problem_response(503, "storage_unavailable", "the database is unavailable")
+        case FailureKind.DECRYPTION_ERROR:
+            logger.error("stored tokens failed to decrypt")
+            return problem_response(
+                409,
+                "decryption_error",
+                "the stored tokens do not decrypt with the configured keys (the connection is "
+                "marked undecryptable): restore the key to OAUTH_ENCRYPTION_KEY, or connect again",
+            )
+        case FailureKind.CONFIG_ERROR:
+            logger.error("configuration error: %s", error)
+            return problem_response(500, "config_error", "the service is misconfigured")
+        case FailureKind.OTHER:
+            return problem_response(500, "vault_error", "the request failed")
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -15,12 +15,16 @@ import json
 import logging
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import httpx
 
 from oauthvault.models import ConnectionEvent
 
-__all__ = ["SIGNATURE_HEADER", "WebhookSender", "sign", "verify"]
+if TYPE_CHECKING:
+    from oauthvault.service.config import ServiceConfig
+
+__all__ = ["SIGNATURE_HEADER", "WebhookSender", "sign", "verify", "webhook_sender"]
 
 logger = logging.getLogger("oauthvault.webhooks")
 SIGNATURE_HEADER = "X-Oauthvault-Signature"
@@ -114,3 +118,10 @@ class WebhookSender:
         """Wait for deliveries under way (at shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def webhook_sender(config: ServiceConfig) -> WebhookSender | None:
+    """The configured webhook, if any."""
+    if config.webhook_url is None or config.webhook_secret is None:
+        return None
+    return WebhookSender(config.webhook_url, config.webhook_secret)

@@ -1,0 +1,81 @@
+"""The ``oauthvault`` command group, and what its commands share: the settings (built
+lazily: ``keygen`` works with no configuration at all), the vault, and turning library
+errors into one plain line and exit status 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from oauthvault.config import Settings
+from oauthvault.errors import VaultError
+from oauthvault.vault import OAuthTokenCache
+
+__all__ = ["exit_not_found", "load_settings", "main", "open_vault", "plain_errors"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plain_errors(command: F) -> F:
+    """Turn library errors into one line on stderr and exit status 2: no stack traces."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VaultError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def exit_not_found(provider: str, workspace_id: str, actor_id: str) -> NoReturn:
+    """Say that the connection is not stored, and exit with status 2."""
+    click.echo(f"error: no connection {provider}/{workspace_id}/{actor_id}", err=True)
+    sys.exit(2)
+
+
+def load_settings(context: click.Context) -> Settings:
+    """The settings: the environment, with the group's ``--database-url`` and
+    ``--redis-url`` over it.
+
+    Raises:
+        ConfigError: a setting is missing or unusable.
+    """
+    settings: Settings = context.ensure_object(dict)["settings"]()
+    return settings
+
+
+def open_vault(context: click.Context) -> OAuthTokenCache:
+    """A vault on the settings, closed when the command ends."""
+    vault: OAuthTokenCache = context.with_resource(OAuthTokenCache(settings=load_settings(context)))
+    return vault
+
+
+@click.group()
+@click.option("--database-url", help="Overrides DATABASE_URL.")
+@click.option("--redis-url", help="Overrides REDIS_URL.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the library does.")
+@click.version_option(package_name="oauthvault")
+@click.pass_context
+def main(
+    context: click.Context, database_url: str | None, redis_url: str | None, verbose: bool
+) -> None:
+    """oauthvault: encrypted OAuth tokens for multi-tenant backends."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    if not verbose:
+        # psycopg_pool warns on every failed background connection attempt; the vault
+        # reports an unreachable database itself, in one line naming the reason.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    # Settings are built lazily: `keygen` must work with no configuration at all.
+    context.ensure_object(dict)["settings"] = functools.partial(
+        Settings.load, database_url=database_url, redis_url=redis_url
+    )

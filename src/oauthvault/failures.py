@@ -1,0 +1,88 @@
+"""What kind of failure a :class:`~oauthvault.errors.VaultError` is: the one classification
+that every answer to an error starts from.
+
+The HTTP API's problem details, the connect flow's pages, the admin console's pages and
+the audit trail's outcomes each map a :class:`FailureKind` to their own presentation;
+none of them tests error classes itself. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from oauthvault.errors import (
+    ConfigError,
+    DecryptionError,
+    InvalidInput,
+    InvalidState,
+    ProviderError,
+    ReauthorizationRequired,
+    StorageUnavailable,
+    TokenNotFound,
+    UnknownProvider,
+    VaultError,
+)
+
+__all__ = ["Failure", "FailureKind", "classify"]
+
+
+class FailureKind(enum.StrEnum):
+    """The kinds of failure, one per error class that callers answer differently."""
+
+    INVALID_INPUT = "invalid_input"
+    INVALID_STATE = "invalid_state"
+    UNKNOWN_PROVIDER = "unknown_provider"
+    NOT_FOUND = "not_found"
+    REAUTHORIZATION_REQUIRED = "reauthorization_required"
+    PROVIDER_ERROR = "provider_error"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    DECRYPTION_ERROR = "decryption_error"
+    CONFIG_ERROR = "config_error"
+    #: A ``VaultError`` (or ``FlowError``) of no more specific class.
+    OTHER = "other"
+
+
+# Looked up along the error's MRO, so the most specific class wins: a
+# ReauthorizationRequired is never a plain provider_error, a SchemaOutdated is a
+# storage_unavailable.
+_KINDS: dict[type[VaultError], FailureKind] = {
+    InvalidInput: FailureKind.INVALID_INPUT,
+    InvalidState: FailureKind.INVALID_STATE,
+    UnknownProvider: FailureKind.UNKNOWN_PROVIDER,
+    TokenNotFound: FailureKind.NOT_FOUND,
+    ReauthorizationRequired: FailureKind.REAUTHORIZATION_REQUIRED,
+    ProviderError: FailureKind.PROVIDER_ERROR,
+    StorageUnavailable: FailureKind.STORAGE_UNAVAILABLE,
+    DecryptionError: FailureKind.DECRYPTION_ERROR,
+    ConfigError: FailureKind.CONFIG_ERROR,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A classified error: its kind and the data its answers show (never a secret: the
+    errors carry none).
+
+    ``argument`` and ``problem`` are set for ``invalid_input``; ``provider_error`` (the
+    RFC 6749 error code) for ``provider_error`` and ``reauthorization_required``;
+    ``other_browser`` is true for an ``invalid_state`` issued to another browser.
+    """
+
+    kind: FailureKind
+    argument: str | None = None
+    problem: str | None = None
+    provider_error: str | None = None
+    other_browser: bool = False
+
+
+def classify(error: VaultError) -> Failure:
+    """The kind of ``error`` and the data that goes with it."""
+    kind = next((_KINDS[cls] for cls in type(error).__mro__ if cls in _KINDS), FailureKind.OTHER)
+    if isinstance(error, InvalidInput):
+        return Failure(kind, argument=error.argument, problem=error.problem)
+    if isinstance(error, ProviderError):
+        return Failure(kind, provider_error=error.error)
+    if isinstance(error, InvalidState):
+        return Failure(kind, other_browser=error.other_browser)
+    return Failure(kind)

@@ -1,0 +1,230 @@
+"""What oauthvault knows about one provider: :class:`ProviderSpec` and the types of its
+fields.
+
+A spec comes from the packaged catalog (:mod:`oauthvault.providers.catalog` reads and
+checks it), from a deployment's own provider table, or from OpenID Connect discovery. URLs
+that hold ``{param}`` are templates, filled per connection from its connection parameters
+(:mod:`oauthvault.providers.params`) by :meth:`ProviderSpec.with_placeholders`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import quote
+
+from oauthvault.errors import ConfigError
+from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam
+
+__all__ = [
+    "ENDPOINT_KEYS",
+    "PLACEHOLDERS",
+    "ClientSecretKind",
+    "ExpirySource",
+    "ProviderSpec",
+    "RefreshTokens",
+    "RevocationMethod",
+    "RevocationRequest",
+    "ScopeSeparator",
+    "TokenBody",
+    "TokenEndpointAuthMethod",
+    "fill_placeholders",
+    "placeholders_in",
+]
+
+RefreshTokens = Literal["none", "static", "rotating"]
+RevocationMethod = Literal["rfc7009", "custom"]
+TokenBody = Literal["form", "json"]
+ExpirySource = Literal["answer", "introspection"]
+ScopeSeparator = Literal[" ", ","]
+TokenEndpointAuthMethod = Literal[
+    "client_secret_post", "client_secret_basic", "private_key_jwt", "client_secret_jwt"
+]
+ClientSecretKind = Literal["apple_es256_jwt"]
+
+
+#: Placeholder names every URL may use: ``{client_id}``, the app's own id.
+PLACEHOLDERS = ("client_id",)
+#: The endpoint keys of an entry; a provider's config table may override each of them.
+ENDPOINT_KEYS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "refresh_endpoint",
+    "revocation_endpoint",
+    "userinfo_endpoint",
+    "identity_endpoint",
+    "introspection_endpoint",
+    "issuer",
+)
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def placeholders_in(url: str) -> list[str]:
+    """The placeholder names ``url`` uses (``shop`` for ``https://{shop}/…``), in order."""
+    return _PLACEHOLDER.findall(url)
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationRequest:
+    """How a provider without RFC 7009 revokes (``revocation_request`` in the catalog).
+
+    ``client_auth``: ``basic`` (HTTP Basic client id and secret), ``post`` (both in the
+    body), ``client_id`` (only the id in the body) or ``none``; ``bearer``: the token goes
+    in ``Authorization: Bearer`` instead of the body; ``body``: ``form``, ``json``,
+    ``query`` (URL query) or ``none``; ``token_param``: the token's field name; ``token``:
+    ``refresh_or_access`` (the refresh token when there is one) or ``access``;
+    ``success_field``: a field of a JSON answer that must be ``true`` (Slack ``ok``).
+    """
+
+    http_method: str = "POST"
+    client_auth: str = "none"
+    bearer: bool = False
+    body: str = "form"
+    token_param: str = "token"  # noqa: S105 - a field name
+    token: str = "refresh_or_access"  # noqa: S105 - which token, not a token
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    success_field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """What oauthvault needs to know about one provider; see ``providers.toml`` for fields.
+
+    ``default_scopes`` and ``placeholders`` are tuples and ``extra_authorize_params`` is a
+    read-only mapping, whatever was passed in. Optional fields are ``None`` when unknown.
+    """
+
+    name: str
+    display_name: str
+    authorization_endpoint: str
+    token_endpoint: str
+    default_scopes: tuple[str, ...] = ()
+    scope_separator: ScopeSeparator = " "
+    extra_authorize_params: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    # S105: a method name, not a password.
+    token_endpoint_auth_method: TokenEndpointAuthMethod = "client_secret_basic"  # noqa: S105
+    pkce: bool = True
+    refresh_tokens: RefreshTokens = "static"
+    revocation_endpoint: str | None = None
+    revocation_method: RevocationMethod | None = None
+    revocation_note: str | None = field(default=None, repr=False)
+    userinfo_endpoint: str | None = None
+    issuer: str | None = None
+    connection_params: tuple[ConnectionParam, ...] = ()
+    token_params: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    refresh_params: Mapping[str, str] | None = field(default=None, hash=False)
+    token_body: TokenBody = "form"  # noqa: S105 - a body format
+    refresh_endpoint: str | None = None
+    token_path: str | None = None
+    secondary_token_path: str | None = None
+    success_field: str | None = None
+    dead_grant_errors: tuple[str, ...] = ()
+    error_fields: tuple[str, ...] = ("error",)
+    expiry: ExpirySource = "answer"
+    introspection_endpoint: str | None = None
+    identity_endpoint: str | None = None
+    revocation_request: RevocationRequest | None = None
+    client_credentials: bool = False
+    access_token_lifetime: int | None = None
+    refresh_token_idle_expiry_days: int | None = None
+    client_secret_kind: ClientSecretKind | None = None
+    docs_url: str | None = None
+    notes: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: normalize through object.__setattr__ so callers may pass lists and dicts.
+        object.__setattr__(self, "default_scopes", tuple(self.default_scopes))
+        object.__setattr__(self, "connection_params", tuple(self.connection_params))
+        object.__setattr__(self, "dead_grant_errors", tuple(self.dead_grant_errors))
+        object.__setattr__(self, "error_fields", tuple(self.error_fields))
+        params = MappingProxyType(dict(self.extra_authorize_params))
+        object.__setattr__(self, "extra_authorize_params", params)
+        object.__setattr__(self, "token_params", MappingProxyType(dict(self.token_params)))
+        if self.refresh_params is not None:
+            refresh = MappingProxyType(dict(self.refresh_params))
+            object.__setattr__(self, "refresh_params", refresh)
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """The connection parameters its URLs still wait for, in declaration order."""
+        used = {
+            name
+            for key in ENDPOINT_KEYS
+            if (url := getattr(self, key))
+            for name in placeholders_in(url)
+        }
+        return tuple(p.name for p in self.connection_params if p.name in used)
+
+    def param(self, name: str) -> ConnectionParam | None:
+        """The declared connection parameter ``name``, if any."""
+        return next((p for p in self.connection_params if p.name == name), None)
+
+    def with_endpoints(self, endpoints: Mapping[str, str | None]) -> ProviderSpec:
+        """A copy with some of its :data:`ENDPOINT_KEYS` replaced (a config override)."""
+        unknown = sorted(set(endpoints) - set(ENDPOINT_KEYS))
+        if unknown:
+            raise ConfigError(f"providers.{self.name}.{unknown[0]}", "is not an endpoint key")
+        changes: dict[str, Any] = dict(endpoints)
+        return dataclasses.replace(self, **changes)
+
+    def with_placeholders(self, **values: str) -> ProviderSpec:
+        """A copy with its ``{param}`` URL placeholders and ``{client_id}`` filled in.
+
+        Every placeholder a URL uses must be given (``client_id`` is ignored when no URL
+        uses it); each value must be a parameter the entry declares, match its pattern and
+        be host-safe.
+
+        Raises:
+            ConfigError: ``.setting`` is ``providers.<name>.<param>`` for a missing,
+                unknown or malformed value.
+        """
+        return fill_placeholders(self, values, where=f"providers.{self.name}")
+
+
+def fill_placeholders(
+    spec: ProviderSpec, values: Mapping[str, str], *, where: str, partial: bool = False
+) -> ProviderSpec:
+    """:meth:`ProviderSpec.with_placeholders`, reporting settings as ``<where>.<name>``.
+
+    With ``partial``, placeholders without a value stay in the URLs (the app's fixed values
+    are filled at load time, the rest per connection).
+
+    Raises:
+        ConfigError: a placeholder value is missing, unknown or malformed.
+    """
+    for key in sorted(values):
+        if key != "client_id" and spec.param(key) is None:
+            raise ConfigError(f"{where}.{key}", "is not a connection parameter of this provider")
+    templates = {name: getattr(spec, name) for name in ENDPOINT_KEYS}
+    used = {m for url in templates.values() if url for m in placeholders_in(url)}
+    filled: dict[str, str] = {}
+    for key in sorted(used):
+        value = values.get(key)
+        if value is None:
+            if partial:
+                continue
+            raise ConfigError(f"{where}.{key}", "is required by this provider")
+        param = spec.param(key)
+        if key == "client_id":
+            filled[key] = quote(value, safe="")
+        elif (
+            not URL_SAFE_VALUE.match(value)
+            or ".." in value
+            or (param is not None and not param.accepts(value))
+        ):
+            raise ConfigError(f"{where}.{key}", "is not a valid value for this parameter")
+        else:
+            filled[key] = value
+
+    def fill(url: str | None) -> str | None:
+        return _PLACEHOLDER.sub(lambda m: filled.get(m[1], m[0]), url) if url else url
+
+    return spec.with_endpoints({key: fill(templates[key]) for key in ENDPOINT_KEYS})

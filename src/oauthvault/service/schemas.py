@@ -1,0 +1,191 @@
+"""The bodies the server-to-server API takes and answers (pydantic models).
+
+The rules the vault checks are stated in the schema too (the vault still checks them,
+naming the argument): a request the OpenAPI document allows is never refused for its shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from oauthvault.service.openapi import (
+    ACTOR_RULES,
+    EXPIRES_IN_RULES,
+    PROVIDER_RULES,
+    SCOPE_RULES,
+    TOKEN_RULES,
+    WORKSPACE_RULES,
+    param_rules,
+)
+
+__all__ = [
+    "AccessTokenResponse",
+    "ActorId",
+    "AuditPage",
+    "AuditRecord",
+    "ClientCredentialsRequest",
+    "ClientCredentialsResponse",
+    "ConnectLinkRequest",
+    "ConnectLinkResponse",
+    "ConnectionRef",
+    "ConnectionResponse",
+    "DeleteResponse",
+    "JsonInteger",
+    "Params",
+    "ProviderId",
+    "ProviderParam",
+    "ProviderResponse",
+    "StoreTokensRequest",
+    "WorkspaceId",
+]
+
+ProviderId = Annotated[str, Field(json_schema_extra=PROVIDER_RULES)]
+WorkspaceId = Annotated[str, Field(json_schema_extra=WORKSPACE_RULES)]
+ActorId = Annotated[str, Field(json_schema_extra=ACTOR_RULES)]
+
+
+def _json_integer(value: object) -> object:
+    # A JSON integer (1616 or 1616.0), never true/false or a string of digits.
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
+Params = Annotated[dict[str, str] | None, Field(json_schema_extra=param_rules())]
+
+
+class ConnectLinkRequest(BaseModel):
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
+    return_url: str | None = Field(
+        default=None,
+        description="Where the browser goes afterwards (must match the allow-list); "
+        "without it the flow ends on oauthvault's own result page.",
+    )
+    params: Params = Field(
+        default=None,
+        description="The connection parameters the provider needs up front (a Shopify "
+        "`shop`, a Zendesk `subdomain`, a Salesforce `hostname`): see the provider catalog.",
+    )
+    scopes: list[str] | None = Field(
+        default=None,
+        description="Narrow the app's scopes for this connection (a subset of them).",
+    )
+
+
+class ConnectLinkResponse(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class AccessTokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the token type, not a token
+    expires_at: datetime | None
+    scope: str | None
+    params: dict[str, str] = Field(
+        default_factory=dict, description="The connection's parameters (not secret)."
+    )
+
+
+class ConnectionRef(BaseModel):
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
+
+
+class StoreTokensRequest(BaseModel):
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
+    access_token: str = Field(repr=False, json_schema_extra=TOKEN_RULES)
+    refresh_token: str | None = Field(default=None, repr=False, json_schema_extra=TOKEN_RULES)
+    expires_in: JsonInteger | None = Field(default=None, json_schema_extra=EXPIRES_IN_RULES)
+    scope: str | None = Field(default=None, json_schema_extra=SCOPE_RULES)
+
+
+class ClientCredentialsRequest(BaseModel):
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
+    client_id: str | None = Field(
+        default=None,
+        description="A customer's own client id (omit both to use the app's).",
+        json_schema_extra=TOKEN_RULES,
+    )
+    client_secret: str | None = Field(default=None, repr=False, json_schema_extra=TOKEN_RULES)
+    scope: str | None = Field(default=None, json_schema_extra=SCOPE_RULES)
+    params: Params = Field(
+        default=None, description="Connection parameters, as for a connect link."
+    )
+
+
+class ClientCredentialsResponse(BaseModel):
+    expires_at: datetime | None
+    scope: str | None
+
+
+class ConnectionResponse(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    status: str
+    expires_at: datetime | None
+    scope: str | None
+    has_refresh_token: bool
+    updated_at: datetime
+    last_refreshed_at: datetime | None
+    last_error: str | None
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class ProviderParam(BaseModel):
+    name: str
+    label: str
+    source: str
+    required: bool
+
+
+class ProviderResponse(BaseModel):
+    name: str
+    display_name: str
+    auth_style: str
+    refreshes: bool
+    revokes: bool
+    connection_params: list[ProviderParam]
+    docs_url: str | None
+    configured: bool = Field(description="Whether this deployment has an app for it.")
+    apps: list[str] = Field(
+        default_factory=list, description="The configured app (integration) names using it."
+    )
+
+
+class DeleteResponse(BaseModel):
+    deleted: bool
+    revoked: bool | None = Field(
+        description="true: the provider confirmed; false: it refused or failed; "
+        "null: not asked, or the provider has no revocation endpoint"
+    )
+
+
+class AuditRecord(BaseModel):
+    id: int
+    at: datetime
+    caller: str = Field(description="The API key's name (or a library caller's).")
+    provider: str
+    workspace_id: str
+    actor_id: str
+    outcome: Literal["served", "refreshed", "not_found", "refused", "failed"]
+    source: str | None = Field(description="The client's address, when known.")
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditRecord]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )
