@@ -18,6 +18,7 @@ from oauthvault import __version__
 from oauthvault.config import Settings
 from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import ConfigError, StorageUnavailable
+from oauthvault.oauth.token_request import install_httpx_log_redaction
 from oauthvault.service.access_log import AccessLogMiddleware
 from oauthvault.service.admin import create_admin_router
 from oauthvault.service.admin_session import AdminSessions
@@ -46,6 +47,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     """
     settings = settings or Settings.load()
     config = config or service_config_from(settings)
+    # Every request the service sends (webhooks, discovery, keys) is logged without its query.
+    install_httpx_log_redaction()
     webhooks = webhook_sender(config)
     vault = AsyncOAuthTokenCache(
         settings=settings,
