@@ -108,8 +108,16 @@ class PostgresServer:
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL the postmaster (its backends exit as they notice)."""
+        """SIGKILL the postmaster, then wait until its backends have noticed and exited: a
+        backend still alive would run (and commit) one more statement on a connection it
+        already had, and the server would not be down yet."""
+        children = _children(self.process.pid) if self.process is not None else []
         self.stop(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in children):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"backends {children} outlived their postmaster by 30 s")
+            time.sleep(0.01)
 
     def restart(self) -> float:
         self.stop()
@@ -133,3 +141,25 @@ class PostgresServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (an exited one nobody reaped yet, a zombie, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
