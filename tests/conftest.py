@@ -3,6 +3,7 @@
 - ``services``: ``postgres_url``, ``pg``, ``redis_url``, ``raw_redis``, ``private_redis``,
   ``redis_cluster``: real PostgreSQL and Redis, fresh per test.
 - ``vault``: ``key``, ``clock``, ``sqlite_url``, ``database_url`` (SQLite, then PostgreSQL).
+- ``provider``: ``op`` (the local OpenID provider), ``providers_file``, ``grant``.
 
 A missing service fails the run: scripts/test starts PostgreSQL and Redis first, and no
 test here skips for want of one.
@@ -11,4 +12,5 @@ test here skips for want of one.
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.vault",
+    "tests.fixtures.provider",
 ]

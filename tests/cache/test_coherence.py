@@ -24,7 +24,7 @@ from oauthvault.storage.location import parse_database_url
 from oauthvault.storage.migrations import upgrade
 
 from tests.helpers.coherence_worker import churn, store_in_turn
-from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
+from tests.helpers.oidc_server import OIDCServer, local_provider_toml
 from tests.helpers.postgres_server import PostgresServer
 from tests.helpers.redis_server import RedisServer
 
@@ -228,11 +228,7 @@ def test_four_processes_never_read_older_than_committed_beyond_the_bound(
 ) -> None:
     with OIDCServer(auto_approve=True) as op:
         path = tmp_path / "providers.toml"
-        path.write_text(
-            f'[providers.local]\nissuer = "{op.issuer}"\n'
-            f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-            f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-        )
+        path.write_text(local_provider_toml(op.issuer))
         pg.execute(HISTORY)
         connections = [("local", f"ws_prop_{n}", "u") for n in range(3)]
         context = multiprocessing.get_context("spawn")

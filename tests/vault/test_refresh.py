@@ -22,35 +22,10 @@ from oauthvault.vault.refresh import RetryPolicy
 
 from tests.helpers.clock import Clock
 from tests.helpers.oidc_client import authorize, discover, redeem
-from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
+from tests.helpers.oidc_server import OIDCServer, local_provider_toml
 from tests.helpers.refresh_worker import race
 
 IDS = ("local", "ws_refresh", "user")
-
-
-@pytest.fixture(scope="module")
-def op():
-    with OIDCServer(auto_approve=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def providers_file(op, tmp_path_factory):
-    path = tmp_path_factory.mktemp("providers") / "providers.toml"
-    path.write_text(
-        f'[providers.local]\nissuer = "{op.issuer}"\n'
-        f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-        f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-    )
-    return path
-
-
-@pytest.fixture
-def grant(op):
-    """A fresh grant at the provider: (access_token, refresh_token)."""
-    tokens = redeem(discover(op.issuer), authorize(discover(op.issuer)))
-    op.reset()
-    return tokens["access_token"], tokens["refresh_token"]
 
 
 @pytest.fixture(params=["postgres+redis", "postgres", "sqlite"])
@@ -397,11 +372,7 @@ def test_five_second_tokens_with_min_ttl_60_make_at_most_two_grants_in_twenty_ca
         tokens = redeem(discover(short.issuer), authorize(discover(short.issuer)))
         short.reset()
         providers = tmp_path / "providers.toml"
-        providers.write_text(
-            f'[providers.local]\nissuer = "{short.issuer}"\n'
-            f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-            f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-        )
+        providers.write_text(local_provider_toml(short.issuer))
         configs = load_provider_configs(providers, {})
         url = f"sqlite:///{tmp_path / 'v.db'}"
         served = []
