@@ -4,6 +4,8 @@
   ``redis_cluster``: real PostgreSQL and Redis, fresh per test.
 - ``vault``: ``key``, ``clock``, ``sqlite_url``, ``database_url`` (SQLite, then PostgreSQL).
 - ``provider``: ``op`` (the local OpenID provider), ``providers_file``, ``grant``.
+- ``service``: ``env`` (the oauthvault service with a provider of its own).
+- ``browser``: ``chromium``, ``tab``, ``host``.
 
 A missing service fails the run: scripts/test starts PostgreSQL and Redis first, and no
 test here skips for want of one.
@@ -13,4 +15,6 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.vault",
     "tests.fixtures.provider",
+    "tests.fixtures.service",
+    "tests.fixtures.browser",
 ]

@@ -22,7 +22,6 @@ import pytest
 
 from oauthvault.providers import load_catalog
 
-from tests.helpers.browser import launch_chromium
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
 
@@ -40,12 +39,6 @@ def site(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         host="localhost",
     ) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 def connect_link(site: EmulatedService, actor: str) -> str:

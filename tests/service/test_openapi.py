@@ -11,27 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oauthvault import generate_key
-
-from tests.helpers.service_harness import running_environment
-
 # The document and the service are the same on every Python: checked once.
 pytestmark = pytest.mark.once
 
 SCHEMATHESIS = Path(sys.executable).parent / "st"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, postgres_url, _redis_checked):
-    with running_environment(
-        tmp_path_factory.mktemp("openapi"),
-        postgres_url,
-        _redis_checked,
-        generate_key(),
-        auto_approve=True,
-    ) as environment:
-        yield environment
 
 
 def test_schemathesis_finds_nothing(env, tmp_path, pg):
