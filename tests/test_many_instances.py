@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from tests.helpers.net import free_port
 from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.processes import start_serve, start_worker, stop
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.once
 
@@ -165,13 +166,6 @@ def token(cluster: Cluster, index: int, actor: str, min_ttl: int = 1) -> str:
 
 def grants(cluster: Cluster) -> int:
     return cluster.provider.stats().get("refresh_token_ok", 0)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
 
 
 ACTORS = [f"many-{n}" for n in range(CONNECTIONS)]

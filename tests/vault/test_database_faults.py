@@ -36,6 +36,7 @@ from oauthvault.storage.migrations import upgrade
 from tests.helpers.db_load import hammer
 from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.postgres_server import PostgresServer
+from tests.helpers.waiting import wait_for
 
 PROVIDER_DELAY_MS = 3000  # the provider answers refreshes this late
 
@@ -81,14 +82,6 @@ def store_expiring(url: str, key: str, where: tuple[str, str, str], grant: tuple
 
     with OAuthTokenCache(settings=settings(url, key), clock=behind) as v:
         v.store_tokens(*where, grant[0], grant[1], expires_in=3600, scope="openid")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)
 
 
 def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -147,7 +140,7 @@ def test_a_refresh_in_flight_survives_the_database_going_away(
     store_expiring(database, key, where, grant)
     op.fail(delay_ms=PROVIDER_DELAY_MS)
     thread, outcome = in_thread(lambda: _refresh_with(driver, database, key, providers_file, where))
-    wait_for(lambda: op.stats().get("refresh_token", 0) == 1)
+    wait_for(lambda: op.stats().get("refresh_token", 0) == 1, 20)
     time.sleep(0.5)
     if fault == "restart":
         back = server.restart()
@@ -197,7 +190,7 @@ def test_sessions_terminated_mid_refresh_while_another_caller_waits(
             return first_vault.get_access_token(*where)
 
     first, first_outcome = in_thread(first_caller)
-    wait_for(lambda: op.stats().get("refresh_token", 0) == 1)
+    wait_for(lambda: op.stats().get("refresh_token", 0) == 1, 20)
     terminated = server.terminate_backends(database.rsplit("/", 1)[-1])
     with vault(database, key, providers_file) as second_vault:
         second, second_outcome = in_thread(lambda: second_vault.get_access_token(*where))
@@ -236,7 +229,7 @@ def test_new_tokens_that_cannot_be_saved_in_time_are_reported(
     op.fail(delay_ms=1500)
     lost = OAuthTokenCache(settings=short, providers=configs, on_event=events.append)
     thread, outcome = in_thread(lambda: lost.get_access_token(*where))
-    wait_for(lambda: op.stats().get("refresh_token", 0) == 1)
+    wait_for(lambda: op.stats().get("refresh_token", 0) == 1, 20)
     server.stop()
     thread.join(timeout=30)
     lost.close()
