@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 @pytest.mark.once  # scripts/test runs it on the first Python only: it measures, not behaves
 def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, postgres_url):
     output = tmp_path / "bench.json"

@@ -34,7 +34,7 @@ from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.processes import start_serve, start_worker, stop
 from tests.helpers.waiting import wait_for
 
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]
 
 ACCESS_TTL = 5  # seconds: every connection needs a refresh soon
 CONNECTIONS = 4

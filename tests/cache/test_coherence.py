@@ -153,6 +153,7 @@ def private_pg() -> Iterator[PostgresServer]:
         server.close()
 
 
+@pytest.mark.slow  # a private PostgreSQL, killed and restarted
 def test_the_listener_killed_and_postgres_restarted_never_serve_stale(
     private_pg: PostgresServer, key: str
 ) -> None:
@@ -223,6 +224,7 @@ PROPAGATION_BOUND = 2.0
 CHURN_OPERATIONS = 600
 
 
+@pytest.mark.slow  # four processes
 def test_four_processes_never_read_older_than_committed_beyond_the_bound(
     postgres_url: str, pg: Any, redis_url: str, key: str, tmp_path: Any
 ) -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 # The service (``env``) asks for logins and consent in pages, and returns to the host app.
-pytestmark = pytest.mark.env_options(auto_approve=False, host_app=True)
+pytestmark = [pytest.mark.slow, pytest.mark.env_options(auto_approve=False, host_app=True)]
 
 # A fixed, well-known place to look at the success page after a run (not asserted).
 SCREENSHOT = Path("/tmp/oauthvault-browser-success.png")  # noqa: S108

@@ -25,6 +25,8 @@ from oauthvault.providers import load_catalog
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
 
+pytestmark = pytest.mark.slow  # Chromium
+
 APPLE = {"apple": load_catalog()["apple"]}
 
 

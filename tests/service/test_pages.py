@@ -32,7 +32,7 @@ from tests.helpers.emulations import EMULATIONS
 from tests.helpers.net import free_port
 
 # The pages are the same on every Python: run them once (first Python of scripts/test).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

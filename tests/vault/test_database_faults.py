@@ -38,6 +38,9 @@ from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.postgres_server import PostgresServer
 from tests.helpers.waiting import wait_for
 
+# A private PostgreSQL per module, restarted, stopped and killed.
+pytestmark = pytest.mark.slow
+
 PROVIDER_DELAY_MS = 3000  # the provider answers refreshes this late
 
 

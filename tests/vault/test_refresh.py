@@ -61,6 +61,7 @@ def store_expiring(backend, key, grant, left=5, refresh_token=None):
         vault.store_tokens(*IDS, grant[0], refresh, expires_in=lifetime, scope="openid")
 
 
+@pytest.mark.slow  # five processes, twice
 @pytest.mark.parametrize("redis", ["up", "down"])
 def test_fifty_callers_in_five_processes_cause_one_refresh_grant(
     op, grant, providers_file, postgres_url, pg, redis_url, redis, key
@@ -361,6 +362,7 @@ def test_the_worker_command_stops_cleanly_on_sigterm(tmp_path, key):
 # --- no refresh storm ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real five-second tokens
 def test_five_second_tokens_with_min_ttl_60_make_at_most_two_grants_in_twenty_calls(tmp_path, key):
     """The provider's tokens live 5 s, the caller asks for 60 s: a token is served until
     its last quarter instead of being refreshed on every call."""
