@@ -1,6 +1,7 @@
 """The benchmark command works (short mode); speed itself is never asserted in tests."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
         cwd=ROOT,
+        # The run's own Redis database (it flushes it), not the benchmarks' default one.
+        env={**os.environ, "OAUTHVAULT_BENCH_REDIS_URL": _redis_checked},
         capture_output=True,
         text=True,
         check=False,

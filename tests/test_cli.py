@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
 import psycopg
 import pytest
@@ -236,7 +237,7 @@ def test_doctor_finds_rows_the_key_ring_cannot_read(cli_env, sqlite_url):
 
 
 def test_migrate_then_rotate_key_on_postgres(postgres_url):
-    name = "oauthvault_cli_test"
+    name = f"oauthvault_cli_test_{uuid.uuid4().hex[:10]}"  # runs side by side must not share it
     admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
