@@ -1,4 +1,4 @@
-"""The suite's fixtures are plugins under tests/fixtures/, each declared once there:
+"""The fixtures test modules share are plugins under tests/fixtures/, each declared once there:
 
 - ``services``: ``postgres_url``, ``pg``, ``redis_url``, ``raw_redis``, ``private_redis``,
   ``redis_cluster``: real PostgreSQL and Redis, fresh per test.
