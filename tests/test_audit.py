@@ -22,14 +22,6 @@ from tests.helpers.net import free_port
 from tests.helpers.processes import start_serve, stop
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, sqlite_url, postgres_url, pg):
-    if request.param == "postgres":
-        pg.execute("TRUNCATE oauth_audit")
-        return postgres_url
-    return sqlite_url
-
-
 def raw_rows(database_url: str) -> list[tuple[object, ...]]:
     location = parse_database_url(database_url)
     if location.kind == "postgres":

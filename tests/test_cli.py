@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from tests.helpers.net import free_port
 
 
 @pytest.fixture
-def env(sqlite_url, key, monkeypatch):
+def cli_env(sqlite_url, key, monkeypatch):
     for name in ("DATABASE_URL", "REDIS_URL", "OAUTH_ENCRYPTION_KEY"):
         monkeypatch.delenv(name, raising=False)
     return {"DATABASE_URL": sqlite_url, "OAUTH_ENCRYPTION_KEY": key}
@@ -34,41 +35,41 @@ def test_keygen_prints_a_valid_key():
     assert len(KeyRing.from_text(result.output.strip())) == 1
 
 
-def test_tokens_get_masks_secrets_unless_asked(env, sqlite_url, key):
+def test_tokens_get_masks_secrets_unless_asked(cli_env, sqlite_url, key):
     with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
         vault.store_tokens("google", "ws", "u", "ACCESS-SECRET", "REFRESH-SECRET", 600, "mail")
-    masked = run(env, "tokens", "get", "google", "ws", "u")
+    masked = run(cli_env, "tokens", "get", "google", "ws", "u")
     assert masked.exit_code == 0
     assert "ACCESS-SECRET" not in masked.output
     assert "REFRESH-SECRET" not in masked.output
     assert "access_token: [secure]" in masked.output
     assert "scope: mail" in masked.output
     assert "status: active" in masked.output and "last_error: -" in masked.output
-    shown = run(env, "tokens", "get", "google", "ws", "u", "--show-secrets")
+    shown = run(cli_env, "tokens", "get", "google", "ws", "u", "--show-secrets")
     assert "access_token: ACCESS-SECRET" in shown.output
     assert "refresh_token: REFRESH-SECRET" in shown.output
 
 
-def test_tokens_list_and_delete(env, sqlite_url, key):
+def test_tokens_list_and_delete(cli_env, sqlite_url, key):
     with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
         vault.store_tokens("google", "ws", "u", "ACCESS-SECRET", None, 600, "mail")
         vault.store_tokens("slack", "ws2", "v", "ACCESS-SECRET-2")
-    listed = run(env, "tokens", "list")
+    listed = run(cli_env, "tokens", "list")
     assert listed.output.splitlines()[0].split("\t")[3] == "status"
     assert "google\tws\tu\tactive\t" in listed.output
     assert "slack\tws2\tv\tactive\t-\tno" in listed.output
     assert "SECRET" not in listed.output
-    filtered = run(env, "tokens", "list", "--provider", "slack")
+    filtered = run(cli_env, "tokens", "list", "--provider", "slack")
     assert "google" not in filtered.output
-    assert run(env, "tokens", "delete", "google", "ws", "u").output == "deleted\n"
-    missing = run(env, "tokens", "delete", "google", "ws", "u")
+    assert run(cli_env, "tokens", "delete", "google", "ws", "u").output == "deleted\n"
+    missing = run(cli_env, "tokens", "delete", "google", "ws", "u")
     assert missing.exit_code == 2
     assert missing.output == "error: no connection google/ws/u\n"
-    gone = run(env, "tokens", "get", "google", "ws", "u")
+    gone = run(cli_env, "tokens", "get", "google", "ws", "u")
     assert gone.exit_code == 2 and gone.output.startswith("error: no connection")
 
 
-def test_tokens_delete_revoke_says_what_the_provider_did(env, sqlite_url, key, tmp_path):
+def test_tokens_delete_revoke_says_what_the_provider_did(cli_env, sqlite_url, key, tmp_path):
     """A provider without a revocation endpoint: deleted here, and said so."""
     config = tmp_path / "providers.toml"
     config.write_text(
@@ -78,42 +79,54 @@ def test_tokens_delete_revoke_says_what_the_provider_did(env, sqlite_url, key, t
     with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
         vault.store_tokens("acme", "ws", "u", "ACCESS-SECRET", None, 600)
     result = run(
-        {**env, "OAUTHVAULT_CONFIG": str(config)}, "tokens", "delete", "acme", "ws", "u", "--revoke"
+        {**cli_env, "OAUTHVAULT_CONFIG": str(config)},
+        "tokens",
+        "delete",
+        "acme",
+        "ws",
+        "u",
+        "--revoke",
     )
     assert result.exit_code == 0, result.output
     assert result.output == "deleted (the provider has no revocation endpoint)\n"
     again = run(
-        {**env, "OAUTHVAULT_CONFIG": str(config)}, "tokens", "delete", "acme", "ws", "u", "--revoke"
+        {**cli_env, "OAUTHVAULT_CONFIG": str(config)},
+        "tokens",
+        "delete",
+        "acme",
+        "ws",
+        "u",
+        "--revoke",
     )
     assert again.exit_code == 2 and again.output.startswith("error: no connection")
 
 
-def test_worker_ranges_are_checked_and_help_is_complete(env):
-    bad = run(env, "worker", "--interval", "-1")
+def test_worker_ranges_are_checked_and_help_is_complete(cli_env):
+    bad = run(cli_env, "worker", "--interval", "-1")
     assert bad.exit_code == 2 and "--interval" in bad.output and "Traceback" not in bad.output
-    listing = run(env, "--help").output
+    listing = run(cli_env, "--help").output
     commands = listing.split("Commands:", 1)[1]
     assert "..." not in commands  # every summary fits
     assert "Refresh connections before they expire." in listing
     for group in ("tokens", "providers", "apikey"):
-        assert "..." not in run(env, group, "--help").output.split("Commands:", 1)[1]
+        assert "..." not in run(cli_env, group, "--help").output.split("Commands:", 1)[1]
 
 
-def test_bad_configuration_is_one_plain_line(env):
-    result = run({**env, "OAUTH_ENCRYPTION_KEY": "nope"}, "tokens", "list")
+def test_bad_configuration_is_one_plain_line(cli_env):
+    result = run({**cli_env, "OAUTH_ENCRYPTION_KEY": "nope"}, "tokens", "list")
     assert result.exit_code == 2
     assert result.output.startswith("error: OAUTH_ENCRYPTION_KEY:")
     assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("url", ["http://cache:6379", "notaurl", "redis://:hunter2@h:port"])
-def test_a_bad_redis_url_is_one_plain_line(env, url):
-    listing = run({**env, "REDIS_URL": url}, "tokens", "list")
+def test_a_bad_redis_url_is_one_plain_line(cli_env, url):
+    listing = run({**cli_env, "REDIS_URL": url}, "tokens", "list")
     assert listing.exit_code == 2
     assert listing.output == (
         "error: REDIS_URL: must be a redis://, rediss:// or unix:// URL (or empty: no cache)\n"
     )
-    doctor = run({**env, "REDIS_URL": url}, "doctor")
+    doctor = run({**cli_env, "REDIS_URL": url}, "doctor")
     assert doctor.exit_code == 1
     assert "FAIL configuration: REDIS_URL: must be a redis://" in doctor.output
     for output in (listing.output, doctor.output):
@@ -169,14 +182,14 @@ def test_lifetimes_in_the_service_table_are_checked(tmp_path):
         assert "whole number of seconds" in str(caught.value)
 
 
-def test_bad_ids_are_one_plain_line(env):
-    result = run(env, "tokens", "get", "google", "ws", "u" * 300)
+def test_bad_ids_are_one_plain_line(cli_env):
+    result = run(cli_env, "tokens", "get", "google", "ws", "u" * 300)
     assert result.exit_code == 2
     assert "actor_id: is longer than 255 characters" in result.output
 
 
-def test_doctor_reports_each_check(env, redis_url):
-    healthy = run({**env, "REDIS_URL": redis_url}, "doctor")
+def test_doctor_reports_each_check(cli_env, redis_url):
+    healthy = run({**cli_env, "REDIS_URL": redis_url}, "doctor")
     assert healthy.exit_code == 0, healthy.output
     for name in (
         "configuration",
@@ -189,42 +202,42 @@ def test_doctor_reports_each_check(env, redis_url):
         "redis",
     ):
         assert f"ok   {name}:" in healthy.output
-    broken = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "doctor")
+    broken = run({**cli_env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "doctor")
     assert broken.exit_code == 1
     assert "FAIL redis: cannot reach Redis at 127.0.0.1:1" in broken.output
     assert "Connection refused" in broken.output
 
 
-def test_doctor_reports_a_broken_provider_config(env, tmp_path):
+def test_doctor_reports_a_broken_provider_config(cli_env, tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[providers.nope]\nclient_id = 'x'\n")
-    result = run({**env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
+    result = run({**cli_env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
     assert result.exit_code == 1
     assert "FAIL providers:" in result.output
     assert "providers.nope" in result.output
     assert "ok   service:" in result.output
 
 
-def test_doctor_files_service_errors_under_service(env, tmp_path):
+def test_doctor_files_service_errors_under_service(cli_env, tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[service]\nretrun_urls = []\n")
-    result = run({**env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
+    result = run({**cli_env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
     assert result.exit_code == 1
     assert "FAIL service: " in result.output and "service.retrun_urls" in result.output
     assert "ok   providers:" in result.output
 
 
-def test_doctor_finds_rows_the_key_ring_cannot_read(env, sqlite_url):
+def test_doctor_finds_rows_the_key_ring_cannot_read(cli_env, sqlite_url):
     with OAuthTokenCache(sqlite_url, encryption_key=generate_key()) as other:
         other.store_tokens("google", "ws", "u", "token")
-    result = run(env, "doctor")
+    result = run(cli_env, "doctor")
     assert result.exit_code == 1
     assert "FAIL key coverage" in result.output
     assert "FAIL decryption" in result.output
 
 
 def test_migrate_then_rotate_key_on_postgres(postgres_url):
-    name = "oauthvault_cli_test"
+    name = f"oauthvault_cli_test_{uuid.uuid4().hex[:10]}"  # runs side by side must not share it
     admin_url = postgres_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -325,18 +338,18 @@ def test_unknown_tables_and_service_keys_are_refused_by_name(tmp_path):
     assert config.public_url == "http://127.0.0.1:9999"
 
 
-def test_audit_shows_a_workspace_s_token_reads(env, sqlite_url, key):
+def test_audit_shows_a_workspace_s_token_reads(cli_env, sqlite_url, key):
     with OAuthTokenCache(sqlite_url, encryption_key=key, audit_caller="cli-test") as vault:
         vault.store_tokens("google", "ws_cli", "u1", "SECRET-ACCESS", expires_in=600)
         vault.get_access_token("google", "ws_cli", "u1")
-    table = run(env, "audit", "--workspace", "ws_cli")
+    table = run(cli_env, "audit", "--workspace", "ws_cli")
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
     assert lines[0] == "id\tat\tcaller\tprovider\tactor_id\toutcome\tsource"
     assert lines[1].split("\t")[2:] == ["cli-test", "google", "u1", "served", "-"]
-    as_json = run(env, "audit", "--workspace", "ws_cli", "--json", "--since", "2020-01-01")
+    as_json = run(cli_env, "audit", "--workspace", "ws_cli", "--json", "--since", "2020-01-01")
     assert json.loads(as_json.output)["outcome"] == "served"
     assert "SECRET" not in table.output + as_json.output
-    assert run(env, "audit", "--workspace", "ws_none").output == "no entries\n"
-    bad = run(env, "audit", "--workspace", "ws\x01")
+    assert run(cli_env, "audit", "--workspace", "ws_none").output == "no entries\n"
+    bad = run(cli_env, "audit", "--workspace", "ws\x01")
     assert bad.exit_code == 2 and bad.output.startswith("error: workspace_id:")

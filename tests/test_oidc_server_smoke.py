@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -27,11 +26,7 @@ from tests.helpers.oidc_server import OIDCServer
 
 ACCESS_TOKEN_TTL = 2
 
-
-@pytest.fixture(scope="module")
-def op() -> Iterator[OIDCServer]:
-    with OIDCServer(auto_approve=True, ttl={"AccessToken": ACCESS_TOKEN_TTL}) as server:
-        yield server
+pytestmark = pytest.mark.op_options(ttl={"AccessToken": ACCESS_TOKEN_TTL})
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from tests.soak import run
 
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]
 
 
 def test_a_one_minute_soak_with_every_fault_finds_nothing(capsys):

@@ -14,34 +14,17 @@ from oauthvault.adapters.httpx_auth import AsyncVaultAuth, VaultAuth
 from oauthvault.adapters.requests_auth import VaultRequestsAuth
 from oauthvault.providers.config import load_provider_configs
 
-from tests.helpers.oidc_client import authorize, discover, redeem
-from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
-
 IDS = ("local", "ws_adapters", "alice")
 
 
-@pytest.fixture(scope="module")
-def op():
-    with OIDCServer(auto_approve=True) as server:
-        yield server
-
-
 @pytest.fixture
-def vault(op, tmp_path, key):
-    config = tmp_path / "providers.toml"
-    config.write_text(
-        f'[providers.local]\nissuer = "{op.issuer}"\n'
-        f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-        f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-    )
-    providers = load_provider_configs(config, {})
-    tokens = redeem(discover(op.issuer), authorize(discover(op.issuer), login="alice"))
-    op.reset()
-    url = f"sqlite:///{tmp_path / 'vault.db'}"
-    with OAuthTokenCache(url, "", key, providers=providers) as vault:
+def vault(providers_file, grant, sqlite_url, key):
+    """``grant`` is alice's (the provider's default login)."""
+    providers = load_provider_configs(providers_file, {})
+    with OAuthTokenCache(sqlite_url, "", key, providers=providers) as vault:
         # A token the provider no longer accepts, though we think it valid for an hour:
         # the adapters must refresh on the 401 and retry once.
-        vault.store_tokens(*IDS, "revoked-or-rotated", tokens["refresh_token"], expires_in=3600)
+        vault.store_tokens(*IDS, "revoked-or-rotated", grant[1], expires_in=3600)
         yield vault
 
 

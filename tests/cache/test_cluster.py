@@ -19,7 +19,7 @@ from tests.helpers.redis_cluster import RedisCluster
 
 # The first Python only (scripts/test's `once`): cluster routing is redis-py's, not the
 # interpreter's, and each test here starts or drives a three-node cluster.
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]
 
 
 def _workspace() -> str:

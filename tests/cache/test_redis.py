@@ -19,14 +19,6 @@ KEY = "oauth:token:google:ws_abc123:user_456"
 ARGS = ("google", "ws_abc123", "user_456")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vault.db'}"
-    request.getfixturevalue("pg")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def vault(database_url, redis_url, key, clock):
     """The Redis layer alone: no local cache in front of it (tests/cache/test_coherence.py

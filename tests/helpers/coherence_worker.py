@@ -2,7 +2,8 @@
 
 :func:`store_in_turn` stores tokens one after the other, as another process of the
 application would; :func:`churn` stores, refreshes, deletes and reads a few connections at
-random for a while, reporting every read with its time, for the history check.
+random, a fixed number of operations (the same work however busy the machine is), reporting
+every read with its time, for the history check.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def churn(
     providers_file: str,
     name: str,
     connections: list[tuple[str, str, str]],
-    seconds: float,
+    operations: int,
     seed: int,
     go: Any,
     ready: Any,
@@ -57,10 +58,7 @@ def churn(
     with OAuthTokenCache(settings=settings, providers=providers) as vault:
         ready.put(1)
         go.wait()
-        deadline = time.monotonic() + seconds
-        n = 0
-        while time.monotonic() < deadline:
-            n += 1
+        for n in range(1, operations + 1):
             which = rng.randrange(len(connections))
             ids = connections[which]
             roll = rng.random()

@@ -41,6 +41,16 @@ DEFAULT_CLIENT: dict[str, Any] = {
 }
 
 
+def local_provider_toml(issuer: str) -> str:
+    """A ``[providers.local]`` table for the provider at ``issuer`` and its default client,
+    for a vault's providers file."""
+    return (
+        f'[providers.local]\nissuer = "{issuer}"\n'
+        f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
+        f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
+    )
+
+
 def _require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:

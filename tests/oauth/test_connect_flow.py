@@ -7,21 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.helpers.service_harness import connect, outcome, running_environment, walk
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, postgres_url, _redis_checked):
-    from oauthvault import generate_key
-
-    with running_environment(
-        tmp_path_factory.mktemp("connect"),
-        postgres_url,
-        _redis_checked,
-        generate_key(),
-        auto_approve=True,
-    ) as environment:
-        yield environment
+from tests.helpers.service_harness import connect, outcome, walk
 
 
 def test_full_flow_stores_tokens_that_the_token_api_returns(env, pg):

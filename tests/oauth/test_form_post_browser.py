@@ -22,9 +22,10 @@ import pytest
 
 from oauthvault.providers import load_catalog
 
-from tests.helpers.browser import launch_chromium
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
+
+pytestmark = pytest.mark.slow  # Chromium
 
 APPLE = {"apple": load_catalog()["apple"]}
 
@@ -40,12 +41,6 @@ def site(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         host="localhost",
     ) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    with launch_chromium() as browser:
-        yield browser
 
 
 def connect_link(site: EmulatedService, actor: str) -> str:

@@ -31,7 +31,7 @@ from tests.helpers.emulations import EMULATIONS, Emulation
 from tests.helpers.provider_emulator import Grant
 
 # Version-independent and the longest group: scripts/test runs it on the first Python only.
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]
 
 CATALOG: dict[str, ProviderSpec] = load_catalog()
 PROVIDERS = sorted(CATALOG)

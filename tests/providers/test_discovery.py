@@ -15,13 +15,6 @@ from oauthvault.providers import discover, discover_async, load_provider_configs
 from oauthvault.providers.discovery import discovery_url, spec_from_response
 
 from tests.helpers.net import free_port
-from tests.helpers.oidc_server import OIDCServer
-
-
-@pytest.fixture(scope="module")
-def op() -> Iterator[OIDCServer]:
-    with OIDCServer(auto_approve=True) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,24 +8,12 @@ import time
 import httpx
 import pytest
 
-from oauthvault import generate_key
-
-from tests.helpers.service_harness import CLIENT_SECRET, connect, outcome, running_environment
+from tests.helpers.service_harness import CLIENT_SECRET, connect, outcome
 
 IDS = {"provider": "local", "workspace_id": "ws_api", "actor_id": "dave"}
 
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, postgres_url, _redis_checked):
-    with running_environment(
-        tmp_path_factory.mktemp("service"),
-        postgres_url,
-        _redis_checked,
-        generate_key(),
-        auto_approve=True,
-        service_settings="link_ttl = 1200\nstate_ttl = 900",
-    ) as environment:
-        yield environment
+# The service (``env``) with its own link and state lifetimes.
+pytestmark = pytest.mark.env_options(service_settings="link_ttl = 1200\nstate_ttl = 900")
 
 
 def test_link_and_state_lifetimes_are_settings(env):

@@ -9,13 +9,12 @@ import sys
 import time
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from oauthvault import OAuthTokenCache, generate_key
 
 from tests.helpers.net import free_port
-from tests.helpers.service_harness import connect, outcome, running_environment
+from tests.helpers.service_harness import connect, outcome
 
 IDS = {"provider": "local", "workspace_id": "ws_metrics_secret", "actor_id": "frank_id"}
 TOKEN = "METRICS-ACCESS-SECRET"
@@ -27,18 +26,6 @@ def families(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
         for sample in family.samples:
             found.setdefault(sample.name, []).append((sample.labels, sample.value))
     return found
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, postgres_url, _redis_checked):
-    with running_environment(
-        tmp_path_factory.mktemp("metrics"),
-        postgres_url,
-        _redis_checked,
-        generate_key(),
-        auto_approve=True,
-    ) as environment:
-        yield environment
 
 
 def test_the_service_exposes_reads_latency_connections_and_states(env):

@@ -11,10 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from oauthvault import generate_key
-
-from tests.helpers.service_harness import running_environment
-
 # The document and the service are the same on every Python: checked once.
 pytestmark = pytest.mark.once
 
@@ -22,18 +18,7 @@ SCHEMATHESIS = Path(sys.executable).parent / "st"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory, postgres_url, _redis_checked):
-    with running_environment(
-        tmp_path_factory.mktemp("openapi"),
-        postgres_url,
-        _redis_checked,
-        generate_key(),
-        auto_approve=True,
-    ) as environment:
-        yield environment
-
-
+@pytest.mark.slow
 def test_schemathesis_finds_nothing(env, tmp_path, pg):
     report = tmp_path / "report"
     command = [
@@ -106,6 +91,7 @@ def test_the_document_declares_the_bearer_scheme_and_problem_bodies(env):
     assert "HTTPValidationError" not in spec["components"]["schemas"]
 
 
+@pytest.mark.slow  # Chromium
 def test_the_docs_pages_work_offline_in_a_browser(env):
     """Swagger UI and ReDoc render from the package: any request leaving 127.0.0.1 is
     aborted (and recorded), and both pages still show the operations. Swagger UI asks for

@@ -27,16 +27,15 @@ from oauthvault.providers import load_catalog
 from oauthvault.service.admin_session import generate_admin_credential, hash_admin_credential
 from oauthvault.service.links import ConnectLink, ConnectLinks
 
-from tests.helpers.browser import launch_chromium
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
 from tests.helpers.net import free_port
 
 # The pages are the same on every Python: run them once (first Python of scripts/test).
-pytestmark = pytest.mark.once
+pytestmark = [pytest.mark.once, pytest.mark.slow]
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 ARTIFACTS = Path(os.environ.get("OAUTHVAULT_TEST_ARTIFACTS", "/tmp/oauthvault-pages"))  # noqa: S108
 CATALOG = {name: spec for name, spec in load_catalog().items() if name in ("google", "shopify")}
@@ -77,20 +76,6 @@ credential_sha256 = "{hash_admin_credential(CREDENTIAL)}"
         extra_toml=extra,
     ) as service:
         yield service
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with launch_chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def tab(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context()
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -380,11 +380,13 @@ def test_other_key_cannot_read_the_rows(sqlite_url):
 
 # On the first Python only (scripts/test's `once`): the cluster client's routing does not
 # depend on the interpreter, and a cluster run of the whole contract costs 15 s.
+@pytest.mark.slow
 @pytest.mark.once
 class TestPostgresWithRedisCluster(SyncFlavour, PostgresBackend, WithRedisCluster, VaultContract):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.once
 class TestAsyncPostgresWithRedisCluster(
     AsyncFlavour, PostgresBackend, WithRedisCluster, VaultContract

@@ -34,28 +34,14 @@ from oauthvault.storage.location import parse_database_url
 from oauthvault.storage.migrations import upgrade
 
 from tests.helpers.db_load import hammer
-from tests.helpers.oidc_client import authorize, discover, redeem
-from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
+from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.postgres_server import PostgresServer
+from tests.helpers.waiting import wait_for
+
+# A private PostgreSQL per module, restarted, stopped and killed.
+pytestmark = pytest.mark.slow
 
 PROVIDER_DELAY_MS = 3000  # the provider answers refreshes this late
-
-
-@pytest.fixture(scope="module")
-def op() -> Iterator[OIDCServer]:
-    with OIDCServer(auto_approve=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def providers(op: OIDCServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("providers") / "providers.toml"
-    path.write_text(
-        f'[providers.local]\nissuer = "{op.issuer}"\n'
-        f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-        f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +62,6 @@ def database(server: PostgresServer) -> str:
     url = server.create_database(f"faults_{uuid.uuid4().hex[:10]}")
     upgrade(parse_database_url(url))
     return url
-
-
-@pytest.fixture
-def grant(op: OIDCServer) -> tuple[str, str]:
-    tokens = redeem(discover(op.issuer), authorize(discover(op.issuer)))
-    op.reset()
-    return tokens["access_token"], tokens["refresh_token"]
 
 
 def ids() -> tuple[str, str, str]:
@@ -106,14 +85,6 @@ def store_expiring(url: str, key: str, where: tuple[str, str, str], grant: tuple
 
     with OAuthTokenCache(settings=settings(url, key), clock=behind) as v:
         v.store_tokens(*where, grant[0], grant[1], expires_in=3600, scope="openid")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.01)
 
 
 def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
@@ -158,7 +129,7 @@ def _refresh_with(driver: str, url: str, key: str, providers: Path, where: Any) 
 def test_a_refresh_in_flight_survives_the_database_going_away(
     op: OIDCServer,
     grant: tuple[str, str],
-    providers: Path,
+    providers_file: Path,
     server: PostgresServer,
     database: str,
     key: str,
@@ -171,8 +142,8 @@ def test_a_refresh_in_flight_survives_the_database_going_away(
     where = ids()
     store_expiring(database, key, where, grant)
     op.fail(delay_ms=PROVIDER_DELAY_MS)
-    thread, outcome = in_thread(lambda: _refresh_with(driver, database, key, providers, where))
-    wait_for(lambda: op.stats().get("refresh_token", 0) == 1)
+    thread, outcome = in_thread(lambda: _refresh_with(driver, database, key, providers_file, where))
+    wait_for(lambda: op.stats().get("refresh_token", 0) == 1, 20)
     time.sleep(0.5)
     if fault == "restart":
         back = server.restart()
@@ -185,7 +156,7 @@ def test_a_refresh_in_flight_survives_the_database_going_away(
     assert "error" not in outcome, repr(outcome.get("error"))
     new_access = outcome["value"]
     assert new_access != grant[0]
-    with vault(database, key, providers) as check:
+    with vault(database, key, providers_file) as check:
         stored = check.get_stored_tokens(*where)
         assert stored is not None and stored.access_token == new_access
         assert stored.refresh_token != grant[1]  # the rotated one was saved
@@ -205,7 +176,7 @@ def test_a_refresh_in_flight_survives_the_database_going_away(
 def test_sessions_terminated_mid_refresh_while_another_caller_waits(
     op: OIDCServer,
     grant: tuple[str, str],
-    providers: Path,
+    providers_file: Path,
     server: PostgresServer,
     database: str,
     key: str,
@@ -218,13 +189,13 @@ def test_sessions_terminated_mid_refresh_while_another_caller_waits(
     op.fail(delay_ms=2000)
 
     def first_caller() -> str:
-        with vault(database, key, providers) as first_vault:
+        with vault(database, key, providers_file) as first_vault:
             return first_vault.get_access_token(*where)
 
     first, first_outcome = in_thread(first_caller)
-    wait_for(lambda: op.stats().get("refresh_token", 0) == 1)
+    wait_for(lambda: op.stats().get("refresh_token", 0) == 1, 20)
     terminated = server.terminate_backends(database.rsplit("/", 1)[-1])
-    with vault(database, key, providers) as second_vault:
+    with vault(database, key, providers_file) as second_vault:
         second, second_outcome = in_thread(lambda: second_vault.get_access_token(*where))
         first.join(timeout=30)
         second.join(timeout=30)
@@ -233,7 +204,7 @@ def test_sessions_terminated_mid_refresh_while_another_caller_waits(
     assert first_outcome["value"] == second_outcome["value"] != grant[0]
     stats = op.stats()
     assert stats["refresh_token"] == 1 and stats.get("refresh_token_failed", 0) == 0
-    with vault(database, key, providers) as check:
+    with vault(database, key, providers_file) as check:
         assert check.refresh_tokens(*where).access_token != first_outcome["value"]  # alive
     print(
         f"FIGURES terminated_sessions={terminated} grants=1 reuse=0 "
@@ -244,7 +215,7 @@ def test_sessions_terminated_mid_refresh_while_another_caller_waits(
 def test_new_tokens_that_cannot_be_saved_in_time_are_reported(
     op: OIDCServer,
     grant: tuple[str, str],
-    providers: Path,
+    providers_file: Path,
     server: PostgresServer,
     database: str,
     key: str,
@@ -256,12 +227,12 @@ def test_new_tokens_that_cannot_be_saved_in_time_are_reported(
     where = ids()
     store_expiring(database, key, where, grant)
     events: list[Any] = []
-    configs = load_provider_configs(providers, {})
+    configs = load_provider_configs(providers_file, {})
     short = settings(database, key, refresh_save_window=1.0)
     op.fail(delay_ms=1500)
     lost = OAuthTokenCache(settings=short, providers=configs, on_event=events.append)
     thread, outcome = in_thread(lambda: lost.get_access_token(*where))
-    wait_for(lambda: op.stats().get("refresh_token", 0) == 1)
+    wait_for(lambda: op.stats().get("refresh_token", 0) == 1, 20)
     server.stop()
     thread.join(timeout=30)
     lost.close()
@@ -313,10 +284,10 @@ def _every_call(v: OAuthTokenCache, where: tuple[str, str, str]) -> dict[str, Ca
 
 @pytest.mark.parametrize("how", ["stopped", "killed"])
 def test_every_call_fails_typed_while_the_database_is_down_and_works_right_after(
-    providers: Path, server: PostgresServer, database: str, key: str, how: str
+    providers_file: Path, server: PostgresServer, database: str, key: str, how: str
 ) -> None:
     where = ids()
-    with vault(database, key, providers) as v:
+    with vault(database, key, providers_file) as v:
         v.store_tokens(*where, "access", "refresh", expires_in=60)
         if how == "stopped":
             server.stop()

@@ -22,35 +22,10 @@ from oauthvault.vault.refresh import RetryPolicy
 
 from tests.helpers.clock import Clock
 from tests.helpers.oidc_client import authorize, discover, redeem
-from tests.helpers.oidc_server import DEFAULT_CLIENT, OIDCServer
+from tests.helpers.oidc_server import OIDCServer, local_provider_toml
 from tests.helpers.refresh_worker import race
 
 IDS = ("local", "ws_refresh", "user")
-
-
-@pytest.fixture(scope="module")
-def op():
-    with OIDCServer(auto_approve=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def providers_file(op, tmp_path_factory):
-    path = tmp_path_factory.mktemp("providers") / "providers.toml"
-    path.write_text(
-        f'[providers.local]\nissuer = "{op.issuer}"\n'
-        f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-        f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-    )
-    return path
-
-
-@pytest.fixture
-def grant(op):
-    """A fresh grant at the provider: (access_token, refresh_token)."""
-    tokens = redeem(discover(op.issuer), authorize(discover(op.issuer)))
-    op.reset()
-    return tokens["access_token"], tokens["refresh_token"]
 
 
 @pytest.fixture(params=["postgres+redis", "postgres", "sqlite"])
@@ -86,6 +61,7 @@ def store_expiring(backend, key, grant, left=5, refresh_token=None):
         vault.store_tokens(*IDS, grant[0], refresh, expires_in=lifetime, scope="openid")
 
 
+@pytest.mark.slow  # five processes, twice
 @pytest.mark.parametrize("redis", ["up", "down"])
 def test_fifty_callers_in_five_processes_cause_one_refresh_grant(
     op, grant, providers_file, postgres_url, pg, redis_url, redis, key
@@ -386,6 +362,7 @@ def test_the_worker_command_stops_cleanly_on_sigterm(tmp_path, key):
 # --- no refresh storm ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real five-second tokens
 def test_five_second_tokens_with_min_ttl_60_make_at_most_two_grants_in_twenty_calls(tmp_path, key):
     """The provider's tokens live 5 s, the caller asks for 60 s: a token is served until
     its last quarter instead of being refreshed on every call."""
@@ -397,11 +374,7 @@ def test_five_second_tokens_with_min_ttl_60_make_at_most_two_grants_in_twenty_ca
         tokens = redeem(discover(short.issuer), authorize(discover(short.issuer)))
         short.reset()
         providers = tmp_path / "providers.toml"
-        providers.write_text(
-            f'[providers.local]\nissuer = "{short.issuer}"\n'
-            f'client_id = "{DEFAULT_CLIENT["client_id"]}"\n'
-            f'client_secret = "{DEFAULT_CLIENT["client_secret"]}"\n'
-        )
+        providers.write_text(local_provider_toml(short.issuer))
         configs = load_provider_configs(providers, {})
         url = f"sqlite:///{tmp_path / 'v.db'}"
         served = []

@@ -17,14 +17,6 @@ def Vault(request):  # named as the vault class it stands for in `with Vault(...
     return lambda *args, **kwargs: SyncFacade(AsyncOAuthTokenCache(*args, **kwargs))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vault.db'}"
-    request.getfixturevalue("pg")
-    return request.getfixturevalue("postgres_url")
-
-
 def fill(vault, count):
     for index in range(count):
         vault.store_tokens("google", "ws", f"user{index:03d}", f"access-{index}", f"r-{index}", 600)
