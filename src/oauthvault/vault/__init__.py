@@ -3,7 +3,8 @@
 ``base`` holds what both flavours share (configuration, key ring, providers, the read
 tiers); ``results`` the values calls return; ``events`` where connection events go;
 ``steps`` the I/O steps a flow may ask for; ``flows``, ``refresh`` and ``pending`` the
-I/O-free flows (write-through, reads, deletes, exactly-once refresh, one-time records);
+I/O-free flows (write-through, reads, deletes, exactly-once refresh, one-time records), with
+the refresh's pure rules (retries, timing, the lease wait) in ``refresh_policy``;
 ``async_vault`` the vault itself (the hand-written source) and ``sync_vault`` its blocking
 twin, generated from it by ``scripts/async_to_sync.py``; ``pending_records`` likewise.
 """
