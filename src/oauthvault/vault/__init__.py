@@ -1,7 +1,8 @@
 """The vault: encrypted tokens per connection, the database first, Redis in front.
 
-``base`` holds what both flavours share (configuration, key ring, providers, the read
-tiers); ``results`` the values calls return; ``events`` where connection events go;
+``base`` holds what both flavours share (configuration, key ring, providers); ``tiers`` the
+read tiers (local cache, Redis values, counters); ``results`` the values calls return;
+``events`` where connection events go;
 ``steps`` the I/O steps a flow may ask for; ``flows``, ``refresh`` and ``pending`` the
 I/O-free flows (write-through, reads, deletes, exactly-once refresh, one-time records), with
 the refresh's pure rules (retries, timing, the lease wait) in ``refresh_policy``;

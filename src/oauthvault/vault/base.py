@@ -17,13 +17,11 @@ from typing import Any, Literal
 
 from oauthvault.audit import AuditTrail, Outcome, outcome_of
 from oauthvault.cache.breaker import CircuitBreaker
-from oauthvault.cache.local import LocalCache, local_key
-from oauthvault.cache.versioned import unframe
+from oauthvault.cache.local import LocalCache
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
-from oauthvault.crypto.sealing import SealedRow, open_local_record, seal_local_record, seal_row
+from oauthvault.crypto.sealing import SealedRow, seal_row
 from oauthvault.errors import (
-    DecryptionError,
     InvalidInput,
     TokenNotFound,
     UnknownProvider,
@@ -43,19 +41,19 @@ from oauthvault.models import (
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import check_given_params
-from oauthvault.storage.feed import FeedState
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.vault.events import EventSink
-from oauthvault.vault.flows import VaultCore, cache_ttl
+from oauthvault.vault.flows import VaultCore
 from oauthvault.vault.refresh import (
     RefreshFlow,
     RefreshTiming,
     RetryPolicy,
     refresh_flow,
 )
-from oauthvault.vault.results import BackendMode, CacheInfo, ReadCounters, Readiness
+from oauthvault.vault.results import BackendMode, ReadCounters, Readiness
 from oauthvault.vault.steps import Flow
+from oauthvault.vault.tiers import ReadTiers
 
 __all__ = ["FEED_HEARTBEAT", "FEED_PROBE_TIMEOUT", "VaultBase"]
 
@@ -79,7 +77,7 @@ def _lease_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class VaultBase:
+class VaultBase(ReadTiers):
     """Configuration shared by both flavours; no I/O here."""
 
     def __init__(
@@ -286,33 +284,6 @@ class VaultBase:
         )
         return self._core.store(key, placeholder)
 
-    # --- the local cache (L1): no I/O here -------------------------------------------------
-
-    def cache_info(self) -> CacheInfo:
-        """Where reads were answered (local cache, Redis, database) and the state of the
-        local cache and its feed."""
-        local, reads, feed = self._local, self._reads, self._feed_state()
-        counters = local.counters if local is not None else None
-        return CacheInfo(
-            local_enabled=local is not None,
-            local_live=local is not None and local.live,
-            local_entries=0 if local is None else len(local),
-            local_hits=0 if counters is None else counters.hits,
-            local_misses=0 if counters is None else counters.misses,
-            redis_hits=reads.redis_hits,
-            redis_misses=reads.redis_misses,
-            database_reads=reads.database_reads,
-            refused=0 if counters is None else counters.refused,
-            changes_heard=0 if counters is None else counters.changes_heard,
-            local_suspensions=0 if counters is None else counters.suspensions,
-            feed_reconnects=0 if feed is None else feed.reconnects,
-            feed_lag=None if feed is None else feed.last_lag,
-            feed_unsupported=False if feed is None else feed.unsupported,
-        )
-
-    def _feed_state(self) -> FeedState | None:
-        return None
-
     def _readiness(self, revision: str | None, reachable: bool, cache_up: bool) -> Readiness:
         """The readiness report from what the flavour found (no I/O here)."""
         database: Literal["up", "down", "old_schema"] = "up"
@@ -337,66 +308,6 @@ class VaultBase:
             )
         )
         return Readiness(database == "up", database, cache, local, pending)
-
-    def _new_local_cache(self) -> LocalCache | None:
-        settings = self._settings
-        if not settings.local_cache:
-            return None
-        return LocalCache(settings.local_cache_size, settings.local_cache_max_age)
-
-    def _heard(self, key: TokenKey, version: int | None, *, deleted: bool = False) -> None:
-        """This process committed ``version`` of ``key`` (its own write: the feed tells
-        the others, and tells this process again a moment later)."""
-        if self._local is not None and version:
-            self._local.heard(local_key(key), version, deleted=deleted)
-
-    def _local_hit(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
-        """The tokens of this process's local record of the connection, if it holds one.
-        The ids are not validated: only validated ones are ever kept, so others miss."""
-        assert self._local is not None  # noqa: S101 - callers check
-        if type(provider) is not str or type(workspace_id) is not str or type(actor_id) is not str:
-            return None  # a str subclass may compare or hash as it likes: not on this path
-        ids = (provider, workspace_id, actor_id)
-        record = self._local.get(ids)
-        if record is None:
-            return None
-        try:
-            return open_local_record(self._core.keyring, ids, record)
-        except DecryptionError:  # its key left the ring (rotation): read again
-            return None
-
-    def _keep_local(self, key: TokenKey, tokens: TokenSet, ticket: int | None) -> None:
-        local = self._local
-        if local is None or ticket is None or not tokens.version:
-            return
-        ttl = cache_ttl(tokens, self._core.clock(), self._core.default_cache_ttl)
-        if ttl is None:
-            return
-        ids = local_key(key)
-        local.put(ids, seal_local_record(self._core.keyring, ids, tokens), ttl, ticket)
-
-    def _from_redis(
-        self, key: TokenKey, name: str, cached: bytes, ticket: int | None
-    ) -> TokenSet | None:
-        """The tokens of a Redis value, unless it is a tombstone, malformed, or older than
-        a version this process has heard of (then the database decides and the entry is
-        replaced)."""
-        parsed = unframe(cached)
-        if parsed is None:
-            return None
-        version, sealed = parsed
-        if sealed is None:  # a tombstone
-            return None
-        local = self._local
-        if local is not None and local.is_outdated(local_key(key), version):
-            local.counters.refused += 1
-            logger.info("cache entry for %s is older than a change heard of; re-reading", key)
-            return None
-        tokens = self._core.open_record(key, sealed, version)
-        if tokens is not None:
-            self._reads.redis_hits += 1
-            self._keep_local(key, tokens, ticket)
-        return tokens
 
     def _fresh_enough(self, key: TokenKey, tokens: TokenSet | None, min_ttl: float) -> bool:
         """Whether ``tokens`` (just read) can be handed out as they are.
