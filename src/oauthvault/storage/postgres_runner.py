@@ -192,9 +192,11 @@ class PostgresRunner:
                     try:
                         return self._run_reserved(pool, query, params, read)
                     finally:
-                        if self._reserved_pool is not None and self._reserved_pool.closed:
-                            self._give_back_reserved()  # closed meanwhile
-                        self._reserved_lock.release()
+                        try:
+                            if self._reserved_pool is not None and self._reserved_pool.closed:
+                                self._give_back_reserved()  # closed meanwhile
+                        finally:
+                            self._reserved_lock.release()
                 return self._run_pooled(pool, query, params, read)
             except StorageUnavailable:
                 if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
@@ -307,6 +309,9 @@ class PostgresRunner:
         pool.putconn(connection)
 
     def close(self) -> None:
-        with self._reserved_lock:  # waits for a call using it
+        """Close the pool and every connection of it, the reserved one included; the runner
+        can be opened again (on a new pool)."""
+        with self._reserved_lock:  # waits for a call using it; none takes it meanwhile
             self._give_back_reserved()
-        self._pool.close()
+            self._pool.close()
+        self._pool = self._new_pool()  # unopened: a closed psycopg pool cannot be reopened

@@ -207,9 +207,11 @@ class AsyncPostgresRunner:
                     try:
                         return await self._run_reserved(pool, query, params, read)
                     finally:
-                        if self._reserved_pool is not None and self._reserved_pool.closed:
-                            await self._give_back_reserved()  # closed meanwhile
-                        self._reserved_lock.release()
+                        try:
+                            if self._reserved_pool is not None and self._reserved_pool.closed:
+                                await self._give_back_reserved()  # closed meanwhile
+                        finally:
+                            self._reserved_lock.release()
                 return await self._run_pooled(pool, query, params, read)
             except StorageUnavailable:
                 if attempt == 2 or not retry or (self._gate.is_open and self._pool is pool):
@@ -322,17 +324,22 @@ class AsyncPostgresRunner:
         await pool.putconn(connection)
 
     async def close(self) -> None:
+        """Close the pool and every connection of it, the reserved one included; the runner
+        can be opened again (on a new pool)."""
         if True:  # ASYNC
-            # One event loop: a busy reserved connection is in a call that gives it back
-            # to the closed pool when it ends.
+            for closing in list(self._closing):
+                await closing
+            await self._pool.close()
+            # One event loop: a call still using the reserved connection hands it back to the
+            # closed pool (which closes it) when it ends; one that took it before the pool
+            # closed, and is done, left it here.
             if self._reserved_lock.acquire(blocking=False):
                 try:
                     await self._give_back_reserved()
                 finally:
                     self._reserved_lock.release()
-            for closing in list(self._closing):
-                await closing
         else:
-            with self._reserved_lock:  # waits for a call using it
+            with self._reserved_lock:  # waits for a call using it; none takes it meanwhile
                 self._give_back_reserved()
-        await self._pool.close()
+                self._pool.close()
+        self._pool = self._new_pool()  # unopened: a closed psycopg pool cannot be reopened

@@ -62,9 +62,13 @@ class AsyncSqliteTokenStore:
 
     async def open(self) -> None:
         if self._store is None:
-            self._store = await asyncio.to_thread(
+            store = await asyncio.to_thread(
                 functools.partial(SqliteTokenStore, self._location, clock=self._clock)
             )
+            # The event loop thread's own connection (data_version reads it) is made here,
+            # once, rather than on the first read.
+            store.data_version()
+            self._store = store
 
     async def get(self, key: TokenKey) -> SealedRow | None:
         return await asyncio.to_thread(self.sync_store.get, key)

@@ -112,13 +112,21 @@ class AsyncOAuthTokenCache(VaultBase):
             self._store = self._sqlite = AsyncSqliteTokenStore(self._location, clock=clock)
         self._cache: AsyncRedisTokenCache | None = None
         if self._redis_url is not None:
-            self._cache = AsyncRedisTokenCache(
-                self._redis_url,
-                self._store,
-                timeout=self._settings.redis_timeout,
-                breaker=self._new_breaker(),
-            )
+            try:
+                self._cache = AsyncRedisTokenCache(
+                    self._redis_url,
+                    self._store,
+                    timeout=self._settings.redis_timeout,
+                    breaker=self._new_breaker(),
+                )
+            except BaseException:
+                if True:  # ASYNC
+                    pass  # nothing is open yet
+                else:
+                    self._store.close()  # the blocking store connected when it was made
+                raise
         self._opened = False
+        self._open_lock = asyncio.Lock()  # one open() at a time (one change feed)
         self._feed: AsyncChangeFeed | None = None
         # SQLite with a local cache: the data_version this thread's connection saw last.
         self._sqlite_seen: threading.local | None = None
@@ -137,6 +145,11 @@ class AsyncOAuthTokenCache(VaultBase):
         while the feed is live), on SQLite watching ``PRAGMA data_version``."""
         if self._opened:
             return
+        async with self._open_lock:
+            if not self._opened:
+                await self._open_once()
+
+    async def _open_once(self) -> None:
         await self._store.open()
         self._opened = True
         local = self._new_local_cache()
@@ -715,8 +728,9 @@ class AsyncOAuthTokenCache(VaultBase):
         try:
             if self._audit is not None:
                 await asyncio.to_thread(self._audit.close)
+            self._local, self._sqlite_seen = None, None  # a reopened vault starts afresh
             if self._feed is not None:
-                feed, self._feed, self._local = self._feed, None, None
+                feed, self._feed = self._feed, None
                 await feed.stop()
             if self._cache is not None:
                 await self._cache.aclose()

@@ -114,13 +114,18 @@ class OAuthTokenCache(VaultBase):
             self._store = self._sqlite = SqliteTokenStore(self._location, clock=clock)
         self._cache: RedisTokenCache | None = None
         if self._redis_url is not None:
-            self._cache = RedisTokenCache(
-                self._redis_url,
-                self._store,
-                timeout=self._settings.redis_timeout,
-                breaker=self._new_breaker(),
-            )
+            try:
+                self._cache = RedisTokenCache(
+                    self._redis_url,
+                    self._store,
+                    timeout=self._settings.redis_timeout,
+                    breaker=self._new_breaker(),
+                )
+            except BaseException:
+                self._store.close()  # the blocking store connected when it was made
+                raise
         self._opened = False
+        self._open_lock = threading.Lock()  # one open() at a time (one change feed)
         self._feed: ChangeFeed | None = None
         # SQLite with a local cache: the data_version this thread's connection saw last.
         self._sqlite_seen: threading.local | None = None
@@ -136,6 +141,11 @@ class OAuthTokenCache(VaultBase):
         while the feed is live), on SQLite watching ``PRAGMA data_version``."""
         if self._opened:
             return
+        with self._open_lock:
+            if not self._opened:
+                self._open_once()
+
+    def _open_once(self) -> None:
         self._store.open()
         self._opened = True
         local = self._new_local_cache()
@@ -712,8 +722,9 @@ class OAuthTokenCache(VaultBase):
         try:
             if self._audit is not None:
                 self._audit.close()
+            self._local, self._sqlite_seen = None, None  # a reopened vault starts afresh
             if self._feed is not None:
-                feed, self._feed, self._local = self._feed, None, None
+                feed, self._feed = self._feed, None
                 feed.stop()
             if self._cache is not None:
                 self._cache.close()
