@@ -86,7 +86,7 @@ MODULES: dict[str, str] = {
 EXTRA_IMPORTS = ("import threading\n", "import time\n")
 
 _ASYNC_NAME = re.compile(r"^Async([A-Z]\w*)$")
-_WORD = re.compile(r"\b(Async[A-Z]\w*|\w+)\b")
+_WORD = re.compile(r"\b\w+\b")
 _AWAITABLES = {"Awaitable", "Coroutine"}
 
 

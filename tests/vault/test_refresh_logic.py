@@ -8,7 +8,7 @@ import pytest
 
 from oauthvault import InvalidInput, TokenSet
 from oauthvault.oauth.refresh_grant import classify_failure
-from oauthvault.vault.refresh import RetryPolicy, is_fresh, merge_answer
+from oauthvault.vault.refresh import RetryPolicy, merge_answer
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 CURRENT = TokenSet("old-access", "old-refresh", NOW + timedelta(seconds=30), "read")
@@ -70,9 +70,9 @@ def test_a_malformed_answer_is_refused_so_nothing_is_overwritten(answer):
 
 
 def test_freshness():
-    assert is_fresh(CURRENT, NOW, 30)
-    assert not is_fresh(CURRENT, NOW, 31)
-    assert is_fresh(TokenSet("a", None, None, None), NOW, 10_000)
+    assert CURRENT.has_left(30, NOW)
+    assert not CURRENT.has_left(31, NOW)
+    assert TokenSet("a", None, None, None).has_left(10_000, NOW)
 
 
 def test_backoff_grows_with_jitter_and_a_ceiling():
@@ -246,8 +246,8 @@ def test_short_lived_tokens_are_fresh_until_their_last_quarter():
     issued = NOW - timedelta(seconds=3)
     five_seconds = TokenSet("a", "r", issued + timedelta(seconds=5), None, issued_at=issued)
     assert five_seconds.needed_ttl(60) == 1.25
-    assert is_fresh(five_seconds, NOW, five_seconds.needed_ttl(60))  # 2 s left of 5
-    assert not is_fresh(five_seconds, NOW + timedelta(seconds=1), five_seconds.needed_ttl(60))
+    assert five_seconds.has_left(five_seconds.needed_ttl(60), NOW)  # 2 s left of 5
+    assert not five_seconds.has_left(five_seconds.needed_ttl(60), NOW + timedelta(seconds=1))
     hour = TokenSet("a", "r", NOW + timedelta(hours=1), None, issued_at=NOW)
     assert hour.needed_ttl(60) == 60  # long-lived: min_ttl as asked
 

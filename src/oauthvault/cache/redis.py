@@ -87,10 +87,9 @@ class RedisTokenCache(CacheBase):
         if decision is Decision.OPEN:
             return False
         try:
-            if decision is Decision.CLOSED:
-                self._follow_mode()
-                return True
             self._follow_mode()
+            if decision is Decision.CLOSED:
+                return True
             self._client.ping()
             while keys := self._invalidations.pending_invalidations(FLUSH_BATCH):
                 self._client.delete(*keys)

@@ -85,10 +85,9 @@ class AsyncRedisTokenCache(CacheBase):
         if decision is Decision.OPEN:
             return False
         try:
-            if decision is Decision.CLOSED:
-                await self._follow_mode()
-                return True
             await self._follow_mode()
+            if decision is Decision.CLOSED:
+                return True
             await self._client.ping()
             while keys := await self._invalidations.pending_invalidations(FLUSH_BATCH):
                 await self._client.delete(*keys)

@@ -6,7 +6,6 @@ No I/O here: :class:`~oauthvault.vault.OAuthTokenCache` and
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
@@ -56,8 +55,6 @@ from oauthvault.vault.steps import Flow
 from oauthvault.vault.tiers import ReadTiers
 
 __all__ = ["FEED_HEARTBEAT", "FEED_PROBE_TIMEOUT", "VaultBase"]
-
-logger = logging.getLogger("oauthvault.vault")
 
 #: The change feed probes itself this often (seconds), and gives a probe this long to
 #: come back before it stops trusting its connection (and the local cache with it).

@@ -56,7 +56,6 @@ from oauthvault.vault.refresh_policy import (
     RetryPolicy,
     answered_tokens,
     describe_failure,
-    is_fresh,
     merge_answer,
     merged_response,
 )
@@ -74,8 +73,8 @@ from oauthvault.vault.steps import (
     UpdateLocked,
 )
 
-# RetryPolicy, RefreshTiming, is_fresh and merge_answer live in refresh_policy; they are
-# imported from here too, as before.
+# RetryPolicy, RefreshTiming and merge_answer live in refresh_policy; they are imported
+# from here too, as before. Freshness is TokenSet.lasts / TokenSet.has_left.
 __all__ = [
     "RefreshFlow",
     "RefreshTiming",
@@ -83,7 +82,6 @@ __all__ = [
     "RetryPolicy",
     "TakenLease",
     "decide_under_lock",
-    "is_fresh",
     "make_grant",
     "merge_answer",
     "record_failure",

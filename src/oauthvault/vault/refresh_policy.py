@@ -23,7 +23,6 @@ __all__ = [
     "RetryPolicy",
     "answered_tokens",
     "describe_failure",
-    "is_fresh",
     "merge_answer",
     "merged_response",
 ]
@@ -80,12 +79,6 @@ class LeaseWait:
             return False
         self.polls_left -= 1
         return True
-
-
-def is_fresh(tokens: TokenSet, now: datetime, min_ttl: float) -> bool:
-    """True when the access token stays valid for at least ``min_ttl`` seconds
-    (:meth:`TokenSet.has_left`; the rule a read applies is :meth:`TokenSet.lasts`)."""
-    return tokens.has_left(min_ttl, now)
 
 
 def answered_tokens(
