@@ -7,6 +7,7 @@ an embedded SQLite file, and cached (still sealed) in Redis when one is configur
 from oauthvault.config import Settings
 from oauthvault.crypto.keyring import KeyRing, generate_key
 from oauthvault.errors import (
+    ClientRejected,
     ConfigError,
     DecryptionError,
     FlowError,
@@ -32,6 +33,7 @@ from oauthvault.vault import (
 __all__ = [
     "AsyncOAuthTokenCache",
     "CacheInfo",
+    "ClientRejected",
     "ConfigError",
     "ConnectionEvent",
     "DecryptionError",

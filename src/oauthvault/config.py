@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     refresh_save_window: float = Field(
         default=30.0, ge=0, le=3600, validation_alias="OAUTHVAULT_REFRESH_SAVE_WINDOW"
     )
+    refresh_answer_window: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias="OAUTHVAULT_REFRESH_ANSWER_WINDOW"
+    )
+    client_rejected_backoff: float = Field(
+        default=300.0, ge=0, le=86_400, validation_alias="OAUTHVAULT_CLIENT_REJECTED_BACKOFF"
+    )
     audit: bool = Field(default=True, validation_alias="OAUTHVAULT_AUDIT")
     audit_retention_days: int = Field(
         default=90, ge=1, le=3650, validation_alias="OAUTHVAULT_AUDIT_RETENTION_DAYS"

@@ -111,6 +111,13 @@ class ReauthorizationRequired(ProviderError):
     """The grant is gone (``invalid_grant``): the user must connect again."""
 
 
+class ClientRejected(ProviderError):
+    """The provider refused the app's own client (``invalid_client``,
+    ``unauthorized_client``): the app's configuration is wrong (client id, secret, the
+    grant types the client may use), not the user's grant. No refresh is sent for the
+    provider again until its configuration changes or a backoff passes."""
+
+
 for _error in (
     VaultError,
     ConfigError,
@@ -124,5 +131,6 @@ for _error in (
     UnknownProvider,
     ProviderError,
     ReauthorizationRequired,
+    ClientRejected,
 ):
     _error.__module__ = "oauthvault"

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 
 from oauthvault.errors import (
+    ClientRejected,
     ConfigError,
     DecryptionError,
     InvalidInput,
@@ -35,6 +36,8 @@ class FailureKind(enum.StrEnum):
     UNKNOWN_PROVIDER = "unknown_provider"
     NOT_FOUND = "not_found"
     REAUTHORIZATION_REQUIRED = "reauthorization_required"
+    #: The provider refused the app's own client: the app's configuration is wrong.
+    CLIENT_REJECTED = "client_rejected"
     PROVIDER_ERROR = "provider_error"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DECRYPTION_ERROR = "decryption_error"
@@ -52,6 +55,7 @@ _KINDS: dict[type[VaultError], FailureKind] = {
     UnknownProvider: FailureKind.UNKNOWN_PROVIDER,
     TokenNotFound: FailureKind.NOT_FOUND,
     ReauthorizationRequired: FailureKind.REAUTHORIZATION_REQUIRED,
+    ClientRejected: FailureKind.CLIENT_REJECTED,
     ProviderError: FailureKind.PROVIDER_ERROR,
     StorageUnavailable: FailureKind.STORAGE_UNAVAILABLE,
     DecryptionError: FailureKind.DECRYPTION_ERROR,
@@ -65,7 +69,9 @@ class Failure:
     errors carry none).
 
     ``argument`` and ``problem`` are set for ``invalid_input``; ``provider_error`` (the
-    RFC 6749 error code) for ``provider_error`` and ``reauthorization_required``;
+    RFC 6749 error code) and ``description`` (the provider's ``error_description``, made
+    fit to show) for ``provider_error``, ``client_rejected`` and
+    ``reauthorization_required``;
     ``other_browser`` is true for an ``invalid_state`` issued to another browser.
     """
 
@@ -73,6 +79,7 @@ class Failure:
     argument: str | None = None
     problem: str | None = None
     provider_error: str | None = None
+    description: str | None = None
     other_browser: bool = False
 
 
@@ -82,7 +89,7 @@ def classify(error: VaultError) -> Failure:
     if isinstance(error, InvalidInput):
         return Failure(kind, argument=error.argument, problem=error.problem)
     if isinstance(error, ProviderError):
-        return Failure(kind, provider_error=error.error)
+        return Failure(kind, provider_error=error.error, description=error.error_description)
     if isinstance(error, InvalidState):
         return Failure(kind, other_browser=error.other_browser)
     return Failure(kind)

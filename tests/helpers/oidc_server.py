@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -235,9 +236,22 @@ class OIDCServer:
         and/or stall for ``delay_ms`` first. A delay without a status is then served normally."""
         self._admin("POST", "fail", {"status": status, "count": count, "delay_ms": delay_ms})
 
+    def freeze(self) -> None:
+        """Stop the provider's process (SIGSTOP): requests queue in its socket unanswered,
+        as at a provider that stalls; :meth:`thaw` lets it read and answer them."""
+        assert self._proc is not None, "OIDCServer is not running"
+        os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen provider run again (SIGCONT)."""
+        assert self._proc is not None, "OIDCServer is not running"
+        os.kill(self._proc.pid, signal.SIGCONT)
+
     def _stop_process(self) -> None:
         if self._proc is not None:
             if self._proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._proc.pid, signal.SIGCONT)
                 self._proc.terminate()
                 try:
                     self._proc.wait(timeout=10)

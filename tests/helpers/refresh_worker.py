@@ -9,6 +9,7 @@ project root there, as tests/ is a package).
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,42 @@ def race(
         for worker in workers:
             worker.join()
     results.put((tokens, errors))
+
+
+def timed_race(
+    database_url: str,
+    key: str,
+    providers_file: str,
+    ids: tuple[str, str, str],
+    threads: int,
+    refresh_timeout: float,
+    go: Any,
+    ready: Any,
+    results: Any,
+) -> None:
+    """:func:`race` without Redis, with the vault's ``refresh_timeout`` given, reporting
+    for each caller its token (or error) and the seconds from the start to its answer."""
+    providers = load_provider_configs(Path(providers_file), {})
+    with OAuthTokenCache(
+        database_url, "", key, providers=providers, refresh_timeout=refresh_timeout
+    ) as vault:
+        barrier = threading.Barrier(threads)
+        answers: list[tuple[str, float]] = []
+
+        def caller() -> None:
+            barrier.wait()
+            go.wait()
+            started = time.monotonic()
+            try:
+                answer = vault.get_access_token(*ids, min_ttl=60)
+            except Exception as error:  # reported to the test, which fails on any
+                answer = f"{type(error).__name__}: {error}"
+            answers.append((answer, time.monotonic() - started))
+
+        workers = [threading.Thread(target=caller) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        ready.put(1)
+        for worker in workers:
+            worker.join()
+    results.put(answers)

@@ -155,12 +155,19 @@ def test_posted_callbacks_are_bounded(stack: CCStack) -> None:
     ).status_code in (400, 422)
 
 
-def test_a_disabled_client_needs_new_credentials(stack: CCStack) -> None:
+def test_a_disabled_app_client_is_the_apps_configuration(stack: CCStack) -> None:
+    """The app's own client refused (``invalid_client``): the app's configuration is
+    wrong, not the connection; the problem says so and carries the provider's answer."""
     assert create(stack, "acme-m2m", "ws-dead").status_code == 201
     stack.emulator.control("acme-m2m", "kill")
     try:
-        assert refresh(stack, "acme-m2m", "ws-dead", "svc").status_code == 409
-        assert connection(stack, "acme-m2m", "ws-dead")["status"] == "needs_reauth"
+        refused = refresh(stack, "acme-m2m", "ws-dead", "svc")
+        assert refused.status_code == 500, refused.text
+        body = refused.json()
+        assert body["code"] == "client_rejected" and body["error"] == "invalid_client"
+        listed = connection(stack, "acme-m2m", "ws-dead")
+        assert listed["status"] == "degraded"
+        assert listed["last_error"].startswith("invalid_client")
     finally:
         stack.emulator.control("acme-m2m", "heal")
 

@@ -137,7 +137,7 @@ def test_custom_provider_with_explicit_endpoints_gets_safe_defaults(write):
     assert acme.spec.scope_separator == " "
     assert acme.spec.token_endpoint_auth_method == "client_secret_basic"
     assert acme.spec.pkce is True
-    assert acme.spec.refresh_tokens == "static"
+    assert acme.spec.refresh_tokens == "rotating"  # unknown: treated as rotating
     assert acme.requested_scopes == ("read", "write")
 
 

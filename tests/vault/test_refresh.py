@@ -18,7 +18,7 @@ from oauthvault import (
     generate_key,
 )
 from oauthvault.providers.config import load_provider_configs
-from oauthvault.vault.refresh import RetryPolicy
+from oauthvault.vault.refresh import UNANSWERED, RetryPolicy
 
 from tests.helpers.clock import Clock
 from tests.helpers.oidc_client import authorize, discover, redeem
@@ -190,9 +190,26 @@ def test_an_expired_token_and_a_provider_outage_is_an_error(
         assert vault.get_tokens(*IDS)["refresh_token"] == grant[1]
 
 
-def test_a_timeout_is_not_retried_with_a_possibly_retired_refresh_token(
-    op, grant, providers_file, tmp_path, key
+def test_a_slow_answer_is_waited_for_not_retried(op, grant, providers_file, tmp_path, key):
+    """A read timeout does not end a refresh that may rotate the refresh token: its answer
+    is waited for (the answer window), so the provider sees one request."""
+    backend = (f"sqlite:///{tmp_path / 'vault.db'}", None)
+    policy = RetryPolicy(attempts=3, base_delay=0.01)
+    with vault_for(backend, key, providers_file, retry_policy=policy, refresh_timeout=0.5) as v:
+        store_expiring(backend, key, grant, left=30)
+        v.refresh_tokens(*IDS)  # discovery, and a first refresh
+        op.reset()
+        op.fail(delay_ms=1500)
+        renewed = v.refresh_tokens(*IDS).access_token
+        [listed] = v.list_connections()
+        assert listed.status == "active" and renewed != grant[0]
+    assert op.stats()["refresh_token"] == 1  # one request, no retry
+
+
+def test_no_answer_in_the_window_is_recorded_not_retried(
+    op, grant, providers_file, tmp_path, key, monkeypatch
 ):
+    monkeypatch.setenv("OAUTHVAULT_REFRESH_ANSWER_WINDOW", "0.5")
     backend = (f"sqlite:///{tmp_path / 'vault.db'}", None)
     policy = RetryPolicy(attempts=3, base_delay=0.01)
     with vault_for(backend, key, providers_file, retry_policy=policy, refresh_timeout=0.5) as v:
@@ -201,6 +218,7 @@ def test_a_timeout_is_not_retried_with_a_possibly_retired_refresh_token(
         assert v.get_access_token(*IDS) == grant[0]  # degraded, current token served
         [listed] = v.list_connections()
         assert listed.status == "degraded"
+        assert listed.last_error is not None and listed.last_error.startswith(UNANSWERED)
     assert op.stats()["refresh_token"] == 1  # one request, no retry
 
 

@@ -18,7 +18,7 @@ CURRENT = TokenSet("old-access", "old-refresh", NOW + timedelta(seconds=30), "re
     ("status", "error", "outcome"),
     [
         (400, "invalid_grant", "reauth"),
-        (400, "unauthorized_client", "reauth"),
+        (400, "unauthorized_client", "config"),
         (401, "invalid_client", "config"),
         (400, "invalid_request", "config"),
         (400, "something_new", "config"),

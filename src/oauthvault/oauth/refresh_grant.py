@@ -22,6 +22,7 @@ from oauthvault.oauth.token_request import (
     GrantResult,
     classify_failure,
     exchange,
+    is_client_refusal,
     run_async,
     run_sync,
 )
@@ -48,6 +49,7 @@ def _refresh(
     kept: Mapping[str, Any] | None,
     credentials: ClientCredentials | None = None,
     scope: str | None = None,
+    window: float | None = None,
 ) -> Exchange:
     try:
         spec = config.spec_for(params)
@@ -65,6 +67,7 @@ def _refresh(
             grant="refresh_token",
             fields={"refresh_token": token},
             rotating=spec.refresh_tokens == "rotating",
+            answer_window=window,
         )
 
     result = yield from grant(refresh_token)
@@ -107,7 +110,7 @@ def _client_credentials(
         grant="client_credentials",
         fields={"scope": scope or ""},
     )
-    if result.outcome == "config" and result.error in ("invalid_client", "unauthorized_client"):
+    if own and is_client_refusal(result):  # the customer's client: they must fix it
         return dataclasses.replace(result, outcome="reauth")
     return result
 
@@ -150,11 +153,14 @@ def refresh_grant(
     kept: Mapping[str, Any] | None = None,
     credentials: ClientCredentials | None = None,
     scope: str | None = None,
+    window: float | None = None,
 ) -> GrantResult:
     """One ``grant_type=refresh_token`` request for a connection with ``params`` (and a
     second one when the ``kept`` answer holds a second token set); a
-    ``grant_type=client_credentials`` request instead when ``credentials`` are given."""
-    flow = _refresh(config, refresh_token, params or {}, kept, credentials, scope)
+    ``grant_type=client_credentials`` request instead when ``credentials`` are given.
+    ``timeout`` bounds each request; once sent, a refresh that may rotate the refresh
+    token waits ``window`` seconds for its answer (when longer)."""
+    flow = _refresh(config, refresh_token, params or {}, kept, credentials, scope, window)
     with httpx.Client(timeout=timeout) as http:
         result: GrantResult = run_sync(flow, http)
     return result
@@ -169,9 +175,10 @@ async def refresh_grant_async(
     kept: Mapping[str, Any] | None = None,
     credentials: ClientCredentials | None = None,
     scope: str | None = None,
+    window: float | None = None,
 ) -> GrantResult:
     """The asyncio twin of :func:`refresh_grant`."""
-    flow = _refresh(config, refresh_token, params or {}, kept, credentials, scope)
+    flow = _refresh(config, refresh_token, params or {}, kept, credentials, scope, window)
     async with httpx.AsyncClient(timeout=timeout) as http:
         result: GrantResult = await run_async(flow, http)
     return result

@@ -18,6 +18,7 @@ request log (:func:`install_httpx_log_redaction`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -42,16 +43,26 @@ __all__ = [
     "classify_failure",
     "exchange",
     "install_httpx_log_redaction",
+    "is_client_refusal",
+    "provider_text",
     "run_async",
     "run_sync",
 ]
 
 # RFC 6749 §5.2 answers after which retrying cannot help: the grant is gone.
-_REAUTH_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_scope"})
-# Our own configuration is wrong: not the user's doing, and not transient either.
-_CONFIG_ERRORS = frozenset({"invalid_client", "invalid_request", "unsupported_grant_type"})
+_REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_scope"})
+# The provider refused the app's own client (its id, secret or allowed grant types): the
+# app's configuration is wrong, whichever connection the request was for.
+CLIENT_REFUSALS = frozenset({"invalid_client", "unauthorized_client"})
+# Our own request is wrong: not the user's doing, and not transient either.
+_CONFIG_ERRORS = CLIENT_REFUSALS | {"invalid_request", "unsupported_grant_type"}
 # Fields of an error body worth recording; never anything else (it could be a token).
 _INTEGER = re.compile(r"-?[0-9]{1,12}")
+# What a provider's free text may keep: printable characters, one space between words.
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+|\s+")
+# A run that looks like a token or a key (long, and only token characters): never shown.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+/=-]{32,}")
+_TEXT_LIMIT = 200
 _MAX_SECONDS = 10 * 365 * 24 * 3600  # ten years: beyond it a unit mistake, not a lifetime
 _ERROR_KEYS = ("error", "error_description", "status", "message", "code", "error_code")
 
@@ -82,6 +93,10 @@ class HttpRequest:
     form: Mapping[str, str] | None = field(default=None, repr=False)
     json_body: Mapping[str, str] | None = field(default=None, repr=False)
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    # Seconds to wait for the answer once the request is sent, when longer than the
+    # client's own read timeout: a refresh that may rotate the refresh token is waited for
+    # (giving up on it would leave the rotation unknown).
+    answer_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +112,28 @@ class HttpResponse:
 
 
 Exchange = Generator[HttpRequest, HttpResponse, GrantResult]
+
+
+def provider_text(value: object, secrets: tuple[str, ...] = ()) -> str | None:
+    """A provider's free text (an ``error_description``) fit to show and log (pure): one
+    line of printable characters, at most 200, with every secret the request carried and
+    anything that looks like a token replaced by ``[redacted]``; ``None`` when empty."""
+    if not isinstance(value, str):
+        return None
+    text = value
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _TOKEN_LIKE.sub("[redacted]", _UNPRINTABLE.sub(" ", text)).strip()
+    if len(text) > _TEXT_LIMIT:
+        text = text[: _TEXT_LIMIT - 1] + "\u2026"
+    return text or None
+
+
+def is_client_refusal(result: GrantResult) -> bool:
+    """Whether the provider refused the app's own client (``invalid_client``,
+    ``unauthorized_client``): a configuration error, not the connection's (pure)."""
+    return result.outcome == "config" and result.error in CLIENT_REFUSALS
 
 
 def classify_failure(
@@ -203,9 +240,10 @@ def _failed(
     *,
     rotating: bool,
     refresh: bool,
+    secrets: tuple[str, ...] = (),
 ) -> GrantResult | None:
     """The failure an answer (and its parsed ``document``) stands for, or ``None`` when
-    it is a success."""
+    it is a success. ``secrets`` (what the request carried) never reach the description."""
     dead = spec.dead_grant_errors
     if response.failure is not None:
         retry_safe = not (response.reached and rotating and refresh)
@@ -220,12 +258,10 @@ def _failed(
         or failed_flag
         or (error is not None and "access_token" not in document)
     ):
-        description = document.get("error_description")
-        description = description[:300] if isinstance(description, str) else None
+        description = provider_text(document.get("error_description"), secrets)
         if error is None:
-            return classify_failure(
-                response.status, None, _error_summary(document), retry_safe=True
-            )
+            summary = provider_text(_error_summary(document), secrets)
+            return classify_failure(response.status, None, summary, retry_safe=True)
         return classify_failure(
             response.status, error, description, retry_safe=True, dead_grant_errors=dead
         )
@@ -249,19 +285,25 @@ def exchange(
     grant: Literal["authorization_code", "refresh_token", "client_credentials"],
     fields: Mapping[str, str],
     rotating: bool = False,
+    answer_window: float | None = None,
     clock: Any = time.time,
 ) -> Exchange:
     """One token request (``fields``: ``code``, ``redirect_uri``, ``code_verifier`` or
-    ``refresh_token``), its answer read as ``spec`` says, the expiry found."""
+    ``refresh_token``), its answer read as ``spec`` says, the expiry found. A refresh of
+    a ``rotating`` provider waits ``answer_window`` seconds for its answer once sent."""
     refresh = grant == "refresh_token"
     extra = spec.token_params
     if refresh and spec.refresh_params is not None:
         extra = spec.refresh_params
     url = (spec.refresh_endpoint or spec.token_endpoint) if refresh else spec.token_endpoint
     body = {**extra, "grant_type": grant, **{k: v for k, v in fields.items() if v}}
-    response = yield _request(spec, url, body, client_id, client_secret)
+    request = _request(spec, url, body, client_id, client_secret)
+    if refresh and rotating and answer_window is not None:
+        request = dataclasses.replace(request, answer_timeout=answer_window)
+    response = yield request
     document = _document(response) if response.failure is None else None
-    failure = _failed(spec, response, document, rotating=rotating, refresh=refresh)
+    secrets = (*fields.values(), client_secret or "")
+    failure = _failed(spec, response, document, rotating=rotating, refresh=refresh, secrets=secrets)
     if failure is not None:
         return failure
     assert document is not None  # noqa: S101 - _failed checked it
@@ -353,8 +395,15 @@ def install_httpx_log_redaction() -> None:
     logging.getLogger("httpx").addFilter(_REDACTOR)  # addFilter never adds one twice
 
 
-def _send_options(request: HttpRequest) -> dict[str, Any]:
+def _send_options(request: HttpRequest, timeout: httpx.Timeout) -> dict[str, Any]:
     options: dict[str, Any] = {"headers": dict(request.headers)}
+    if request.answer_timeout is not None:
+        options["timeout"] = httpx.Timeout(
+            connect=timeout.connect,
+            read=max(request.answer_timeout, timeout.read or 0),
+            write=timeout.write,
+            pool=timeout.pool,
+        )
     if request.form is not None:
         options["data"] = dict(request.form)
     if request.json_body is not None:
@@ -382,9 +431,8 @@ def run_sync(flow: Generator[HttpRequest, HttpResponse, Any], http: httpx.Client
         request = next(flow)
         while True:
             try:
-                answer = _answer(
-                    http.request(request.method, request.url, **_send_options(request))
-                )
+                options = _send_options(request, http.timeout)
+                answer = _answer(http.request(request.method, request.url, **options))
             except httpx.HTTPError as error:
                 answer = _transport_failure(error)
             request = flow.send(answer)
@@ -401,7 +449,8 @@ async def run_async(
         request = next(flow)
         while True:
             try:
-                sent = await http.request(request.method, request.url, **_send_options(request))
+                options = _send_options(request, http.timeout)
+                sent = await http.request(request.method, request.url, **options)
                 answer = _answer(sent)
             except httpx.HTTPError as error:
                 answer = _transport_failure(error)

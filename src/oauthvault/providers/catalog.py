@@ -207,7 +207,7 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         token_endpoint_auth_method=reader.choice("token_endpoint_auth_method", methods)
         or "client_secret_basic",
         pkce=reader.boolean("pkce") is not False,
-        refresh_tokens=reader.choice("refresh_tokens", _REFRESH) or "static",
+        refresh_tokens=reader.choice("refresh_tokens", _REFRESH) or "rotating",
         revocation_endpoint=urls.get("revocation_endpoint"),
         revocation_method=revocation_method,
         revocation_note=note,

@@ -110,7 +110,7 @@ class ProviderSpec:
     # S105: a method name, not a password.
     token_endpoint_auth_method: TokenEndpointAuthMethod = "client_secret_basic"  # noqa: S105
     pkce: bool = True
-    refresh_tokens: RefreshTokens = "static"
+    refresh_tokens: RefreshTokens = "rotating"
     revocation_endpoint: str | None = None
     revocation_method: RevocationMethod | None = None
     revocation_note: str | None = field(default=None, repr=False)

@@ -18,14 +18,20 @@ from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from oauthvault.connect.flow import AsyncConnector
-from oauthvault.errors import ProviderError, ReauthorizationRequired, TokenNotFound
+from oauthvault.errors import (
+    ClientRejected,
+    ProviderError,
+    ReauthorizationRequired,
+    TokenNotFound,
+)
+from oauthvault.failures import classify
 from oauthvault.models import TokenKey, validate_filter
 from oauthvault.providers import load_catalog
 from oauthvault.providers.describe import summary
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.openapi import ACTOR_RULES, PROVIDER_RULES, WORKSPACE_RULES
-from oauthvault.service.problems import Problem
+from oauthvault.service.problems import Problem, provider_answer
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.schemas import (
     AccessTokenResponse,
@@ -186,9 +192,10 @@ def create_api_router(
             if isinstance(error, ReauthorizationRequired):
                 outcome = "needs_reauth"
                 raise
-            raise Problem(
-                503, "refresh_failed", "the token has expired and the provider failed to renew it"
-            ) from None
+            if isinstance(error, ClientRejected):
+                raise
+            detail = "the token has expired and the provider failed to renew it"
+            raise Problem(503, "refresh_failed", detail, **_answer(error)) from None
         finally:
             if token_latency is not None:
                 token_latency.labels(outcome).observe(time.perf_counter() - started)
@@ -223,9 +230,10 @@ def create_api_router(
         except TokenNotFound:
             raise Problem(404, "not_found", "no such connection") from None
         except ProviderError as error:
-            if isinstance(error, ReauthorizationRequired):
+            if isinstance(error, (ReauthorizationRequired, ClientRejected)):
                 raise
-            raise Problem(503, "refresh_failed", "the provider failed to renew the token") from None
+            detail = "the provider failed to renew the token"
+            raise Problem(503, "refresh_failed", detail, **_answer(error)) from None
         return AccessTokenResponse(
             access_token=tokens.access_token,
             expires_at=tokens.expires_at,
@@ -365,3 +373,8 @@ def create_api_router(
         ]
 
     return router
+
+
+def _answer(error: ProviderError) -> dict[str, str]:
+    """The provider's ``error`` and ``error_description`` for a problem body."""
+    return provider_answer(classify(error))

@@ -90,6 +90,7 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = {
     "provider_unavailable": (503, "the provider could not be reached"),
     "storage_unavailable": (503, "the database is unavailable"),
     "config_error": (500, "the service is misconfigured"),
+    "client_rejected": (500, "the provider refused this app's client: fix its id or secret"),
     "vault_error": (500, "an unexpected failure"),
 }
 
@@ -102,6 +103,7 @@ _TOKEN = (
     "reauthorization_required",
     "decryption_error",
     "refresh_failed",
+    "client_rejected",
 )
 #: A JSON body the HTTP layer cannot even parse (an integer of thousands of digits, nesting
 #: deeper than the parser's limit) is refused before validation.

@@ -234,7 +234,11 @@ def outcome_of_start(failure: Failure) -> str | None:
         case FailureKind.INVALID_INPUT:
             return "invalid_input"
         # Discovery failed: the provider did not answer.
-        case FailureKind.PROVIDER_ERROR | FailureKind.REAUTHORIZATION_REQUIRED:
+        case (
+            FailureKind.PROVIDER_ERROR
+            | FailureKind.REAUTHORIZATION_REQUIRED
+            | FailureKind.CLIENT_REJECTED
+        ):
             return "provider_unreachable"
         case FailureKind.STORAGE_UNAVAILABLE:
             return "unavailable"
@@ -256,7 +260,11 @@ def outcome_of_callback(failure: Failure) -> str | None:
 def outcome_of_finish(failure: Failure) -> str | None:
     """The outcome of a callback whose code could not be redeemed and stored."""
     match failure.kind:
-        case FailureKind.PROVIDER_ERROR | FailureKind.REAUTHORIZATION_REQUIRED:
+        case (
+            FailureKind.PROVIDER_ERROR
+            | FailureKind.REAUTHORIZATION_REQUIRED
+            | FailureKind.CLIENT_REJECTED
+        ):
             return outcome_for_provider_error(failure.provider_error or "")
         case FailureKind.STORAGE_UNAVAILABLE:
             return "unavailable"

@@ -15,21 +15,29 @@ from starlette.responses import JSONResponse
 from starlette.routing import Match
 
 from oauthvault.errors import VaultError
-from oauthvault.failures import FailureKind, classify
+from oauthvault.failures import Failure, FailureKind, classify
 
-__all__ = ["Problem", "for_vault_error", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "Problem",
+    "for_vault_error",
+    "install_problem_handlers",
+    "problem_response",
+    "provider_answer",
+]
 
 logger = logging.getLogger("oauthvault.service")
 MEDIA_TYPE = "application/problem+json"
 
 
 class Problem(Exception):
-    """An HTTP error with a stable machine-readable ``code``."""
+    """An HTTP error with a stable machine-readable ``code`` (and ``extra`` members of
+    the problem body)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, **extra: str) -> None:
         self.status = status
         self.code = code
         self.detail = detail
+        self.extra = extra
         super().__init__(detail)
 
 
@@ -46,9 +54,21 @@ def problem_response(status: int, code: str, detail: str, **extra: object) -> JS
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def provider_answer(failure: Failure) -> dict[str, str]:
+    """A provider's answer for a problem body: its ``error`` code and, when it gave one,
+    its ``error_description`` (made fit to show when the answer was read)."""
+    if failure.provider_error is None:
+        return {}
+    answer = {"error": failure.provider_error}
+    if failure.description:
+        answer["error_description"] = failure.description
+    return answer
+
+
 def for_vault_error(error: VaultError) -> JSONResponse:
     """The problem details answering ``error``, by its :class:`FailureKind`."""
     failure = classify(error)
+    answer = provider_answer(failure)
     match failure.kind:
         case FailureKind.INVALID_INPUT:
             return problem_response(422, "invalid_input", str(error), argument=failure.argument)
@@ -59,11 +79,17 @@ def for_vault_error(error: VaultError) -> JSONResponse:
         case FailureKind.NOT_FOUND:
             return problem_response(404, "not_found", str(error))
         case FailureKind.REAUTHORIZATION_REQUIRED:
+            return problem_response(409, "reauthorization_required", str(error), **answer)
+        case FailureKind.CLIENT_REJECTED:
             return problem_response(
-                409, "reauthorization_required", str(error), error=failure.provider_error
+                500,
+                "client_rejected",
+                "the provider refused this app's client (its id, secret or allowed grant "
+                "types): the app's configuration is wrong, not the user's connection",
+                **answer,
             )
         case FailureKind.PROVIDER_ERROR:
-            return problem_response(502, "provider_error", str(error), error=failure.provider_error)
+            return problem_response(502, "provider_error", str(error), **answer)
         case FailureKind.STORAGE_UNAVAILABLE:
             logger.error("storage unavailable: %s", error)
             return problem_response(503, "storage_unavailable", "the database is unavailable")
@@ -101,7 +127,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, Problem)  # noqa: S101 - registered for Problem only
-        return problem_response(error.status, error.code, error.detail)
+        return problem_response(error.status, error.code, error.detail, **error.extra)
 
     async def on_vault_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, VaultError)  # noqa: S101 - registered for VaultError only

@@ -78,6 +78,7 @@ class AsyncPostgresLockedRow:
         self.row: SealedRow | None = None
         self.status: str | None = None
         self.lease: RefreshLease | None = None
+        self.last_error: str | None = None
 
     async def acquire(self) -> None:
         """Begin, and lock the row (waiting up to the lock timeout).
@@ -88,7 +89,7 @@ class AsyncPostgresLockedRow:
         self._pool, self._connection = await self._runner.checkout()
         found = await self._execute(LOCK_ROW, key_params(self._key), begin=True)
         if found is not None:
-            self.row, self.status, self.lease = locked_state(found)
+            self.row, self.status, self.lease, self.last_error = locked_state(found)
 
     async def _execute(self, query: str, params: Sequence[Any], *, begin: bool = False) -> Any:
         connection = self._connection

@@ -123,7 +123,7 @@ SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 LOCK_ROW = """
 SELECT access_token_encrypted, refresh_token_encrypted, key_id, expires_at, scope,
     connection_params, token_response_encrypted, issued_at, version, status,
-    refresh_lease_owner, refresh_lease_until
+    refresh_lease_owner, refresh_lease_until, last_error
 FROM oauth_tokens WHERE provider = %s AND workspace_id = %s AND actor_id = %s
 FOR UPDATE
 """
@@ -227,11 +227,13 @@ def sealed_row(found: Sequence[Any]) -> SealedRow:
     )
 
 
-def locked_state(found: Sequence[Any]) -> tuple[SealedRow, str, RefreshLease | None]:
-    """The row, status and lease of a :data:`LOCK_ROW` result."""
+def locked_state(
+    found: Sequence[Any],
+) -> tuple[SealedRow, str, RefreshLease | None, str | None]:
+    """The row, status, lease and last error of a :data:`LOCK_ROW` result."""
     owner, until = found[10], found[11]
     lease = None if owner is None or until is None else RefreshLease(owner, until.astimezone(UTC))
-    return sealed_row(found[:9]), found[9], lease
+    return sealed_row(found[:9]), found[9], lease, found[12]
 
 
 def save_refreshed(

@@ -61,8 +61,9 @@ class SqliteLockedRow:
         self.row: SealedRow | None = None
         self.status: str | None = None
         self.lease: RefreshLease | None = None
+        self.last_error: str | None = None
         if found is not None:
-            self.row, self.status, self.lease = sql.locked_state(found)
+            self.row, self.status, self.lease, self.last_error = sql.locked_state(found)
 
     def _execute(self, query: str, params: Sequence[Any]) -> Any:
         try:

@@ -25,6 +25,7 @@ class AsyncSqliteLockedRow:
         self.row = locked.row
         self.status = locked.status
         self.lease = locked.lease
+        self.last_error = locked.last_error
 
     async def update(self, *, status: str, last_error: str | None) -> None:
         await asyncio.to_thread(

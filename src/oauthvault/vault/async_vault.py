@@ -19,6 +19,7 @@ import functools
 import threading
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from time import monotonic
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -43,6 +44,7 @@ from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
 from oauthvault.storage.sqlite_async import AsyncSqliteTokenStore
 from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, VaultBase
+from oauthvault.vault.client_refusals import client_fingerprint
 from oauthvault.vault.pending_records_async import AsyncPendingRecords
 from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
@@ -237,8 +239,8 @@ class AsyncOAuthTokenCache(VaultBase):
                 taken = await store.take_pending(step.record_id)
                 return None if taken is None else taken[0]
             case LockRow():
-                held.row = await store.lock_row(step.key)
-                return RowState(held.row.row, held.row.status, held.row.lease)
+                row = held.row = await store.lock_row(step.key)
+                return RowState(row.row, row.status, row.lease, row.last_error)
             case UpdateLocked():
                 assert held.row is not None  # noqa: S101 - the flow locks first
                 return await held.row.update(status=step.status, last_error=step.last_error)
@@ -258,6 +260,12 @@ class AsyncOAuthTokenCache(VaultBase):
                 return await locked.commit()
             case RefreshGrant():
                 config = await self._provider(step.provider)  # discovery first: no request yet
+                apps_client = step.credentials is None or step.credentials.client_id is None
+                fingerprint = client_fingerprint(config)
+                if apps_client:  # a refusal of the app's own client: nothing is sent
+                    refused = self._client_refusals.held(step.provider, fingerprint, monotonic())
+                    if refused is not None:
+                        return refused
                 held.lease.grant_sent()
                 grant = await refresh_grant_async(
                     config,
@@ -267,8 +275,11 @@ class AsyncOAuthTokenCache(VaultBase):
                     kept=step.response,
                     credentials=step.credentials,
                     scope=step.scope,
+                    window=self._refresh_timing.answer_window,
                 )
                 held.lease.grant_answered(grant.outcome, grant.retry_safe)
+                if apps_client:
+                    self._client_refusals.record(step.provider, fingerprint, grant, monotonic())
                 return grant
             case Pause():
                 return await asyncio.sleep(step.seconds)

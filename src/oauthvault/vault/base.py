@@ -42,6 +42,7 @@ from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import check_given_params
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
+from oauthvault.vault.client_refusals import ClientRefusals
 from oauthvault.vault.events import EventSink
 from oauthvault.vault.flows import VaultCore
 from oauthvault.vault.refresh import (
@@ -114,8 +115,11 @@ class VaultBase(ReadTiers):
         )
         self._retry_policy = retry_policy or RetryPolicy()
         self._refresh_timing = RefreshTiming(
-            grant_timeout=self._refresh_timeout, save_window=settings.refresh_save_window
+            grant_timeout=self._refresh_timeout,
+            save_window=settings.refresh_save_window,
+            answer_window=settings.refresh_answer_window,
         )
+        self._client_refusals = ClientRefusals(settings.client_rejected_backoff)
         self._location: DatabaseLocation = settings.database_location
         keyring: KeyRing = resolve_keyring(settings, self._location)
         self._redis_url = settings.redis_url_value

@@ -8,7 +8,11 @@ without losing what the provider sent when the database blinks.
    committed *before* the provider is called, and the lock is released. Every other
    refresher that finds a live lease waits for its result (polling) instead of sending the
    same refresh token: even if the leaseholder's connection, or its whole process, is
-   gone. The lease lasts as long as the grant may take plus the save window below.
+   gone. A waiter never sends: when the lease it waited for ends without new tokens, the
+   leaseholder's outcome stands (the current token while it is valid, else its error).
+   Once sent, a refresh that may rotate the refresh token is waited for for the answer
+   window: a timeout does not mean the provider did not get it. The lease lasts as long
+   as the grant may take plus the save window below.
 3. **Save what the provider sent.** New tokens are written in one guarded statement (the
    row is still at the version this refresh read, or still leased to it; nothing newer is
    overwritten). When that fails because the database is away, the tokens stay in memory
@@ -18,15 +22,21 @@ without losing what the provider sent when the database blinks.
    on the row tells the next refresher (``refresh_abandoned``, ``last_error``).
 
 Failures are classified: ``invalid_grant`` and kin mark the connection ``needs_reauth``;
-timeouts, 5xx and 429 are retried a bounded number of times, then mark it ``degraded``
-while its current token is served for as long as it stays valid. A request that may have
-reached a rotating provider (a read timeout) is never retried with the old refresh token.
+the provider refusing the app's own client (``invalid_client``, ``unauthorized_client``)
+raises ``ClientRejected``; timeouts, 5xx and 429 are retried a bounded number of times,
+then mark it ``degraded`` while its current token is served for as long as it stays
+valid. A request that may have reached a provider that rotates refresh tokens (or may:
+unless its entry says they are static) is never retried with the old refresh token; when
+its answer does not come in the answer window, ``last_error`` says so, with the time, and
+the next refresh (one, after the lease) sends the stored token once.
 
-The window that remains: a process that dies after its request may have reached the
+The windows that remain: a process that dies after its request may have reached the
 provider and before the save (killed, or the database away for the whole save window)
-loses a rotated refresh token. The lease keeps anyone from reusing it until the lease
-ends; then the next refresh tries the stored token and, on a provider with reuse
-detection, finds the grant revoked (``needs_reauth``).
+loses a rotated refresh token; so does a request the provider answers only after the
+answer window (the answer has nowhere to go). The lease keeps anyone from reusing it
+until the lease ends; then the next refresh tries the stored token and, on a provider
+with reuse detection, finds the grant revoked (``needs_reauth``, with ``last_error``
+naming the earlier unanswered refresh).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from typing import Any, Literal
 
 from oauthvault.crypto.sealing import SealedRow, open_response, open_row, seal_row
 from oauthvault.errors import (
+    ClientRejected,
     DecryptionError,
     ProviderError,
     ReauthorizationRequired,
@@ -48,6 +59,7 @@ from oauthvault.errors import (
 )
 from oauthvault.models import ConnectionEvent, ConnectionStatus, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import GrantResult
+from oauthvault.oauth.token_request import CLIENT_REFUSALS, is_client_refusal
 from oauthvault.storage.base import RefreshLease, RefreshSave
 from oauthvault.vault.flows import VaultCore, mark_locked_undecryptable
 from oauthvault.vault.refresh_policy import (
@@ -76,12 +88,14 @@ from oauthvault.vault.steps import (
 # RetryPolicy, RefreshTiming and merge_answer live in refresh_policy; they are imported
 # from here too, as before. Freshness is TokenSet.lasts / TokenSet.has_left.
 __all__ = [
+    "UNANSWERED",
     "RefreshFlow",
     "RefreshTiming",
     "Refreshable",
     "RetryPolicy",
     "TakenLease",
     "decide_under_lock",
+    "failure_note",
     "make_grant",
     "merge_answer",
     "record_failure",
@@ -140,6 +154,8 @@ class Refreshable:
     status: str | None
     lease: RefreshLease | None
     now: datetime
+    last_error: str | None = None
+    forced: bool = False
 
     @property
     def grant_with(self) -> str:
@@ -174,13 +190,17 @@ def decide_under_lock(
     """Step 1: lock the row, read it and decide. Returns the stored tokens (lock released)
     when they are fresh enough or another refresher has just renewed them, waiting for
     another's live lease first; otherwise a :class:`Refreshable`, the row still locked.
+    A refresher that waited for another's lease never sends a grant of its own unless
+    that lease ran out (its holder gone): the holder's outcome stands.
 
     Raises:
         TokenNotFound: nothing is stored.
         DecryptionError: the row does not decrypt (marked ``undecryptable`` when it is
             sealed with a key this process holds).
         ReauthorizationRequired: the connection needs a reconnect, or has no refresh token.
-        ProviderError: another refresher's lease outlasted the wait for it.
+        ProviderError: another refresher's lease outlasted the wait for it, or the refresh
+            waited for failed and the current token has expired (``ClientRejected`` when
+            the provider refused the app's client).
     """
     wait = LeaseWait()
     while True:
@@ -194,6 +214,11 @@ def decide_under_lock(
             yield CommitLock()
             return current
         lease = state.lease
+        if lease is None and wait.watched is not None:
+            # The refresh waited for ended without new tokens: its outcome stands.
+            yield from _refuse_unrefreshable(key, state.status, current, now)
+            yield CommitLock()
+            return _after_failed_refresh(key, current, state.last_error, now)
         if lease is None or lease.owner == owner or lease.until <= now:
             break
         yield CommitLock()
@@ -203,7 +228,25 @@ def decide_under_lock(
             )
         yield Pause(timing.poll_interval)
     yield from _refuse_unrefreshable(key, state.status, current, now)
-    return Refreshable(row, current, state.status, lease, now)
+    return Refreshable(row, current, state.status, lease, now, state.last_error, force)
+
+
+def _after_failed_refresh(
+    key: TokenKey, current: TokenSet, last_error: str | None, now: datetime
+) -> TokenSet:
+    """What a waiter answers when the refresh it waited for ended without new tokens: the
+    current token while it is valid, else the failure that refresh recorded."""
+    if current.has_left(1, now):
+        if last_error is not None:
+            logger.warning("refresh of %s by another caller failed; serving the current token", key)
+        return current
+    code, _, description = (last_error or "").partition(": ")
+    if code in CLIENT_REFUSALS:
+        raise ClientRejected(code, description or None)
+    raise ProviderError(
+        "temporarily_unavailable",
+        f"the refresh another caller made failed: {last_error or 'no new tokens'}",
+    )
 
 
 def _open_locked(
@@ -345,19 +388,22 @@ def record_failure(
     timing: RefreshTiming,
 ) -> Generator[Step, Any, TokenSet]:
     """Step 3 for a failed grant: record it on the row (``needs_reauth`` for a dead grant,
-    else ``degraded``; a short retry only, for ``status_save_window``), emitting
-    ``status_changed`` when it is news. Returns the current token after a transient
-    failure while it is still valid.
+    else ``degraded``; a short retry only, for ``status_save_window``) and in the log (at
+    WARNING), emitting ``status_changed`` when it is news. Returns the current token while
+    it is still valid after any failure but a dead grant (or, for a forced refresh, a
+    refusal of the app's client: the caller asked for a new token and is told why not).
 
     Raises:
         ReauthorizationRequired: the grant is gone.
+        ClientRejected: the provider refused the app's client, the current token expired.
         ProviderError: any other failure, the current token expired.
     """
     status = decided.status
-    error = describe_failure(result) + (f" (after {lease.note})" if lease.note else "")
+    error = failure_note(decided, result, timing) + (f" (after {lease.note})" if lease.note else "")
     new_status = (
         ConnectionStatus.NEEDS_REAUTH if result.outcome == "reauth" else ConnectionStatus.DEGRADED
     )
+    logger.warning("refresh of %s failed, now %s: %s", key, new_status, error)
     save = RefreshSave(lease.version, lease.owner, new_status, error, None)
     try:
         saved = yield from _save(core, key, None, save, lease.until, timing.status_save_window)
@@ -369,11 +415,42 @@ def record_failure(
     if result.outcome == "reauth":
         raise ReauthorizationRequired(result.error or "invalid_grant", result.description)
     current = decided.current
-    left = current.seconds_left(now)
-    if result.outcome == "transient" and left is not None and left > 0:
-        logger.warning("refresh of %s failed (%s); serving the current token", key, error)
+    refused = is_client_refusal(result)
+    if current.has_left(1, now) and not (refused and decided.forced):
+        logger.warning("refresh of %s: serving the current token while it lasts", key)
         return current
+    if refused:
+        raise ClientRejected(result.error or "invalid_client", result.description)
+    if not result.retry_safe:
+        raise ProviderError(result.error or "no_answer", error)
     raise ProviderError(result.error or "temporarily_unavailable", result.description)
+
+
+#: How ``last_error`` starts when a refresh that may have rotated the refresh token got no
+#: answer: the next failure of the grant names it.
+UNANSWERED = "no answer to the refresh sent at"
+
+
+def failure_note(decided: Refreshable, result: GrantResult, timing: RefreshTiming) -> str:
+    """The ``last_error`` a failed grant records (pure): the provider's error and
+    description; for a request that may have reached the provider and got no answer, when
+    it was sent and what that means; for a dead grant after such a request, that the
+    rotation was probably lost to that slow answer."""
+    if result.outcome == "transient" and not result.retry_safe:
+        return (
+            f"{UNANSWERED} {decided.now:%Y-%m-%d %H:%M:%S} UTC within "
+            f"{timing.answer_window:g} s ({result.description or result.error}): the provider "
+            "may have rotated the refresh token; the next refresh sends the stored one once"
+        )
+    note = describe_failure(result)
+    earlier = decided.last_error
+    if result.outcome == "reauth" and earlier is not None and earlier.startswith(UNANSWERED):
+        sent = earlier[len(UNANSWERED) :].split(" within ", 1)[0].strip()
+        note += (
+            f" (the refresh sent at {sent} got no answer: a rotation was probably lost to "
+            "that slow answer, and the provider retired the stored refresh token)"
+        )
+    return note
 
 
 def _save(

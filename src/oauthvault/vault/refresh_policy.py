@@ -43,8 +43,9 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RefreshTiming:
-    """How long a refresh may take: one provider call (``grant_timeout``), the save retries
-    (``save_window``), and how often a waiter looks at another refresher's lease."""
+    """How long a refresh may take: one provider call (``grant_timeout``), the wait for the
+    answer to a refresh that may rotate the refresh token (``answer_window``), the save
+    retries (``save_window``), and how often a waiter looks at another refresher's lease."""
 
     grant_timeout: float = 10.0
     save_window: float = 30.0
@@ -52,12 +53,17 @@ class RefreshTiming:
     # A status (needs_reauth, degraded) is worth a short retry only: the outcome is
     # reported to the caller either way.
     status_save_window: float = 1.0
+    # Once sent, a refresh that may rotate the refresh token is waited for this long: a
+    # second request with the same token while the first can still be answered would
+    # look like reuse to the provider.
+    answer_window: float = 60.0
 
     def lease_seconds(self, policy: RetryPolicy) -> float:
-        """The lease: provider discovery, every grant attempt with its backoff, then the
-        save window."""
-        grants = policy.attempts * (self.grant_timeout + policy.max_delay)
-        return self.grant_timeout + grants + self.save_window
+        """The lease: provider discovery, the grant attempts with their backoff (the last
+        one waiting for its answer for the answer window), then the save window."""
+        retries = (policy.attempts - 1) * (self.grant_timeout + policy.max_delay)
+        last = max(self.grant_timeout, self.answer_window) + policy.max_delay
+        return self.grant_timeout + retries + last + self.save_window
 
 
 @dataclass(slots=True)

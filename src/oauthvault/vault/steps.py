@@ -132,12 +132,13 @@ class TakePendingRow:
 
 @dataclass(frozen=True, slots=True)
 class RowState:
-    """What :class:`LockRow` found: the row (``None``: nothing stored), its status and the
-    refresh lease on it, if any."""
+    """What :class:`LockRow` found: the row (``None``: nothing stored), its status, the
+    refresh lease on it, if any, and the error the last refresh recorded."""
 
     row: SealedRow | None
     status: str | None
     lease: RefreshLease | None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

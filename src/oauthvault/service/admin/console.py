@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import VaultError
-from oauthvault.failures import FailureKind, classify
+from oauthvault.failures import Failure, FailureKind, classify
 from oauthvault.models import StoredConnection, TokenKey
 from oauthvault.service.admin.rows import ConnectionRow, connection_row
 from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginThrottle
@@ -133,9 +133,24 @@ class AdminConsole:
             case FailureKind.UNKNOWN_PROVIDER:
                 text = "This provider is not configured any more."
                 return self.message(404, "Unknown provider", text)
-            case FailureKind.PROVIDER_ERROR | FailureKind.REAUTHORIZATION_REQUIRED:
-                text = "The provider could not be reached."
+            case FailureKind.CLIENT_REJECTED:
+                text = (
+                    f"The provider refused this app's client ({_answer(failure)}): check "
+                    "the provider's client id, secret and allowed grant types."
+                )
+                return self.message(502, "Client refused", text)
+            case FailureKind.REAUTHORIZATION_REQUIRED:
+                text = f"The provider refused the grant ({_answer(failure)}): connect again."
+                return self.message(502, "Reconnect needed", text)
+            case FailureKind.PROVIDER_ERROR:
+                text = f"The provider did not renew the token ({_answer(failure)})."
                 return self.message(502, "Provider unavailable", text)
             case _:
                 logger.warning("admin request failed: %s", type(error).__name__)
                 return self.message(400, "Failed", "The vault could not do this.")
+
+
+def _answer(failure: Failure) -> str:
+    """The provider's error code and description, as a failure carries them."""
+    code = failure.provider_error or "no answer"
+    return f"{code}: {failure.description}" if failure.description else code
