@@ -253,6 +253,7 @@ def test_a_server_with_only_rfc8414_metadata(static, client):
     assert spec.issuer == issuer
     assert spec.revocation_endpoint == f"{issuer}/revoke"
     assert spec.revocation_method == "rfc7009"
+    assert spec.default_scopes == ()  # not an OpenID provider: no openid scope
     assert static.paths[-2:] == [f"/tenant{OPENID}", f"{OAUTH}/tenant"]
 
 

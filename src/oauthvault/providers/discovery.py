@@ -124,8 +124,16 @@ def _auth_method(document: Mapping[str, object]) -> tuple[TokenEndpointAuthMetho
     return (both[0], True) if both else (usable[0], False)
 
 
+def _default_scopes(scopes: tuple[str, ...], openid: bool) -> tuple[str, ...]:
+    """``openid`` (plus ``offline_access`` when offered) for an OpenID provider; for a
+    plain OAuth server only those of the two it offers."""
+    if openid:
+        return ("openid", "offline_access") if "offline_access" in scopes else ("openid",)
+    return tuple(scope for scope in ("openid", "offline_access") if scope in scopes)
+
+
 def _spec_from_document(
-    issuer: str, document: Mapping[str, object], name: str | None
+    issuer: str, document: Mapping[str, object], name: str | None, *, openid: bool
 ) -> ProviderSpec:
     # Loopback http endpoints only from a loopback http issuer: a remote provider must not
     # make oauthvault send client secrets to a local plain-text service.
@@ -162,7 +170,7 @@ def _spec_from_document(
         display_name=name or issuer,
         authorization_endpoint=authorization_endpoint,
         token_endpoint=token_endpoint,
-        default_scopes=("openid", "offline_access") if "offline_access" in scopes else ("openid",),
+        default_scopes=_default_scopes(scopes, openid),
         token_endpoint_auth_method=method,
         pkce="S256" in (_strings(document, "code_challenge_methods_supported") or ()),
         refresh_tokens=refresh,
@@ -205,9 +213,9 @@ def spec_from_responses(
     OpenID document's fields win and the RFC 8414 one fills those it lacks. The spec uses
     PKCE when ``S256`` is offered, ``client_secret_basic`` (else ``_post``; one the
     revocation endpoint also takes, when it says which), scopes ``openid`` plus
-    ``offline_access`` when offered, RFC 7009 revocation when a revocation endpoint is
-    published, and treats refresh tokens as rotating unless no ``refresh_token`` grant is
-    offered.
+    ``offline_access`` when offered (without an OpenID document, only those of the two
+    that are offered), RFC 7009 revocation when a revocation endpoint is published, and
+    treats refresh tokens as rotating unless no ``refresh_token`` grant is offered.
 
     Raises:
         ConfigError: a document's ``issuer`` is not exactly ``issuer``.
@@ -215,11 +223,11 @@ def spec_from_responses(
             when neither document is published, or on a non-JSON body, or missing or
             malformed metadata.
     """
-    found = [
-        document
+    documents = [
+        _document(issuer, label, response, name)
         for label, response in zip(_DOCUMENTS, (openid, oauth), strict=True)
-        if (document := _document(issuer, label, response, name)) is not None
     ]
+    found = [document for document in documents if document is not None]
     if not found:
         raise ProviderError(
             _INVALID,
@@ -229,7 +237,7 @@ def spec_from_responses(
     merged: dict[str, object] = {}
     for document in reversed(found):  # the OpenID document last: its fields win
         merged |= {key: value for key, value in document.items() if value is not None}
-    return _spec_from_document(issuer, merged, name)
+    return _spec_from_document(issuer, merged, name, openid=documents[0] is not None)
 
 
 def _unreachable(error: httpx.HTTPError) -> ProviderError:
