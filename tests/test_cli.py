@@ -15,7 +15,9 @@ from oauthvault import KeyRing, OAuthTokenCache, generate_key
 from oauthvault.cli import main
 from oauthvault.storage.migrations import HEAD_REVISION
 
+from tests.helpers.metadata_server import OAUTH, OPENID, MetadataServer
 from tests.helpers.net import free_port
+from tests.helpers.oidc_server import local_provider_toml
 
 
 @pytest.fixture
@@ -216,6 +218,64 @@ def test_doctor_reports_a_broken_provider_config(cli_env, tmp_path):
     assert "FAIL providers:" in result.output
     assert "providers.nope" in result.output
     assert "ok   service:" in result.output
+
+
+def _doctor_with(cli_env, tmp_path, text):
+    config = tmp_path / "providers.toml"
+    config.write_text(text)
+    return run({**cli_env, "OAUTHVAULT_CONFIG": str(config)}, "doctor")
+
+
+def _issuer_table(name, issuer, *lines):
+    head = [f"[providers.{name}]", f'issuer = "{issuer}"', 'client_id = "i"', 'client_secret = "s"']
+    return "\n".join([*head, *lines, ""])
+
+
+def test_doctor_warns_about_providers_that_cannot_revoke(cli_env, tmp_path):
+    with MetadataServer() as plain, MetadataServer() as dot:
+        openid = {
+            "issuer": plain.url,
+            "authorization_endpoint": f"{plain.url}/authorize",
+            "token_endpoint": f"{plain.url}/token",
+        }
+        plain.serve(b"not found", 404)
+        plain.route(OPENID, openid)
+        dot.serve(b"not found", 404)  # django-oauth-toolkit: revocation in RFC 8414 only
+        dot.route(OPENID, {**openid, "issuer": dot.url})
+        dot.route(OAUTH, {**openid, "issuer": dot.url, "revocation_endpoint": f"{dot.url}/r"})
+        result = _doctor_with(
+            cli_env,
+            tmp_path,
+            _issuer_table("corp", plain.url)
+            + _issuer_table("dot", dot.url)
+            + _issuer_table("fixed", plain.url, f'revocation_endpoint = "{plain.url}/revoke"')
+            + '[providers.microsoft]\nclient_id = "i"\nclient_secret = "s"\n'
+            + '[providers.google]\nclient_id = "i"\nclient_secret = "s"\n',
+        )
+    assert result.exit_code == 0, result.output
+    assert "ok   providers: 5 configured" in result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warn")]
+    assert len(warnings) == 2, result.output
+    assert warnings[0].startswith("warn revocation: corp cannot revoke (its discovery metadata")
+    assert "set providers.corp.revocation_endpoint" in warnings[0]
+    assert warnings[1].startswith("warn revocation: microsoft cannot revoke")
+    assert "set providers.microsoft.revocation_endpoint" in warnings[1]
+
+
+def test_doctor_discovers_the_local_provider_which_can_revoke(cli_env, tmp_path, op):
+    result = _doctor_with(cli_env, tmp_path, local_provider_toml(op.issuer))
+    assert result.exit_code == 0, result.output
+    assert "ok   providers: 1 configured: local" in result.output
+    assert "warn" not in result.output and "discovery" not in result.output
+
+
+def test_doctor_fails_a_provider_whose_discovery_fails(cli_env, tmp_path):
+    result = _doctor_with(
+        cli_env, tmp_path, _issuer_table("corp", f"http://127.0.0.1:{free_port()}")
+    )
+    assert result.exit_code == 1
+    assert "FAIL discovery: corp: temporarily_unavailable" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_doctor_files_service_errors_under_service(cli_env, tmp_path):

@@ -1,9 +1,14 @@
-"""``oauthvault doctor``: checks that say in plain words what is wrong and what to do."""
+"""``oauthvault doctor``: checks that say in plain words what is wrong and what to do.
+
+A check either passes (``ok``), fails, or passes with a ``warning``: something works but
+not as one may expect (a provider that cannot revoke), which does not fail the run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from redis.exceptions import RedisError
@@ -13,6 +18,9 @@ from oauthvault.errors import DecryptionError, VaultError
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault import OAuthTokenCache
 
+if TYPE_CHECKING:
+    from oauthvault.providers.config import ProviderConfig
+
 __all__ = ["Check", "run_checks"]
 
 
@@ -21,6 +29,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: Passed, but worth acting on; never set on a failed check.
+    warning: bool = False
 
 
 def run_checks(load_settings: Callable[[], Settings]) -> Iterator[Check]:
@@ -42,7 +52,7 @@ def run_checks(load_settings: Callable[[], Settings]) -> Iterator[Check]:
     )
     yield from _database_checks(settings)
     yield _service_check(settings)
-    yield _providers_check(settings)
+    yield from _provider_checks(settings)
     if settings.redis_url_value is not None:
         yield _redis_check(settings.redis_url_value, settings.redis_timeout)
     else:
@@ -118,16 +128,59 @@ def _service_check(settings: Settings) -> Check:
     )
 
 
-def _providers_check(settings: Settings) -> Check:
+def _provider_checks(settings: Settings) -> Iterator[Check]:
     from oauthvault.providers.config import load_provider_configs
 
     try:
         providers = load_provider_configs(settings.config_file, settings.config_variables)
     except VaultError as error:
-        return Check("providers", False, str(error))
+        yield Check("providers", False, str(error))
+        return
     if not providers:
-        return Check("providers", True, "none configured (OAUTHVAULT_CONFIG): storage only")
-    return Check("providers", True, f"{len(providers)} configured: {', '.join(sorted(providers))}")
+        yield Check("providers", True, "none configured (OAUTHVAULT_CONFIG): storage only")
+        return
+    yield Check("providers", True, f"{len(providers)} configured: {', '.join(sorted(providers))}")
+    for name, config in sorted(providers.items()):
+        if config.spec is None:
+            try:
+                config = _discovered(config, settings.refresh_timeout)
+            except VaultError as error:
+                yield Check("discovery", False, f"{name}: {error}")
+                continue
+        check = _revocation_check(config)
+        if check is not None:
+            yield check
+
+
+def _discovered(config: ProviderConfig, timeout: float) -> ProviderConfig:
+    """``config`` with its spec discovered from its issuer, as the vault would."""
+    import httpx
+
+    from oauthvault.providers.discovery import discover
+
+    if config.issuer is None:  # pragma: no cover - the config loader forbids it
+        return config
+    with httpx.Client(timeout=timeout) as client:
+        return config.resolved(discover(config.issuer, client, name=config.name))
+
+
+def _revocation_check(config: ProviderConfig) -> Check | None:
+    """A warning when ``config`` (with its spec) cannot revoke: deleting or disconnecting a
+    connection then only forgets its tokens here (pure)."""
+    spec = config.spec
+    if spec is None or (spec.revocation_endpoint is not None and spec.revocation_method):
+        return None
+    if config.issuer is not None:
+        where = "its discovery metadata (OpenID and RFC 8414) has no revocation_endpoint"
+    else:
+        where = "no revocation endpoint is known for it"
+    return Check(
+        "revocation",
+        True,
+        f"{config.name} cannot revoke ({where}): deleting a connection only forgets its "
+        f"tokens here; set providers.{config.name}.revocation_endpoint if the provider has one",
+        warning=True,
+    )
 
 
 def _os_reason(error: Exception) -> str:

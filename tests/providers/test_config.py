@@ -197,6 +197,122 @@ def test_issuer_only_provider_awaits_discovery(write):
     assert caught.value.setting == "providers.corp.issuer"
 
 
+def test_issuer_only_provider_takes_overrides_on_top_of_discovery(write):
+    path = write(
+        """
+        [providers.corp]
+        issuer = "https://login.example.com"
+        display_name = "Corp SSO"
+        authorization_endpoint = "https://proxy.example.com/authorize"
+        revocation_endpoint = "https://login.example.com/revoke?app={client_id}"
+        revocation_method = "rfc7009"
+        userinfo_endpoint = "https://login.example.com/me"
+        introspection_endpoint = "http://127.0.0.1:9000/introspect"
+        refresh_endpoint = "https://login.example.com/refresh"
+        client_id = "corp-app"
+        client_secret = "corp-secret"
+        """
+    )
+    corp = load(path)["corp"]
+    assert corp.spec is None and corp.issuer == "https://login.example.com"
+    discovered = ProviderSpec(
+        name="corp",
+        display_name="corp",
+        authorization_endpoint="https://login.example.com/authorize",
+        token_endpoint="https://login.example.com/token",
+        issuer="https://login.example.com",
+    )
+    spec = corp.resolved(discovered).spec
+    assert spec.display_name == "Corp SSO"
+    assert spec.authorization_endpoint == "https://proxy.example.com/authorize"
+    assert spec.token_endpoint == "https://login.example.com/token"  # from discovery
+    assert spec.revocation_endpoint == "https://login.example.com/revoke?app=corp-app"
+    assert spec.revocation_method == "rfc7009"
+    assert spec.userinfo_endpoint == "https://login.example.com/me"
+    assert spec.introspection_endpoint == "http://127.0.0.1:9000/introspect"
+    assert spec.refresh_endpoint == "https://login.example.com/refresh"
+    assert spec.issuer == "https://login.example.com"
+
+
+def test_a_revocation_endpoint_alone_means_rfc7009(write):
+    path = write(
+        """
+        [providers.corp]
+        issuer = "https://login.example.com"
+        revocation_endpoint = "https://login.example.com/revoke"
+        client_id = "corp-app"
+        client_secret = "corp-secret"
+        """
+    )
+    discovered = ProviderSpec("corp", "corp", "https://a.example/a", "https://a.example/t")
+    spec = load(path)["corp"].overrides.apply(discovered)
+    assert (spec.revocation_endpoint, spec.revocation_method) == (
+        "https://login.example.com/revoke",
+        "rfc7009",
+    )
+
+
+def test_catalog_tables_take_the_same_overrides(write):
+    path = write(
+        """
+        [providers.microsoft]
+        client_id = "app"
+        client_secret = "s"
+        display_name = "Microsoft (work)"
+        revocation_endpoint = "https://proxy.example.com/revoke"
+
+        [providers.github]
+        client_id = "Iv1.abc"
+        client_secret = "x"
+        revocation_endpoint = "https://gh-proxy.example.com/applications/{client_id}/grant"
+
+        [providers.google-mail]
+        provider = "google"
+        client_id = "id"
+        client_secret = "x"
+        revocation_endpoint = "https://proxy.example.com/google/revoke"
+        revocation_method = "rfc7009"
+        """
+    )
+    configs = load(path)
+    microsoft = configs["microsoft"].spec
+    assert microsoft.display_name == "Microsoft (work)"
+    assert microsoft.revocation_endpoint == "https://proxy.example.com/revoke"
+    assert microsoft.revocation_method == "rfc7009"
+    github = configs["github"].spec
+    assert github.revocation_endpoint == "https://gh-proxy.example.com/applications/Iv1.abc/grant"
+    assert github.revocation_method == "custom" and github.revocation_request is not None
+    google = configs["google-mail"].spec
+    assert google.revocation_endpoint == "https://proxy.example.com/google/revoke"
+    assert google.issuer == "https://accounts.google.com"
+
+
+@pytest.mark.parametrize(
+    ("lines", "key"),
+    [
+        (
+            'revocation_method = "custom"\nrevocation_endpoint = "https://a.example/r"',
+            "revocation_method",
+        ),
+        ('revocation_method = "rfc7009"', "revocation_method"),
+        ('revocation_endpoint = "http://login.example.com/revoke"', "revocation_endpoint"),
+        ('revocation_endpoint = "https://a.example/{tenant}/revoke"', "revocation_endpoint"),
+        ("introspection_endpoint = 5", "introspection_endpoint"),
+        ('display_name = " padded "', "display_name"),
+        ("display_name = true", "display_name"),
+        ('refresh_tokens = "none"', "refresh_tokens"),
+        ('token_endpont = "https://a.example/t"', "token_endpont"),
+    ],
+)
+def test_bad_overrides_of_a_discovered_provider_name_the_setting(write, lines, key):
+    path = write(
+        '[providers.corp]\nissuer = "https://login.example.com"\n'
+        f'client_id = "i"\nclient_secret = "x"\n{lines}\n'
+    )
+    error = config_error(path)
+    assert error.setting == f"{path}: providers.corp.{key}"
+
+
 def test_unknown_provider_without_issuer_is_an_error(write):
     path = write('[providers.gogle]\nclient_id = "id"\nclient_secret = "x"\n')
     error = config_error(path)

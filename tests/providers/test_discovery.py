@@ -1,19 +1,23 @@
-"""OpenID Connect discovery against the real local provider and a tiny misbehaving server."""
+"""Discovery (OpenID Connect and RFC 8414 metadata) against the real local provider and a
+tiny server that publishes what each test needs."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from oauthvault import ConfigError, ProviderError
 from oauthvault.providers import discover, discover_async, load_provider_configs
-from oauthvault.providers.discovery import discovery_url, spec_from_response
+from oauthvault.providers.discovery import (
+    discovery_url,
+    metadata_url,
+    metadata_urls,
+    spec_from_responses,
+)
 
+from tests.helpers.metadata_server import OAUTH, OPENID, MetadataServer
 from tests.helpers.net import free_port
 
 
@@ -23,44 +27,10 @@ def client() -> Iterator[httpx.Client]:
         yield http
 
 
-class StaticServer:
-    """Serves one configurable answer to every GET, on 127.0.0.1, from a thread."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.body = b"{}"
-        self.paths: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.paths.append(self.path)
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(owner.body)))
-                self.end_headers()
-                self.wfile.write(owner.body)
-
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def serve(self, document: object, status: int = 200) -> None:
-        self.status = status
-        self.body = document if isinstance(document, bytes) else json.dumps(document).encode()
-
-
 @pytest.fixture(scope="module")
-def static() -> Iterator[StaticServer]:
-    server = StaticServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-    thread.join(timeout=10)
+def static() -> Iterator[MetadataServer]:
+    with MetadataServer() as server:
+        yield server
 
 
 def metadata(issuer: str, **overrides: object) -> dict[str, object]:
@@ -123,14 +93,14 @@ def test_a_document_for_another_issuer_is_refused(static, client):
     with pytest.raises(ConfigError) as caught:
         discover(static.url, client, name="corp")
     assert caught.value.setting == "providers.corp.issuer"
-    assert static.paths[-1] == "/.well-known/openid-configuration"
+    assert OPENID in static.paths
 
 
 def test_issuer_with_a_path_fetches_below_it(static, client):
     issuer = f"{static.url}/realms/acme"
     static.serve(metadata(issuer, token_endpoint_auth_methods_supported=["client_secret_post"]))
     spec = discover(issuer, client)
-    assert static.paths[-1] == "/realms/acme/.well-known/openid-configuration"
+    assert static.paths[-2:] == [f"/realms/acme{OPENID}", f"{OAUTH}/realms/acme"]
     assert spec.name == "127.0.0.1"
     assert spec.token_endpoint_auth_method == "client_secret_post"
     assert spec.pkce is False
@@ -178,11 +148,15 @@ def test_no_refresh_grant_means_no_refresh_tokens(static, client):
 def test_a_remote_issuer_cannot_point_at_plain_http_endpoints():
     issuer = "https://login.example.com"
     document = metadata(issuer, token_endpoint="http://127.0.0.1:9/token")
-    response = httpx.Response(200, json=document)
+    response, missing = httpx.Response(200, json=document), httpx.Response(404)
     with pytest.raises(ProviderError) as caught:
-        spec_from_response(issuer, response, name="corp")
+        spec_from_responses(issuer, response, missing, name="corp")
     assert "token_endpoint" in str(caught.value.error_description)
-    ok = spec_from_response(issuer, httpx.Response(200, json=metadata(issuer)), name="corp")
+    with pytest.raises(ProviderError):  # the same from the RFC 8414 document
+        spec_from_responses(issuer, missing, response, name="corp")
+    ok = spec_from_responses(
+        issuer, httpx.Response(200, json=metadata(issuer)), missing, name="corp"
+    )
     assert ok.token_endpoint == "https://login.example.com/token"
 
 
@@ -200,3 +174,144 @@ def test_malformed_issuers_are_config_errors(client, issuer):
     with pytest.raises(ConfigError) as caught:
         discover(issuer, client, name="corp")
     assert caught.value.setting == "providers.corp.issuer"
+
+
+# --- RFC 8414 authorization-server metadata ---------------------------------------------------
+
+
+def test_rfc8414_goes_between_the_host_and_the_issuers_path():
+    assert metadata_url("https://h.example/tenant") == (
+        "https://h.example/.well-known/oauth-authorization-server/tenant"
+    )
+    assert metadata_url("https://h.example/tenant/") == (
+        "https://h.example/.well-known/oauth-authorization-server/tenant"
+    )
+    assert metadata_url("https://h.example") == (
+        "https://h.example/.well-known/oauth-authorization-server"
+    )
+    assert metadata_urls("https://h.example/t") == (
+        "https://h.example/t/.well-known/openid-configuration",
+        "https://h.example/.well-known/oauth-authorization-server/t",
+    )
+    with pytest.raises(ConfigError) as caught:
+        metadata_url("http://h.example", name="corp")
+    assert caught.value.setting == "providers.corp.issuer"
+
+
+def serve_like_django_oauth_toolkit(static: MetadataServer, issuer: str) -> None:
+    """OpenID metadata without revocation; RFC 8414 metadata with it (and introspection)."""
+    static.serve(b"not found", 404)
+    static.route(
+        OPENID,
+        metadata(
+            issuer,
+            userinfo_endpoint=f"{issuer}/userinfo",
+            code_challenge_methods_supported=["plain", "S256"],
+            token_endpoint_auth_methods_supported=["client_secret_post", "client_secret_basic"],
+        ),
+    )
+    static.route(
+        OAUTH,
+        metadata(
+            issuer,
+            token_endpoint=f"{issuer}/other-token",  # the OpenID document wins
+            revocation_endpoint=f"{issuer}/revoke_token",
+            introspection_endpoint=f"{issuer}/introspect",
+        ),
+    )
+
+
+def test_rfc8414_fills_what_the_openid_document_omits(static, client):
+    serve_like_django_oauth_toolkit(static, static.url)
+    spec = discover(static.url, client, name="dot")
+    assert spec.token_endpoint == f"{static.url}/token"
+    assert spec.userinfo_endpoint == f"{static.url}/userinfo"
+    assert spec.revocation_endpoint == f"{static.url}/revoke_token"
+    assert spec.revocation_method == "rfc7009"
+    assert spec.introspection_endpoint == f"{static.url}/introspect"
+    assert spec.pkce is True and spec.token_endpoint_auth_method == "client_secret_basic"
+    assert static.paths[-2:] == [OPENID, OAUTH]
+
+
+@pytest.mark.asyncio
+async def test_async_discovery_merges_the_same_way(static, client):
+    serve_like_django_oauth_toolkit(static, static.url)
+    async with httpx.AsyncClient(timeout=10) as http:
+        spec = await discover_async(static.url, http, name="dot")
+    assert spec == discover(static.url, client, name="dot")
+    assert spec.revocation_endpoint == f"{static.url}/revoke_token"
+
+
+def test_a_server_with_only_rfc8414_metadata(static, client):
+    issuer = f"{static.url}/tenant"
+    static.serve(b"not found", 404)
+    static.route(
+        f"{OAUTH}/tenant",
+        metadata(issuer, revocation_endpoint=f"{issuer}/revoke", scopes_supported=["read"]),
+    )
+    spec = discover(issuer, client, name="plain")
+    assert spec.issuer == issuer
+    assert spec.revocation_endpoint == f"{issuer}/revoke"
+    assert spec.revocation_method == "rfc7009"
+    assert spec.default_scopes == ()  # not an OpenID provider: no openid scope
+    assert static.paths[-2:] == [f"/tenant{OPENID}", f"{OAUTH}/tenant"]
+
+
+def test_neither_document_is_a_clear_error(static, client):
+    static.serve(b"not found", 404)
+    with pytest.raises(ProviderError) as caught:
+        discover(static.url, client)
+    assert caught.value.error == "invalid_discovery_document"
+    assert "neither discovery document" in str(caught.value.error_description)
+    assert OAUTH in str(caught.value.error_description)
+
+
+def test_each_document_must_name_the_configured_issuer(static, client):
+    static.serve(metadata(static.url))
+    static.route(OAUTH, metadata("https://login.evil.example"))
+    with pytest.raises(ConfigError) as caught:
+        discover(static.url, client, name="corp")
+    assert caught.value.setting == "providers.corp.issuer"
+    assert "login.evil.example" in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (503, b"{}", "temporarily_unavailable"),
+        (200, b"<html>", "invalid_discovery_document"),
+    ],
+)
+def test_a_broken_rfc8414_answer_is_not_ignored(static, client, status, body, error):
+    static.serve(metadata(static.url))
+    static.route(OAUTH, body, status)
+    with pytest.raises(ProviderError) as caught:
+        discover(static.url, client)
+    assert caught.value.error == error
+
+
+@pytest.mark.parametrize(
+    ("revocation_methods", "method", "revocable"),
+    [
+        (None, "client_secret_basic", True),
+        (["client_secret_post"], "client_secret_post", True),
+        (["private_key_jwt"], "client_secret_basic", False),
+    ],
+)
+def test_revocation_needs_a_client_authentication_it_takes(
+    static, client, revocation_methods, method, revocable
+):
+    static.serve(b"not found", 404)
+    static.route(
+        OAUTH,
+        metadata(
+            static.url,
+            revocation_endpoint=f"{static.url}/revoke",
+            token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+            revocation_endpoint_auth_methods_supported=revocation_methods,
+        ),
+    )
+    spec = discover(static.url, client)
+    assert spec.token_endpoint_auth_method == method
+    assert (spec.revocation_endpoint is not None) is revocable
+    assert (spec.revocation_method is not None) is revocable

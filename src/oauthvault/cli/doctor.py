@@ -1,4 +1,4 @@
-"""``oauthvault doctor``: check the configuration, database, key ring and Redis."""
+"""``oauthvault doctor``: check the configuration, database, key ring, providers and Redis."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ __all__ = ["doctor"]
 @click.command(short_help="Check configuration, database, keys and Redis.")
 @click.pass_context
 def doctor(context: click.Context) -> None:
-    """Check configuration, database, key ring and Redis; say plainly what is wrong."""
+    """Check configuration, database, key ring, providers and Redis; say plainly what is
+    wrong. Warnings (a provider that cannot revoke) do not fail the run."""
     from oauthvault.doctor import run_checks
 
     problems = 0
     for check in run_checks(lambda: load_settings(context)):
-        mark = "ok  " if check.ok else "FAIL"
+        mark = "FAIL" if not check.ok else "warn" if check.warning else "ok  "
         click.echo(f"{mark} {check.name}: {check.detail}")
         problems += not check.ok
     if problems:

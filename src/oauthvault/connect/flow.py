@@ -128,11 +128,13 @@ class AsyncConnector:
         )
 
     def display_name(self, provider: str) -> str:
-        """The provider's name as people know it (no discovery: the configured name for a
-        provider not discovered yet)."""
+        """The provider's name as people know it (no discovery: the table's
+        ``display_name``, else its name, for a provider not discovered yet)."""
         config = self._configs.get(provider)
-        if config is None or config.spec is None:
+        if config is None:
             return provider
+        if config.spec is None:
+            return config.overrides.display_name or provider
         return config.spec.display_name
 
     async def check_scopes(self, provider: str, scopes: Sequence[str] | None) -> tuple[str, ...]:

@@ -12,11 +12,16 @@ A TOML file (normally named by ``OAUTHVAULT_CONFIG``) holds one table per provid
     client_secret = "..."
     scopes = ["openid", "https://www.googleapis.com/auth/gmail.readonly"]
 
-    [providers.corp]                   # not in the catalog: OpenID Connect discovery
+    [providers.corp]                   # not in the catalog: discovery (OpenID, RFC 8414)
     issuer = "https://login.example.com"
     client_id = "..."
     client_secret = "..."
     scopes = ["openid", "offline_access"]
+    revocation_endpoint = "https://login.example.com/revoke"   # on top of what is found
+
+A table may override its provider's ``display_name``, endpoints and ``revocation_method``
+(:mod:`oauthvault.providers.overrides`), whether the spec comes from the catalog or from
+discovery.
 
 ``OAUTHVAULT_PROVIDER_<NAME>_CLIENT_ID``, ``_CLIENT_SECRET`` and ``_PRIVATE_KEY`` (``NAME``
 upper-cased, ``-`` as ``_``) fill in or override the file, so secrets need not sit in it.
@@ -45,6 +50,7 @@ from oauthvault.providers.catalog import (
     load_catalog,
     parse_spec,
 )
+from oauthvault.providers.overrides import OVERRIDE_KEYS, SpecOverrides, read_overrides
 from oauthvault.providers.spec import ENDPOINT_KEYS, ProviderSpec, fill_placeholders
 from oauthvault.providers.tables import TableReader
 
@@ -74,6 +80,8 @@ class ProviderConfig:
     is ``None`` for a provider known only by ``issuer`` until :meth:`resolved` is given the
     discovered spec.
     ``scopes`` is ``None`` unless the user overrides the provider's default scopes.
+    ``overrides`` are the table's own ``display_name``, endpoints and ``revocation_method``,
+    already in ``spec`` and applied by :meth:`resolved` to a discovered one.
     """
 
     name: str
@@ -92,6 +100,7 @@ class ProviderConfig:
     team_id: str | None = None
     key_id: str | None = None
     private_key: SecretStr | None = field(default=None, repr=False)
+    overrides: SpecOverrides = field(default_factory=SpecOverrides)
 
     def __post_init__(self) -> None:
         if self.scopes is not None:
@@ -137,7 +146,8 @@ class ProviderConfig:
         return fill_placeholders(spec, values, where=f"providers.{self.name}")
 
     def resolved(self, spec: ProviderSpec) -> ProviderConfig:
-        """A copy using ``spec`` (normally from :func:`~oauthvault.providers.discover`).
+        """A copy using ``spec`` (normally from :func:`~oauthvault.providers.discover`) with
+        the table's :attr:`overrides` on top.
 
         Raises:
             ConfigError: ``spec.issuer`` is not this provider's issuer.
@@ -145,7 +155,8 @@ class ProviderConfig:
         if self.issuer is not None and spec.issuer != self.issuer:
             raise ConfigError(f"providers.{self.name}.issuer", "differs from the spec's issuer")
         values = {"client_id": self.client_id, **self.placeholders}
-        filled = fill_placeholders(spec, values, where=f"providers.{self.name}", partial=True)
+        where = f"providers.{self.name}"
+        filled = fill_placeholders(self.overrides.apply(spec), values, where=where, partial=True)
         return dataclasses.replace(self, spec=filled)
 
 
@@ -224,32 +235,38 @@ def _parse_provider(
     if spec is not None and catalog_name != name:
         spec = dataclasses.replace(spec, name=name)
     issuer: str | None = None
+    overrides = SpecOverrides()
     if spec is not None:
         apple = spec.client_secret_kind == "apple_es256_jwt"  # noqa: S105 -- a kind, no secret
         apple_keys = _APPLE_KEYS if apple else frozenset()
         link_params = {p.name for p in spec.connection_params if p.source == "link"}
-        allowed = _COMMON_KEYS | link_params | apple_keys | set(ENDPOINT_KEYS) | {"provider"}
+        allowed = _COMMON_KEYS | link_params | apple_keys | OVERRIDE_KEYS | {"provider"}
         reader.check_keys(allowed)
-        overrides = {
-            key: url
-            for key in ENDPOINT_KEYS
-            if (url := reader.url(key, allow_loopback_http=True)) is not None
-        }
-        spec = spec.with_endpoints(overrides) if overrides else spec
+        in_time = {p.name for p in spec.connection_params if p.source in ("link", "token")}
+        overrides = read_overrides(
+            reader, placeholders={"client_id", *in_time}, endpoints=ENDPOINT_KEYS
+        )
+        spec = overrides.apply(spec)
     else:
         apple = False
-        reader.check_keys(_COMMON_KEYS | CUSTOM_KEYS)
-        spec_table = {key: value for key, value in table.items() if key in CUSTOM_KEYS}
-        if "authorization_endpoint" in table or "token_endpoint" in table:
-            spec = parse_spec(name, TableReader(spec_table, where), catalog=False)
-            issuer = spec.issuer
-        elif "issuer" in table:
-            discovered = sorted(spec_table.keys() - {"issuer"})
-            if discovered:
-                setting = reader.setting(discovered[0])
+        both = "authorization_endpoint" in table and "token_endpoint" in table
+        if "issuer" in table and not both:
+            # Discovery describes it; the table may override what it finds.
+            reader.check_keys(_COMMON_KEYS | CUSTOM_KEYS | OVERRIDE_KEYS)
+            fixed = sorted(table.keys() & (CUSTOM_KEYS - OVERRIDE_KEYS))
+            if fixed:
+                setting = reader.setting(fixed[0])
                 raise ConfigError(setting, "comes from discovery unless both endpoints are given")
             issuer = reader.url("issuer", allow_loopback_http=True)
+            endpoints = set(ENDPOINT_KEYS) - {"issuer"}
+            overrides = read_overrides(reader, placeholders={"client_id"}, endpoints=endpoints)
+        elif "authorization_endpoint" in table or "token_endpoint" in table:
+            reader.check_keys(_COMMON_KEYS | CUSTOM_KEYS)
+            spec_table = {key: value for key, value in table.items() if key in CUSTOM_KEYS}
+            spec = parse_spec(name, TableReader(spec_table, where), catalog=False)
+            issuer = spec.issuer
         else:
+            reader.check_keys(_COMMON_KEYS | CUSTOM_KEYS)
             raise ConfigError(
                 where,
                 "is not in the catalog: give issuer (OpenID Connect discovery), "
@@ -304,6 +321,7 @@ def _parse_provider(
         team_id=team_id,
         key_id=key_id,
         private_key=SecretStr(private_key) if private_key is not None else None,
+        overrides=overrides,
     )
     if spec is None:
         return config
@@ -321,7 +339,8 @@ def load_provider_configs(
     :attr:`oauthvault.Settings.config_variables`); ``path=None`` configures no provider.
     A name in the catalog takes its endpoints from there; any other name needs ``issuer``
     (its spec is discovered later, see :meth:`ProviderConfig.resolved`) or both
-    ``authorization_endpoint`` and ``token_endpoint``. Credential variables matching no
+    ``authorization_endpoint`` and ``token_endpoint``. Either kind may override its
+    ``display_name``, endpoints and ``revocation_method``. Credential variables matching no
     table are logged (by name) and ignored.
 
     Raises:

@@ -1,0 +1,88 @@
+"""What a ``[providers.<name>]`` table changes on top of the spec it starts from.
+
+A catalog provider and one found by discovery take the same overrides: ``display_name``,
+any endpoint of :data:`~oauthvault.providers.spec.ENDPOINT_KEYS` (a corporate proxy, a test
+double, an endpoint the provider's metadata leaves out) and ``revocation_method``. The table
+is read once, at load time (:func:`read_overrides`); :meth:`SpecOverrides.apply` is pure, so
+a discovered spec gets them whenever discovery runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from oauthvault.errors import ConfigError
+from oauthvault.providers.spec import (
+    ENDPOINT_KEYS,
+    ProviderSpec,
+    RevocationMethod,
+    placeholders_in,
+)
+from oauthvault.providers.tables import TableReader
+
+__all__ = ["OVERRIDE_KEYS", "SpecOverrides", "read_overrides"]
+
+#: The keys of a provider table that override its spec.
+OVERRIDE_KEYS = frozenset({"display_name", "revocation_method", *ENDPOINT_KEYS})
+# A custom revocation needs a catalog entry's revocation_request: a table can only pick RFC 7009.
+_METHODS: tuple[RevocationMethod, ...] = ("rfc7009",)
+
+
+@dataclass(frozen=True, slots=True)
+class SpecOverrides:
+    """The overrides of one provider table; empty when it sets none."""
+
+    display_name: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    revocation_method: RevocationMethod | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoints", MappingProxyType(dict(self.endpoints)))
+
+    def apply(self, spec: ProviderSpec) -> ProviderSpec:
+        """``spec`` with these overrides (pure). A ``revocation_endpoint`` given for a spec
+        that has none is revoked at by RFC 7009; ``revocation_method = "rfc7009"`` also
+        replaces a catalog entry's custom revocation."""
+        changes: dict[str, Any] = dict(self.endpoints)
+        if self.display_name is not None:
+            changes["display_name"] = self.display_name
+        if "revocation_endpoint" in self.endpoints:
+            method = self.revocation_method or spec.revocation_method or "rfc7009"
+            changes["revocation_method"] = method
+            if method == "rfc7009":
+                changes |= {"revocation_request": None, "revocation_note": None}
+        return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def read_overrides(
+    reader: TableReader, *, placeholders: Collection[str], endpoints: Collection[str]
+) -> SpecOverrides:
+    """The overrides in ``reader``'s table, of the endpoint keys in ``endpoints``.
+
+    A URL may use only the ``{placeholders}`` named (``client_id`` and the provider's
+    connection parameters known in time); http is accepted on loopback hosts.
+
+    Raises:
+        ConfigError: naming the first bad key: a URL that is not https (or http on a
+            loopback host) or uses an unknown placeholder, a ``revocation_method`` other
+            than ``rfc7009`` or without ``revocation_endpoint``, a bad ``display_name``.
+    """
+    urls: dict[str, str] = {}
+    for key in ENDPOINT_KEYS:
+        if key not in endpoints:
+            continue
+        url = reader.url(key, allow_loopback_http=True)
+        if url is None:
+            continue
+        unknown = [name for name in placeholders_in(url) if name not in placeholders]
+        if unknown:
+            raise ConfigError(reader.setting(key), f"uses {{{unknown[0]}}}, unknown here")
+        urls[key] = url
+    method = reader.choice("revocation_method", _METHODS)
+    if method is not None and "revocation_endpoint" not in urls:
+        raise ConfigError(reader.setting("revocation_method"), "goes with revocation_endpoint")
+    return SpecOverrides(reader.text("display_name"), urls, method)
