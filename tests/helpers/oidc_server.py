@@ -229,11 +229,18 @@ class OIDCServer:
         self._admin("POST", "reset")
 
     def fail(
-        self, status: int | None = None, *, count: int = 1, delay_ms: int | None = None
+        self,
+        status: int | None = None,
+        *,
+        count: int = 1,
+        delay_ms: int | None = None,
+        html: bool = False,
     ) -> None:
-        """Make the next ``count`` token-endpoint requests fail with ``status`` (JSON error body)
-        and/or stall for ``delay_ms`` first. A delay without a status is then served normally."""
-        self._admin("POST", "fail", {"status": status, "count": count, "delay_ms": delay_ms})
+        """Make the next ``count`` token-endpoint requests fail with ``status`` (JSON error body,
+        or with ``html`` an HTML error page without an error code) and/or stall for ``delay_ms``
+        first. A delay without a status is then served normally."""
+        body = {"status": status, "count": count, "delay_ms": delay_ms, "html": html}
+        self._admin("POST", "fail", body)
 
     def _stop_process(self) -> None:
         if self._proc is not None:

@@ -73,8 +73,12 @@ async function testEndpoints(ctx) {
   } else if (route === 'POST /__test__/fail') {
     const chunks = [];
     for await (const chunk of ctx.req) chunks.push(chunk);
-    const { status, delay_ms: delayMs, count = 1 } = JSON.parse(Buffer.concat(chunks).toString() || '{}');
-    failPlan = count > 0 && (status || delayMs) ? { status, delayMs, remaining: count } : null;
+    const {
+      status, delay_ms: delayMs, count = 1, html = false,
+    } = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+    failPlan = count > 0 && (status || delayMs) ? {
+      status, delayMs, html, remaining: count,
+    } : null;
     ctx.body = { ok: true };
   } else {
     ctx.throw(404);
@@ -99,6 +103,11 @@ async function tokenEndpoint(ctx, next) {
       bump(`${grantType}_failed`);
       bump('injected_failures');
       ctx.status = plan.status;
+      if (plan.html) { // a web framework's own error page, as Django's 500 is
+        ctx.type = 'html';
+        ctx.body = `<h1>Server Error (${plan.status})</h1>`;
+        return;
+      }
       ctx.body = {
         error: plan.status === 503 ? 'temporarily_unavailable' : 'server_error',
         error_description: 'injected test failure',

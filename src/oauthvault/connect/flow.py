@@ -11,6 +11,7 @@ Authlib's; this module decides what is allowed.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -306,15 +307,7 @@ class AsyncConnector:
         result: GrantResult = await run_async(flow, self._http)
         if result.outcome == "ok":
             return result
-        if result.error in ("unreachable", "no_answer") or (result.error or "").startswith(
-            "http_5"
-        ):
-            raise ProviderError(
-                "temporarily_unavailable", f"token request failed: {result.description}"
-            )
-        raise ProviderError(
-            (result.error or "invalid_grant")[:100], (result.description or "")[:300] or None
-        )
+        raise ProviderError(_exchange_error(result.error), (result.description or "")[:300] or None)
 
     async def _identity(self, spec: ProviderSpec, access_token: str) -> dict[str, str]:
         """The ``identity`` connection parameters, from one call to ``identity_endpoint``."""
@@ -334,6 +327,19 @@ class AsyncConnector:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _exchange_error(error: str | None) -> str:
+    """The outcome code of a failed code exchange: a 5xx answer without an error code is
+    ``server_error`` (the provider failed), a 429 or no answer at all is
+    ``temporarily_unavailable``; an error code the provider sent is passed on."""
+    if error is None:
+        return "invalid_grant"
+    if re.fullmatch(r"http_5[0-9][0-9]", error):
+        return "server_error"
+    if error in ("http_429", "unreachable", "no_answer"):
+        return "temporarily_unavailable"
+    return error[:100]
 
 
 def _spec(config: ProviderConfig) -> ProviderSpec:
