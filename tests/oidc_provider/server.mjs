@@ -242,6 +242,9 @@ const provider = new Provider(issuer, {
   }),
   claims: { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] },
   responseTypes: ['code'],
+  // HS256/384/512 too, for a client registered with id_token_signed_response_alg = HS*: its
+  // id_tokens are then MACed with its client secret (OIDC Core 10.1). The default stays RS256.
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'HS256', 'HS384', 'HS512'] },
   pkce: { required: () => true }, // v9 only implements S256, so "S256 only" holds by construction.
   // Refresh token whenever offline_access was granted (same as the default, stated explicitly; the
   // scope survives the authorization request thanks to promptConsentForOfflineAccess above).

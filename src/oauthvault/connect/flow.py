@@ -273,6 +273,9 @@ class AsyncConnector:
                 client_id=config.client_id,
                 nonce=request.nonce,
                 jwks=self._jwks,
+                client_secret=secret.get_secret_value()
+                if (secret := config.client_secret)
+                else None,
             )
         access_token = token.get("access_token")
         if not isinstance(access_token, str) or not access_token:
