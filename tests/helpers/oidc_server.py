@@ -221,7 +221,8 @@ class OIDCServer:
 
     def issued(self, after: int = 0) -> list[dict[str, Any]]:
         """Every access token issued so far (from the ``after``-th on), in order: ``token``,
-        ``account`` (the subject), ``at`` (epoch seconds) and ``grant``."""
+        ``refresh`` (the refresh token issued with it, or ``None``), ``account`` (the
+        subject), ``at`` (epoch seconds) and ``grant``."""
         return list(self._admin("GET", f"issued?after={after}"))
 
     def reset(self) -> None:
@@ -241,6 +242,10 @@ class OIDCServer:
         first. A delay without a status is then served normally."""
         body = {"status": status, "count": count, "delay_ms": delay_ms, "html": html}
         self._admin("POST", "fail", body)
+
+    def fail_revocations(self, count: int = 1) -> None:
+        """Make the next ``count`` revocation requests answer 503 (nothing is revoked)."""
+        self._admin("POST", f"fail-revocations?count={count}")
 
     def _stop_process(self) -> None:
         if self._proc is not None:

@@ -270,3 +270,12 @@ def test_a_provider_5xx_during_the_code_exchange_is_reported_as_server_error(env
         env.provider.fail(500, html=True)
         result = browser.get(callback)
     assert outcome(result)["oauthvault_error"] == "server_error"
+
+
+def test_a_reconnect_to_a_discovered_issuer_leaves_the_old_grant_alone(env):
+    """Without ``independent_grants`` (an issuer known only by discovery) nothing is
+    revoked: such a server may reuse the grant (oidc-provider does in one session)."""
+    assert outcome(connect(env, "ws_1", "reconnects"))["oauthvault_status"] == "connected"
+    revocations = env.provider.stats().get("revocation", 0)
+    assert outcome(connect(env, "ws_1", "reconnects"))["oauthvault_status"] == "connected"
+    assert env.provider.stats().get("revocation", 0) == revocations

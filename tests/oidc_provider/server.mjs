@@ -48,6 +48,7 @@ const issued = [];
 let issuedProvider = null; // set once the provider exists
 const bump = (key) => { stats[key] = (stats[key] ?? 0) + 1; };
 let failPlan = null; // { status?, delayMs?, remaining }: applies to the next token requests
+let failRevocations = 0; // the next this many revocation requests answer 503
 
 async function readForm(req) {
   const chunks = [];
@@ -69,6 +70,10 @@ async function testEndpoints(ctx) {
   } else if (route === 'POST /__test__/reset') {
     for (const key of Object.keys(stats)) delete stats[key];
     failPlan = null;
+    failRevocations = 0;
+    ctx.body = { ok: true };
+  } else if (route === 'POST /__test__/fail-revocations') {
+    failRevocations = Number(ctx.query.count ?? 1);
     ctx.body = { ok: true };
   } else if (route === 'POST /__test__/fail') {
     const chunks = [];
@@ -121,7 +126,13 @@ async function tokenEndpoint(ctx, next) {
   const value = ctx.status === 200 ? ctx.body?.access_token : undefined;
   if (value && issuedProvider) {
     const token = await issuedProvider.AccessToken.find(value);
-    issued.push({ token: value, account: token?.accountId ?? null, at: Date.now() / 1000, grant: grantType });
+    issued.push({
+      token: value,
+      refresh: ctx.body?.refresh_token ?? null,
+      account: token?.accountId ?? null,
+      at: Date.now() / 1000,
+      grant: grantType,
+    });
   }
 }
 
@@ -271,6 +282,14 @@ provider.use(async (ctx, next) => {
   if (ctx.path.startsWith('/__test__/')) return testEndpoints(ctx);
   if (ctx.path.startsWith('/interaction/')) return interactions(provider, ctx);
   if (ctx.method === 'POST' && ctx.path === '/token') return tokenEndpoint(ctx, next);
+  if (ctx.method === 'POST' && ctx.path === '/token/revocation' && failRevocations > 0) {
+    failRevocations -= 1;
+    bump('revocation');
+    bump('revocation_failed');
+    ctx.status = 503;
+    ctx.body = { error: 'temporarily_unavailable', error_description: 'injected test failure' };
+    return undefined;
+  }
   if (ctx.path === '/auth' || ctx.path === '/request') await promptConsentForOfflineAccess(ctx);
   await next();
   if (ctx.method === 'POST' && ctx.path === '/token/revocation') {
