@@ -222,7 +222,8 @@ class OIDCServer:
 
     def issued(self, after: int = 0) -> list[dict[str, Any]]:
         """Every access token issued so far (from the ``after``-th on), in order: ``token``,
-        ``account`` (the subject), ``at`` (epoch seconds) and ``grant``."""
+        ``refresh`` (the refresh token issued with it, or ``None``), ``account`` (the
+        subject), ``at`` (epoch seconds) and ``grant``."""
         return list(self._admin("GET", f"issued?after={after}"))
 
     def reset(self) -> None:
@@ -230,11 +231,22 @@ class OIDCServer:
         self._admin("POST", "reset")
 
     def fail(
-        self, status: int | None = None, *, count: int = 1, delay_ms: int | None = None
+        self,
+        status: int | None = None,
+        *,
+        count: int = 1,
+        delay_ms: int | None = None,
+        html: bool = False,
     ) -> None:
-        """Make the next ``count`` token-endpoint requests fail with ``status`` (JSON error body)
-        and/or stall for ``delay_ms`` first. A delay without a status is then served normally."""
-        self._admin("POST", "fail", {"status": status, "count": count, "delay_ms": delay_ms})
+        """Make the next ``count`` token-endpoint requests fail with ``status`` (JSON error body,
+        or with ``html`` an HTML error page without an error code) and/or stall for ``delay_ms``
+        first. A delay without a status is then served normally."""
+        body = {"status": status, "count": count, "delay_ms": delay_ms, "html": html}
+        self._admin("POST", "fail", body)
+
+    def fail_revocations(self, count: int = 1) -> None:
+        """Make the next ``count`` revocation requests answer 503 (nothing is revoked)."""
+        self._admin("POST", f"fail-revocations?count={count}")
 
     def freeze(self) -> None:
         """Stop the provider's process (SIGSTOP): requests queue in its socket unanswered,

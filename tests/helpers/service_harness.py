@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,23 +90,28 @@ def start_environment(
     auto_approve: bool,
     extra_return_urls: Sequence[str] = (),
     service_settings: str = "",
+    client_options: Mapping[str, Any] | None = None,
+    provider_settings: str = "",
 ) -> tuple[ConnectEnvironment, UvicornThread]:
     """``extra_return_urls`` are allowed return-URL prefixes besides ``{base_url}/app/``;
-    ``service_settings`` are extra TOML lines for the ``[service]`` table."""
+    ``service_settings`` are extra TOML lines for the ``[service]`` table;
+    ``client_options`` override the client's registration at the provider
+    (``client_secret``, ``id_token_signed_response_alg``, ...); ``provider_settings``
+    replace ``issuer = ...`` in ``[providers.local]`` (``{issuer}`` is filled in)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    provider = OIDCServer(
-        auto_approve=auto_approve,
-        clients=[
-            {
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "redirect_uris": [f"{base_url}/oauth/local/callback"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "grant_types": ["authorization_code", "refresh_token"],
-            }
-        ],
-    ).start()
+    client = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": [f"{base_url}/oauth/local/callback"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": ["authorization_code", "refresh_token"],
+        **(client_options or {}),
+    }
+    provider = OIDCServer(auto_approve=auto_approve, clients=[client]).start()
+    provider_table = (provider_settings or 'issuer = "{issuer}"').replace(
+        "{issuer}", provider.issuer
+    )
     api_key, limited_key = generate_api_key(), generate_api_key()
     return_url = f"http://127.0.0.1:{port}/app/done"
     config_path = tmp / "oauthvault.toml"
@@ -126,9 +131,9 @@ sha256 = "{hash_api_key(limited_key)}"
 workspaces = ["ws_other"]
 
 [providers.local]
-issuer = "{provider.issuer}"
+{provider_table}
 client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
+client_secret = "{client["client_secret"]}"
 scopes = ["openid", "email", "offline_access"]
 """)
     settings = Settings.load(

@@ -237,3 +237,45 @@ def test_requests_without_a_valid_key_are_refused(env):
     assert response.headers["www-authenticate"] == "Bearer"
     with env.api("ovk_not-a-real-key") as api:
         assert api.get("/v1/connections", params={"workspace_id": "ws_1"}).status_code == 401
+
+
+def link_without_return_url(env, actor_id):
+    """A connect link whose flow ends on the service's own result page."""
+    body = {"provider": "local", "workspace_id": "ws_1", "actor_id": actor_id}
+    with env.api() as api:
+        response = api.post("/v1/connect-links", json=body)
+    response.raise_for_status()
+    return response.json()["url"]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_provider_5xx_during_the_code_exchange_shows_the_server_error_page(env, pg, status):
+    """Issue 25 (9): an error page of the provider's web server (Django's ``Server Error
+    (500)``) is ``server_error`` as documented, not "busy or down for maintenance"."""
+    actor = f"down_{status}"
+    with httpx.Client(timeout=10) as browser:
+        callback = provider_callback(browser, link_without_return_url(env, actor))
+        env.provider.fail(status, html=True)
+        page = browser.get(callback, follow_redirects=True)
+    assert page.url.path == "/oauth/local/result"
+    assert page.status_code == 502
+    assert "had a problem while you were signing in" in page.text
+    assert "busy or down for maintenance" not in page.text
+    assert stored_count(pg, actor) == 0
+
+
+def test_a_provider_5xx_during_the_code_exchange_is_reported_as_server_error(env):
+    with httpx.Client(timeout=10) as browser:
+        callback = provider_callback(browser, env.connect_link("ws_1", "down_redirect"))
+        env.provider.fail(500, html=True)
+        result = browser.get(callback)
+    assert outcome(result)["oauthvault_error"] == "server_error"
+
+
+def test_a_reconnect_to_a_discovered_issuer_leaves_the_old_grant_alone(env):
+    """Without ``independent_grants`` (an issuer known only by discovery) nothing is
+    revoked: such a server may reuse the grant (oidc-provider does in one session)."""
+    assert outcome(connect(env, "ws_1", "reconnects"))["oauthvault_status"] == "connected"
+    revocations = env.provider.stats().get("revocation", 0)
+    assert outcome(connect(env, "ws_1", "reconnects"))["oauthvault_status"] == "connected"
+    assert env.provider.stats().get("revocation", 0) == revocations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 
 import httpx
 import pytest
@@ -77,3 +78,96 @@ def test_a_bad_id_token_is_refused(token):
     with pytest.raises(ProviderError) as caught:
         verify(token())
     assert caught.value.error == "invalid_id_token"
+
+
+# --- id_tokens MACed with the client secret (OIDC Core §10.1) ------------------------------
+
+SECRET = "a-client-secret-of-the-app"
+
+
+def mac(algorithm="HS256", secret=SECRET, **overrides):
+    from joserfc.errors import SecurityWarning
+    from joserfc.jwk import OctKey
+
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": "client-1", "sub": "alice", "iat": now, "exp": now + 300}
+    claims |= {"nonce": "n-1", **overrides}
+    with warnings.catch_warnings():  # the short-secret case signs with a short key
+        warnings.simplefilter("ignore", SecurityWarning)
+        key = OctKey.import_key(secret.encode())
+    return jwt.encode({"alg": algorithm}, claims, key, algorithms=[algorithm])
+
+
+def verify_with_secret(token, secret=SECRET):
+    async def run():
+        async with httpx.AsyncClient() as http:
+            keys = FixedKeys(http)
+            claims = await verify_id_token(
+                token,
+                issuer=ISSUER,
+                client_id="client-1",
+                nonce="n-1",
+                jwks=keys,
+                client_secret=secret,
+            )
+            return claims, keys.fetches
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512"])
+def test_an_id_token_maced_with_the_client_secret_verifies(algorithm):
+    claims, fetches = verify_with_secret(mac(algorithm))
+    assert claims["sub"] == "alice"
+    assert fetches == 0  # the issuer's keys are not needed
+
+
+def test_a_short_client_secret_still_verifies_without_a_warning():
+    with_short = mac(secret="short")
+    assert verify_with_secret(with_short, secret="short")[0]["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    ("token", "secret"),
+    [
+        pytest.param(mac(secret="another-secret-entirely"), SECRET, id="other-secret"),
+        pytest.param(mac(), None, id="no-secret"),
+        pytest.param(mac(aud="client-2"), SECRET, id="wrong-audience"),
+        pytest.param(mac(nonce="n-2"), SECRET, id="wrong-nonce"),
+    ],
+)
+def test_a_maced_id_token_that_does_not_verify_is_refused(token, secret):
+    with pytest.raises(ProviderError) as caught:
+        verify_with_secret(token, secret=secret)
+    assert caught.value.error == "invalid_id_token"
+    assert SECRET not in str(caught.value)
+
+
+def test_a_public_key_is_never_used_as_a_mac_key():
+    """alg confusion: an HS256 token MACed with the issuer's public key is refused."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def part(value):
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": "client-1", "sub": "mallory", "exp": now + 300, "nonce": "n-1"}
+    signing_input = f"{part({'alg': 'HS256', 'kid': 'k1'})}.{part(claims)}"
+    public = SIGNING.as_pem(private=False)
+    tag = hmac.new(public, signing_input.encode(), hashlib.sha256).digest()
+    forged = f"{signing_input}.{part(tag)}"
+    for secret in (SECRET, None):
+        with pytest.raises(ProviderError) as caught:
+            verify_with_secret(forged, secret=secret)
+        assert caught.value.error == "invalid_id_token"
+
+
+def test_the_invalid_id_token_page_does_not_ask_to_try_again():
+    from oauthvault.service.outcomes import OUTCOMES
+
+    _, message, advice = OUTCOMES["invalid_id_token"].words("Local", "Acme")
+    assert "try again" not in f"{message} {advice}".lower().replace("trying again will not", "")

@@ -48,6 +48,7 @@ const issued = [];
 let issuedProvider = null; // set once the provider exists
 const bump = (key) => { stats[key] = (stats[key] ?? 0) + 1; };
 let failPlan = null; // { status?, delayMs?, remaining }: applies to the next token requests
+let failRevocations = 0; // the next this many revocation requests answer 503
 
 async function readForm(req) {
   const chunks = [];
@@ -69,12 +70,20 @@ async function testEndpoints(ctx) {
   } else if (route === 'POST /__test__/reset') {
     for (const key of Object.keys(stats)) delete stats[key];
     failPlan = null;
+    failRevocations = 0;
+    ctx.body = { ok: true };
+  } else if (route === 'POST /__test__/fail-revocations') {
+    failRevocations = Number(ctx.query.count ?? 1);
     ctx.body = { ok: true };
   } else if (route === 'POST /__test__/fail') {
     const chunks = [];
     for await (const chunk of ctx.req) chunks.push(chunk);
-    const { status, delay_ms: delayMs, count = 1 } = JSON.parse(Buffer.concat(chunks).toString() || '{}');
-    failPlan = count > 0 && (status || delayMs) ? { status, delayMs, remaining: count } : null;
+    const {
+      status, delay_ms: delayMs, count = 1, html = false,
+    } = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+    failPlan = count > 0 && (status || delayMs) ? {
+      status, delayMs, html, remaining: count,
+    } : null;
     ctx.body = { ok: true };
   } else {
     ctx.throw(404);
@@ -99,6 +108,11 @@ async function tokenEndpoint(ctx, next) {
       bump(`${grantType}_failed`);
       bump('injected_failures');
       ctx.status = plan.status;
+      if (plan.html) { // a web framework's own error page, as Django's 500 is
+        ctx.type = 'html';
+        ctx.body = `<h1>Server Error (${plan.status})</h1>`;
+        return;
+      }
       ctx.body = {
         error: plan.status === 503 ? 'temporarily_unavailable' : 'server_error',
         error_description: 'injected test failure',
@@ -112,7 +126,13 @@ async function tokenEndpoint(ctx, next) {
   const value = ctx.status === 200 ? ctx.body?.access_token : undefined;
   if (value && issuedProvider) {
     const token = await issuedProvider.AccessToken.find(value);
-    issued.push({ token: value, account: token?.accountId ?? null, at: Date.now() / 1000, grant: grantType });
+    issued.push({
+      token: value,
+      refresh: ctx.body?.refresh_token ?? null,
+      account: token?.accountId ?? null,
+      at: Date.now() / 1000,
+      grant: grantType,
+    });
   }
 }
 
@@ -233,6 +253,9 @@ const provider = new Provider(issuer, {
   }),
   claims: { openid: ['sub'], profile: ['name'], email: ['email', 'email_verified'] },
   responseTypes: ['code'],
+  // HS256/384/512 too, for a client registered with id_token_signed_response_alg = HS*: its
+  // id_tokens are then MACed with its client secret (OIDC Core 10.1). The default stays RS256.
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'HS256', 'HS384', 'HS512'] },
   pkce: { required: () => true }, // v9 only implements S256, so "S256 only" holds by construction.
   // Refresh token whenever offline_access was granted (same as the default, stated explicitly; the
   // scope survives the authorization request thanks to promptConsentForOfflineAccess above).
@@ -259,6 +282,14 @@ provider.use(async (ctx, next) => {
   if (ctx.path.startsWith('/__test__/')) return testEndpoints(ctx);
   if (ctx.path.startsWith('/interaction/')) return interactions(provider, ctx);
   if (ctx.method === 'POST' && ctx.path === '/token') return tokenEndpoint(ctx, next);
+  if (ctx.method === 'POST' && ctx.path === '/token/revocation' && failRevocations > 0) {
+    failRevocations -= 1;
+    bump('revocation');
+    bump('revocation_failed');
+    ctx.status = 503;
+    ctx.body = { error: 'temporarily_unavailable', error_description: 'injected test failure' };
+    return undefined;
+  }
   if (ctx.path === '/auth' || ctx.path === '/request') await promptConsentForOfflineAccess(ctx);
   await next();
   if (ctx.method === 'POST' && ctx.path === '/token/revocation') {

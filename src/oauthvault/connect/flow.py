@@ -11,6 +11,7 @@ Authlib's; this module decides what is allowed.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,9 +19,16 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
+from oauthvault.connect.revocations import may_revoke, replaced_grant, revoke_quietly
 from oauthvault.connect.state_async import AsyncOAuthStateManager
-from oauthvault.errors import ConfigError, InvalidInput, ProviderError, UnknownProvider
-from oauthvault.models import TokenKey
+from oauthvault.errors import (
+    ConfigError,
+    InvalidInput,
+    ProviderError,
+    UnknownProvider,
+    VaultError,
+)
+from oauthvault.models import TokenKey, TokenSet
 from oauthvault.oauth.client_auth import client_secret_for
 from oauthvault.oauth.idtoken import JWKSCache, verify_id_token
 from oauthvault.oauth.pkce import PKCEPair
@@ -265,32 +273,75 @@ class AsyncConnector:
         from_callback = pick_params(spec.connection_params, "callback", params, provider=spec.name)
         result = await self._redeem(config, spec, request, code)
         token = result.token or {}
+        issued = _issued(token, {**request.params, **from_callback, **result.params})
+        try:
+            claims, from_identity = await self._check(config, spec, request, token)
+        except ProviderError:
+            # The tokens are thrown away: they must not stay live at the provider.
+            if issued is not None and may_revoke(spec):
+                await revoke_quietly(config, issued, self._http, why="discarded tokens")
+            raise
+        assert issued is not None  # noqa: S101 - _check refuses an answer without a token
+        replaced = None
+        if may_revoke(spec):
+            replaced = await self._stored(request)
+        await self._vault.store_tokens(
+            request.provider,
+            request.workspace_id,
+            request.actor_id,
+            issued.access_token,
+            issued.refresh_token,
+            token.get("expires_in"),
+            token.get("scope"),
+            params={**issued.params, **from_identity},
+            token_response=result.response,
+        )
+        # Only now, with the new grant stored, and never one that shares a token with it.
+        old = replaced_grant(replaced, issued)
+        if old is not None:
+            await revoke_quietly(config, old, self._http, why="the replaced grant")
+        return claims
+
+    async def _check(
+        self,
+        config: ProviderConfig,
+        spec: ProviderSpec,
+        request: AuthorizationState,
+        token: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The verified id_token claims and the identity parameters of a code exchange's
+        answer.
+
+        Raises:
+            ProviderError: the id_token does not verify, there is no access token, or
+                the identity lookup failed.
+        """
         claims: dict[str, Any] = {}
         id_token = token.get("id_token")
         if isinstance(id_token, str) and spec.issuer is not None:
+            secret = config.client_secret
             claims = await verify_id_token(
                 id_token,
                 issuer=spec.issuer,
                 client_id=config.client_id,
                 nonce=request.nonce,
                 jwks=self._jwks,
+                client_secret=secret.get_secret_value() if secret else None,
             )
         access_token = token.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise ProviderError("invalid_token_response", "no access_token in the answer")
-        from_identity = await self._identity(spec, access_token)
-        await self._vault.store_tokens(
-            request.provider,
-            request.workspace_id,
-            request.actor_id,
-            access_token,
-            token.get("refresh_token"),
-            token.get("expires_in"),
-            token.get("scope"),
-            params={**request.params, **from_callback, **result.params, **from_identity},
-            token_response=result.response,
-        )
-        return claims
+        return claims, await self._identity(spec, access_token)
+
+    async def _stored(self, request: AuthorizationState) -> TokenSet | None:
+        """The connection this flow is about to replace, if it can be read."""
+        try:
+            return await self._vault.get_stored_tokens(
+                request.provider, request.workspace_id, request.actor_id
+            )
+        except VaultError as error:  # then nothing is revoked; the connect goes on
+            logger.warning("cannot read the connection a reconnect replaces: %s", error)
+            return None
 
     async def _redeem(
         self, config: ProviderConfig, spec: ProviderSpec, request: AuthorizationState, code: str
@@ -308,15 +359,7 @@ class AsyncConnector:
         result: GrantResult = await run_async(flow, self._http)
         if result.outcome == "ok":
             return result
-        if result.error in ("unreachable", "no_answer") or (result.error or "").startswith(
-            "http_5"
-        ):
-            raise ProviderError(
-                "temporarily_unavailable", f"token request failed: {result.description}"
-            )
-        raise ProviderError(
-            (result.error or "invalid_grant")[:100], (result.description or "")[:300] or None
-        )
+        raise ProviderError(_exchange_error(result.error), (result.description or "")[:300] or None)
 
     async def _identity(self, spec: ProviderSpec, access_token: str) -> dict[str, str]:
         """The ``identity`` connection parameters, from one call to ``identity_endpoint``."""
@@ -336,6 +379,34 @@ class AsyncConnector:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _issued(token: Mapping[str, Any], params: Mapping[str, str]) -> TokenSet | None:
+    """The tokens a code exchange issued, or ``None`` without an access token."""
+    access_token = token.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        return None
+    refresh_token = token.get("refresh_token")
+    return TokenSet(
+        access_token,
+        refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        None,
+        None,
+        params=dict(params),
+    )
+
+
+def _exchange_error(error: str | None) -> str:
+    """The outcome code of a failed code exchange: a 5xx answer without an error code is
+    ``server_error`` (the provider failed), a 429 or no answer at all is
+    ``temporarily_unavailable``; an error code the provider sent is passed on."""
+    if error is None:
+        return "invalid_grant"
+    if re.fullmatch(r"http_5[0-9][0-9]", error):
+        return "server_error"
+    if error in ("http_429", "unreachable", "no_answer"):
+        return "temporarily_unavailable"
+    return error[:100]
 
 
 def _spec(config: ProviderConfig) -> ProviderSpec:

@@ -1,14 +1,22 @@
-"""Verifying an OpenID Connect id_token: signature by the issuer's JWKS, iss, aud, nonce, exp."""
+"""Verifying an OpenID Connect id_token: the signature, iss, aud, nonce and exp.
+
+An id_token signed with an asymmetric key is checked against the issuer's JWKS. One whose
+header says ``HS256``, ``HS384`` or ``HS512`` is checked with the client secret, whose UTF-8
+octets are the MAC key (OpenID Connect Core 1.0 §10.1); without a client secret it is
+refused. The header's ``alg`` only picks which of the two key sources is used: each
+accepts only its own family of algorithms, so a public key can never act as a MAC key.
+"""
 
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import httpx
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc import jws, jwt
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import KeySet, OctKey
 
 from oauthvault.errors import ProviderError
 from oauthvault.providers.discovery import discovery_url
@@ -16,6 +24,12 @@ from oauthvault.providers.discovery import discovery_url
 __all__ = ["JWKSCache", "verify_id_token"]
 
 _JWKS_TTL = 3600.0
+#: Signed with the client secret (OIDC Core §10.1).
+_MAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+#: Signed with one of the issuer's published keys.
+_KEY_ALGORITHMS = tuple(
+    "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA Ed25519".split()
+)
 
 
 class JWKSCache:
@@ -42,21 +56,27 @@ class JWKSCache:
 
 
 async def verify_id_token(
-    id_token: str, *, issuer: str, client_id: str, nonce: str | None, jwks: JWKSCache
+    id_token: str,
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str | None,
+    jwks: JWKSCache,
+    client_secret: str | None = None,
 ) -> dict[str, Any]:
     """The claims of a valid id_token.
 
     Raises:
         ProviderError: ``invalid_id_token`` for a bad signature, issuer, audience, nonce or
-            lifetime (one key-set refresh is tried first, for a rotated signing key).
+            lifetime (one key-set refresh is tried first, for a rotated signing key), or an
+            ``HS*`` token when there is no ``client_secret``; ``temporarily_unavailable``
+            when the issuer's keys cannot be fetched.
     """
-    for refresh in (False, True):
-        try:
-            token = jwt.decode(id_token, await jwks.keys(issuer, refresh=refresh))
-            break
-        except JoseError:
-            if refresh:
-                raise ProviderError("invalid_id_token", "signature does not verify") from None
+    algorithm = _algorithm(id_token)
+    if algorithm in _MAC_ALGORITHMS:
+        token = _verify_mac(id_token, algorithm, client_secret)
+    else:
+        token = await _verify_signature(id_token, issuer, jwks)
     claims: dict[str, Any] = dict(token.claims)
     registry = jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": issuer},
@@ -69,3 +89,38 @@ async def verify_id_token(
     except JoseError as error:
         raise ProviderError("invalid_id_token", f"{type(error).__name__}") from None
     return claims
+
+
+def _algorithm(id_token: str) -> str | None:
+    """The ``alg`` of the token's protected header (not yet trusted), if it reads."""
+    try:
+        header = jws.extract_compact(id_token.encode("ascii")).protected
+    except (JoseError, UnicodeEncodeError, ValueError):
+        return None
+    algorithm = header.get("alg")
+    return algorithm if isinstance(algorithm, str) else None
+
+
+def _verify_mac(id_token: str, algorithm: str, client_secret: str | None) -> jwt.Token:
+    if not client_secret:
+        raise ProviderError("invalid_id_token", f"{algorithm} needs the client secret")
+    try:
+        with warnings.catch_warnings():
+            # A short secret is the provider's to choose; it is still the only key there is.
+            warnings.simplefilter("ignore", SecurityWarning)
+            key = OctKey.import_key(client_secret.encode("utf-8"))
+        return jwt.decode(id_token, key, algorithms=[algorithm])
+    except (JoseError, ValueError):
+        raise ProviderError("invalid_id_token", "signature does not verify") from None
+
+
+async def _verify_signature(id_token: str, issuer: str, jwks: JWKSCache) -> jwt.Token:
+    for refresh in (False, True):
+        try:
+            return jwt.decode(
+                id_token, await jwks.keys(issuer, refresh=refresh), algorithms=_KEY_ALGORITHMS
+            )
+        except (JoseError, ValueError):
+            if refresh:
+                raise ProviderError("invalid_id_token", "signature does not verify") from None
+    raise AssertionError("unreachable")  # pragma: no cover

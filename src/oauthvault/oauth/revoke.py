@@ -14,6 +14,7 @@ when it refused or could not be reached, ``None`` when it has no revocation endp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Generator
@@ -29,7 +30,7 @@ from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import pick
 from oauthvault.providers.spec import ProviderSpec
 
-__all__ = ["revocation_request", "revoke_grant", "revoke_grant_async"]
+__all__ = ["revocation_request", "revoke_grant", "revoke_grant_async", "revoke_tokens_async"]
 
 logger = logging.getLogger("oauthvault.providers")
 
@@ -137,4 +138,29 @@ async def revoke_grant_async(
     """The asyncio twin of :func:`revoke_grant`."""
     async with httpx.AsyncClient(timeout=timeout) as http:
         result: bool | None = await run_async(_revocation(config, tokens), http)
+    return result
+
+
+def _every_token(
+    config: ProviderConfig, tokens: TokenSet
+) -> Generator[HttpRequest, HttpResponse, bool | None]:
+    """The refresh token's revocation, then (RFC 7009) the access token's too, for a
+    provider that keeps an access token alive after its refresh token is revoked."""
+    revoked = yield from _revocation(config, tokens)
+    spec = config.spec_for(tokens.params)
+    if tokens.refresh_token and spec.revocation_method == "rfc7009":
+        access_only = dataclasses.replace(tokens, refresh_token=None)
+        access_revoked = yield from _revocation(config, access_only)
+        revoked = bool(revoked and access_revoked)
+    return revoked
+
+
+async def revoke_tokens_async(
+    config: ProviderConfig, tokens: TokenSet, http: httpx.AsyncClient
+) -> bool | None:
+    """Revoke ``tokens`` with ``http``: the refresh token (or the token the catalog's
+    ``revocation_request`` names), then with RFC 7009 the access token as well. ``True``
+    only when the provider confirmed each, ``None`` when it cannot revoke; failures are
+    logged (never a token) and never raised."""
+    result: bool | None = await run_async(_every_token(config, tokens), http)
     return result

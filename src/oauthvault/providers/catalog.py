@@ -89,13 +89,14 @@ CATALOG_KEYS = CATALOG_REQUIRED | set(
     userinfo_endpoint issuer extra_authorize_params client_secret_kind access_token_lifetime
     refresh_token_idle_expiry_days connection_params token_params refresh_params token_body
     refresh_endpoint token_path secondary_token_path success_field dead_grant_errors
-    error_fields expiry introspection_endpoint identity_endpoint client_credentials""".split()
+    error_fields expiry introspection_endpoint identity_endpoint client_credentials
+    independent_grants""".split()
 )
 #: Spec keys a ``[providers.<name>]`` table of a provider outside the catalog may set.
 CUSTOM_KEYS = frozenset(
     """display_name authorization_endpoint token_endpoint revocation_endpoint userinfo_endpoint
     issuer scope_separator token_endpoint_auth_method pkce refresh_tokens access_token_lifetime
-    refresh_token_idle_expiry_days""".split()
+    refresh_token_idle_expiry_days independent_grants""".split()
 )
 
 
@@ -228,6 +229,7 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         identity_endpoint=urls.get("identity_endpoint"),
         revocation_request=revocation,
         client_credentials=reader.boolean("client_credentials") is True,
+        independent_grants=reader.boolean("independent_grants") is True,
         access_token_lifetime=reader.positive_int("access_token_lifetime"),
         refresh_token_idle_expiry_days=reader.positive_int("refresh_token_idle_expiry_days"),
         client_secret_kind=reader.choice("client_secret_kind", _SECRET_KINDS),

@@ -133,6 +133,9 @@ class ProviderSpec:
     identity_endpoint: str | None = None
     revocation_request: RevocationRequest | None = None
     client_credentials: bool = False
+    #: Each authorization gets a grant of its own, and revoking a token ends only its own
+    #: grant: tokens the connect flow discards, and the grant a reconnect replaces, are revoked.
+    independent_grants: bool = False
     access_token_lifetime: int | None = None
     refresh_token_idle_expiry_days: int | None = None
     client_secret_kind: ClientSecretKind | None = None

@@ -29,6 +29,7 @@ Tone = Literal["good", "warn", "bad"]
 _AGAIN = "Go back to {product} and try again."
 _SUPPORT = "Go back to {product}; if it happens again, tell its support team."
 _LATER = "Wait a few minutes, then go back to {product} and try again."
+_NO_RETRY = "Trying again will not help: tell {product}'s support team."
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +112,12 @@ OUTCOMES: dict[str, Outcome] = {
         _AGAIN,
         "bad",
     ),
+    # A signature or claim that does not verify now will not verify on a retry either.
     "invalid_id_token": Outcome(
         400,
         "Connection failed",
         "The answer from {provider} could not be verified.",
-        _AGAIN,
+        _NO_RETRY,
         "bad",
     ),
     "interaction_required": Outcome(
