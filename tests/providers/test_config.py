@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from pathlib import Path
 
@@ -195,6 +197,47 @@ def test_issuer_only_provider_awaits_discovery(write):
     with pytest.raises(ConfigError) as caught:
         corp.resolved(ProviderSpec("x", "x", "https://a.example/a", "https://a.example/t"))
     assert caught.value.setting == "providers.corp.issuer"
+
+
+def test_what_metadata_cannot_say_is_set_in_the_table(write):
+    """A server's refresh-token behaviour and whether its grants are independent are not
+    published: an issuer-only table (or a catalog one) may say them; unset, a discovered
+    server is rotating, and its replaced grants are kept."""
+    path = write(
+        """
+        [providers.dot]
+        issuer = "https://dot.example.com/o"
+        refresh_tokens = "static"
+        independent_grants = true
+        client_id = "dot-app"
+        client_secret = "dot-secret"
+
+        [providers.plain]
+        issuer = "https://plain.example.com"
+        client_id = "plain-app"
+        client_secret = "plain-secret"
+
+        [providers.bad]
+        issuer = "https://bad.example.com"
+        refresh_tokens = "sometimes"
+        client_id = "bad-app"
+        client_secret = "bad-secret"
+        """
+    )
+    discovered = ProviderSpec("x", "x", "https://a.example/a", "https://a.example/t")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert caught.value.setting.endswith("providers.bad.refresh_tokens")
+    path.write_text(path.read_text().split("[providers.bad]")[0])
+    configs = load(path)
+    dot = configs["dot"].resolved(
+        dataclasses.replace(discovered, issuer="https://dot.example.com/o")
+    ).spec
+    assert dot.refresh_tokens == "static" and dot.independent_grants is True
+    plain = configs["plain"].resolved(
+        dataclasses.replace(discovered, issuer="https://plain.example.com")
+    ).spec
+    assert plain.refresh_tokens == "rotating" and plain.independent_grants is False
 
 
 def test_issuer_only_provider_takes_overrides_on_top_of_discovery(write):

@@ -2,7 +2,11 @@
 
 A catalog provider and one found by discovery take the same overrides: ``display_name``,
 any endpoint of :data:`~oauthvault.providers.spec.ENDPOINT_KEYS` (a corporate proxy, a test
-double, an endpoint the provider's metadata leaves out) and ``revocation_method``. The table
+double, an endpoint the provider's metadata leaves out), ``revocation_method``, and what
+the operator knows of the server's behaviour that no metadata publishes:
+``refresh_tokens`` (``static`` only when the server documents it; unknown is rotating) and
+``independent_grants`` (each authorization is a grant of its own, so a replaced one may be
+revoked). The table
 is read once, at load time (:func:`read_overrides`); :meth:`SpecOverrides.apply` is pure, so
 a discovered spec gets them whenever discovery runs.
 """
@@ -19,6 +23,7 @@ from oauthvault.errors import ConfigError
 from oauthvault.providers.spec import (
     ENDPOINT_KEYS,
     ProviderSpec,
+    RefreshTokens,
     RevocationMethod,
     placeholders_in,
 )
@@ -27,7 +32,10 @@ from oauthvault.providers.tables import TableReader
 __all__ = ["OVERRIDE_KEYS", "SpecOverrides", "read_overrides"]
 
 #: The keys of a provider table that override its spec.
-OVERRIDE_KEYS = frozenset({"display_name", "revocation_method", *ENDPOINT_KEYS})
+OVERRIDE_KEYS = frozenset(
+    {"display_name", "revocation_method", "refresh_tokens", "independent_grants", *ENDPOINT_KEYS}
+)
+_REFRESH: tuple[RefreshTokens, ...] = ("none", "static", "rotating")
 # A custom revocation needs a catalog entry's revocation_request: a table can only pick RFC 7009.
 _METHODS: tuple[RevocationMethod, ...] = ("rfc7009",)
 
@@ -39,6 +47,8 @@ class SpecOverrides:
     display_name: str | None = None
     endpoints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     revocation_method: RevocationMethod | None = None
+    refresh_tokens: RefreshTokens | None = None
+    independent_grants: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoints", MappingProxyType(dict(self.endpoints)))
@@ -50,6 +60,10 @@ class SpecOverrides:
         changes: dict[str, Any] = dict(self.endpoints)
         if self.display_name is not None:
             changes["display_name"] = self.display_name
+        if self.refresh_tokens is not None:
+            changes["refresh_tokens"] = self.refresh_tokens
+        if self.independent_grants is not None:
+            changes["independent_grants"] = self.independent_grants
         if "revocation_endpoint" in self.endpoints:
             method = self.revocation_method or spec.revocation_method or "rfc7009"
             changes["revocation_method"] = method
@@ -85,4 +99,10 @@ def read_overrides(
     method = reader.choice("revocation_method", _METHODS)
     if method is not None and "revocation_endpoint" not in urls:
         raise ConfigError(reader.setting("revocation_method"), "goes with revocation_endpoint")
-    return SpecOverrides(reader.text("display_name"), urls, method)
+    return SpecOverrides(
+        reader.text("display_name"),
+        urls,
+        method,
+        reader.choice("refresh_tokens", _REFRESH),
+        reader.boolean("independent_grants"),
+    )
