@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 from pathlib import Path
 
@@ -230,13 +229,17 @@ def test_what_metadata_cannot_say_is_set_in_the_table(write):
     assert caught.value.setting.endswith("providers.bad.refresh_tokens")
     path.write_text(path.read_text().split("[providers.bad]")[0])
     configs = load(path)
-    dot = configs["dot"].resolved(
-        dataclasses.replace(discovered, issuer="https://dot.example.com/o")
-    ).spec
+    dot = (
+        configs["dot"]
+        .resolved(dataclasses.replace(discovered, issuer="https://dot.example.com/o"))
+        .spec
+    )
     assert dot.refresh_tokens == "static" and dot.independent_grants is True
-    plain = configs["plain"].resolved(
-        dataclasses.replace(discovered, issuer="https://plain.example.com")
-    ).spec
+    plain = (
+        configs["plain"]
+        .resolved(dataclasses.replace(discovered, issuer="https://plain.example.com"))
+        .spec
+    )
     assert plain.refresh_tokens == "rotating" and plain.independent_grants is False
 
 
