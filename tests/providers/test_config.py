@@ -346,7 +346,8 @@ def test_catalog_tables_take_the_same_overrides(write):
         ("introspection_endpoint = 5", "introspection_endpoint"),
         ('display_name = " padded "', "display_name"),
         ("display_name = true", "display_name"),
-        ('refresh_tokens = "none"', "refresh_tokens"),
+        ('refresh_tokens = "sometimes"', "refresh_tokens"),
+        ("pkce = false", "pkce"),
         ('token_endpont = "https://a.example/t"', "token_endpont"),
     ],
 )
