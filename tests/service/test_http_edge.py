@@ -3,12 +3,34 @@ headers every answer carries (issue 26)."""
 
 from __future__ import annotations
 
+import base64
+import re
+
 import httpx
 import pytest
+
+from oauthvault.service.admin_session import generate_admin_credential, hash_admin_credential
+
+CREDENTIAL = generate_admin_credential()
+# The service (``env``) with the admin console on.
+pytestmark = pytest.mark.env_options(
+    service_settings=f'\n[admin]\ncredential_sha256 = "{hash_admin_credential(CREDENTIAL)}"'
+)
 
 IDS = {"provider": "local", "workspace_id": "ws_edge", "actor_id": "erin"}
 
 UNDECODABLE = ("%ff%fe", "%c3%28", "%ED%A0%80")
+
+
+def signed_in(env) -> httpx.Client:
+    """A client with an admin session."""
+    client = httpx.Client(base_url=env.base_url, timeout=10)
+    form = client.get("/admin/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert found is not None
+    answer = client.post("/admin/login", data={"csrf": found[1], "credential": CREDENTIAL})
+    assert answer.status_code in (302, 303), answer.text
+    return client
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, object]:
@@ -44,3 +66,22 @@ def test_body_ids_that_are_not_utf8_are_refused(env, body):
         for path in ("/v1/connections/refresh", "/v1/connect-links"):
             answer = api.post(path, content=body, headers={"content-type": "application/json"})
             assert problem(answer, 422)["code"] in ("invalid_input", "invalid_request")
+
+
+def test_inputs_that_broke_parsers_are_clean_4xx_answers(env):
+    """A non-ASCII digit as min_ttl, an audit ``since`` that underflows in UTC, and an
+    admin cursor nested deeper than the JSON parser's recursion limit: never a 500."""
+    with env.api() as api:
+        ttl = api.get("/v1/connections/token", params={**IDS, "min_ttl": "\u00b2"})
+        assert problem(ttl, 422)["code"] == "invalid_request"
+        since = api.get(
+            "/v1/audit",
+            params={"workspace_id": "ws_edge", "since": "0001-01-01T01:00:53+04:05"},
+        )
+        assert problem(since, 422)["code"] == "invalid_request"
+    cursor = base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
+    admin = signed_in(env)
+    page = admin.get("/admin/connections", params={"after": cursor})
+    admin.close()
+    assert page.status_code < 500, page.text  # the page, saying the cursor is wrong
+    assert "Traceback" not in page.text and "is not a page of this listing" in page.text
