@@ -85,3 +85,11 @@ def test_inputs_that_broke_parsers_are_clean_4xx_answers(env):
     admin.close()
     assert page.status_code < 500, page.text  # the page, saying the cursor is wrong
     assert "Traceback" not in page.text and "is not a page of this listing" in page.text
+
+
+def test_no_redirect_takes_its_host_from_the_request(env):
+    """A trailing slash is not redirected (to an address built from a forged Host)."""
+    for path in ("/admin/", "/healthz/", "/v1/connections/"):
+        answer = httpx.get(f"{env.base_url}{path}", headers={"Host": "evil.example"})
+        assert "evil.example" not in answer.headers.get("location", ""), path
+        assert problem(answer, 404)["code"] == "not_found"

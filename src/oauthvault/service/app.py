@@ -80,6 +80,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         version=__version__,
         summary="OAuth connect flows and an encrypted token vault for multi-tenant backends.",
         lifespan=lifespan,
+        # Starlette's trailing-slash redirect builds its Location from the Host header.
+        redirect_slashes=False,
     )
     collector = VaultCollector(
         vault.cache_info,
