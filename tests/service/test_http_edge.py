@@ -93,3 +93,26 @@ def test_no_redirect_takes_its_host_from_the_request(env):
         answer = httpx.get(f"{env.base_url}{path}", headers={"Host": "evil.example"})
         assert "evil.example" not in answer.headers.get("location", ""), path
         assert problem(answer, 404)["code"] == "not_found"
+
+
+def test_answers_carrying_secrets_are_not_stored_or_sniffed(env):
+    with env.api() as api:
+        link = api.post("/v1/connect-links", json={**IDS, "return_url": env.return_url})
+        stored = api.put("/v1/connections", json={**IDS, "access_token": "A", "expires_in": 600})
+        token = api.get("/v1/connections/token", params=IDS)
+        refused = api.get("/v1/connections/token", params={**IDS, "actor_id": "nobody"})
+    page = httpx.get(f"{env.base_url}/oauth/local/authorize", params={"link": "used"})
+    for answer in (link, stored, token, refused, page):
+        assert answer.status_code < 500, answer.text
+        assert answer.headers["cache-control"] == "no-store", answer.request.url
+        assert answer.headers["x-content-type-options"] == "nosniff", answer.request.url
+
+
+def test_the_docs_pages_cannot_be_framed_and_run_only_their_own_scripts(env):
+    for path in ("/docs", "/redoc"):
+        answer = httpx.get(f"{env.base_url}{path}")
+        assert answer.status_code == 200
+        assert answer.headers["x-frame-options"] == "DENY"
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+        assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]

@@ -4,18 +4,45 @@ A pure ASGI middleware (it sees the raw request, before Starlette decodes it):
 
 - a query string of ``/v1`` that is not UTF-8 text (``%ff``, an encoded lone surrogate) is
   refused as ``422 invalid_input`` naming the argument, since Starlette would decode it with
-  replacement characters and distinct byte strings would reach the same connection.
+  replacement characters and distinct byte strings would reach the same connection;
+- every answer carries ``X-Content-Type-Options: nosniff``; those of ``/v1``, ``/oauth`` and
+  ``/admin`` (tokens, link secrets, pages) ``Cache-Control: no-store`` unless they set
+  their own; ``/docs`` and ``/redoc`` a Content-Security-Policy allowing only the
+  package's own scripts (and the page's inline one, by its hash) and no framing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from urllib.parse import unquote_to_bytes
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oauthvault.service.problems import problem_response
 
-__all__ = ["HttpEdge", "undecodable_argument"]
+__all__ = ["HttpEdge", "docs_policy", "undecodable_argument"]
+
+_NO_STORE = ("/v1/", "/oauth/", "/admin")
+_DOCS = ("/docs", "/redoc")
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+def docs_policy(page: bytes) -> str:
+    """The Content-Security-Policy of a documentation page: its scripts come from this
+    origin, or are the page's own inline ones (by hash); Swagger UI and ReDoc style
+    elements as they render (inline styles); nothing may frame it."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(page)
+    )
+    return (
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 def undecodable_argument(query: bytes) -> str | None:
@@ -43,6 +70,10 @@ class HttpEdge:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if path in _DOCS:
+            await self.app(scope, receive, _docs_sender(send))
+            return
+        send = _secured_sender(send, path.startswith(_NO_STORE))
         if path.startswith("/v1/"):
             argument = undecodable_argument(scope.get("query_string", b""))
             if argument is not None:
@@ -56,3 +87,36 @@ class HttpEdge:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _secured_sender(send: Send, no_store: bool) -> Send:
+    async def sender(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            headers.setdefault("X-Content-Type-Options", "nosniff")
+            if no_store:
+                headers.setdefault("Cache-Control", "no-store")
+        await send(message)
+
+    return sender
+
+
+def _docs_sender(send: Send) -> Send:
+    """Holds a docs page back until its body is whole, to hash its inline script."""
+    held: list[Message] = []
+
+    async def sender(message: Message) -> None:
+        held.append(message)
+        if message["type"] != "http.response.body" or message.get("more_body", False):
+            return
+        page = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+        for part in held:
+            if part["type"] == "http.response.start":
+                headers = MutableHeaders(scope=part)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Content-Security-Policy"] = docs_policy(page)
+            await send(part)
+        held.clear()
+
+    return sender
