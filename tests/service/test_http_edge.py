@@ -90,7 +90,8 @@ def test_inputs_that_broke_parsers_are_clean_4xx_answers(env):
 def test_no_redirect_takes_its_host_from_the_request(env):
     """A trailing slash is not redirected (to an address built from a forged Host)."""
     for path in ("/admin/", "/healthz/", "/v1/connections/"):
-        answer = httpx.get(f"{env.base_url}{path}", headers={"Host": "evil.example"})
+        forged = {"Host": "evil.example", "Authorization": f"Bearer {env.api_key}"}
+        answer = httpx.get(f"{env.base_url}{path}", headers=forged)
         assert "evil.example" not in answer.headers.get("location", ""), path
         assert problem(answer, 404)["code"] == "not_found"
 
@@ -116,3 +117,89 @@ def test_the_docs_pages_cannot_be_framed_and_run_only_their_own_scripts(env):
         policy = answer.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
         assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+
+
+def test_a_query_of_a_million_characters_is_a_problem_not_a_plain_400(env):
+    import socket
+
+    port = int(env.base_url.rsplit(":", 1)[1])
+    for size in (20_000, 1_000_000):  # httpx itself refuses a query over 64 KiB: a socket
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(
+                f"GET /v1/connections/token?provider=local&workspace_id=w&actor_id={'a' * size}"
+                f" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            )
+            answer = b""
+            while more := connection.recv(65_536):
+                answer += more
+        assert answer.startswith(b"HTTP/1.1 414"), answer[:300]
+        assert b"content-type: application/problem+json" in answer
+        assert b'"code":"uri_too_long"' in answer
+    with env.api() as api:
+        fits = api.get("/v1/connections/token", params={**IDS, "actor_id": "\U0001f600" * 255})
+        assert fits.status_code == 404, fits.text  # the longest id's query still fits
+
+
+def raw_post(env, path: str, headers: str, length: int, sent: int) -> tuple[bytes, int]:
+    """POST ``path`` declaring ``length`` bytes of body and sending at most ``sent``; the
+    server's answer and how many body bytes went out before it came."""
+    import socket
+
+    port = int(env.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n{headers}\r\n".encode()
+        )
+        chunk, went = b"x" * 65_536, 0
+        connection.settimeout(0.05)
+        answer = b""
+        while went < sent:
+            try:
+                answer = connection.recv(65_536)
+            except TimeoutError:
+                pass
+            if answer:
+                break
+            connection.sendall(chunk)
+            went += len(chunk)
+        connection.settimeout(10)
+        while b"\r\n\r\n" not in answer:
+            more = connection.recv(65_536)
+            if not more:
+                break
+            answer += more
+    return answer, went
+
+
+def test_the_api_key_is_checked_before_the_body_is_read(env):
+    """An unauthenticated 20 MB body is answered 401 before the client sent it all."""
+    answer, went = raw_post(env, "/v1/connections/refresh", "", 20_000_000, 2_000_000)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"application/problem+json" in answer
+    assert went < 2_000_000
+
+
+def test_a_body_over_the_limit_is_413_with_a_valid_key(env):
+    with env.api() as api:
+        declared = api.post("/v1/connections/refresh", content=b"{" + b" " * 1_048_576 + b"}")
+        assert problem(declared, 413)["code"] == "payload_too_large"
+
+        def chunks():  # no Content-Length: counted as it is read
+            yield b'{"provider": "local", "workspace_id": "ws_edge", "actor_id": "'
+            for _ in range(40):
+                yield b"a" * 65_536
+            yield b'"}'
+
+        streamed = api.post(
+            "/v1/connections/refresh",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert problem(streamed, 413)["code"] == "payload_too_large"
+    form = httpx.post(
+        f"{env.base_url}/oauth/local/callback",
+        content=b"state=" + b"s" * 70_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 413
