@@ -20,6 +20,7 @@ from oauthvault import Settings
 from oauthvault.service import create_app
 from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from oauthvault.service.config import load_service_config
+from oauthvault.service.edge import MAX_REQUEST_HEAD
 
 from tests.helpers.net import free_port
 from tests.helpers.oidc_server import OIDCServer
@@ -33,7 +34,15 @@ class UvicornThread:
 
     def __init__(self, app: Any, port: int) -> None:
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+            # As `oauthvault serve` runs it (the limit of a request's head).
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="on",
+                h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

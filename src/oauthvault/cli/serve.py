@@ -23,6 +23,7 @@ def serve(context: click.Context, host: str, port: int) -> None:
 
     from oauthvault.service import create_app
     from oauthvault.service.config import service_config_from
+    from oauthvault.service.edge import MAX_REQUEST_HEAD
 
     settings = load_settings(context)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a comparison
@@ -47,4 +48,11 @@ def serve(context: click.Context, host: str, port: int) -> None:
         )
     logging.getLogger("oauthvault.access").setLevel(logging.INFO)
     # uvicorn's access log prints query strings (codes, states, link tokens): ours does not.
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+    )

@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import Histogram
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from oauthvault.connect.flow import AsyncConnector
@@ -37,6 +36,7 @@ from oauthvault.service.schemas import (
     AccessTokenResponse,
     AuditPage,
     AuditRecord,
+    AuditSince,
     ClientCredentialsRequest,
     ClientCredentialsResponse,
     ConnectionRef,
@@ -101,7 +101,7 @@ def _token_query(request: Request) -> tuple[str, str, str, int]:
     min_ttl = 60
     if "min_ttl" in query:
         raw = query["min_ttl"]
-        if raw.isdigit() and int(raw) <= 3600:
+        if raw.isascii() and raw.isdigit() and int(raw) <= 3600:  # not "²" (isdigit)
             min_ttl = int(raw)
         else:
             errors.append(
@@ -319,7 +319,7 @@ def create_api_router(
         provider: Annotated[str | None, Query(json_schema_extra=PROVIDER_RULES)] = None,
         actor_id: Annotated[str | None, Query(json_schema_extra=ACTOR_RULES)] = None,
         since: Annotated[
-            AwareDatetime | None, Query(description="Only entries at or after this time.")
+            AuditSince | None, Query(description="Only entries at or after this time.")
         ] = None,
         after: Annotated[int, Query(ge=0, description="The `next_after` of the page before.")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -25,6 +25,7 @@ from oauthvault.service.admin_session import AdminSessions
 from oauthvault.service.api import create_api_router
 from oauthvault.service.apikeys import ApiKeyRing
 from oauthvault.service.config import ServiceConfig, service_config_from
+from oauthvault.service.edge import HttpEdge
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.metrics import ServiceMetrics, VaultCollector
 from oauthvault.service.oauth_routes import create_oauth_router
@@ -79,6 +80,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         version=__version__,
         summary="OAuth connect flows and an encrypted token vault for multi-tenant backends.",
         lifespan=lifespan,
+        # Starlette's trailing-slash redirect builds its Location from the Host header.
+        redirect_slashes=False,
     )
     collector = VaultCollector(
         vault.cache_info,
@@ -125,6 +128,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             )
         )
 
+    app.add_middleware(HttpEdge)
     app.add_middleware(AccessLogMiddleware)
 
     @app.get("/healthz", tags=["operations"])

@@ -83,7 +83,8 @@ ERROR_CODES: Mapping[str, tuple[int, str]] = {
     "method_not_allowed": (405, "the path does not take that method (`Allow` lists those it does)"),
     "reauthorization_required": (409, "the grant is gone: the user must connect again"),
     "decryption_error": (409, "the stored tokens do not decrypt (status `undecryptable`)"),
-    "payload_too_large": (413, "the form-post callback is too large"),
+    "payload_too_large": (413, "the request body is too large (1 MiB on /v1, 64 KiB on /oauth)"),
+    "uri_too_long": (414, "the query string is longer than 16 KiB"),
     "unsupported_media_type": (415, "the callback POST is not a form"),
     "provider_error": (502, "the provider failed (discovery or a connect-time request)"),
     "refresh_failed": (503, "the token expired and the provider failed to renew it"),
@@ -107,7 +108,9 @@ _TOKEN = (
 )
 #: A JSON body the HTTP layer cannot even parse (an integer of thousands of digits, nesting
 #: deeper than the parser's limit) is refused before validation.
-_BODY = ("http_error",)
+_BODY = ("http_error", "payload_too_large")
+#: A query string too long for the edge (service/edge.py).
+_QUERY = ("uri_too_long",)
 
 #: The codes each operation can answer, besides success.
 OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
@@ -118,11 +121,11 @@ OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
         "unknown_provider",
         "provider_error",
     ),
-    ("/v1/connections/token", "get"): _TOKEN,
+    ("/v1/connections/token", "get"): (*_TOKEN, *_QUERY),
     ("/v1/connections/refresh", "post"): (*_TOKEN, *_BODY),
     ("/v1/connections", "put"): (*_READ, *_BODY),
-    ("/v1/connections", "get"): _READ,
-    ("/v1/connections", "delete"): (*_READ, "decryption_error", "unknown_provider"),
+    ("/v1/connections", "get"): (*_READ, *_QUERY),
+    ("/v1/connections", "delete"): (*_READ, *_QUERY, "decryption_error", "unknown_provider"),
     ("/v1/client-credentials", "post"): (
         *_READ,
         *_BODY,
@@ -132,7 +135,7 @@ OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
         "provider_unavailable",
     ),
     ("/v1/providers", "get"): _AUTH,
-    ("/v1/audit", "get"): (*_READ, "not_found"),
+    ("/v1/audit", "get"): (*_READ, *_QUERY, "not_found"),
 }
 
 _PAGE = {"text/html": {"schema": {"type": "string"}}}

@@ -144,6 +144,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)  # noqa: S101
+        if error.status_code == 400 and type(error.__cause__).__name__ == "_BodyTooLarge":
+            # The edge's limit (service/edge.py), met while FastAPI read the body.
+            return problem_response(413, "payload_too_large", "the request body is too large")
         if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a body that is not UTF-8: as malformed JSON is answered.
             return problem_response(422, "invalid_request", "the body is not valid UTF-8")

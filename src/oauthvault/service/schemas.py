@@ -6,10 +6,10 @@ naming the argument): a request the OpenAPI document allows is never refused for
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
 from oauthvault.service.openapi import (
     ACTOR_RULES,
@@ -26,6 +26,7 @@ __all__ = [
     "ActorId",
     "AuditPage",
     "AuditRecord",
+    "AuditSince",
     "ClientCredentialsRequest",
     "ClientCredentialsResponse",
     "ConnectLinkRequest",
@@ -54,6 +55,15 @@ def _json_integer(value: object) -> object:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    # 0001-01-01T01:00:53+04:05 is a valid time that has no UTC (it is before year 1).
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range in UTC") from None
+
+
+AuditSince = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
 Params = Annotated[dict[str, str] | None, Field(json_schema_extra=param_rules())]
 

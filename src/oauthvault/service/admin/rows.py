@@ -99,7 +99,7 @@ def key_after(cursor: str | None) -> TokenKey | None:
         return None
     try:
         ids = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # ``[`` nested thousands deep
         ids = None
     if not isinstance(ids, list) or len(ids) != 3 or not all(isinstance(i, str) for i in ids):
         raise InvalidInput("after", "is not a page of this listing")
