@@ -63,6 +63,15 @@ def test_a_valid_id_token_gives_its_claims():
 
 
 @pytest.mark.parametrize(
+    "claims",
+    [{"aud": ["client-1"]}, {"azp": "client-1"}, {"aud": ["client-1"], "azp": "client-1"}],
+)
+def test_our_client_id_as_the_only_audience_and_as_azp_verifies(claims):
+    """OIDC Core §3.1.3.7: aud may be a one-item list; an azp that is us is fine."""
+    assert verify(sign(**claims))["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
     "token",
     [
         pytest.param(lambda: sign(key=OTHER), id="signed by another key"),
@@ -71,6 +80,12 @@ def test_a_valid_id_token_gives_its_claims():
         pytest.param(lambda: sign(nonce="replayed"), id="other nonce"),
         pytest.param(lambda: sign(nonce=None), id="missing nonce"),
         pytest.param(lambda: sign(exp=int(time.time()) - 60), id="expired"),
+        pytest.param(lambda: sign(aud=["client-1", "untrusted"]), id="extra audience"),
+        pytest.param(
+            lambda: sign(aud=["client-1", "untrusted"], azp="client-1"),
+            id="extra audience with our azp",
+        ),
+        pytest.param(lambda: sign(azp="someone-else"), id="foreign azp"),
         pytest.param(lambda: "not.a.jwt", id="garbage"),
     ],
 )

@@ -1,10 +1,14 @@
-"""Verifying an OpenID Connect id_token: the signature, iss, aud, nonce and exp.
+"""Verifying an OpenID Connect id_token: the signature, iss, aud, azp, nonce and exp.
 
 An id_token signed with an asymmetric key is checked against the issuer's JWKS. One whose
 header says ``HS256``, ``HS384`` or ``HS512`` is checked with the client secret, whose UTF-8
 octets are the MAC key (OpenID Connect Core 1.0 §10.1); without a client secret it is
 refused. The header's ``alg`` only picks which of the two key sources is used: each
 accepts only its own family of algorithms, so a public key can never act as a MAC key.
+
+The audience follows OpenID Connect Core 1.0 §3.1.3.7: ``aud`` must contain our client_id
+and no audience the vault does not trust (it trusts none but itself), and an ``azp``, when
+present, must be our client_id.
 """
 
 from __future__ import annotations
@@ -67,10 +71,11 @@ async def verify_id_token(
     """The claims of a valid id_token.
 
     Raises:
-        ProviderError: ``invalid_id_token`` for a bad signature, issuer, audience, nonce or
-            lifetime (one key-set refresh is tried first, for a rotated signing key), or an
-            ``HS*`` token when there is no ``client_secret``; ``temporarily_unavailable``
-            when the issuer's keys cannot be fetched.
+        ProviderError: ``invalid_id_token`` for a bad signature, issuer, audience (an
+            untrusted extra one included), ``azp``, nonce or lifetime (one key-set refresh
+            is tried first, for a rotated signing key), or an ``HS*`` token when there is
+            no ``client_secret``; ``temporarily_unavailable`` when the issuer's keys cannot
+            be fetched.
     """
     algorithm = _algorithm(id_token)
     if algorithm in _MAC_ALGORITHMS:
@@ -88,7 +93,18 @@ async def verify_id_token(
         registry.validate(claims)
     except JoseError as error:
         raise ProviderError("invalid_id_token", f"{type(error).__name__}") from None
+    _check_audience(claims, client_id)
     return claims
+
+
+def _check_audience(claims: dict[str, Any], client_id: str) -> None:
+    """Refuse an audience besides ``client_id`` (none is trusted) and a foreign ``azp``."""
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else list(audience or ())
+    if any(other != client_id for other in audiences):
+        raise ProviderError("invalid_id_token", "the id_token has an untrusted audience")
+    if "azp" in claims and claims["azp"] != client_id:
+        raise ProviderError("invalid_id_token", "the id_token was issued to another party")
 
 
 def _algorithm(id_token: str) -> str | None:
