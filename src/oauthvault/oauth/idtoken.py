@@ -16,14 +16,16 @@ from __future__ import annotations
 import time
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from joserfc import jws, jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet, OctKey
 
-from oauthvault.errors import ProviderError
+from oauthvault.errors import ConfigError, ProviderError
 from oauthvault.providers.discovery import discovery_url
+from oauthvault.providers.tables import check_url
 
 __all__ = ["JWKSCache", "verify_id_token"]
 
@@ -37,7 +39,13 @@ _KEY_ALGORITHMS = tuple(
 
 
 class JWKSCache:
-    """The signing keys of each issuer, fetched through discovery and kept an hour."""
+    """The signing keys of each issuer, fetched through discovery and kept an hour.
+
+    The ``jwks_uri`` must pass the rule every discovered endpoint does: https, or http on
+    a loopback host for a loopback http issuer; else nothing is fetched from it
+    (``invalid_discovery_document``), so a remote issuer cannot make the vault GET a
+    plain-http internal URL.
+    """
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
@@ -49,7 +57,7 @@ class JWKSCache:
             return cached[1]
         try:
             document = (await self._http.get(discovery_url(issuer))).raise_for_status().json()
-            jwks = (await self._http.get(document["jwks_uri"])).raise_for_status().json()
+            jwks = (await self._http.get(_jwks_uri(issuer, document))).raise_for_status().json()
             key_set = KeySet.import_key_set(jwks)
         except (httpx.HTTPError, KeyError, TypeError, ValueError, JoseError) as error:
             raise ProviderError(
@@ -57,6 +65,21 @@ class JWKSCache:
             ) from None
         self._keys[issuer] = (time.monotonic() + _JWKS_TTL, key_set)
         return key_set
+
+
+def _jwks_uri(issuer: str, document: object) -> str:
+    """The document's ``jwks_uri``, checked as discovery checks every endpoint."""
+    uri = document["jwks_uri"] if isinstance(document, dict) else None
+    if not isinstance(uri, str):
+        raise TypeError("jwks_uri")
+    try:
+        return check_url(
+            "discovery.jwks_uri", uri, allow_loopback_http=urlsplit(issuer).scheme == "http"
+        )
+    except ConfigError as error:
+        raise ProviderError(
+            "invalid_discovery_document", f"{error.setting}: {error.problem}"
+        ) from None
 
 
 async def verify_id_token(
@@ -75,7 +98,8 @@ async def verify_id_token(
             untrusted extra one included), ``azp``, nonce or lifetime (one key-set refresh
             is tried first, for a rotated signing key), or an ``HS*`` token when there is
             no ``client_secret``; ``temporarily_unavailable`` when the issuer's keys cannot
-            be fetched.
+            be fetched; ``invalid_discovery_document`` when its ``jwks_uri`` is not https
+            (or loopback http for a loopback http issuer).
     """
     algorithm = _algorithm(id_token)
     if algorithm in _MAC_ALGORITHMS:
