@@ -48,6 +48,8 @@ def test_ids_are_exact_strings():
         ("", None, None, None, "access_token"),
         (None, None, None, None, "access_token"),
         ("a" * 16_385, None, None, None, "access_token"),
+        ("\U0001f600" * 5_000, None, None, None, "access_token"),  # 20,000 bytes of emoji
+        ("a", "\u00e9" * 8_193, None, None, "refresh_token"),  # 16,386 bytes
         ("tok\nen", None, None, None, "access_token"),
         ("a", "", None, None, "refresh_token"),
         ("a", 5, None, None, "refresh_token"),
@@ -65,6 +67,18 @@ def test_bad_token_arguments_are_rejected(access, refresh, expires_in, scope, ar
     with pytest.raises(InvalidInput) as caught:
         validate_tokens(access, refresh, expires_in, scope)
     assert caught.value.argument == argument
+
+
+def test_a_token_of_exactly_16_kib_of_utf8_is_accepted():
+    validate_tokens("\U0001f600" * 4_096, "a" * 16_384, None, None)
+
+
+def test_the_token_size_message_counts_bytes_and_quotes_no_token():
+    emoji = "\U0001f600" * 5_000
+    with pytest.raises(InvalidInput) as caught:
+        validate_tokens(emoji, None, None, None)
+    assert "16384 bytes" in str(caught.value)
+    assert emoji[:10] not in str(caught.value)
 
 
 def test_token_set_is_a_read_only_mapping():

@@ -34,7 +34,8 @@ __all__ = [
 MAX_PROVIDER_LENGTH = 50
 MAX_WORKSPACE_ID_LENGTH = 255
 MAX_ACTOR_ID_LENGTH = 255
-# Real tokens are a few kilobytes at most (large JWTs from Microsoft run ~4 KiB).
+# Real tokens are a few kilobytes at most (large JWTs from Microsoft run ~4 KiB). Access and
+# refresh tokens are measured in UTF-8 bytes: 16 KiB, whatever characters they hold.
 MAX_TOKEN_LENGTH = 16_384
 MAX_SCOPE_LENGTH = 8_192
 # A token whose whole lifetime is short next to ``min_ttl`` is refreshed in this last
@@ -48,8 +49,12 @@ _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
 
 
-def _check_text(argument: str, value: object, max_length: int, *, secret: bool) -> str:
+def _check_text(
+    argument: str, value: object, max_length: int, *, secret: bool, in_bytes: bool = False
+) -> str:
     """Return ``value`` if it is a usable non-empty string, else raise :class:`InvalidInput`.
+
+    ``max_length`` counts characters, or with ``in_bytes`` the octets of its UTF-8 form.
 
     The message never quotes ``value``: for tokens it is a secret, for ids it may be huge.
     """
@@ -59,6 +64,9 @@ def _check_text(argument: str, value: object, max_length: int, *, secret: bool) 
         raise InvalidInput(argument, "must not be empty")
     if len(value) > max_length:
         raise InvalidInput(argument, f"is longer than {max_length} characters")
+    # A lone surrogate is counted here and refused just below.
+    if in_bytes and len(value.encode("utf-8", "surrogatepass")) > max_length:
+        raise InvalidInput(argument, f"is longer than {max_length} bytes (UTF-8)")
     if _FORBIDDEN.search(value):
         kind = "control characters" if secret else "control characters or lone surrogates"
         raise InvalidInput(argument, f"must not contain {kind}")
@@ -374,14 +382,14 @@ def validate_tokens(
     expires_in: object,
     scope: object,
 ) -> None:
-    """Check the token half of a ``store_tokens`` call.
+    """Check the token half of a ``store_tokens`` call: each token at most 16 KiB of UTF-8.
 
     Raises:
         InvalidInput: naming the argument; token values are never quoted.
     """
-    _check_text("access_token", access_token, MAX_TOKEN_LENGTH, secret=True)
+    _check_text("access_token", access_token, MAX_TOKEN_LENGTH, secret=True, in_bytes=True)
     if refresh_token is not None:
-        _check_text("refresh_token", refresh_token, MAX_TOKEN_LENGTH, secret=True)
+        _check_text("refresh_token", refresh_token, MAX_TOKEN_LENGTH, secret=True, in_bytes=True)
     validate_scope(scope)
     if expires_in is not None:
         # bool is an int subclass; True seconds is never what a caller meant.

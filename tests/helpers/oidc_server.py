@@ -248,6 +248,10 @@ class OIDCServer:
         """Make the next ``count`` revocation requests answer 503 (nothing is revoked)."""
         self._admin("POST", f"fail-revocations?count={count}")
 
+    def drop_id_tokens(self, count: int = 1) -> None:
+        """Make the next ``count`` successful code exchanges answer without their id_token."""
+        self._admin("POST", f"drop-id-tokens?count={count}")
+
     def freeze(self) -> None:
         """Stop the provider's process (SIGSTOP): requests queue in its socket unanswered,
         as at a provider that stalls; :meth:`thaw` lets it read and answer them."""

@@ -279,3 +279,16 @@ def test_a_reconnect_to_a_discovered_issuer_leaves_the_old_grant_alone(env):
     revocations = env.provider.stats().get("revocation", 0)
     assert outcome(connect(env, "ws_1", "reconnects"))["oauthvault_status"] == "connected"
     assert env.provider.stats().get("revocation", 0) == revocations
+
+
+@pytest.mark.parametrize("escape", ["%2e%2e/%2e%2e/admin", "../../admin", "..%2f..%2fadmin"])
+def test_a_return_url_escaping_the_allowed_path_with_dot_segments_is_refused(env, escape):
+    """Issue 26 (10): ``/app/%2e%2e/…`` starts with the allowed ``/app/`` but leaves it."""
+    escaping = env.return_url.replace("/app/done", f"/app/{escape}?to=https://evil.example")
+    with env.api() as api:
+        response = api.post(
+            "/v1/connect-links",
+            json={"provider": "local", "workspace_id": "ws_1", "actor_id": "u"}
+            | {"return_url": escaping},
+        )
+    assert response.json()["code"] == "invalid_return_url"

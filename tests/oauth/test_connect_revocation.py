@@ -134,3 +134,19 @@ def test_only_a_grant_sharing_no_token_with_the_new_one_is_revoked(old, replaced
     from oauthvault.connect.revocations import replaced_grant
 
     assert replaced_grant(old, tokens("a2", "r2")) is (old if replaced else None)
+
+
+def test_an_answer_without_id_token_after_openid_was_requested_is_refused(env, pg, caplog):
+    """Issue 26 (16): the vault asked for ``openid`` (and sent a nonce) but the code
+    exchange answers without an id_token: it is refused like one that fails verification,
+    and the tokens it got are revoked."""
+    env.provider.drop_id_tokens(1)
+    with caplog.at_level("INFO"):
+        result = connect(env, "ws_rv", "trudy")
+    assert outcome(result)["oauthvault_error"] == "invalid_id_token"
+    access, refresh = last_issued(env)
+    assert refresh is not None
+    assert not active(env, refresh) and not active(env, access)
+    assert access not in caplog.text and refresh not in caplog.text
+    stored = pg.execute("SELECT count(*) FROM oauth_tokens WHERE actor_id = 'trudy'")
+    assert stored.fetchone()[0] == 0

@@ -63,6 +63,15 @@ def test_a_valid_id_token_gives_its_claims():
 
 
 @pytest.mark.parametrize(
+    "claims",
+    [{"aud": ["client-1"]}, {"azp": "client-1"}, {"aud": ["client-1"], "azp": "client-1"}],
+)
+def test_our_client_id_as_the_only_audience_and_as_azp_verifies(claims):
+    """OIDC Core §3.1.3.7: aud may be a one-item list; an azp that is us is fine."""
+    assert verify(sign(**claims))["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
     "token",
     [
         pytest.param(lambda: sign(key=OTHER), id="signed by another key"),
@@ -71,6 +80,12 @@ def test_a_valid_id_token_gives_its_claims():
         pytest.param(lambda: sign(nonce="replayed"), id="other nonce"),
         pytest.param(lambda: sign(nonce=None), id="missing nonce"),
         pytest.param(lambda: sign(exp=int(time.time()) - 60), id="expired"),
+        pytest.param(lambda: sign(aud=["client-1", "untrusted"]), id="extra audience"),
+        pytest.param(
+            lambda: sign(aud=["client-1", "untrusted"], azp="client-1"),
+            id="extra audience with our azp",
+        ),
+        pytest.param(lambda: sign(azp="someone-else"), id="foreign azp"),
         pytest.param(lambda: "not.a.jwt", id="garbage"),
     ],
 )
@@ -171,3 +186,61 @@ def test_the_invalid_id_token_page_does_not_ask_to_try_again():
 
     _, message, advice = OUTCOMES["invalid_id_token"].words("Local", "Acme")
     assert "try again" not in f"{message} {advice}".lower().replace("trying again will not", "")
+
+
+# --- the jwks_uri follows the rule of every discovered endpoint (issue 26, 9) -------------
+
+
+@pytest.mark.parametrize(
+    "jwks_uri",
+    [
+        "http://10.0.0.7/internal/jwks",
+        "http://metadata.internal/jwks",
+        "ftp://127.0.0.1/jwks",
+        "http://user:pw@127.0.0.1/jwks",
+    ],
+)
+def test_a_jwks_uri_breaking_the_endpoint_rule_is_refused_without_a_request(jwks_uri):
+    """A loopback http issuer may only point at loopback http keys; anything else (an
+    https issuer's http URL too) is refused before any request is made to it."""
+    from tests.helpers.metadata_server import OPENID, MetadataServer
+
+    with MetadataServer() as server:
+        server.route(OPENID, {"issuer": server.url, "jwks_uri": jwks_uri})
+        seen = []
+
+        async def run():
+            async with httpx.AsyncClient(event_hooks={"request": [seen_request]}) as http:
+                return await JWKSCache(http).keys(server.url)
+
+        async def seen_request(request):
+            seen.append(str(request.url))
+
+        with pytest.raises(ProviderError) as caught:
+            asyncio.run(run())
+    assert caught.value.error == "invalid_discovery_document"
+    assert seen == [f"{server.url}{OPENID}"]  # the discovery document only
+
+
+def test_a_loopback_jwks_uri_of_a_loopback_issuer_is_fetched():
+    from tests.helpers.metadata_server import OPENID, MetadataServer
+
+    with MetadataServer() as server:
+        server.route(OPENID, {"issuer": server.url, "jwks_uri": f"{server.url}/jwks"})
+        server.route("/jwks", KeySet([SIGNING]).as_dict(private=False))
+
+        async def run():
+            async with httpx.AsyncClient() as http:
+                return await JWKSCache(http).keys(server.url)
+
+        keys = asyncio.run(run())
+    assert keys.get_by_kid("k1")
+
+
+def test_an_https_issuer_may_not_name_an_http_jwks_uri():
+    from oauthvault.oauth.idtoken import _jwks_uri
+
+    with pytest.raises(ProviderError) as caught:
+        _jwks_uri(ISSUER, {"jwks_uri": "http://127.0.0.1:8080/jwks"})
+    assert caught.value.error == "invalid_discovery_document"
+    assert _jwks_uri(ISSUER, {"jwks_uri": f"{ISSUER}/jwks"}) == f"{ISSUER}/jwks"

@@ -69,19 +69,29 @@ def test_expired_state_is_rejected(states, clock):
         states.consume_state(state, provider="google", binding="browser-secret")
 
 
-def test_state_for_another_provider_is_rejected_and_spent(states):
+def test_state_for_another_provider_is_rejected_and_left_for_its_own(states):
+    """Issue 26 (24): presenting it at the wrong provider does not spend it."""
     state = create(states)
-    with pytest.raises(InvalidState, match="another provider"):
-        states.consume_state(state, provider="github", binding="browser-secret")
     with pytest.raises(InvalidState):
-        states.consume_state(state, provider="google", binding="browser-secret")
+        states.consume_state(state, provider="github", binding="browser-secret")
+    assert states.consume_state(state, provider="google", binding="browser-secret")
+
+
+@pytest.mark.parametrize("binding", [None, ""])
+def test_state_without_a_binding_is_rejected_as_another_browsers(states, binding):
+    state = create(states)
+    with pytest.raises(InvalidState, match="another browser") as caught:
+        states.consume_state(state, provider="google", binding=binding)
+    assert caught.value.other_browser
 
 
 @pytest.mark.parametrize("binding", [None, "", "another-browser"])
-def test_state_from_another_browser_is_rejected(states, binding):
+def test_state_from_another_browser_is_rejected_and_left_for_its_own(states, binding):
+    """Issue 26 (24): a callback from another browser does not spend the real one's state."""
     state = create(states)
-    with pytest.raises(InvalidState, match="another browser"):
+    with pytest.raises(InvalidState):
         states.consume_state(state, provider="google", binding=binding)
+    assert states.consume_state(state, provider="google", binding="browser-secret")
 
 
 @pytest.mark.parametrize("state", [None, "", "x" * 500, 42, "never-issued"])

@@ -49,6 +49,7 @@ let issuedProvider = null; // set once the provider exists
 const bump = (key) => { stats[key] = (stats[key] ?? 0) + 1; };
 let failPlan = null; // { status?, delayMs?, remaining }: applies to the next token requests
 let failRevocations = 0; // the next this many revocation requests answer 503
+let dropIdTokens = 0; // the next this many code exchanges answer without their id_token
 
 async function readForm(req) {
   const chunks = [];
@@ -71,6 +72,10 @@ async function testEndpoints(ctx) {
     for (const key of Object.keys(stats)) delete stats[key];
     failPlan = null;
     failRevocations = 0;
+    dropIdTokens = 0;
+    ctx.body = { ok: true };
+  } else if (route === 'POST /__test__/drop-id-tokens') {
+    dropIdTokens = Number(ctx.query.count ?? 1);
     ctx.body = { ok: true };
   } else if (route === 'POST /__test__/fail-revocations') {
     failRevocations = Number(ctx.query.count ?? 1);
@@ -123,6 +128,11 @@ async function tokenEndpoint(ctx, next) {
 
   await next();
   bump(ctx.status === 200 ? `${grantType}_ok` : `${grantType}_failed`);
+  if (ctx.status === 200 && grantType === 'authorization_code' && dropIdTokens > 0) {
+    dropIdTokens -= 1;
+    const { id_token: _dropped, ...rest } = ctx.body;
+    ctx.body = rest;
+  }
   const value = ctx.status === 200 ? ctx.body?.access_token : undefined;
   if (value && issuedProvider) {
     const token = await issuedProvider.AccessToken.find(value);

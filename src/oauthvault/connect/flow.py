@@ -313,11 +313,15 @@ class AsyncConnector:
         answer.
 
         Raises:
-            ProviderError: the id_token does not verify, there is no access token, or
-                the identity lookup failed.
+            ProviderError: the id_token does not verify or is missing though ``openid``
+                was requested, there is no access token, or the identity lookup failed.
         """
         claims: dict[str, Any] = {}
         id_token = token.get("id_token")
+        if request.nonce is not None and not isinstance(id_token, str):
+            # The nonce went out because ``openid`` was asked for: OIDC Core §3.1.3.3 makes
+            # the id_token required, and without it nothing binds the answer to this flow.
+            raise ProviderError("invalid_id_token", "the answer carries no id_token")
         if isinstance(id_token, str) and spec.issuer is not None:
             secret = config.client_secret
             claims = await verify_id_token(

@@ -11,16 +11,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from oauthvault.errors import InvalidState
 from oauthvault.oauth.state import (
     DEFAULT_STATE_TTL,
     STATE_KIND,
     AuthorizationState,
+    binding_hash,
     check_state,
     state_payload,
 )
 
 if TYPE_CHECKING:
     from oauthvault.vault.async_vault import AsyncOAuthTokenCache
+    from oauthvault.vault.pending_records_async import AsyncPendingRecords
 
 __all__ = ["AsyncOAuthStateManager"]
 
@@ -30,13 +33,20 @@ class AsyncOAuthStateManager:
 
     ``binding`` is a secret the caller also sets as a cookie in the user's browser; the
     state can only be consumed with the same value, so a callback opened in another
-    browser fails.
+    browser fails. The record is kept under the provider and the binding's hash as well
+    as the state, so a callback at another provider or from another browser finds nothing
+    and leaves the state for the browser that started the flow.
     """
 
     def __init__(self, vault: AsyncOAuthTokenCache, ttl: int = DEFAULT_STATE_TTL) -> None:
         if ttl <= 0:
             raise ValueError("the state lifetime must be positive")
-        self._records = vault.pending_records(STATE_KIND, ttl)
+        self._vault = vault
+        self._ttl = ttl
+
+    def _records(self, provider: str, binding: str) -> AsyncPendingRecords:
+        kind = f"{STATE_KIND}:{provider}:{binding_hash(binding)}"
+        return self._vault.pending_records(kind, self._ttl)
 
     async def create_state(
         self,
@@ -63,15 +73,21 @@ class AsyncOAuthStateManager:
             nonce,
             params,
         )
-        return (await self._records.save(payload)).secret
+        return (await self._records(provider, binding).save(payload)).secret
 
     async def consume_state(
         self, state: object, *, provider: str, binding: str | None
     ) -> AuthorizationState:
         """The request behind ``state``, which can never be used again.
 
+        A state presented at another provider or with another binding is left unused.
+
         Raises:
             InvalidState: unknown, expired, already used, another provider's, or another
-                browser's state.
+                browser's state (``other_browser`` when there is no ``binding`` at all).
         """
-        return check_state(await self._records.take(state), provider, binding)
+        if not binding:  # no cookie: surely another browser; nothing is taken
+            raise InvalidState(
+                "the authorization was started in another browser", other_browser=True
+            )
+        return check_state(await self._records(provider, binding).take(state), provider, binding)

@@ -1,11 +1,29 @@
-"""Return URLs must match the configured allow-list: no open redirects."""
+"""Return URLs must match the configured allow-list: no open redirects.
+
+A path with a dot segment (``.`` or ``..``, also percent-encoded as ``%2e``) or an encoded
+slash or backslash (``%2f``, ``%5c``) is refused outright: a browser or the application
+behind the allowed prefix may resolve it to a path outside the prefix
+(``/settings/%2e%2e/%2e%2e/redirect``), and no honest return URL needs one.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["ReturnUrlPolicy"]
+
+_ENCODED_SEPARATOR = re.compile("%(?:2f|5c)", re.IGNORECASE)
+_ENCODED_DOT = re.compile("%2e", re.IGNORECASE)
+
+
+def _escapes_its_path(path: str) -> bool:
+    """Whether ``path`` has a dot segment (RFC 3986 §5.2.4 would move it) or an encoded
+    separator, plain or percent-encoded."""
+    if _ENCODED_SEPARATOR.search(path):
+        return True
+    return any(segment in (".", "..") for segment in _ENCODED_DOT.sub(".", path).split("/"))
 
 
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
@@ -17,6 +35,8 @@ def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
         return None
     if parts.password is not None or "\\" in url or any(ord(c) < 0x21 for c in url):
+        return None
+    if _escapes_its_path(parts.path):
         return None
     return parts.scheme, parts.hostname.lower(), port, parts.path or "/"
 
