@@ -49,16 +49,26 @@ def live(vault: OAuthTokenCache) -> bool:
     return vault.cache_info().local_live
 
 
+def feed_live(vault: Any) -> bool:
+    return bool(vault.cache_info().feed_live)
+
+
+# Coherence must not depend on the in-process cache (OAUTHVAULT_LOCAL_CACHE=false).
+LOCAL_CACHE = pytest.mark.parametrize("local_cache", [True, False], ids=["local", "no_local"])
+
+
+@LOCAL_CACHE
 def test_a_frozen_redis_never_brings_back_a_superseded_token(
-    postgres_url: str, pg: Any, private_redis: RedisServer, key: str
+    postgres_url: str, pg: Any, private_redis: RedisServer, key: str, local_cache: bool
 ) -> None:
     """Finding 1: R caches v0; Redis is frozen; W (another process) stores v1 (its write
     times out and waits in the socket) and v2 (breaker open: only the invalidation log);
     Redis thaws and the queued v1 lands. R, whose breaker never tripped, must not serve v1
     once v2 was announced."""
     where = ids()
-    with OAuthTokenCache(settings=settings(postgres_url, private_redis.url, key)) as reader:
-        wait_until(lambda: live(reader))
+    chosen = settings(postgres_url, private_redis.url, key, local_cache=local_cache)
+    with OAuthTokenCache(settings=chosen) as reader:
+        wait_until(lambda: feed_live(reader), timeout=10)
         reader.store_tokens(*where, "v0", "r", expires_in=3600)
         assert reader.get_tokens(*where).access_token == "v0"
         private_redis.freeze()
@@ -84,23 +94,28 @@ def test_a_frozen_redis_never_brings_back_a_superseded_token(
     print(f"FIGURES frozen_redis reads=400 stale=0 redis_value_back_after={landed:.3f}s")
 
 
+@LOCAL_CACHE
 def test_a_written_back_older_value_is_refused_and_repaired(
-    postgres_url: str, pg: Any, redis_url: str, raw_redis: Any, key: str
+    postgres_url: str, pg: Any, redis_url: str, raw_redis: Any, key: str, local_cache: bool
 ) -> None:
     """Finding 2: a process that heard of v2 refuses a replayed v1 from Redis, reads the
     row, and puts v2 back in Redis."""
     where = ids()
     name = cache_key(TokenKey(*where))
-    short_lived = settings(postgres_url, redis_url, key, local_cache_max_age=0.05)
+    short_lived = settings(
+        postgres_url, redis_url, key, local_cache_max_age=0.05, local_cache=local_cache
+    )
     with (
         OAuthTokenCache(settings=short_lived) as reader,
         OAuthTokenCache(settings=settings(postgres_url, redis_url, key)) as writer,
     ):
-        wait_until(lambda: live(reader))
+        wait_until(lambda: feed_live(reader), timeout=10)
         writer.store_tokens(*where, "v1", "r", expires_in=3600)
         saved_v1 = raw_redis.get(name)
+        heard_before = reader.cache_info().changes_heard
         writer.store_tokens(*where, "v2", "r", expires_in=3600)
-        heard = wait_until(lambda: reader.get_tokens(*where).access_token == "v2")
+        heard = wait_until(lambda: reader.cache_info().changes_heard > heard_before)
+        assert reader.get_tokens(*where).access_token == "v2"
         raw_redis.set(name, saved_v1, ex=3600)  # the attacker's (or a replay's) write
         time.sleep(0.1)  # the reader's local entry (50 ms) is gone: it reads Redis
         before = reader.cache_info()
@@ -414,3 +429,132 @@ def test_the_async_vault_follows_the_feed_too(postgres_url: str, pg: Any, key: s
 
     hits, heard = asyncio.run(scenario())
     assert hits >= 1 and heard >= 2
+
+
+@LOCAL_CACHE
+def test_the_writer_refuses_a_replayed_older_value(
+    postgres_url: str, pg: Any, redis_url: str, raw_redis: Any, key: str, local_cache: bool
+) -> None:
+    """The process that wrote v2 never serves a replayed v1 from Redis, local cache or not
+    (with it on, its entry is dropped first by a short max age)."""
+    where = ids()
+    name = cache_key(TokenKey(*where))
+    chosen = settings(
+        postgres_url, redis_url, key, local_cache_max_age=0.05, local_cache=local_cache
+    )
+    with OAuthTokenCache(settings=chosen) as vault:
+        vault.store_tokens(*where, "v1", "r", expires_in=3600)
+        saved_v1 = raw_redis.get(name)
+        vault.store_tokens(*where, "v2", "r", expires_in=3600)
+        raw_redis.set(name, saved_v1, ex=3600)
+        time.sleep(0.1)
+        assert vault.get_tokens(*where).access_token == "v2"  # type: ignore[union-attr]
+        assert vault.get_access_token(*where) == "v2"
+        assert vault.cache_info().refused >= 1
+    assert int(raw_redis.get(name).split(b":", 1)[0]) > int(saved_v1.split(b":", 1)[0])
+
+
+@LOCAL_CACHE
+def test_the_async_vault_refuses_a_replayed_older_value(
+    postgres_url: str, pg: Any, redis_url: str, raw_redis: Any, key: str, local_cache: bool
+) -> None:
+    """As above for the asyncio vault: its own write, and another process's heard on the
+    feed."""
+    import asyncio
+
+    from oauthvault import AsyncOAuthTokenCache
+
+    mine, theirs = ids(), ids()
+    chosen = settings(
+        postgres_url, redis_url, key, local_cache_max_age=0.05, local_cache=local_cache
+    )
+
+    async def scenario() -> list[str]:
+        async with AsyncOAuthTokenCache(settings=chosen) as vault:
+            with OAuthTokenCache(settings=settings(postgres_url, redis_url, key)) as other:
+                for _ in range(500):
+                    if feed_live(vault):
+                        break
+                    await asyncio.sleep(0.01)
+                assert feed_live(vault)
+                served = []
+                for where, writer in ((mine, None), (theirs, other)):
+                    name = cache_key(TokenKey(*where))
+                    for token in ("v1", "v2"):
+                        heard = vault.cache_info().changes_heard
+                        if writer is None:
+                            await vault.store_tokens(*where, token, "r", expires_in=3600)
+                        else:
+                            writer.store_tokens(*where, token, "r", expires_in=3600)
+                            for _ in range(500):
+                                if vault.cache_info().changes_heard > heard:
+                                    break
+                                await asyncio.sleep(0.002)
+                        if token == "v1":
+                            saved_v1 = raw_redis.get(name)
+                    raw_redis.set(name, saved_v1, ex=3600)
+                    await asyncio.sleep(0.1)
+                    found = await vault.get_tokens(*where)
+                    assert found is not None
+                    served.append(found.access_token)
+                return served
+
+    assert asyncio.run(scenario()) == ["v2", "v2"]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("where_db", ["postgres_deaf", "sqlite"])
+def test_without_a_feed_a_redis_value_is_confirmed_with_the_database(
+    postgres_url: str,
+    pg: Any,
+    redis_url: str,
+    raw_redis: Any,
+    key: str,
+    sqlite_url: str,
+    flavour: str,
+    where_db: str,
+) -> None:
+    """Where no feed can run (behind PgBouncer in transaction mode: here the listener is on
+    another database; SQLite has none), a Redis value older than the row is refused: another
+    process's replayed or late v1 is never served, and Redis is repaired."""
+    import asyncio
+
+    from oauthvault import AsyncOAuthTokenCache
+
+    where = ids()
+    name = cache_key(TokenKey(*where))
+    other = f"oauthvault_listen_{uuid.uuid4().hex[:8]}"
+    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+    if where_db == "sqlite":
+        database, extra = sqlite_url, {}
+        upgrade(parse_database_url(database))
+    else:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{other}"')
+        database, extra = postgres_url, {"listen_url": admin.rsplit("/", 1)[0] + "/" + other}
+    reader_settings = settings(database, redis_url, key, local_cache=False, **extra)
+    try:
+        with OAuthTokenCache(settings=settings(database, redis_url, key)) as writer:
+            writer.store_tokens(*where, "v1", "r", expires_in=3600)
+            saved_v1 = raw_redis.get(name)
+            writer.store_tokens(*where, "v2", "r", expires_in=3600)
+            raw_redis.set(name, saved_v1, ex=3600)  # a replay, or a write that landed late
+            if flavour == "sync":
+                with OAuthTokenCache(settings=reader_settings) as reader:
+                    served = [reader.get_tokens(*where).access_token for _ in range(3)]  # type: ignore[union-attr]
+                    info = reader.cache_info()
+            else:
+
+                async def read() -> tuple[list[str], Any]:
+                    async with AsyncOAuthTokenCache(settings=reader_settings) as reader:
+                        found = [await reader.get_tokens(*where) for _ in range(3)]
+                        return [t.access_token for t in found if t], reader.cache_info()
+
+                served, info = asyncio.run(read())
+    finally:
+        if where_db != "sqlite":
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+    assert served == ["v2", "v2", "v2"]
+    assert info.refused == 1 and not info.feed_live
+    assert int(raw_redis.get(name).split(b":", 1)[0]) > int(saved_v1.split(b":", 1)[0])

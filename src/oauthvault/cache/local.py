@@ -6,9 +6,9 @@ Bounded (LRU, ``size`` entries); an entry lives no longer than its token's TTL a
 longer than ``max_age`` seconds. It is trusted only while the change feed is live
 (:meth:`LocalCache.suspend` drops everything and refuses entries until
 :meth:`LocalCache.resume`). :meth:`LocalCache.heard` records a committed change from the
-feed or from this process's own writes: an entry older than it is dropped, and
-:meth:`LocalCache.is_outdated` lets the vault refuse a Redis value older than it. Thread-safe;
-no I/O.
+feed or from this process's own writes in its
+:class:`~oauthvault.cache.versions.VersionMemory` (:attr:`LocalCache.versions`, which the
+vault asks about Redis values): an entry older than it is dropped. Thread-safe; no I/O.
 """
 
 from __future__ import annotations
@@ -17,33 +17,23 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from oauthvault.cache.versions import LocalKey, VersionCounters, VersionMemory
 from oauthvault.crypto.sealing import LocalRecord
 from oauthvault.models import TokenKey
 
 __all__ = ["LocalCache", "LocalCounters", "LocalKey", "local_key"]
 
-#: What entries are kept under: a connection's ids, as (provider, workspace_id, actor_id).
-#: A plain tuple, so that a hit needs neither a ``TokenKey`` nor a formatted cache key;
-#: only validated ids are ever stored, so ids that fail validation simply miss.
-LocalKey = tuple[str, str, str]
-
 
 def local_key(key: TokenKey) -> LocalKey:
+    """What entries are kept under: a plain tuple of the ids, so that a hit needs neither a
+    ``TokenKey`` nor a formatted cache key (only validated ids are ever stored, so ids that
+    fail validation simply miss)."""
     return (key.provider, key.workspace_id, key.actor_id)
 
 
-@dataclass(slots=True)
-class LocalCounters:
-    """For metrics: hits, misses, entries refused as older than known, feed events
-    (approximate under threads: increments are not locked)."""
-
-    hits: int = 0
-    misses: int = 0
-    refused: int = 0
-    changes_heard: int = 0
-    suspensions: int = 0
+#: The local cache's counters (hits, misses, refused, feed events) are its memory's.
+LocalCounters = VersionCounters
 
 
 class LocalCache:
@@ -59,16 +49,15 @@ class LocalCache:
             raise ValueError("the local cache needs a positive size and max age")
         self._size = size
         self._max_age = max_age
-        self._versions_kept = versions_kept or 10 * size
         self._clock = clock
         self._lock = threading.Lock()
         # ids -> (version, sealed record, monotonic deadline)
         self._entries: OrderedDict[LocalKey, tuple[int, LocalRecord, float]] = OrderedDict()
-        # ids -> (newest version heard of, deleted at that version)
-        self._versions: OrderedDict[LocalKey, tuple[int, bool]] = OrderedDict()
+        self.counters = VersionCounters()
+        #: The newest version heard of per connection (also when entries are refused).
+        self.versions = VersionMemory(versions_kept or 10 * size, self.counters)
         self._live = False
         self._epoch = 0  # moves on every suspend and resume: see ticket()
-        self.counters = LocalCounters()
 
     @property
     def live(self) -> bool:
@@ -113,8 +102,7 @@ class LocalCache:
             if not self._live or ticket != self._epoch:
                 return False
             version = record.version
-            known = self._versions.get(name)
-            if known is not None and (version < known[0] or (known[1] and version <= known[0])):
+            if self.versions.is_outdated(name, version):
                 self.counters.refused += 1
                 return False
             deadline = self._clock() + min(ttl, self._max_age)
@@ -127,31 +115,22 @@ class LocalCache:
     def heard(self, name: LocalKey, version: int, *, deleted: bool = False) -> None:
         """A change committed at ``version`` (or a delete of that version)."""
         with self._lock:
-            self.counters.changes_heard += 1
-            known = self._versions.get(name)
-            if known is None or version > known[0] or (version == known[0] and deleted):
-                self._versions[name] = (version, deleted)
-                self._versions.move_to_end(name)
-                if len(self._versions) > self._versions_kept:
-                    while len(self._versions) > self._versions_kept:
-                        self._versions.popitem(last=False)
-                    # A forgotten version can no longer refuse an older value: reads in
-                    # flight (which may have fetched one) must not be kept.
-                    self._epoch += 1
+            if self.versions.heard(name, version, deleted=deleted):
+                # A forgotten version can no longer refuse an older value: reads in
+                # flight (which may have fetched one) must not be kept.
+                self._epoch += 1
             entry = self._entries.get(name)
             if entry is not None and (entry[0] < version or (deleted and entry[0] <= version)):
                 del self._entries[name]
 
     def is_outdated(self, name: LocalKey, version: int) -> bool:
         """True when ``version`` is older than what this process has heard of."""
-        known = self._versions.get(name)
-        return known is not None and (version < known[0] or (known[1] and version <= known[0]))
+        return self.versions.is_outdated(name, version)
 
     def suspend(self) -> None:
         """The feed is down: forget every entry and keep none until :meth:`resume`."""
         with self._lock:
-            if self._live:
-                self.counters.suspensions += 1
+            self.versions.suspend()
             self._live = False
             self._epoch += 1
             self._entries.clear()
@@ -162,6 +141,7 @@ class LocalCache:
             self._entries.clear()
             self._epoch += 1
             self._live = True
+            self.versions.resume()
 
     def clear(self) -> None:
         """Drop every entry, and keep none read before (their tickets no longer hold)."""

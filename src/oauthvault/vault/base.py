@@ -17,6 +17,7 @@ from typing import Any, Literal
 from oauthvault.audit import AuditTrail, Outcome, outcome_of
 from oauthvault.cache.breaker import CircuitBreaker
 from oauthvault.cache.local import LocalCache
+from oauthvault.cache.versions import VersionMemory
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import SealedRow, seal_row
@@ -124,6 +125,7 @@ class VaultBase(ReadTiers):
         keyring: KeyRing = resolve_keyring(settings, self._location)
         self._redis_url = settings.redis_url_value
         self._local: LocalCache | None = None
+        self._memory = VersionMemory()  # replaced on open()
         self._reads = ReadCounters()
         self._core = VaultCore(
             keyring=keyring,

@@ -45,6 +45,9 @@ class CacheInfo:
     probe came back; always on sync SQLite). ``refused``: cached values turned down as
     older than a change this process heard of. ``feed_lag``: the last probe's round trip,
     in seconds. ``feed_unsupported``: notifications never arrive (a transaction pooler).
+    ``feed_live``: the change feed is listening and its last probe came back (it runs
+    whatever the local cache setting; while it is not, Redis values are confirmed with the
+    database).
     """
 
     local_enabled: bool
@@ -61,6 +64,7 @@ class CacheInfo:
     feed_reconnects: int = 0
     feed_lag: float | None = None
     feed_unsupported: bool = False
+    feed_live: bool = False
 
 
 @dataclass(frozen=True, slots=True)

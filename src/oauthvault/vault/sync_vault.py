@@ -139,8 +139,9 @@ class OAuthTokenCache(VaultBase):
 
     def open(self) -> None:
         """Connect to the database and check its schema (done on first use otherwise), and
-        start the local cache: on PostgreSQL with its change feed (the local cache is on
-        while the feed is live), on SQLite watching ``PRAGMA data_version``."""
+        start the change feed on PostgreSQL (whatever the local cache setting; the local
+        cache is on while the feed is live) or the local cache on SQLite, watching
+        ``PRAGMA data_version``."""
         if self._opened:
             return
         with self._open_lock:
@@ -150,15 +151,15 @@ class OAuthTokenCache(VaultBase):
     def _open_once(self) -> None:
         self._store.open()
         self._opened = True
-        local = self._new_local_cache()
-        if local is None:
-            return
+        local, self._memory = self._new_tiers()
         if isinstance(self._store, PostgresTokenStore):
+            # The feed runs whatever the local cache setting: the versions it hears refuse
+            # older Redis values, and while it is not live Redis values are confirmed.
             listen = self._settings.listen_location or self._location
             self._feed = ChangeFeed(
                 listen.conninfo,
                 listen.description,
-                local,
+                self._memory if local is None else local,
                 functools.partial(self._store.notify, CHANNEL),
                 connect_timeout=self._settings.db_connect_timeout,
                 heartbeat=FEED_HEARTBEAT,
@@ -166,7 +167,7 @@ class OAuthTokenCache(VaultBase):
             )
             self._local = local
             self._feed.start()
-        else:  # SQLite: one host; PRAGMA data_version tells of other connections' commits
+        elif local is not None:  # SQLite: PRAGMA data_version tells of others' commits
             self._sqlite_seen = threading.local()
             self._local = local
             local.resume()
@@ -415,8 +416,11 @@ class OAuthTokenCache(VaultBase):
         name = cache_key(key)
         cached = cache.get(name)
         if cached is not None:
-            tokens = self._from_redis(key, name, cached, ticket)
+            tokens = self._from_redis(key, cached)
+            if tokens is not None and not self._redis_trusted():
+                tokens = self._confirmed(key, tokens)
             if tokens is not None:
+                self._served_from_redis(key, tokens, ticket)
                 return tokens
         self._reads.redis_misses += 1
         self._reads.database_reads += 1
@@ -424,6 +428,18 @@ class OAuthTokenCache(VaultBase):
         if result is not None:
             self._keep_local(key, result, ticket)
         return result
+
+    def _confirmed(self, key: TokenKey, tokens: TokenSet) -> TokenSet | None:
+        """A Redis value read while no change feed is live (SQLite, a feed down or behind
+        a transaction pooler): served only if the row is no newer (``None``: read the row).
+        With the database unreachable, the value is the newest this process can know."""
+        try:
+            row = self._store.get(key)
+        except StorageUnavailable:
+            return tokens
+        if self._outdated_by_row(key, tokens, None if row is None else row.version):
+            return None
+        return tokens
 
     def get_stored_tokens(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """Like :meth:`get_tokens`, straight from the database: the cache can neither hide

@@ -11,6 +11,7 @@ import logging
 
 from oauthvault.cache.local import LocalCache, local_key
 from oauthvault.cache.versioned import unframe
+from oauthvault.cache.versions import VersionMemory
 from oauthvault.config import Settings
 from oauthvault.crypto.sealing import open_local_record, seal_local_record
 from oauthvault.errors import DecryptionError
@@ -30,44 +31,59 @@ class ReadTiers:
     _settings: Settings
     _core: VaultCore
     _local: LocalCache | None
+    _memory: VersionMemory
     _reads: ReadCounters
 
     def cache_info(self) -> CacheInfo:
         """Where reads were answered (local cache, Redis, database) and the state of the
         local cache and its feed."""
         local, reads, feed = self._local, self._reads, self._feed_state()
-        counters = local.counters if local is not None else None
+        counters = self._memory.counters
         return CacheInfo(
             local_enabled=local is not None,
             local_live=local is not None and local.live,
             local_entries=0 if local is None else len(local),
-            local_hits=0 if counters is None else counters.hits,
-            local_misses=0 if counters is None else counters.misses,
+            local_hits=counters.hits,
+            local_misses=counters.misses,
             redis_hits=reads.redis_hits,
             redis_misses=reads.redis_misses,
             database_reads=reads.database_reads,
-            refused=0 if counters is None else counters.refused,
-            changes_heard=0 if counters is None else counters.changes_heard,
-            local_suspensions=0 if counters is None else counters.suspensions,
+            refused=counters.refused,
+            changes_heard=counters.changes_heard,
+            local_suspensions=counters.suspensions if local is not None else 0,
             feed_reconnects=0 if feed is None else feed.reconnects,
             feed_lag=None if feed is None else feed.last_lag,
             feed_unsupported=False if feed is None else feed.unsupported,
+            feed_live=False if feed is None else feed.live,
         )
 
     def _feed_state(self) -> FeedState | None:
         return None
 
-    def _new_local_cache(self) -> LocalCache | None:
+    def _redis_trusted(self) -> bool:
+        """Whether a Redis value this process knows nothing newer than may be served as it
+        is: only while a change feed is live (else the database confirms it)."""
+        feed = self._feed_state()
+        return feed is not None and feed.live
+
+    def _new_tiers(self) -> tuple[LocalCache | None, VersionMemory]:
+        """A new local cache (if on) and the version memory, which runs whatever the
+        local cache setting (the local cache holds it when on)."""
         settings = self._settings
         if not settings.local_cache:
-            return None
-        return LocalCache(settings.local_cache_size, settings.local_cache_max_age)
+            return None, VersionMemory(10 * settings.local_cache_size)
+        local = LocalCache(settings.local_cache_size, settings.local_cache_max_age)
+        return local, local.versions
 
     def _heard(self, key: TokenKey, version: int | None, *, deleted: bool = False) -> None:
         """This process committed ``version`` of ``key`` (its own write: the feed tells
         the others, and tells this process again a moment later)."""
-        if self._local is not None and version:
+        if not version:
+            return
+        if self._local is not None:
             self._local.heard(local_key(key), version, deleted=deleted)
+        else:
+            self._memory.heard(local_key(key), version, deleted=deleted)
 
     def _local_hit(self, provider: str, workspace_id: str, actor_id: str) -> TokenSet | None:
         """The tokens of this process's local record of the connection, if it holds one.
@@ -94,25 +110,33 @@ class ReadTiers:
         ids = local_key(key)
         local.put(ids, seal_local_record(self._core.keyring, ids, tokens), ttl, ticket)
 
-    def _from_redis(
-        self, key: TokenKey, name: str, cached: bytes, ticket: int | None
-    ) -> TokenSet | None:
+    def _from_redis(self, key: TokenKey, cached: bytes) -> TokenSet | None:
         """The tokens of a Redis value, unless it is a tombstone, malformed, or older than
         a version this process has heard of (then the database decides and the entry is
-        replaced)."""
+        replaced). Not yet counted or kept: the vault confirms it first when no feed is
+        live (:meth:`_redis_trusted`), then calls :meth:`_served_from_redis`."""
         parsed = unframe(cached)
         if parsed is None:
             return None
         version, sealed = parsed
         if sealed is None:  # a tombstone
             return None
-        local = self._local
-        if local is not None and local.is_outdated(local_key(key), version):
-            local.counters.refused += 1
+        if self._memory.is_outdated(local_key(key), version):
+            self._memory.counters.refused += 1
             logger.info("cache entry for %s is older than a change heard of; re-reading", key)
             return None
-        tokens = self._core.open_record(key, sealed, version)
-        if tokens is not None:
-            self._reads.redis_hits += 1
-            self._keep_local(key, tokens, ticket)
-        return tokens
+        return self._core.open_record(key, sealed, version)
+
+    def _served_from_redis(self, key: TokenKey, tokens: TokenSet, ticket: int | None) -> None:
+        self._reads.redis_hits += 1
+        self._keep_local(key, tokens, ticket)
+
+    def _outdated_by_row(self, key: TokenKey, tokens: TokenSet, row_version: int | None) -> bool:
+        """Whether the row (its version, ``None``: gone) is newer than a Redis value; then
+        the value is refused, and the row's version remembered."""
+        if row_version is not None and row_version <= tokens.version:
+            return False
+        self._memory.counters.refused += 1
+        self._heard(key, row_version)
+        logger.info("cache entry for %s is older than the database's row; re-reading", key)
+        return True
