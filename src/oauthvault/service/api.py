@@ -141,6 +141,19 @@ def create_api_router(
         if provider not in provider_names:
             raise Problem(404, "unknown_provider", f"provider {provider!r} is not configured")
 
+    async def check_app_client(key: ApiKey, provider: str, scope: str | None) -> None:
+        """The app's own client is the app's, not a workspace's: only a key for all
+        workspaces (or one configured with ``app_client_credentials``) may use it, and only
+        for the app's scopes (as a connect link)."""
+        if not key.may_use_app_client:
+            raise Problem(
+                403, "forbidden", "this API key may not use the app's own client; send client_id"
+            )
+        if scope is not None and connector is not None:
+            spec = (await connector.provider(provider)).spec
+            parts = scope.split(spec.scope_separator if spec is not None else " ")
+            await connector.check_scopes(provider, [part for part in parts if part] or [scope])
+
     @router.post("/connect-links", response_model=ConnectLinkResponse, status_code=201)
     async def create_connect_link(body: ConnectLinkRequest, key: Key) -> ConnectLinkResponse:
         """A one-time URL (10 minutes) that connects ``actor_id`` of ``workspace_id``."""
@@ -265,6 +278,8 @@ def create_api_router(
         TokenKey(body.provider, body.workspace_id, body.actor_id)
         check_workspace(key, body.workspace_id)
         check_provider(body.provider)
+        if body.client_id is None and body.client_secret is None:
+            await check_app_client(key, body.provider, body.scope)
         try:
             tokens = await vault.store_client_credentials(
                 body.provider,

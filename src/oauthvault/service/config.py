@@ -39,6 +39,7 @@ SERVICE_KEYS = frozenset(
 #: and how long a connect link stays usable: seconds, with these bounds.
 STATE_TTL_RANGE = (30, 86_400)
 LINK_TTL_RANGE = (30, 7 * 86_400)
+API_KEY_KEYS = frozenset({"name", "sha256", "workspaces", "app_client_credentials"})
 BRANDING_KEYS = frozenset({"product_name", "logo_url", "accent_color"})
 ADMIN_KEYS = frozenset({"credential_sha256", "session_ttl"})
 #: How long an admin console session lasts after signing in.
@@ -139,8 +140,10 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
     keys = []
     for index, entry in enumerate(entries):
         setting = f"{where}: api_keys[{index}]"
-        if not isinstance(entry, dict) or set(entry) - {"name", "sha256", "workspaces"}:
-            raise ConfigError(setting, "takes name, sha256 and optionally workspaces")
+        if not isinstance(entry, dict) or set(entry) - API_KEY_KEYS:
+            raise ConfigError(
+                setting, "takes name, sha256 and optionally workspaces, app_client_credentials"
+            )
         name, digest = entry.get("name"), entry.get("sha256")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{setting}.name", "must be a non-empty string")
@@ -149,7 +152,10 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
         allowed = (
             None if workspaces is None else frozenset(_strings(workspaces, f"{setting}.workspaces"))
         )
-        keys.append(ApiKey(name, digest, allowed))
+        app_client = entry.get("app_client_credentials", False)
+        if not isinstance(app_client, bool):
+            raise ConfigError(f"{setting}.app_client_credentials", "must be true or false")
+        keys.append(ApiKey(name, digest, allowed, app_client))
     return tuple(keys)
 
 
