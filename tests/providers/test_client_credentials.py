@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -166,6 +167,11 @@ def test_posted_callbacks_are_bounded(stack: CCStack) -> None:
     ).status_code in (400, 422)
 
 
+def stack_key(stack: CCStack) -> str:
+    """The all-workspaces key ``tests`` that ``stack.api`` sends."""
+    return stack.api.headers["authorization"].removeprefix("Bearer ")
+
+
 def as_key(stack: CCStack, key: str, workspace: str, **extra: object) -> httpx.Response:
     body = {"provider": "acme-m2m", "workspace_id": workspace, "actor_id": "svc", **extra}
     headers = {"Authorization": f"Bearer {key}"}
@@ -204,6 +210,42 @@ def test_the_apps_own_client_only_asks_for_the_apps_scopes(stack: CCStack) -> No
     made = create(stack, "acme-m2m", "ws-scoped", scope="read write")
     assert made.status_code == 201, made.text
     assert token_ok(stack, "acme-m2m", "ws-scoped", "svc")["access_token"]
+
+
+def audit_of(
+    stack: CCStack, key: str, workspace: str, actor: str, count: int
+) -> list[dict[str, object]]:
+    """An actor's audit entries as ``key`` reads them, once ``count`` are written."""
+    headers = {"Authorization": f"Bearer {key}"}
+    query = {"workspace_id": workspace, "actor_id": actor}
+    for _ in range(100):
+        answer = httpx.get(f"{stack.base_url}/v1/audit", params=query, headers=headers)
+        assert answer.status_code == 200, answer.text
+        entries: list[dict[str, object]] = answer.json()["entries"]
+        if len(entries) >= count:
+            return entries
+        time.sleep(0.05)
+    raise AssertionError(f"{count} audit entries expected, got {entries}")
+
+
+def test_the_audit_names_the_key_and_hides_other_tenants_keys(stack: CCStack) -> None:
+    """Failed before issue 26: the first token of a connection made through a key was
+    audited as ``service``, and a workspace key's audit read showed every key's name."""
+    made = as_key(stack, TENANT_APP_KEY, "ws-tenant-app", actor_id="audited")
+    assert made.status_code == 201, made.text
+    assert get_token(stack, "acme-m2m", "ws-tenant-app", "audited").status_code == 200
+    mine = audit_of(stack, TENANT_APP_KEY, "ws-tenant-app", "audited", 2)
+    assert [(e["caller"], e["outcome"]) for e in mine] == [
+        ("tenant-app", "refreshed"),
+        ("another key", "served"),  # the all-workspaces key "tests" read it
+    ]
+    assert all(entry["source"] == "127.0.0.1" for entry in mine)
+    assert '"tests"' not in json.dumps(mine)
+    everything = audit_of(stack, stack_key(stack), "ws-tenant-app", "audited", 2)
+    assert [e["caller"] for e in everything] == [
+        "tenant-app",
+        "tests",
+    ]
 
 
 def test_a_disabled_app_client_is_the_apps_configuration(stack: CCStack) -> None:

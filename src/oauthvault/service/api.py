@@ -17,6 +17,7 @@ from prometheus_client import Histogram
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
+from oauthvault.audit import AuditEntry
 from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import (
     ClientRejected,
@@ -271,7 +272,7 @@ def create_api_router(
 
     @router.post("/client-credentials", response_model=ClientCredentialsResponse, status_code=201)
     async def store_client_credentials(
-        body: ClientCredentialsRequest, key: Key
+        body: ClientCredentialsRequest, key: Key, request: Request
     ) -> ClientCredentialsResponse:
         """Create a client-credentials connection (machine to machine) and fetch its first
         token; read it like any other with ``GET /v1/connections/token``."""
@@ -289,6 +290,8 @@ def create_api_router(
                 client_secret=body.client_secret,
                 scope=body.scope,
                 params=body.params,
+                caller=key.name,
+                source=request.client.host if request.client is not None else None,
             )
         except ReauthorizationRequired:
             raise Problem(
@@ -330,6 +333,7 @@ def create_api_router(
     @router.get("/audit", response_model=AuditPage)
     async def read_audit(
         key: Key,
+        request: Request,
         workspace_id: Annotated[str, Query(json_schema_extra=WORKSPACE_RULES)],
         provider: Annotated[str | None, Query(json_schema_extra=PROVIDER_RULES)] = None,
         actor_id: Annotated[str | None, Query(json_schema_extra=ACTOR_RULES)] = None,
@@ -346,6 +350,7 @@ def create_api_router(
         trail = vault.audit_trail
         if trail is None:
             raise Problem(404, "not_found", "auditing is off (OAUTHVAULT_AUDIT=false)")
+        names = request.app.state.api_keys.names
         entries = await asyncio.to_thread(
             trail.read,
             workspace_id,
@@ -356,7 +361,10 @@ def create_api_router(
             limit=limit,
         )
         return AuditPage(
-            entries=[AuditRecord(**entry.as_dict()) for entry in entries],  # type: ignore[arg-type]
+            entries=[
+                AuditRecord(**shown_to(key, entry, names))  # type: ignore[arg-type]
+                for entry in entries
+            ],
             next_after=entries[-1].id if len(entries) == limit else None,
         )
 
@@ -388,6 +396,21 @@ def create_api_router(
         ]
 
     return router
+
+
+#: What a workspace key's audit read shows for the name of a key that is not a workspace
+#: key's own: another tenant's key names are not its business.
+ANOTHER_KEY = "another key"
+
+
+def shown_to(key: ApiKey, entry: AuditEntry, key_names: frozenset[str]) -> dict[str, object]:
+    """An audit entry as ``key`` may read it: a key limited to workspaces sees its own name
+    and the service's own callers (``service``, ``admin console``), and ``another key`` for
+    any other configured key's name (pure)."""
+    shown = entry.as_dict()
+    if key.workspaces is not None and entry.caller != key.name and entry.caller in key_names:
+        shown["caller"] = ANOTHER_KEY
+    return shown
 
 
 def _answer(error: ProviderError) -> dict[str, str]:

@@ -53,6 +53,11 @@ class ApiKeyRing:
     def __len__(self) -> int:
         return len(self._keys)
 
+    @property
+    def names(self) -> frozenset[str]:
+        """The configured keys' names."""
+        return frozenset(key.name for key in self._keys)
+
     def authenticate(self, presented: str) -> ApiKey | None:
         digest = hash_api_key(presented)
         found = None
