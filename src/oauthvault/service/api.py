@@ -260,6 +260,7 @@ def create_api_router(
         """Store tokens obtained elsewhere (replaces the connection's tokens)."""
         TokenKey(body.provider, body.workspace_id, body.actor_id)
         check_workspace(key, body.workspace_id)
+        check_provider(body.provider)  # an unconfigured one would be a new metrics label
         await vault.store_tokens(
             body.provider,
             body.workspace_id,
