@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from oauthvault import OAuthTokenCache
 from oauthvault.cli import main
 from oauthvault.providers import load_catalog
+from oauthvault.service.apikeys import generate_api_key, hash_api_key
 
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS, Emulation
@@ -46,6 +48,14 @@ EMULATED = {
     **{name: load_catalog()[name] for name in CATALOG_CC},
 }
 CUSTOMER_ID, CUSTOMER_SECRET = "customer-client-7", "customer-secret-s3cr3t"
+#: Keys for one workspace: a plain one, and one allowed the app's own client.
+TENANT_KEY, TENANT_APP_KEY = generate_api_key(), generate_api_key()
+TENANT_KEYS = (
+    f'[[api_keys]]\nname = "tenant"\nsha256 = "{hash_api_key(TENANT_KEY)}"\n'
+    'workspaces = ["ws-tenant"]\n\n'
+    f'[[api_keys]]\nname = "tenant-app"\nsha256 = "{hash_api_key(TENANT_APP_KEY)}"\n'
+    'workspaces = ["ws-tenant-app"]\napp_client_credentials = true\n'
+)
 
 
 CCStack = EmulatedService
@@ -66,8 +76,10 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         directory=tmp_path_factory.mktemp("cc"),
         # A custom provider has no catalog entry: its table names its endpoints itself.
         extra_keys={
-            "acme-m2m": 'display_name = "Acme"\ntoken_endpoint_auth_method = "client_secret_post"'
+            "acme-m2m": 'display_name = "Acme"\ntoken_endpoint_auth_method = "client_secret_post"\n'
+            'scopes = ["read", "write"]'
         },
+        extra_toml=TENANT_KEYS,
     ) as service:
         yield service
 
@@ -153,6 +165,87 @@ def test_posted_callbacks_are_bounded(stack: CCStack) -> None:
     assert httpx.post(
         f"{stack.base_url}/oauth/acme-m2m/callback", content=many, headers=form
     ).status_code in (400, 422)
+
+
+def stack_key(stack: CCStack) -> str:
+    """The all-workspaces key ``tests`` that ``stack.api`` sends."""
+    return stack.api.headers["authorization"].removeprefix("Bearer ")
+
+
+def as_key(stack: CCStack, key: str, workspace: str, **extra: object) -> httpx.Response:
+    body = {"provider": "acme-m2m", "workspace_id": workspace, "actor_id": "svc", **extra}
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.post(f"{stack.base_url}/v1/client-credentials", json=body, headers=headers)
+
+
+def test_a_workspace_key_may_not_use_the_apps_own_client(stack: CCStack) -> None:
+    """Failed before issue 26: a key for one workspace fetched (and could read) a token of
+    the app's own client, with any scope it named."""
+    for scope in (None, "read", "admin"):
+        extra = {} if scope is None else {"scope": scope}
+        refused = as_key(stack, TENANT_KEY, "ws-tenant", **extra)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "forbidden"
+    assert get_token(stack, "acme-m2m", "ws-tenant", "svc").status_code == 404
+    # Its own (customer) client is still its own business.
+    stack.emulator.register_customer_client("acme-m2m", CUSTOMER_ID, CUSTOMER_SECRET)
+    own = as_key(
+        stack, TENANT_KEY, "ws-tenant", client_id=CUSTOMER_ID, client_secret=CUSTOMER_SECRET
+    )
+    assert own.status_code == 201, own.text
+    # A key configured with app_client_credentials may, within the app's scopes.
+    allowed = as_key(stack, TENANT_APP_KEY, "ws-tenant-app", scope="read")
+    assert allowed.status_code == 201, allowed.text
+
+
+def test_the_apps_own_client_only_asks_for_the_apps_scopes(stack: CCStack) -> None:
+    """Failed before issue 26: any scope was sent with the app's own client."""
+    for scope in ("admin", "read admin", ""):
+        refused = create(stack, "acme-m2m", "ws-scoped", scope=scope)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "invalid_input"
+    refused = as_key(stack, TENANT_APP_KEY, "ws-tenant-app", scope="read admin")
+    assert refused.status_code == 422, refused.text
+    assert get_token(stack, "acme-m2m", "ws-scoped", "svc").status_code == 404
+    made = create(stack, "acme-m2m", "ws-scoped", scope="read write")
+    assert made.status_code == 201, made.text
+    assert token_ok(stack, "acme-m2m", "ws-scoped", "svc")["access_token"]
+
+
+def audit_of(
+    stack: CCStack, key: str, workspace: str, actor: str, count: int
+) -> list[dict[str, object]]:
+    """An actor's audit entries as ``key`` reads them, once ``count`` are written."""
+    headers = {"Authorization": f"Bearer {key}"}
+    query = {"workspace_id": workspace, "actor_id": actor}
+    for _ in range(100):
+        answer = httpx.get(f"{stack.base_url}/v1/audit", params=query, headers=headers)
+        assert answer.status_code == 200, answer.text
+        entries: list[dict[str, object]] = answer.json()["entries"]
+        if len(entries) >= count:
+            return entries
+        time.sleep(0.05)
+    raise AssertionError(f"{count} audit entries expected, got {entries}")
+
+
+def test_the_audit_names_the_key_and_hides_other_tenants_keys(stack: CCStack) -> None:
+    """Failed before issue 26: the first token of a connection made through a key was
+    audited as ``service``, and a workspace key's audit read showed every key's name."""
+    made = as_key(stack, TENANT_APP_KEY, "ws-tenant-app", actor_id="audited")
+    assert made.status_code == 201, made.text
+    assert get_token(stack, "acme-m2m", "ws-tenant-app", "audited").status_code == 200
+    mine = audit_of(stack, TENANT_APP_KEY, "ws-tenant-app", "audited", 2)
+    assert [(e["caller"], e["outcome"]) for e in mine] == [
+        ("tenant-app", "refreshed"),
+        ("another key", "served"),  # the all-workspaces key "tests" read it
+    ]
+    assert all(entry["source"] == "127.0.0.1" for entry in mine)
+    assert '"tests"' not in json.dumps(mine)
+    everything = audit_of(stack, stack_key(stack), "ws-tenant-app", "audited", 2)
+    assert [e["caller"] for e in everything] == [
+        "tenant-app",
+        "tests",
+    ]
 
 
 def test_a_disabled_app_client_is_the_apps_configuration(stack: CCStack) -> None:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from oauthvault import OAuthTokenCache, generate_key
 
 from tests.helpers.net import free_port
-from tests.helpers.service_harness import connect, outcome
+from tests.helpers.service_harness import connect, outcome, running_environment
 
 IDS = {"provider": "local", "workspace_id": "ws_metrics_secret", "actor_id": "frank_id"}
 TOKEN = "METRICS-ACCESS-SECRET"
@@ -73,6 +73,76 @@ def test_the_service_exposes_reads_latency_connections_and_states(env):
     assert "oauthvault_local_cache_live" in found and "oauthvault_feed_reconnects_total" in found
     refreshes = found["oauthvault_refreshes_total"]
     assert any(labels == {"provider": "local", "outcome": "ok"} for labels, _ in refreshes)
+
+
+def connection_gauge(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (labels["provider"], labels["status"]): value
+        for labels, value in families(text).get("oauthvault_connections", [])
+    }
+
+
+def test_an_unconfigured_provider_is_refused_and_never_a_metrics_label(env):
+    """Failed before issue 26: any API key stored tokens for any provider name, and each
+    name became a new ``provider`` label value of ``/metrics``."""
+    with env.api() as api:
+        body = {**IDS, "provider": "label-flood-1", "access_token": TOKEN, "expires_in": 600}
+        refused = api.put("/v1/connections", json=body)
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["code"] == "unknown_provider"
+        text = httpx.get(f"{env.base_url}/metrics").text
+    assert "label-flood-1" not in text
+
+
+def test_connection_counts_are_cached_between_scrapes(tmp_path, postgres_url):
+    """Failed before issue 26: every scrape of the unauthenticated ``/metrics`` ran a
+    full-table count; now at most every ``metrics_refresh`` seconds."""
+    settings = "metrics_refresh = 3600"
+    with running_environment(
+        tmp_path, postgres_url, None, generate_key(), auto_approve=True, service_settings=settings
+    ) as cached:
+        ids = {**IDS, "workspace_id": "ws_metrics_cached"}
+        with cached.api() as api:
+            first = connection_gauge(httpx.get(f"{cached.base_url}/metrics").text)
+            stored = api.put("/v1/connections", json={**ids, "access_token": TOKEN})
+            assert stored.status_code == 204
+            try:
+                again = connection_gauge(httpx.get(f"{cached.base_url}/metrics").text)
+            finally:
+                api.delete("/v1/connections", params=ids)
+    assert again == first
+
+
+def test_metrics_can_have_their_own_port(tmp_path, postgres_url):
+    """Failed before issue 26: ``metrics_port`` did not exist (``/metrics`` was always on
+    the service's port, open to whoever reaches it)."""
+    port = free_port()
+    with running_environment(
+        tmp_path,
+        postgres_url,
+        None,
+        generate_key(),
+        auto_approve=True,
+        service_settings=f"metrics_port = {port}\nmetrics_refresh = 0",
+    ) as separate:
+        ids = {**IDS, "workspace_id": "ws_metrics_port"}
+        with separate.api() as api:
+            assert (
+                api.put("/v1/connections", json={**ids, "access_token": TOKEN}).status_code == 204
+            )
+            try:
+                assert httpx.get(f"{separate.base_url}/metrics").status_code == 404
+                deadline = time.monotonic() + 10
+                while True:
+                    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics")
+                    assert scraped.status_code == 200
+                    if connection_gauge(scraped.text).get(("local", "active"), 0) >= 1:
+                        break
+                    assert time.monotonic() < deadline, scraped.text
+                    time.sleep(0.2)
+            finally:
+                api.delete("/v1/connections", params=ids)
+    assert "oauthvault_token_reads_total" in scraped.text
 
 
 def test_the_worker_serves_metrics_on_its_own_port(tmp_path):

@@ -6,10 +6,10 @@ import json
 import time
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from oauthvault import generate_key
-from oauthvault.service.webhooks import SIGNATURE_HEADER, sign, verify
+from oauthvault.service.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify
 
 from tests.helpers.net import free_port
 from tests.helpers.service_harness import UvicornThread, running_environment
@@ -88,3 +88,44 @@ def test_webhook_url_without_secret_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_service_config(path, {})
     assert caught.value.setting == "OAUTHVAULT_WEBHOOK_SECRET"
+
+
+def test_retries_of_one_event_carry_its_id_and_two_events_differ(tmp_path, postgres_url, pg):
+    """Failed before issue 26: deliveries carried no event id to de-duplicate retries by."""
+    seen: list[tuple[str, str]] = []
+    app = FastAPI()
+
+    @app.post("/hooks")
+    async def hook(request: Request) -> Response:
+        body = json.loads(await request.body())
+        seen.append((request.headers.get(EVENT_ID_HEADER, ""), body.get("id", "")))
+        first = sum(1 for header, _ in seen if header == seen[-1][0]) == 1
+        return Response(status_code=500 if first else 200)  # each event: once refused
+
+    port = free_port()
+    server = UvicornThread(app, port)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}/hooks"
+        with running_environment(
+            tmp_path,
+            postgres_url,
+            None,
+            generate_key(),
+            auto_approve=True,
+            service_settings=f'webhook_url = "{url}"\nwebhook_secret = "{SECRET}"',
+        ) as env:
+            with env.api() as api:
+                for actor in ("ivy", "jack"):
+                    ids = {"provider": "local", "workspace_id": "ws_hook_ids", "actor_id": actor}
+                    body = {**ids, "access_token": "X", "refresh_token": "BOGUS", "expires_in": 0}
+                    api.put("/v1/connections", json=body)
+                    assert api.get("/v1/connections/token", params=ids).status_code == 409
+            deadline = time.monotonic() + 20
+            while len(seen) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        server.stop()
+    assert all(header and header == field for header, field in seen), seen
+    ids_seen = [header for header, _ in seen]
+    assert len(set(ids_seen)) == 2 and all(ids_seen.count(i) == 2 for i in set(ids_seen))

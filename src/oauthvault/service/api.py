@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import Histogram
 from starlette.responses import Response
 
+from oauthvault.audit import AuditEntry
 from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import (
     ClientRejected,
@@ -141,6 +142,19 @@ def create_api_router(
         if provider not in provider_names:
             raise Problem(404, "unknown_provider", f"provider {provider!r} is not configured")
 
+    async def check_app_client(key: ApiKey, provider: str, scope: str | None) -> None:
+        """The app's own client is the app's, not a workspace's: only a key for all
+        workspaces (or one configured with ``app_client_credentials``) may use it, and only
+        for the app's scopes (as a connect link)."""
+        if not key.may_use_app_client:
+            raise Problem(
+                403, "forbidden", "this API key may not use the app's own client; send client_id"
+            )
+        if scope is not None and connector is not None:
+            spec = (await connector.provider(provider)).spec
+            parts = scope.split(spec.scope_separator if spec is not None else " ")
+            await connector.check_scopes(provider, [part for part in parts if part] or [scope])
+
     @router.post("/connect-links", response_model=ConnectLinkResponse, status_code=201)
     async def create_connect_link(body: ConnectLinkRequest, key: Key) -> ConnectLinkResponse:
         """A one-time URL (10 minutes) that connects ``actor_id`` of ``workspace_id``."""
@@ -246,6 +260,7 @@ def create_api_router(
         """Store tokens obtained elsewhere (replaces the connection's tokens)."""
         TokenKey(body.provider, body.workspace_id, body.actor_id)
         check_workspace(key, body.workspace_id)
+        check_provider(body.provider)  # an unconfigured one would be a new metrics label
         await vault.store_tokens(
             body.provider,
             body.workspace_id,
@@ -258,13 +273,15 @@ def create_api_router(
 
     @router.post("/client-credentials", response_model=ClientCredentialsResponse, status_code=201)
     async def store_client_credentials(
-        body: ClientCredentialsRequest, key: Key
+        body: ClientCredentialsRequest, key: Key, request: Request
     ) -> ClientCredentialsResponse:
         """Create a client-credentials connection (machine to machine) and fetch its first
         token; read it like any other with ``GET /v1/connections/token``."""
         TokenKey(body.provider, body.workspace_id, body.actor_id)
         check_workspace(key, body.workspace_id)
         check_provider(body.provider)
+        if body.client_id is None and body.client_secret is None:
+            await check_app_client(key, body.provider, body.scope)
         try:
             tokens = await vault.store_client_credentials(
                 body.provider,
@@ -274,6 +291,8 @@ def create_api_router(
                 client_secret=body.client_secret,
                 scope=body.scope,
                 params=body.params,
+                caller=key.name,
+                source=request.client.host if request.client is not None else None,
             )
         except ReauthorizationRequired:
             raise Problem(
@@ -315,6 +334,7 @@ def create_api_router(
     @router.get("/audit", response_model=AuditPage)
     async def read_audit(
         key: Key,
+        request: Request,
         workspace_id: Annotated[str, Query(json_schema_extra=WORKSPACE_RULES)],
         provider: Annotated[str | None, Query(json_schema_extra=PROVIDER_RULES)] = None,
         actor_id: Annotated[str | None, Query(json_schema_extra=ACTOR_RULES)] = None,
@@ -331,6 +351,7 @@ def create_api_router(
         trail = vault.audit_trail
         if trail is None:
             raise Problem(404, "not_found", "auditing is off (OAUTHVAULT_AUDIT=false)")
+        names = request.app.state.api_keys.names
         entries = await asyncio.to_thread(
             trail.read,
             workspace_id,
@@ -341,7 +362,10 @@ def create_api_router(
             limit=limit,
         )
         return AuditPage(
-            entries=[AuditRecord(**entry.as_dict()) for entry in entries],  # type: ignore[arg-type]
+            entries=[
+                AuditRecord(**shown_to(key, entry, names))  # type: ignore[arg-type]
+                for entry in entries
+            ],
             next_after=entries[-1].id if len(entries) == limit else None,
         )
 
@@ -373,6 +397,21 @@ def create_api_router(
         ]
 
     return router
+
+
+#: What a workspace key's audit read shows for the name of a key that is not a workspace
+#: key's own: another tenant's key names are not its business.
+ANOTHER_KEY = "another key"
+
+
+def shown_to(key: ApiKey, entry: AuditEntry, key_names: frozenset[str]) -> dict[str, object]:
+    """An audit entry as ``key`` may read it: a key limited to workspaces sees its own name
+    and the service's own callers (``service``, ``admin console``), and ``another key`` for
+    any other configured key's name (pure)."""
+    shown = entry.as_dict()
+    if key.workspaces is not None and entry.caller != key.name and entry.caller in key_names:
+        shown["caller"] = ANOTHER_KEY
+    return shown
 
 
 def _answer(error: ProviderError) -> dict[str, str]:

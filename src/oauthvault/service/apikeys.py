@@ -25,15 +25,23 @@ def hash_api_key(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """One configured key: a name for logs, its hash, and the workspaces it may touch
-    (``None``: all)."""
+    """One configured key: a name for logs, its hash, the workspaces it may touch
+    (``None``: all), and whether it may use the app's own client for client-credentials
+    connections (``app_client_credentials``; a key for all workspaces always may)."""
 
     name: str
     sha256: str
     workspaces: frozenset[str] | None = None
+    app_client_credentials: bool = False
 
     def allows(self, workspace_id: str) -> bool:
         return self.workspaces is None or workspace_id in self.workspaces
+
+    @property
+    def may_use_app_client(self) -> bool:
+        """Whether it may fetch tokens with the app's own client (the client-credentials
+        grant): a key for all workspaces, or one configured to."""
+        return self.workspaces is None or self.app_client_credentials
 
 
 class ApiKeyRing:
@@ -44,6 +52,11 @@ class ApiKeyRing:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The configured keys' names."""
+        return frozenset(key.name for key in self._keys)
 
     def authenticate(self, presented: str) -> ApiKey | None:
         digest = hash_api_key(presented)

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from oauthvault import __version__
 from oauthvault.config import Settings
 from oauthvault.connect.flow import AsyncConnector
-from oauthvault.errors import ConfigError, StorageUnavailable
+from oauthvault.errors import ConfigError
 from oauthvault.oauth.token_request import install_httpx_log_redaction
 from oauthvault.service.access_log import AccessLogMiddleware
 from oauthvault.service.admin import create_admin_router
@@ -27,7 +27,12 @@ from oauthvault.service.apikeys import ApiKeyRing
 from oauthvault.service.config import ServiceConfig, service_config_from
 from oauthvault.service.edge import HttpEdge
 from oauthvault.service.links import ConnectLinks
-from oauthvault.service.metrics import ServiceMetrics, VaultCollector
+from oauthvault.service.metrics import (
+    ConnectionCounts,
+    ServiceMetrics,
+    VaultCollector,
+    serve_metrics,
+)
 from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.openapi import install_openapi
 from oauthvault.service.pages import Pages
@@ -68,7 +73,9 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await vault.open()
+        stop_metrics = serve_metrics(config.metrics_port, config.metrics_host, metrics, counts)
         yield
+        stop_metrics()
         if webhooks is not None:
             await webhooks.drain()
         await connector.aclose()
@@ -91,6 +98,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         audit=lambda: vault.audit_trail,
     )
     metrics = ServiceMetrics(collector)
+    counts = ConnectionCounts(collector, vault.count_by_status, config.metrics_refresh)
     app.state.vault = vault
     app.state.connector = connector
     app.state.metrics = metrics
@@ -136,15 +144,14 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         """Liveness: the process answers (it touches nothing else: see ``/readyz``)."""
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def prometheus_metrics() -> Response:
-        """Prometheus metrics (text format). No label carries a token, a workspace or an
-        actor id; expose this port to your monitoring only."""
-        try:
-            collector.connections = await vault.count_by_status()
-        except StorageUnavailable:
-            pass  # the last counts stand; readiness says the database is down
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if config.metrics_port is None:  # else on its own port (see serve_metrics)
+
+        @app.get("/metrics", tags=["operations"], response_class=Response)
+        async def prometheus_metrics() -> Response:
+            """Prometheus metrics (text format). No label carries a token, a workspace or an
+            actor id; expose this port to your monitoring only (or set ``metrics_port``)."""
+            await counts.refresh()  # at most every metrics_refresh seconds
+            return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/readyz",

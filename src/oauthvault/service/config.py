@@ -33,12 +33,26 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 #: typo, refused by name (``[providers.*]`` keys are checked by the providers' reader).
 TABLES = frozenset({"service", "api_keys", "providers", "branding", "admin"})
 SERVICE_KEYS = frozenset(
-    {"public_url", "return_urls", "webhook_url", "webhook_secret", "state_ttl", "link_ttl"}
+    {
+        "public_url",
+        "return_urls",
+        "webhook_url",
+        "webhook_secret",
+        "state_ttl",
+        "link_ttl",
+        "metrics_port",
+        "metrics_host",
+        "metrics_refresh",
+    }
 )
+#: How old the connection counts of ``/metrics`` may be (a full-table count): seconds.
+DEFAULT_METRICS_REFRESH = 30
+METRICS_REFRESH_RANGE = (0, 3600)
 #: How long a connect flow may take (from the redirect to the provider until the callback),
 #: and how long a connect link stays usable: seconds, with these bounds.
 STATE_TTL_RANGE = (30, 86_400)
 LINK_TTL_RANGE = (30, 7 * 86_400)
+API_KEY_KEYS = frozenset({"name", "sha256", "workspaces", "app_client_credentials"})
 BRANDING_KEYS = frozenset({"product_name", "logo_url", "accent_color"})
 ADMIN_KEYS = frozenset({"credential_sha256", "session_ttl"})
 #: How long an admin console session lasts after signing in.
@@ -67,6 +81,18 @@ class ServiceConfig:
     link_ttl: int = DEFAULT_LINK_TTL
     branding: Branding = DEFAULT_BRANDING
     admin: AdminConfig | None = None
+    #: ``/metrics`` on this port (and ``metrics_host``) instead of the service's port.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_refresh: int = DEFAULT_METRICS_REFRESH
+
+
+def _port(value: object, setting: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(setting, "must be a port number from 1 to 65535")
+    return value
 
 
 def _seconds(value: object, setting: str, bounds: tuple[int, int]) -> int:
@@ -139,8 +165,10 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
     keys = []
     for index, entry in enumerate(entries):
         setting = f"{where}: api_keys[{index}]"
-        if not isinstance(entry, dict) or set(entry) - {"name", "sha256", "workspaces"}:
-            raise ConfigError(setting, "takes name, sha256 and optionally workspaces")
+        if not isinstance(entry, dict) or set(entry) - API_KEY_KEYS:
+            raise ConfigError(
+                setting, "takes name, sha256 and optionally workspaces, app_client_credentials"
+            )
         name, digest = entry.get("name"), entry.get("sha256")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{setting}.name", "must be a non-empty string")
@@ -149,7 +177,10 @@ def _api_keys(entries: object, where: str) -> tuple[ApiKey, ...]:
         allowed = (
             None if workspaces is None else frozenset(_strings(workspaces, f"{setting}.workspaces"))
         )
-        keys.append(ApiKey(name, digest, allowed))
+        app_client = entry.get("app_client_credentials", False)
+        if not isinstance(app_client, bool):
+            raise ConfigError(f"{setting}.app_client_credentials", "must be true or false")
+        keys.append(ApiKey(name, digest, allowed, app_client))
     return tuple(keys)
 
 
@@ -244,4 +275,17 @@ def load_service_settings(
         ),
         branding=_branding(document, where),
         admin=_admin(document, where),
+        metrics_port=_port(service.get("metrics_port"), f"{where}: service.metrics_port"),
+        metrics_host=_host(service.get("metrics_host", "127.0.0.1"), where),
+        metrics_refresh=_seconds(
+            service.get("metrics_refresh", DEFAULT_METRICS_REFRESH),
+            f"{where}: service.metrics_refresh",
+            METRICS_REFRESH_RANGE,
+        ),
     )
+
+
+def _host(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: service.metrics_host", "must be a host name or address")
+    return value

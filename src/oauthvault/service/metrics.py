@@ -9,17 +9,19 @@ sources, outcomes and states only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from oauthvault.audit import AuditTrail
-from oauthvault.errors import VaultError
+from oauthvault.errors import StorageUnavailable, VaultError
 from oauthvault.vault.results import CacheInfo
 
-__all__ = ["ServiceMetrics", "VaultCollector"]
+__all__ = ["ConnectionCounts", "ServiceMetrics", "VaultCollector", "serve_metrics"]
 
 #: Seconds: the token endpoint's buckets, from a local-cache hit to a slow refresh.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -150,3 +152,61 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+
+class ConnectionCounts:
+    """The service's connection counts (a full-table count): counted again at most every
+    ``interval`` seconds, however often ``/metrics`` is scraped, into the collector."""
+
+    def __init__(
+        self,
+        collector: VaultCollector,
+        count: Callable[[], Awaitable[Mapping[tuple[str, str], int]]],
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._collector = collector
+        self._count = count
+        self._interval = interval
+        self._clock = clock
+        self._counted_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        """Count again when the last count is ``interval`` old (one count at a time); the
+        last counts stand while the database is away."""
+        async with self._lock:
+            now = self._clock()
+            if self._counted_at is not None and now - self._counted_at < self._interval:
+                return
+            self._counted_at = now
+            try:
+                self._collector.connections = await self._count()
+            except StorageUnavailable:
+                pass  # readiness says the database is down
+
+    async def keep_fresh(self) -> None:
+        """Refresh every ``interval`` seconds until cancelled (metrics on their own port)."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(max(self._interval, 1))
+
+
+def serve_metrics(
+    port: int | None, host: str, metrics: ServiceMetrics, counts: ConnectionCounts
+) -> Callable[[], None]:
+    """With a ``port``, serve ``/metrics`` there (a thread), the connection counts kept
+    fresh by a task of the running loop; the function returned stops both. Without, nothing
+    (the service's own ``/metrics`` counts when scraped)."""
+    if port is None:
+        return lambda: None
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    task = asyncio.get_running_loop().create_task(counts.keep_fresh())
+
+    def stop() -> None:
+        task.cancel()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop

@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -24,10 +25,20 @@ from oauthvault.models import ConnectionEvent
 if TYPE_CHECKING:
     from oauthvault.service.config import ServiceConfig
 
-__all__ = ["SIGNATURE_HEADER", "WebhookSender", "sign", "verify", "webhook_sender"]
+__all__ = [
+    "EVENT_ID_HEADER",
+    "SIGNATURE_HEADER",
+    "WebhookSender",
+    "sign",
+    "verify",
+    "webhook_sender",
+]
 
 logger = logging.getLogger("oauthvault.webhooks")
 SIGNATURE_HEADER = "X-Oauthvault-Signature"
+#: The event's id, also the body's ``id``: the same on every retry of one event, for the
+#: receiver to drop a delivery it has already handled.
+EVENT_ID_HEADER = "X-Oauthvault-Event-Id"
 _ATTEMPTS = 3
 
 
@@ -50,10 +61,11 @@ def verify(secret: str, body: bytes, header: str, *, now: float, tolerance: floa
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def _body(event: ConnectionEvent) -> bytes:
+def _body(event: ConnectionEvent, event_id: str) -> bytes:
     payload = asdict(event)
     payload["at"] = event.at.isoformat()
-    return json.dumps({"type": f"connection.{event.kind}", "data": payload}).encode()
+    message = {"id": event_id, "type": f"connection.{event.kind}", "data": payload}
+    return json.dumps(message).encode()
 
 
 class WebhookSender:
@@ -71,9 +83,11 @@ class WebhookSender:
         return f"WebhookSender(url={self._url!r})"
 
     def _request(self, event: ConnectionEvent) -> tuple[bytes, dict[str, str]]:
-        body = _body(event)
+        event_id = str(uuid.uuid4())  # one request per event: its retries resend it as is
+        body = _body(event, event_id)
         headers = {
             "Content-Type": "application/json",
+            EVENT_ID_HEADER: event_id,
             SIGNATURE_HEADER: sign(self._secret, body, int(time.time())),
         }
         return body, headers

@@ -507,6 +507,8 @@ class AsyncOAuthTokenCache(VaultBase):
         client_secret: str | None = None,
         scope: str | None = None,
         params: Mapping[str, object] | None = None,
+        caller: str | None = None,
+        source: str | None = None,
     ) -> TokenSet:
         """Create (or replace) a client-credentials connection and fetch its first token.
 
@@ -515,7 +517,8 @@ class AsyncOAuthTokenCache(VaultBase):
         are ``None``, the configured app's. ``params`` are its connection parameters, as a
         connect link's (an Okta ``domain``, a Salesforce ``hostname``). It is renewed like
         any connection, exactly once across processes, and listed, read and deleted (and
-        revoked) like the others.
+        revoked) like the others. ``caller`` and ``source`` are audited for the first token,
+        as for :meth:`refresh_tokens`.
 
         Raises:
             InvalidInput: an id, the credentials or ``scope`` break a rule, or the catalog
@@ -536,7 +539,9 @@ class AsyncOAuthTokenCache(VaultBase):
             ),
         )
         try:
-            return await self.refresh_tokens(provider, workspace_id, actor_id)
+            return await self.refresh_tokens(
+                provider, workspace_id, actor_id, caller=caller, source=source
+            )
         except ProviderError:
             if previous is None:
                 await self.delete_tokens(provider, workspace_id, actor_id)
