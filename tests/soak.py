@@ -143,6 +143,7 @@ scopes = ["openid", "offline_access"]
         "OAUTH_ENCRYPTION_KEY": generate_key(),
         "OAUTHVAULT_CONFIG": str(config),
         "OAUTHVAULT_REFRESH_TIMEOUT": "2",
+        "OAUTHVAULT_REFRESH_ANSWER_WINDOW": "4",
         "OAUTHVAULT_REFRESH_SAVE_WINDOW": "5",
     }
     migrate = subprocess.run(

@@ -112,8 +112,10 @@ scopes = ["openid", "offline_access"]
         "OAUTH_ENCRYPTION_KEY": generate_key(),
         "OAUTHVAULT_CONFIG": str(config),
         # A short lease, so a refresh left by a killed process is taken over in seconds:
-        # 1 s grant timeout + 3 attempts x (1 s + 2 s backoff) + 2 s save window = 12 s.
+        # 1 s discovery + 2 attempts x (1 s + 2 s backoff) + (2 s answer window + 2 s)
+        # + 2 s save window = 13 s.
         "OAUTHVAULT_REFRESH_TIMEOUT": "1",
+        "OAUTHVAULT_REFRESH_ANSWER_WINDOW": "2",
         "OAUTHVAULT_REFRESH_SAVE_WINDOW": "2",
     }
     running = Cluster(provider, settings, api_key, ports)
