@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -123,3 +123,71 @@ def test_rows_sealed_before_the_refresh_binding_still_open():
         None,
     )
     assert open_row(ring, key, row).access_token == "old-access"
+
+
+BOUND = TokenSet(
+    "access",
+    "refresh",
+    datetime(2030, 1, 1, tzinfo=UTC),
+    "api",
+    {"instance_url": "https://acme.my.salesforce.com"},
+    issued_at=datetime(2029, 12, 31, 23, tzinfo=UTC),
+)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"expires_at": None},
+        {"expires_at": datetime(2031, 1, 1, tzinfo=UTC)},
+        {"scope": None},
+        {"scope": ""},
+        {"scope": "api full"},
+        {"params": None},
+        {"params": '{"instance_url":"https://evil.example.com"}'},
+        {"issued_at": None},
+        {"issued_at": datetime(2029, 12, 31, 22, tzinfo=UTC)},
+        {"scope": None, "params": "api"},  # a value moved to the next column
+    ],
+)
+def test_a_value_handed_out_with_the_token_changed_in_the_row_does_not_decrypt(change):
+    import dataclasses
+
+    row = seal_row(RING, ALICE, BOUND)
+    assert open_row(RING, ALICE, row) == BOUND
+    with pytest.raises(DecryptionError):
+        open_row(RING, ALICE, dataclasses.replace(row, **change))
+
+
+def test_the_binding_reads_the_same_moment_in_any_time_zone():
+    import dataclasses
+
+    row = seal_row(RING, ALICE, BOUND)
+    elsewhere = timezone(timedelta(hours=-5))
+    moved = dataclasses.replace(
+        row,
+        expires_at=row.expires_at.astimezone(elsewhere),
+        issued_at=row.issued_at.astimezone(elsewhere),
+    )
+    assert open_row(RING, ALICE, moved).access_token == "access"
+
+
+def test_rows_sealed_before_the_row_binding_still_open_and_are_bound_when_sealed_again():
+    import binascii
+    import dataclasses
+
+    from oauthvault.crypto.envelope import seal
+    from oauthvault.crypto.sealing import ACCESS_WITH_REFRESH, associated_data
+
+    ring = KeyRing.generate()
+    earlier = seal(ring, b"access", associated_data(ALICE, ACCESS_WITH_REFRESH))
+    row = dataclasses.replace(
+        seal_row(ring, ALICE, BOUND),
+        access_token_encrypted=binascii.b2a_base64(earlier, newline=False).decode(),
+    )
+    assert open_row(ring, ALICE, row) == BOUND
+    # Nothing binds its values yet (a row of the previous version): they read as stored.
+    assert open_row(ring, ALICE, dataclasses.replace(row, scope="x")).scope == "x"
+    again = seal_row(ring, ALICE, open_row(ring, ALICE, row))
+    with pytest.raises(DecryptionError):
+        open_row(ring, ALICE, dataclasses.replace(again, scope="x"))

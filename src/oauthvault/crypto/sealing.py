@@ -3,6 +3,9 @@
 Pure functions, no I/O. Every ciphertext is bound by its associated data to the
 connection it belongs to and to its purpose, so a value copied to another row, another
 field or another cache key fails to decrypt instead of handing out someone else's token.
+A row's access token is also bound to the values handed out with it (expiry, scope,
+connection parameters, when it was obtained), which the row keeps in plain columns: a
+changed value fails to decrypt instead of sending the token to another host.
 """
 
 from __future__ import annotations
@@ -41,11 +44,15 @@ __all__ = [
     "seal_row",
 ]
 
-ACCESS_FIELD = "access_token"  # rows sealed before the two below: presence not bound
+ACCESS_FIELD = "access_token"  # rows sealed before the four below: nothing else bound
 # The access token's purpose also says whether the row holds a refresh token, so a refresh
 # ciphertext removed (or put back) by hand fails to decrypt instead of reading as "none".
+# Rows sealed before the row binding below: read, never written.
 ACCESS_WITH_REFRESH = "access_token+refresh"
 ACCESS_ALONE = "access_token-refresh"
+# Rows sealed now: the associated data also holds the row's plain values (_row_values).
+ACCESS_BOUND_WITH_REFRESH = "access_token+refresh+row"
+ACCESS_BOUND_ALONE = "access_token-refresh+row"
 REFRESH_FIELD = "refresh_token"
 CACHE_FIELD = "cache_record"
 RESPONSE_FIELD = "token_response"
@@ -134,8 +141,12 @@ def seal_row(
     """Encrypt both tokens (and the token ``response``) with the newest key, each bound to
     its row and field."""
     refresh_text = _refresh_field(tokens)
-    purpose = ACCESS_ALONE if refresh_text is None else ACCESS_WITH_REFRESH
-    access = seal(keyring, tokens.access_token.encode(), associated_data(key, purpose))
+    purpose = ACCESS_BOUND_ALONE if refresh_text is None else ACCESS_BOUND_WITH_REFRESH
+    params = encode_params(tokens.params)
+    bound = associated_data(key, purpose) + _row_values(
+        tokens.expires_at, tokens.scope, params, tokens.issued_at
+    )
+    access = seal(keyring, tokens.access_token.encode(), bound)
     refresh = None
     if refresh_text is not None:
         refresh = _to_text(
@@ -151,7 +162,7 @@ def seal_row(
         key_id=keyring.primary.key_id_hex,
         expires_at=tokens.expires_at,
         scope=tokens.scope,
-        params=encode_params(tokens.params),
+        params=params,
         response_encrypted=sealed_response,
         issued_at=tokens.issued_at,
     )
@@ -186,13 +197,19 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
             or was altered.
     """
     sealed_access = _from_text(row.access_token_encrypted)
-    purpose = ACCESS_ALONE if row.refresh_token_encrypted is None else ACCESS_WITH_REFRESH
+    alone = row.refresh_token_encrypted is None
+    bound = associated_data(key, ACCESS_BOUND_ALONE if alone else ACCESS_BOUND_WITH_REFRESH)
     try:
-        access = open_sealed(keyring, sealed_access, associated_data(key, purpose))
+        access = open_sealed(
+            keyring,
+            sealed_access,
+            bound + _row_values(row.expires_at, row.scope, row.params, row.issued_at),
+        )
     except DecryptionError:
-        # A row sealed before the purpose said so (re-sealed by rotate-key); a row whose
-        # refresh column was changed fails here too, since its access token names it.
-        access = open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD))
+        # A row sealed by an earlier version (re-bound when it is next sealed: a store, a
+        # refresh, rotate-key). A bound row whose values or refresh column were changed
+        # fails here too: its purpose is none of these.
+        access = _open_unbound(keyring, key, sealed_access, alone)
     refresh = None
     if row.refresh_token_encrypted is not None:
         refresh = open_sealed(
@@ -209,6 +226,37 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         issued_at=row.issued_at,
         version=row.version,
     )
+
+
+def _open_unbound(keyring: KeyRing, key: TokenKey, sealed_access: bytes, alone: bool) -> bytes:
+    purpose = ACCESS_ALONE if alone else ACCESS_WITH_REFRESH
+    try:
+        return open_sealed(keyring, sealed_access, associated_data(key, purpose))
+    except DecryptionError:
+        # Sealed before the purpose said whether a refresh token is kept.
+        return open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD))
+
+
+def _row_values(
+    expires_at: datetime | None, scope: str | None, params: str | None, issued_at: datetime | None
+) -> bytes:
+    """The plain values of a row, as its access token's associated data ends: each one
+    ``-`` for none, else ``+``, its length and itself, so no two rows' values read alike
+    (the ids before them hold no NUL)."""
+    parts = (_moment(expires_at), _counted(scope), _counted(params), _moment(issued_at))
+    return ("\x00" + "".join(parts)).encode()
+
+
+def _counted(text: str | None) -> str:
+    return "-" if text is None else f"+{len(text)}:{text}"
+
+
+def _moment(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:  # read as the storage layers do: local time
+        moment = moment.astimezone(UTC)
+    return f"+{_to_micros(moment)};"
 
 
 def _optional(text: str | None) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.audit import Outcome
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis_async import AsyncRedisTokenCache
-from oauthvault.crypto.sealing import open_response, open_row
+from oauthvault.crypto.sealing import open_response
 from oauthvault.errors import (
     DecryptionError,
     ProviderError,
@@ -410,7 +410,7 @@ class AsyncOAuthTokenCache(VaultBase):
             if row is None:
                 return None
             try:
-                found = open_row(self._core.keyring, key, row)
+                found = self._core.open_row(key, row)
             except DecryptionError:
                 marked: TokenSet | None = await self._run(self._core.undecryptable(key))
                 return marked
@@ -456,7 +456,7 @@ class AsyncOAuthTokenCache(VaultBase):
         key = TokenKey(provider, workspace_id, actor_id)
         await self.open()
         row = await self._store.get(key)
-        return None if row is None else open_row(self._core.keyring, key, row)
+        return None if row is None else self._core.open_row(key, row)
 
     @overload
     async def delete_tokens(

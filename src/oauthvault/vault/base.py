@@ -40,7 +40,7 @@ from oauthvault.models import (
 )
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
-from oauthvault.providers.params import check_given_params
+from oauthvault.providers.params import ConnectionParam, check_given_params
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.vault.client_refusals import ClientRefusals
@@ -110,6 +110,7 @@ class VaultBase(ReadTiers):
         self._providers: dict[str, ProviderConfig] | None = (
             None if providers is None else dict(providers)
         )
+        self._declared: dict[str, tuple[ConnectionParam, ...]] = {}
         self._events = EventSink(on_event)
         self._refresh_timeout = (
             settings.refresh_timeout if refresh_timeout is None else refresh_timeout
@@ -132,6 +133,7 @@ class VaultBase(ReadTiers):
             clock=clock or _utc_now,
             has_cache=self._redis_url is not None,
             default_cache_ttl=settings.default_cache_ttl,
+            declared_params=self._declared_params,
         )
         self._audit: AuditTrail | None = None
         self._audit_caller = audit_caller
@@ -227,7 +229,27 @@ class VaultBase(ReadTiers):
     def _remember_provider(self, config: ProviderConfig) -> ProviderConfig:
         """Keep a provider resolved by discovery, so it is discovered once."""
         self._provider_configs()[config.name] = config
+        self._declared.pop(config.name, None)
         return config
+
+    def _declared_params(self, provider: str) -> tuple[ConnectionParam, ...]:
+        """The connection parameters ``provider`` declares: its configured table's (a
+        catalog entry it names included), else the catalog entry of that name; none for
+        others. Kept per provider: every read checks stored values against them.
+
+        Raises:
+            ConfigError: the configuration file (read on first use) is wrong.
+        """
+        declared = self._declared.get(provider)
+        if declared is None:
+            config = self._provider_configs().get(provider)
+            spec = None if config is None else config.spec
+            if spec is None:
+                name = provider if config is None else config.catalog_provider or provider
+                spec = load_catalog().get(name)
+            declared = () if spec is None else spec.connection_params
+            self._declared[provider] = declared
+        return declared
 
     def _sealed_for_store(
         self,
@@ -251,6 +273,12 @@ class VaultBase(ReadTiers):
         key = TokenKey(provider, workspace_id, actor_id)
         validate_tokens(access_token, refresh_token, expires_in, scope)
         checked = validate_params(params)
+        if checked:
+            # Every read checks them again: a value stored here could never be read back.
+            for param in self._declared_params(provider):
+                value = checked.get(param.name)
+                if value is not None and not param.accepts(value):
+                    raise InvalidInput(f"params.{param.name}", f"must be a valid {param.label}")
         response = validate_response(token_response)
         core = self._core
         tokens = core.tokens_for_store(access_token, refresh_token, expires_in, scope, checked)

@@ -17,12 +17,12 @@ from typing import Any
 
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.versioned import frame, tombstone
+from oauthvault.crypto import sealing
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import (
     SealedRow,
     open_cache_record,
     open_response,
-    open_row,
     seal_cache_record,
     seal_row,
 )
@@ -34,6 +34,7 @@ from oauthvault.models import (
     TokenKey,
     TokenSet,
 )
+from oauthvault.providers.params import ConnectionParam
 from oauthvault.vault.steps import (
     CommitLock,
     DeleteRow,
@@ -77,14 +78,48 @@ def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:
     return int(left) if left >= 1 else None
 
 
+def _none_declared(provider: str) -> tuple[ConnectionParam, ...]:
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class VaultCore:
-    """What the flows need to know: keys, time, and whether there is a cache."""
+    """What the flows need to know: keys, time, whether there is a cache, and the
+    connection parameters each provider declares (whose patterns every read checks)."""
 
     keyring: KeyRing = field(repr=False)
     clock: Callable[[], datetime]
     has_cache: bool
     default_cache_ttl: int
+    declared_params: Callable[[str], tuple[ConnectionParam, ...]] = _none_declared
+
+    def open_row(self, key: TokenKey, row: SealedRow) -> TokenSet:
+        """The tokens of a stored row, its connection parameters checked.
+
+        Raises:
+            DecryptionError: the row does not decrypt (see
+                :func:`~oauthvault.crypto.sealing.open_row`), or a connection parameter
+                breaks its provider's pattern.
+        """
+        tokens = sealing.open_row(self.keyring, key, row)
+        if tokens.params:
+            self.check_params(key, tokens.params)
+        return tokens
+
+    def check_params(self, key: TokenKey, params: Mapping[str, str]) -> None:
+        """Refuse stored connection parameters that break their provider's pattern: a
+        row of an earlier version (values not bound to its tokens) changed by hand, say,
+        whose ``instance_url`` would send the token to another host.
+
+        Raises:
+            DecryptionError: as for a row altered under its binding (the name is logged,
+                never the value).
+        """
+        for param in self.declared_params(key.provider):
+            value = params.get(param.name)
+            if value is not None and not param.accepts(value):
+                logger.error("connection parameter %s of %s breaks its pattern", param.name, key)
+                raise DecryptionError
 
     def tokens_for_store(
         self,
@@ -143,6 +178,8 @@ class VaultCore:
         """The tokens of a sealed cache record said to be at ``version``."""
         try:
             tokens = open_cache_record(self.keyring, key, sealed)
+            if tokens.params:  # an earlier version cached what it read unchecked
+                self.check_params(key, tokens.params)
         except DecryptionError:
             logger.warning("Cache entry for %s failed to decrypt; replacing it", key)
             return None
@@ -163,7 +200,7 @@ class VaultCore:
         if row is None:
             return None
         try:
-            tokens = open_row(self.keyring, key, row)
+            tokens = self.open_row(key, row)
         except DecryptionError:
             found: TokenSet | None = yield from self.undecryptable(key)
             return found
@@ -185,7 +222,7 @@ class VaultCore:
             yield CommitLock()
             return None
         try:
-            tokens = open_row(self.keyring, key, state.row)
+            tokens = self.open_row(key, state.row)
         except DecryptionError:
             if self.keyring.has_key(state.row.key_id):
                 yield from mark_locked_undecryptable(key, state.status, self.clock())
@@ -199,7 +236,7 @@ class VaultCore:
         """Put back a row read before (a failed replacement), and cache it. Returns its new
         version."""
         version: int = yield WriteRow(key, row)
-        tokens = dataclasses.replace(open_row(self.keyring, key, row), version=version)
+        tokens = dataclasses.replace(self.open_row(key, row), version=version)
         yield from self.cache_tokens(key, tokens, self.clock())
         return version
 
@@ -233,7 +270,7 @@ class VaultCore:
     def reseal(self, key: TokenKey, row: SealedRow) -> SealedRow | None:
         """The row sealed again with the newest key; ``None`` if it cannot be decrypted."""
         try:
-            tokens = open_row(self.keyring, key, row)
+            tokens = self.open_row(key, row)
             return seal_row(self.keyring, key, tokens, open_response(self.keyring, key, row))
         except DecryptionError:
             return None

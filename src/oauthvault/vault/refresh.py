@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from oauthvault.crypto.sealing import SealedRow, open_response, open_row, seal_row
+from oauthvault.crypto.sealing import SealedRow, open_response, seal_row
 from oauthvault.errors import (
     ClientRejected,
     DecryptionError,
@@ -258,7 +258,7 @@ def _open_locked(
         yield CommitLock()
         raise TokenNotFound(f"no tokens stored for {key.provider}/{key.workspace_id}")
     try:
-        return row, open_row(core.keyring, key, row)
+        return row, core.open_row(key, row)
     except DecryptionError:
         if core.keyring.has_key(row.key_id):
             yield from mark_locked_undecryptable(key, state.status, core.clock())
@@ -494,7 +494,7 @@ def _stored(core: VaultCore, key: TokenKey) -> Generator[Step, Any, TokenSet]:
     row = yield ReadRow(key)
     if row is None:
         raise TokenNotFound(f"no tokens stored for {key.provider}/{key.workspace_id}")
-    return open_row(core.keyring, key, row)
+    return core.open_row(key, row)
 
 
 def _event(

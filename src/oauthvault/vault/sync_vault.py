@@ -28,7 +28,7 @@ from typing import Any, Literal, Self, overload
 from oauthvault.audit import Outcome
 from oauthvault.cache.keys import cache_key
 from oauthvault.cache.redis import RedisTokenCache
-from oauthvault.crypto.sealing import open_response, open_row
+from oauthvault.crypto.sealing import open_response
 from oauthvault.errors import (
     DecryptionError,
     ProviderError,
@@ -406,7 +406,7 @@ class OAuthTokenCache(VaultBase):
             if row is None:
                 return None
             try:
-                found = open_row(self._core.keyring, key, row)
+                found = self._core.open_row(key, row)
             except DecryptionError:
                 marked: TokenSet | None = self._run(self._core.undecryptable(key))
                 return marked
@@ -450,7 +450,7 @@ class OAuthTokenCache(VaultBase):
         key = TokenKey(provider, workspace_id, actor_id)
         self.open()
         row = self._store.get(key)
-        return None if row is None else open_row(self._core.keyring, key, row)
+        return None if row is None else self._core.open_row(key, row)
 
     @overload
     def delete_tokens(
