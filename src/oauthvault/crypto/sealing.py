@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oauthvault.crypto.envelope import open_sealed, seal
-from oauthvault.crypto.keyring import KeyRing
+from oauthvault.crypto.keyring import KeyRing, Purpose
 from oauthvault.errors import DecryptionError
 from oauthvault.models import (
     NO_PARAMS,
@@ -52,6 +52,7 @@ RESPONSE_FIELD = "token_response"
 LOCAL_FIELD = "local_record"
 _DOMAIN = b"oauthvault/v1"
 _SEPARATOR = "\x1f"  # control characters are rejected in tokens and scope, so this is free
+_ROW: Purpose = "token-row"  # the subkey of every column of a row (its fields differ by their AAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +136,18 @@ def seal_row(
     its row and field."""
     refresh_text = _refresh_field(tokens)
     purpose = ACCESS_ALONE if refresh_text is None else ACCESS_WITH_REFRESH
-    access = seal(keyring, tokens.access_token.encode(), associated_data(key, purpose))
+    access = seal(keyring, tokens.access_token.encode(), associated_data(key, purpose), _ROW)
     refresh = None
     if refresh_text is not None:
         refresh = _to_text(
-            seal(keyring, refresh_text.encode(), associated_data(key, REFRESH_FIELD))
+            seal(keyring, refresh_text.encode(), associated_data(key, REFRESH_FIELD), _ROW)
         )
     sealed_response = None
     if response is not None:
         plaintext = json.dumps(response, separators=(",", ":")).encode()
-        sealed_response = _to_text(seal(keyring, plaintext, associated_data(key, RESPONSE_FIELD)))
+        sealed_response = _to_text(
+            seal(keyring, plaintext, associated_data(key, RESPONSE_FIELD), _ROW)
+        )
     return SealedRow(
         access_token_encrypted=_to_text(access),
         refresh_token_encrypted=refresh,
@@ -167,7 +170,7 @@ def open_response(keyring: KeyRing, key: TokenKey, row: SealedRow) -> dict[str, 
     if row.response_encrypted is None:
         return None
     plaintext = open_sealed(
-        keyring, _from_text(row.response_encrypted), associated_data(key, RESPONSE_FIELD)
+        keyring, _from_text(row.response_encrypted), associated_data(key, RESPONSE_FIELD), _ROW
     )
     try:
         value = json.loads(plaintext)
@@ -188,15 +191,18 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
     sealed_access = _from_text(row.access_token_encrypted)
     purpose = ACCESS_ALONE if row.refresh_token_encrypted is None else ACCESS_WITH_REFRESH
     try:
-        access = open_sealed(keyring, sealed_access, associated_data(key, purpose))
+        access = open_sealed(keyring, sealed_access, associated_data(key, purpose), _ROW)
     except DecryptionError:
         # A row sealed before the purpose said so (re-sealed by rotate-key); a row whose
         # refresh column was changed fails here too, since its access token names it.
-        access = open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD))
+        access = open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD), _ROW)
     refresh = None
     if row.refresh_token_encrypted is not None:
         refresh = open_sealed(
-            keyring, _from_text(row.refresh_token_encrypted), associated_data(key, REFRESH_FIELD)
+            keyring,
+            _from_text(row.refresh_token_encrypted),
+            associated_data(key, REFRESH_FIELD),
+            _ROW,
         ).decode()
     refresh, credentials = _split_refresh(refresh)
     return assemble_token_set(
@@ -238,7 +244,7 @@ def seal_cache_record(
             str(tokens.version if version is None else version),
         )
     )
-    return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))
+    return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD), "cache-record")
 
 
 def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSet:
@@ -247,7 +253,9 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     Raises:
         DecryptionError: the value is not a record of this connection, or was altered.
     """
-    plaintext = open_sealed(keyring, sealed, associated_data(key, CACHE_FIELD)).decode()
+    plaintext = open_sealed(
+        keyring, sealed, associated_data(key, CACHE_FIELD), "cache-record"
+    ).decode()
     try:
         expires, scope, access, refresh, params, issued, version = plaintext.split(_SEPARATOR)
         expires_at = None if not expires else _from_micros(int(expires))
@@ -287,7 +295,7 @@ class LocalRecord:
 def seal_local_record(keyring: KeyRing, ids: tuple[str, str, str], tokens: TokenSet) -> LocalRecord:
     """The local record of the connection whose ``TokenKey`` has these ``ids``."""
     plaintext = tokens.access_token + _SEPARATOR + _optional(_refresh_field(tokens))
-    sealed = seal(keyring, plaintext.encode(), _local_associated_data(ids))
+    sealed = seal(keyring, plaintext.encode(), _local_associated_data(ids), "local-record")
     return LocalRecord(
         sealed, tokens.expires_at, tokens.scope, tokens.params, tokens.issued_at, tokens.version
     )
@@ -299,7 +307,9 @@ def open_local_record(keyring: KeyRing, ids: tuple[str, str, str], record: Local
     Raises:
         DecryptionError: the record is not this connection's, or its key left the ring.
     """
-    plaintext = open_sealed(keyring, record.sealed, _local_associated_data(ids)).decode()
+    plaintext = open_sealed(
+        keyring, record.sealed, _local_associated_data(ids), "local-record"
+    ).decode()
     access, _, refresh = plaintext.partition(_SEPARATOR)
     credentials = None
     if refresh == "-":
