@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 from oauthvault import KeyRing, OAuthTokenCache, generate_key
 from oauthvault.cli import main
+from oauthvault.storage.key_usage import read_key_usage
+from oauthvault.storage.location import parse_database_url
 from oauthvault.storage.migrations import HEAD_REVISION
 
 from tests.helpers.metadata_server import OAUTH, OPENID, MetadataServer
@@ -198,6 +200,7 @@ def test_doctor_reports_each_check(cli_env, redis_url):
         "key ring",
         "database",
         "key coverage",
+        "key usage",
         "decryption",
         "service",
         "providers",
@@ -208,6 +211,30 @@ def test_doctor_reports_each_check(cli_env, redis_url):
     assert broken.exit_code == 1
     assert "FAIL redis: cannot reach Redis at 127.0.0.1:1" in broken.output
     assert "Connection refused" in broken.output
+
+
+def test_doctor_warns_past_half_the_key_encryption_limit_and_fails_at_it(cli_env, sqlite_url, key):
+    """Failed before issue 26: nothing counted a key's encryptions (random 96-bit nonces
+    allow a key a bounded number)."""
+    with OAuthTokenCache(sqlite_url, encryption_key=key) as vault:
+        vault.store_tokens("google", "ws", "u", "ACCESS", "REFRESH", 600)
+    key_id = KeyRing.from_text(key).key_ids[0]
+    used = read_key_usage(parse_database_url(sqlite_url))[key_id]
+    assert used >= 2  # the access and the refresh token, written when the vault closed
+    fine = run(cli_env, "doctor")
+    assert fine.exit_code == 0, fine.output
+    assert f"ok   key usage: encryptions by key, of {2**30} allowed: {key_id}: {used}" in (
+        fine.output
+    )
+    near = run({**cli_env, "OAUTHVAULT_KEY_ENCRYPTION_LIMIT": str(used + 1)}, "doctor")
+    assert near.exit_code == 0, near.output
+    warning = next(line for line in near.output.splitlines() if line.startswith("warn"))
+    assert warning.startswith(f"warn key usage: key {key_id} made over half of the limit")
+    assert "`oauthvault rotate-key`" in warning
+    over = run({**cli_env, "OAUTHVAULT_KEY_ENCRYPTION_LIMIT": str(used)}, "doctor")
+    assert over.exit_code == 1
+    assert f"FAIL key usage: key {key_id} reached the limit of {used} encryptions" in over.output
+    assert "`oauthvault rotate-key`" in over.output
 
 
 def test_doctor_reports_a_broken_provider_config(cli_env, tmp_path):

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oauthvault.crypto.keyfile import key_file_for, load_or_create_key_file
 from oauthvault.crypto.keyring import KeyRing
+from oauthvault.crypto.usage import ENCRYPTION_LIMIT
 from oauthvault.errors import ConfigError
 from oauthvault.storage.location import DatabaseLocation, parse_database_url
 
@@ -91,6 +92,13 @@ class Settings(BaseSettings):
     audit: bool = Field(default=True, validation_alias="OAUTHVAULT_AUDIT")
     audit_retention_days: int = Field(
         default=90, ge=1, le=3650, validation_alias="OAUTHVAULT_AUDIT_RETENTION_DAYS"
+    )
+    #: Encryptions a key may make before ``doctor`` fails (it warns past half).
+    key_encryption_limit: int = Field(
+        default=ENCRYPTION_LIMIT,
+        ge=2,
+        le=2**32,
+        validation_alias="OAUTHVAULT_KEY_ENCRYPTION_LIMIT",
     )
     config_file: Path | None = Field(default=None, validation_alias=CONFIG_ENV)
 

@@ -14,6 +14,7 @@ import redis
 from redis.exceptions import RedisError
 
 from oauthvault.config import Settings, resolve_keyring
+from oauthvault.crypto.usage import usage_level
 from oauthvault.errors import DecryptionError, VaultError
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.vault import OAuthTokenCache
@@ -88,7 +89,42 @@ def _database_checks(settings: Settings) -> Iterator[Check]:
             )
         else:
             yield Check("key coverage", True, "every row is sealed with the newest key")
+        yield _key_usage_check(vault, settings.key_encryption_limit)
         yield _sample_check(vault)
+
+
+def _key_usage_check(vault: OAuthTokenCache, limit: int) -> Check:
+    """The newest key's encryptions against ``limit`` (the others no longer encrypt): a
+    warning past half, a failure at it."""
+    try:
+        totals = vault.key_usage.read()
+    except VaultError as error:
+        return Check("key usage", False, str(error))
+    used = {key_id: totals.get(key_id, 0) for key_id in vault.keyring.key_ids}
+    newest = vault.keyring.key_ids[0]
+    counts = ", ".join(f"{key_id}: {count}" for key_id, count in used.items())
+    remedy = (
+        "put a new key first in OAUTH_ENCRYPTION_KEY (`oauthvault keygen`), deploy it, then "
+        "run `oauthvault rotate-key`"
+    )
+    match usage_level(used[newest], limit):
+        case "over":
+            return Check(
+                "key usage",
+                False,
+                f"key {newest} reached the limit of {limit} encryptions, past which its "
+                f"random nonces may repeat ({counts}): {remedy}",
+            )
+        case "warn":
+            return Check(
+                "key usage",
+                True,
+                f"key {newest} made over half of the limit of {limit} encryptions "
+                f"({counts}): {remedy}",
+                warning=True,
+            )
+        case _:
+            return Check("key usage", True, f"encryptions by key, of {limit} allowed: {counts}")
 
 
 def _sample_check(vault: OAuthTokenCache) -> Check:

@@ -75,6 +75,7 @@ def _serve_metrics(
         lambda: vault.cache_available if vault.backend_mode == "db+cache" else None,
         (lambda: webhooks.deliveries) if webhooks is not None else None,
         count_connections=vault.count_by_status,
+        key_encryptions=vault.key_encryptions,
     )
     server, _thread = start_http_server(
         port, addr=host, registry=ServiceMetrics(collector).registry

@@ -114,7 +114,7 @@ def test_rows_sealed_before_the_refresh_binding_still_open():
 
     ring = KeyRing.generate()
     key = TokenKey("google", "ws", "u")
-    legacy = seal(ring, b"old-access", associated_data(key, ACCESS_FIELD))
+    legacy = seal(ring, b"old-access", associated_data(key, ACCESS_FIELD), "token-row")
     row = SealedRow(
         binascii.b2a_base64(legacy, newline=False).decode(),
         None,

@@ -11,7 +11,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from oauthvault import OAuthTokenCache, generate_key
+from oauthvault import KeyRing, OAuthTokenCache, generate_key
 
 from tests.helpers.net import free_port
 from tests.helpers.service_harness import connect, outcome, running_environment
@@ -190,3 +190,27 @@ def test_the_metrics_port_is_checked(tmp_path):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--metrics-port" in result.stderr
+
+
+def test_key_encryptions_are_shown_by_key_id_with_the_limit(tmp_path, postgres_url):
+    """Failed before issue 26: no count of encryptions per key (random nonces have a
+    bound per key)."""
+    key = generate_key()
+    key_id = KeyRing.from_text(key).key_ids[0]
+    with running_environment(tmp_path, postgres_url, None, key, auto_approve=True) as service:
+        ids = {**IDS, "workspace_id": "ws_metrics_keys"}
+        with service.api() as api:
+            stored = api.put(
+                "/v1/connections", json={**ids, "access_token": TOKEN, "refresh_token": "R"}
+            )
+            assert stored.status_code == 204
+            try:
+                found = families(httpx.get(f"{service.base_url}/metrics").text)
+            finally:
+                api.delete("/v1/connections", params=ids)
+    encryptions = dict(
+        (labels["key_id"], value) for labels, value in found["oauthvault_key_encryptions"]
+    )
+    assert set(encryptions) == {key_id}
+    assert encryptions[key_id] >= 2  # the access and the refresh token, at least
+    assert found["oauthvault_key_encryption_limit"] == [({}, 2**30)]

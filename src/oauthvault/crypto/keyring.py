@@ -3,6 +3,13 @@
 The newest key encrypts; any key in the ring decrypts. Each key has a short id,
 derived from the key itself, that every ciphertext carries so decryption knows
 which key to try. A ``Fernet.generate_key()`` value is a valid key.
+
+A key never encrypts anything itself: each :data:`Purpose` gets its own AES-256-GCM
+subkey, derived with HKDF-SHA256 (``info`` = ``oauthvault/v1/<purpose>``), so the
+ciphertexts of one purpose never open as another's, and each subkey's random nonces are
+spent by its purpose alone. The raw key is kept only to open values sealed before
+subkeys existed (:mod:`oauthvault.crypto.envelope`'s version 1). The key id stays the
+ring entry's. The ring counts its encryptions per key (:class:`EncryptionCounter`).
 """
 
 from __future__ import annotations
@@ -11,13 +18,25 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, get_args
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from oauthvault.crypto.usage import EncryptionCounter
 from oauthvault.errors import ConfigError
 
-__all__ = ["KEY_ID_SIZE", "EncryptionKey", "KeyRing", "generate_key"]
+__all__ = ["KEY_ID_SIZE", "PURPOSES", "EncryptionKey", "KeyRing", "Purpose", "generate_key"]
+
+#: What a subkey encrypts: the token columns of a row (access, refresh, token answer), the
+#: records cached in Redis, the in-process cache's records, one-time pending records
+#: (OAuth states, connect links, resume handles) and admin console sessions.
+Purpose = Literal["token-row", "cache-record", "local-record", "pending-record", "admin-session"]
+PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
 
 KEY_SIZE = 32
 KEY_ID_SIZE = 4
@@ -34,12 +53,28 @@ def _key_id(secret: bytes) -> bytes:
     return hashlib.sha256(b"oauthvault key id\x00" + secret).digest()[:KEY_ID_SIZE]
 
 
+def derive_subkey(secret: bytes, purpose: Purpose) -> bytes:
+    """The 32-byte subkey of ``secret`` for ``purpose`` (HKDF-SHA256, no salt: the key is
+    uniformly random already; the purpose label is the ``info``)."""
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=KEY_SIZE,
+        salt=None,
+        info=b"oauthvault/v1/" + purpose.encode(),
+    )
+    return hkdf.derive(secret)
+
+
 @dataclass(frozen=True, slots=True)
 class EncryptionKey:
-    """One AES-256-GCM key. Only its id shows in ``repr``."""
+    """One ring entry: its id, one AES-256-GCM subkey per purpose, and the raw key (which
+    only opens values sealed before subkeys). Only the id shows in ``repr``."""
 
     key_id: bytes
+    #: The raw key: opens version-1 values only, never encrypts.
     aead: AESGCM = field(repr=False, compare=False)
+    #: One subkey per :data:`Purpose`, derived once when the key is read.
+    subkeys: Mapping[Purpose, AESGCM] = field(repr=False, compare=False)
 
     @property
     def key_id_hex(self) -> str:
@@ -49,13 +84,14 @@ class EncryptionKey:
     def from_secret(cls, secret: bytes) -> EncryptionKey:
         if len(secret) != KEY_SIZE:
             raise ValueError("an encryption key is 32 bytes")
-        return cls(key_id=_key_id(secret), aead=AESGCM(secret))
+        subkeys = {purpose: AESGCM(derive_subkey(secret, purpose)) for purpose in PURPOSES}
+        return cls(_key_id(secret), AESGCM(secret), MappingProxyType(subkeys))
 
 
 class KeyRing:
     """Keys newest first: :attr:`primary` encrypts, :meth:`find` looks any key up by id."""
 
-    __slots__ = ("_by_id", "_keys")
+    __slots__ = ("_by_id", "_keys", "usage")
 
     def __init__(self, keys: list[EncryptionKey]) -> None:
         if not keys:
@@ -67,6 +103,8 @@ class KeyRing:
             by_id[key.key_id] = key
         self._keys = tuple(keys)
         self._by_id = by_id
+        #: Encryptions by key since this ring was made (see :mod:`oauthvault.crypto.usage`).
+        self.usage = EncryptionCounter()
 
     @classmethod
     def from_text(cls, text: str, setting: str = _SETTING) -> KeyRing:

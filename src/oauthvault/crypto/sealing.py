@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from oauthvault.crypto.envelope import open_sealed, seal
-from oauthvault.crypto.keyring import KeyRing
+from oauthvault.crypto.keyring import KeyRing, Purpose
 from oauthvault.errors import DecryptionError
 from oauthvault.models import (
     NO_PARAMS,
@@ -59,6 +59,7 @@ RESPONSE_FIELD = "token_response"
 LOCAL_FIELD = "local_record"
 _DOMAIN = b"oauthvault/v1"
 _SEPARATOR = "\x1f"  # control characters are rejected in tokens and scope, so this is free
+_ROW: Purpose = "token-row"  # the subkey of every column of a row (its fields differ by their AAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +147,18 @@ def seal_row(
     bound = associated_data(key, purpose) + _row_values(
         tokens.expires_at, tokens.scope, params, tokens.issued_at
     )
-    access = seal(keyring, tokens.access_token.encode(), bound)
+    access = seal(keyring, tokens.access_token.encode(), bound, _ROW)
     refresh = None
     if refresh_text is not None:
         refresh = _to_text(
-            seal(keyring, refresh_text.encode(), associated_data(key, REFRESH_FIELD))
+            seal(keyring, refresh_text.encode(), associated_data(key, REFRESH_FIELD), _ROW)
         )
     sealed_response = None
     if response is not None:
         plaintext = json.dumps(response, separators=(",", ":")).encode()
-        sealed_response = _to_text(seal(keyring, plaintext, associated_data(key, RESPONSE_FIELD)))
+        sealed_response = _to_text(
+            seal(keyring, plaintext, associated_data(key, RESPONSE_FIELD), _ROW)
+        )
     return SealedRow(
         access_token_encrypted=_to_text(access),
         refresh_token_encrypted=refresh,
@@ -178,7 +181,7 @@ def open_response(keyring: KeyRing, key: TokenKey, row: SealedRow) -> dict[str, 
     if row.response_encrypted is None:
         return None
     plaintext = open_sealed(
-        keyring, _from_text(row.response_encrypted), associated_data(key, RESPONSE_FIELD)
+        keyring, _from_text(row.response_encrypted), associated_data(key, RESPONSE_FIELD), _ROW
     )
     try:
         value = json.loads(plaintext)
@@ -204,6 +207,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
             keyring,
             sealed_access,
             bound + _row_values(row.expires_at, row.scope, row.params, row.issued_at),
+            _ROW,
         )
     except DecryptionError:
         # A row sealed by an earlier version (re-bound when it is next sealed: a store, a
@@ -213,7 +217,10 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
     refresh = None
     if row.refresh_token_encrypted is not None:
         refresh = open_sealed(
-            keyring, _from_text(row.refresh_token_encrypted), associated_data(key, REFRESH_FIELD)
+            keyring,
+            _from_text(row.refresh_token_encrypted),
+            associated_data(key, REFRESH_FIELD),
+            _ROW,
         ).decode()
     refresh, credentials = _split_refresh(refresh)
     return assemble_token_set(
@@ -231,10 +238,10 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
 def _open_unbound(keyring: KeyRing, key: TokenKey, sealed_access: bytes, alone: bool) -> bytes:
     purpose = ACCESS_ALONE if alone else ACCESS_WITH_REFRESH
     try:
-        return open_sealed(keyring, sealed_access, associated_data(key, purpose))
+        return open_sealed(keyring, sealed_access, associated_data(key, purpose), _ROW)
     except DecryptionError:
         # Sealed before the purpose said whether a refresh token is kept.
-        return open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD))
+        return open_sealed(keyring, sealed_access, associated_data(key, ACCESS_FIELD), _ROW)
 
 
 def _row_values(
@@ -286,7 +293,7 @@ def seal_cache_record(
             str(tokens.version if version is None else version),
         )
     )
-    return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD))
+    return seal(keyring, plaintext.encode(), associated_data(key, CACHE_FIELD), "cache-record")
 
 
 def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSet:
@@ -295,7 +302,9 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     Raises:
         DecryptionError: the value is not a record of this connection, or was altered.
     """
-    plaintext = open_sealed(keyring, sealed, associated_data(key, CACHE_FIELD)).decode()
+    plaintext = open_sealed(
+        keyring, sealed, associated_data(key, CACHE_FIELD), "cache-record"
+    ).decode()
     try:
         expires, scope, access, refresh, params, issued, version = plaintext.split(_SEPARATOR)
         expires_at = None if not expires else _from_micros(int(expires))
@@ -335,7 +344,7 @@ class LocalRecord:
 def seal_local_record(keyring: KeyRing, ids: tuple[str, str, str], tokens: TokenSet) -> LocalRecord:
     """The local record of the connection whose ``TokenKey`` has these ``ids``."""
     plaintext = tokens.access_token + _SEPARATOR + _optional(_refresh_field(tokens))
-    sealed = seal(keyring, plaintext.encode(), _local_associated_data(ids))
+    sealed = seal(keyring, plaintext.encode(), _local_associated_data(ids), "local-record")
     return LocalRecord(
         sealed, tokens.expires_at, tokens.scope, tokens.params, tokens.issued_at, tokens.version
     )
@@ -347,7 +356,9 @@ def open_local_record(keyring: KeyRing, ids: tuple[str, str, str], record: Local
     Raises:
         DecryptionError: the record is not this connection's, or its key left the ring.
     """
-    plaintext = open_sealed(keyring, record.sealed, _local_associated_data(ids)).decode()
+    plaintext = open_sealed(
+        keyring, record.sealed, _local_associated_data(ids), "local-record"
+    ).decode()
     access, _, refresh = plaintext.partition(_SEPARATOR)
     credentials = None
     if refresh == "-":

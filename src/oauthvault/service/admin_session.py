@@ -96,7 +96,7 @@ class AdminSessions:
         """A new session and its cookie value."""
         session = AdminSession(self._clock() + self.ttl, secrets.token_urlsafe(32))
         payload = json.dumps({"exp": session.expires_at, "csrf": session.csrf}).encode()
-        sealed = seal(self._keyring(), payload, self._purpose)
+        sealed = seal(self._keyring(), payload, self._purpose, "admin-session")
         return base64.urlsafe_b64encode(sealed).decode().rstrip("="), session
 
     def open(self, cookie: str | None) -> AdminSession | None:
@@ -105,7 +105,8 @@ class AdminSessions:
             return None
         try:
             sealed = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
-            payload = json.loads(open_sealed(self._keyring(), sealed, self._purpose))
+            opened = open_sealed(self._keyring(), sealed, self._purpose, "admin-session")
+            payload = json.loads(opened)
             session = AdminSession(float(payload["exp"]), str(payload["csrf"]))
         except (binascii.Error, ValueError, KeyError, TypeError, DecryptionError):
             return None

@@ -96,6 +96,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         lambda: vault.cache_available if vault.backend_mode == "db+cache" else None,
         (lambda: webhooks.deliveries) if webhooks is not None else None,
         audit=lambda: vault.audit_trail,
+        key_encryptions=vault.key_encryptions,
+        key_encryption_limit=settings.key_encryption_limit,
     )
     metrics = ServiceMetrics(collector)
     counts = ConnectionCounts(collector, vault.count_by_status, config.metrics_refresh)

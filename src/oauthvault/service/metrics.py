@@ -4,7 +4,8 @@ Everything is read when scraped, from counters the vault keeps anyway
 (:meth:`~oauthvault.vault.base.VaultBase.cache_info`,
 :meth:`~oauthvault.vault.base.VaultBase.refresh_outcomes`) and from the token endpoint's
 own histogram. No label ever carries a token, a workspace id or an actor id: providers,
-sources, outcomes and states only.
+sources, outcomes, states and key ids only (a key id is 4 bytes of a domain-tagged SHA-256
+of the key: it names a key and reveals nothing usable about it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class VaultCollector(Collector):
         webhooks: Callable[[], Mapping[str, int]] | None = None,
         count_connections: Callable[[], Mapping[tuple[str, str], int]] | None = None,
         audit: Callable[[], AuditTrail | None] | None = None,
+        key_encryptions: Callable[[], Mapping[str, int]] | None = None,
+        key_encryption_limit: int | None = None,
     ) -> None:
         self._cache_info = cache_info
         self._refresh_outcomes = refresh_outcomes
@@ -45,6 +48,8 @@ class VaultCollector(Collector):
         self._webhooks = webhooks
         self._count_connections = count_connections
         self._audit = audit
+        self._key_encryptions = key_encryptions
+        self._key_encryption_limit = key_encryption_limit
         #: (provider, status) -> connections: counted at each scrape by
         #: ``count_connections`` (blocking: the worker), or set before it (the service).
         self.connections: Mapping[tuple[str, str], int] = {}
@@ -128,6 +133,24 @@ class VaultCollector(Collector):
             )
             dropped.add_metric([], trail.dropped)
             yield dropped
+        if self._key_encryptions is not None:
+            # A gauge, not a counter: the sum of every instance's encryptions (the database
+            # totals as last known, plus this process's not yet written).
+            encryptions = GaugeMetricFamily(
+                "oauthvault_key_encryptions",
+                "Encryptions made with each key of the ring, by every instance",
+                labels=["key_id"],
+            )
+            for key_id, count in self._key_encryptions().items():
+                encryptions.add_metric([key_id], count)
+            yield encryptions
+        if self._key_encryption_limit is not None:
+            limit = GaugeMetricFamily(
+                "oauthvault_key_encryption_limit",
+                "Encryptions a key may make (rotate before: doctor warns past half)",
+            )
+            limit.add_metric([], self._key_encryption_limit)
+            yield limit
         if self._webhooks is not None:
             deliveries = CounterMetricFamily(
                 "oauthvault_webhook_deliveries", "Webhook deliveries by outcome", labels=["outcome"]

@@ -155,6 +155,7 @@ class AsyncOAuthTokenCache(VaultBase):
     async def _open_once(self) -> None:
         await self._store.open()
         self._opened = True
+        self._key_usage.start()
         local, self._memory = self._new_tiers()
         if isinstance(self._store, AsyncPostgresTokenStore):
             # The feed runs whatever the local cache setting: the versions it hears refuse
@@ -756,10 +757,11 @@ class AsyncOAuthTokenCache(VaultBase):
 
     async def aclose(self) -> None:
         """Close database connections, the change feed and the Redis client (after writing
-        the audit entries still queued)."""
+        the audit entries and the encryption counts still queued)."""
         try:
             if self._audit is not None:
                 await asyncio.to_thread(self._audit.close)
+            await asyncio.to_thread(self._key_usage.close)
             self._local, self._sqlite_seen = None, None  # a reopened vault starts afresh
             if self._feed is not None:
                 feed, self._feed = self._feed, None

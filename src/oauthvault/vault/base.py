@@ -41,6 +41,7 @@ from oauthvault.models import (
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.params import ConnectionParam, check_given_params
+from oauthvault.storage.key_usage import KeyUsageRecorder
 from oauthvault.storage.location import DatabaseLocation
 from oauthvault.storage.migrations import HEAD_REVISION
 from oauthvault.vault.client_refusals import ClientRefusals
@@ -135,6 +136,10 @@ class VaultBase(ReadTiers):
             default_cache_ttl=settings.default_cache_ttl,
             declared_params=self._declared_params,
         )
+        # Started when the vault opens; counts every seal's key, written in batches.
+        self._key_usage = KeyUsageRecorder(
+            self._location, keyring.usage, connect_timeout=settings.db_connect_timeout
+        )
         self._audit: AuditTrail | None = None
         self._audit_caller = audit_caller
         if audit_caller is not None:
@@ -198,6 +203,19 @@ class VaultBase(ReadTiers):
     @property
     def keyring(self) -> KeyRing:
         return self._core.keyring
+
+    @property
+    def key_usage(self) -> KeyUsageRecorder:
+        """Encryptions by key id (all instances', from the database, plus this one's not
+        written yet): ``totals()`` (no I/O), ``read()``, ``flush()``; see
+        :mod:`oauthvault.crypto.usage` for the limit."""
+        return self._key_usage
+
+    def key_encryptions(self) -> dict[str, int]:
+        """Encryptions by the id of each key in the ring, newest first (no I/O: the
+        database's totals as last read or written, plus this process's not written yet)."""
+        totals = self._key_usage.totals()
+        return {key_id: totals.get(key_id, 0) for key_id in self._core.keyring.key_ids}
 
     @property
     def database(self) -> str:

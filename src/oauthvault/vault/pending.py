@@ -50,7 +50,7 @@ def save_record(core: VaultCore, kind: str, payload: dict[str, Any], expires_at:
     secret = secrets.token_urlsafe(SECRET_BYTES)
     identity = record_id(kind, secret)
     body = json.dumps({**payload, "expires_at": expires_at.isoformat()}).encode()
-    sealed = seal(core.keyring, body, _DOMAIN + identity.encode()).hex()
+    sealed = seal(core.keyring, body, _DOMAIN + identity.encode(), "pending-record").hex()
     if core.has_cache:
         ttl = pending_ttl(expires_at, core.clock())
         if (yield WriteCache(pending_cache_key(identity), sealed.encode(), ttl)):
@@ -74,7 +74,9 @@ def take_record(core: VaultCore, kind: str, secret: object) -> Flow:
     if sealed is None:
         return None
     try:
-        body = open_sealed(core.keyring, bytes.fromhex(sealed), _DOMAIN + identity.encode())
+        body = open_sealed(
+            core.keyring, bytes.fromhex(sealed), _DOMAIN + identity.encode(), "pending-record"
+        )
     except (DecryptionError, ValueError):
         return None
     payload: dict[str, Any] = json.loads(body)

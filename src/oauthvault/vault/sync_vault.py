@@ -151,6 +151,7 @@ class OAuthTokenCache(VaultBase):
     def _open_once(self) -> None:
         self._store.open()
         self._opened = True
+        self._key_usage.start()
         local, self._memory = self._new_tiers()
         if isinstance(self._store, PostgresTokenStore):
             # The feed runs whatever the local cache setting: the versions it hears refuse
@@ -750,10 +751,11 @@ class OAuthTokenCache(VaultBase):
 
     def close(self) -> None:
         """Close database connections, the change feed and the Redis client (after writing
-        the audit entries still queued)."""
+        the audit entries and the encryption counts still queued)."""
         try:
             if self._audit is not None:
                 self._audit.close()
+            self._key_usage.close()
             self._local, self._sqlite_seen = None, None  # a reopened vault starts afresh
             if self._feed is not None:
                 feed, self._feed = self._feed, None
