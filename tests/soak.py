@@ -42,6 +42,7 @@ from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.postgres_server import PostgresServer
 from tests.helpers.processes import start_serve, start_worker, stop
 from tests.helpers.redis_server import RedisServer
+from tests.helpers.service_harness import open_link
 
 ACCESS_TTL = 8  # seconds: refreshes run all the time
 WORKSPACES = 8
@@ -228,7 +229,7 @@ def connect(
         raise LinkRefused(made)
     with httpx.Client(timeout=15) as browser:
         target = made.json()["url"].replace(soak.url(0), base, 1)
-        response = browser.get(target)
+        response = open_link(browser, target)
         for _ in range(20):
             if response.status_code not in (302, 303):  # one of our pages: its code
                 shown = re.search(r'id="code">([a-z_]+)<', response.text)

@@ -32,6 +32,7 @@ from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from tests.helpers.net import free_port
 from tests.helpers.oidc_server import OIDCServer
 from tests.helpers.processes import start_serve, start_worker, stop
+from tests.helpers.service_harness import open_link
 from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.once, pytest.mark.slow]
@@ -144,7 +145,7 @@ def connect(cluster: Cluster, actor: str, start: int, finish: int) -> None:
         )
     assert made.status_code == 201, made.text
     with httpx.Client(timeout=10) as browser:
-        response = browser.get(on(made.json()["url"], cluster.ports[start]))
+        response = open_link(browser, on(made.json()["url"], cluster.ports[start]))
         for _ in range(20):
             assert response.status_code in (302, 303), response.text
             location = str(response.url.join(response.headers["location"]))

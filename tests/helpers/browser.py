@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -42,3 +42,12 @@ def launch_chromium() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+def open_connect_link(page: Page, url: str) -> None:
+    """Open a connect link and press "Continue" on its confirmation page, waiting for
+    wherever that leads (the provider's redirects included)."""
+    page.goto(url)
+    page.wait_for_selector("#confirm")
+    with page.expect_navigation():
+        page.click("#continue")

@@ -16,11 +16,14 @@ class HostApp:
 
     ``connect_pages`` maps a path to the connect link its Connect button points at; the test
     creates the link through the API and registers it before the browser asks for the page.
+    ``bound_pages`` does the same for a host-bound link: a form POSTing its browser secret.
     ``/app/done`` is the return URL: it shows the outcome from the query string.
     """
 
     def __init__(self) -> None:
         self.connect_pages: dict[str, str] = {}
+        #: path -> (connect link URL, browser secret) of a host-bound link: the page POSTs it.
+        self.bound_pages: dict[str, tuple[str, str]] = {}
         self.requests: list[str] = []
         host = self
 
@@ -60,6 +63,14 @@ class HostApp:
             return 200, page(
                 "Integrations",
                 f'<p>Let the app read your mail.</p><a id="connect" href="{href}">Connect</a>',
+            )
+        if parts.path in self.bound_pages:
+            url, secret = (html.escape(value, quote=True) for value in self.bound_pages[parts.path])
+            return 200, page(
+                "Integrations",
+                f'<form method="post" action="{url}">'
+                f'<input type="hidden" name="browser_secret" value="{secret}">'
+                '<button id="connect" type="submit">Connect</button></form>',
             )
         if parts.path == "/app/done":
             query = {key: values[0] for key, values in parse_qs(parts.query).items()}

@@ -3,7 +3,9 @@ its connect flow with a plain HTTP client as a browser."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -176,10 +178,14 @@ def running_environment(
 def walk(
     browser: httpx.Client, url: str, stop: Callable[[str], bool], login: str
 ) -> httpx.Response:
-    """Follow redirects (relative ones too) until ``stop(location)``; the provider's
-    authorization request gets a ``login_hint`` so its auto-approval logs ``login`` in."""
+    """Follow redirects (relative ones too) until ``stop(location)``, pressing "Continue"
+    on a connect link's confirmation page; the provider's authorization request gets a
+    ``login_hint`` so its auto-approval logs ``login`` in."""
     response = browser.get(url)
     for _ in range(20):
+        if response.status_code == 200 and 'id="confirm"' in response.text:
+            response = press_continue(browser, response)
+            continue
         if response.status_code not in (302, 303):
             return response
         location = str(response.url.join(response.headers["location"]))
@@ -189,6 +195,24 @@ def walk(
             location += f"&login_hint={login}"
         response = browser.get(location)
     raise AssertionError("too many redirects")
+
+
+def press_continue(browser: httpx.Client, page: httpx.Response) -> httpx.Response:
+    """Submit a confirmation page's form (its action and one-time ``link``), as the
+    browser does when "Continue" is pressed."""
+    action = re.search(r'<form id="confirm" method="post" action="([^"]+)"', page.text)
+    link = re.search(r'name="link" value="([^"]+)"', page.text)
+    assert action is not None and link is not None, page.text
+    return browser.post(html.unescape(action[1]), data={"link": link[1]})
+
+
+def open_link(browser: httpx.Client, url: str) -> httpx.Response:
+    """Open a connect link and press "Continue" on its confirmation page: the answer is
+    the redirect to the provider (or the page the link ended on)."""
+    page = browser.get(url)
+    if page.status_code == 200 and 'id="confirm"' in page.text:
+        return press_continue(browser, page)
+    return page
 
 
 def follow_until_callback(browser: httpx.Client, url: str, login: str = "alice") -> httpx.Response:

@@ -42,6 +42,9 @@ def open_connect_page(tab: Page, env: ConnectEnvironment, host: HostApp, actor_i
     tab.goto(f"{host.url}{path}")
     assert tab.get_attribute("#connect", "href") == link
     tab.click("#connect")
+    with step(tab, "the link's confirmation page"):
+        tab.wait_for_selector("#confirm")
+    tab.click("#continue")
 
 
 @contextlib.contextmanager

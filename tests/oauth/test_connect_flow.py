@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.helpers.service_harness import connect, outcome, walk
+from tests.helpers.service_harness import connect, open_link, outcome, walk
 
 
 def test_full_flow_stores_tokens_that_the_token_api_returns(env, pg):
@@ -40,7 +40,7 @@ def test_full_flow_stores_tokens_that_the_token_api_returns(env, pg):
 
 def test_pkce_and_nonce_are_sent_to_the_provider(env):
     with httpx.Client(timeout=10) as browser:
-        response = browser.get(env.connect_link("ws_1", "pkce"))
+        response = open_link(browser, env.connect_link("ws_1", "pkce"))
         assert response.status_code == 302
         query = parse_qs(urlsplit(response.headers["location"]).query)
         assert query["code_challenge_method"] == ["S256"]
@@ -54,7 +54,7 @@ def test_pkce_and_nonce_are_sent_to_the_provider(env):
 def test_a_connect_link_works_once(env):
     link = env.connect_link("ws_1", "bob")
     with httpx.Client(timeout=10) as browser:
-        assert browser.get(link).status_code == 302
+        assert open_link(browser, link).status_code == 302
         again = browser.get(link)
     assert again.status_code == 400
     assert "expired or was already used" in again.text
@@ -62,7 +62,7 @@ def test_a_connect_link_works_once(env):
 
 def test_access_denied_is_a_clean_outcome(env):
     with httpx.Client(timeout=10) as browser:
-        start = browser.get(env.connect_link("ws_1", "denied"))
+        start = open_link(browser, env.connect_link("ws_1", "denied"))
         state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
         callback = browser.get(
             f"{env.base_url}/oauth/local/callback",

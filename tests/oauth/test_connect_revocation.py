@@ -14,7 +14,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.helpers.service_harness import CLIENT_ID, CLIENT_SECRET, connect, outcome, walk
+from tests.helpers.service_harness import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    connect,
+    open_link,
+    outcome,
+    walk,
+)
 
 pytestmark = pytest.mark.env_options(
     provider_settings="""
@@ -98,7 +105,7 @@ def test_tokens_discarded_for_an_id_token_that_fails_verification_are_revoked(en
     """The id_token carries another nonce than the one the vault sent (an injected
     authorization response): the flow refuses it, and the tokens it got are revoked."""
     with httpx.Client(timeout=10) as browser:
-        start = browser.get(env.connect_link("ws_rv", "mallory"))
+        start = open_link(browser, env.connect_link("ws_rv", "mallory"))
         assert start.status_code == 302
         authorize = urlsplit(start.headers["location"])
         query = dict(parse_qsl(authorize.query)) | {"nonce": "not-the-vaults", "login_hint": "m"}

@@ -22,6 +22,7 @@ import pytest
 
 from oauthvault.providers import load_catalog
 
+from tests.helpers.browser import open_connect_link
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
 
@@ -59,7 +60,7 @@ def test_a_cross_site_form_post_completes_in_the_browser_that_started_it(site, c
         page = context.new_page()
         callbacks: list[Any] = []
         page.on("request", lambda request: "/callback" in request.url and callbacks.append(request))
-        page.goto(connect_link(site, "browser-user"))
+        open_connect_link(page, connect_link(site, "browser-user"))
         page.wait_for_selector("#title")
         assert page.inner_text("#title") == "Connected"
         posted, resumed = callbacks  # the provider's POST, then our GET with the handle
@@ -90,7 +91,7 @@ def test_a_handle_opened_in_another_browser_fails(site, chromium):
         # Stop the first browser right at the 303, before it follows the handle.
         with contextlib.suppress(Exception):
             page.route("**/callback?resume=*", lambda route: route.abort())
-            page.goto(connect_link(site, "stolen-user"))
+            open_connect_link(page, connect_link(site, "stolen-user"))
             page.wait_for_timeout(500)
         assert resumes and "resume=" in resumes[0]
         other = second.new_page()

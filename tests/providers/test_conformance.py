@@ -29,6 +29,7 @@ from oauthvault.providers.spec import ProviderSpec
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS, Emulation
 from tests.helpers.provider_emulator import Grant
+from tests.helpers.service_harness import press_continue
 
 # Version-independent and the longest group: scripts/test runs it on the first Python only.
 pytestmark = [pytest.mark.once, pytest.mark.slow]
@@ -93,6 +94,8 @@ def browse(url: str) -> httpx.Response:
     (``response_mode=form_post``) the way its onload script would."""
     with httpx.Client(timeout=15, follow_redirects=True) as browser:
         page = browser.get(url)
+        if page.status_code == 200 and 'id="confirm"' in page.text:  # "Continue to …"
+            page = press_continue(browser, page)
         form = _Form()
         form.feed(page.text if "html" in page.headers.get("content-type", "") else "")
         if page.status_code == 200 and form.action and "code" in form.fields:

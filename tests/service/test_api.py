@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers.service_harness import CLIENT_SECRET, connect, outcome
+from tests.helpers.service_harness import CLIENT_SECRET, connect, open_link, outcome
 
 IDS = {"provider": "local", "workspace_id": "ws_api", "actor_id": "dave"}
 
@@ -176,7 +176,7 @@ def test_no_secret_reaches_the_logs_during_a_flow(env, caplog):
         caplog.set_level(logging.WARNING, logger=name)
     with httpx.Client(timeout=10) as browser:
         link = env.connect_link("ws_logs", "frank")
-        first = browser.get(link)
+        first = open_link(browser, link)
         provider_url = first.headers["location"]
         response = connect(env, "ws_logs", "frank2")
     assert outcome(response)["oauthvault_status"] == "connected"

@@ -27,9 +27,11 @@ from oauthvault.providers import load_catalog
 from oauthvault.service.admin_session import generate_admin_credential, hash_admin_credential
 from oauthvault.service.links import ConnectLink, ConnectLinks
 
+from tests.helpers.browser import open_connect_link
 from tests.helpers.emulated_service import EmulatedService, emulated_service
 from tests.helpers.emulations import EMULATIONS
 from tests.helpers.net import free_port
+from tests.helpers.service_harness import press_continue
 
 # The pages are the same on every Python: run them once (first Python of scripts/test).
 pytestmark = [pytest.mark.once, pytest.mark.slow]
@@ -118,7 +120,7 @@ def styled(page: Page) -> None:
 def test_a_connect_flow_ends_on_a_styled_page_with_a_clean_address_bar(tab, site):
     responses: list[Any] = []
     tab.on("response", lambda response: responses.append(response))
-    tab.goto(link(site, "google", "page-ok"))
+    open_connect_link(tab, link(site, "google", "page-ok"))
     tab.wait_for_selector("#title")
     words = landed(tab, "/oauth/google/result")
     assert words["title"] == "Connected"
@@ -141,7 +143,8 @@ def test_a_connect_flow_ends_on_a_styled_page_with_a_clean_address_bar(tab, site
 
 
 def through_provider(tab: Page, site: EmulatedService, answer: Any) -> None:
-    """Start the next connect link in ``tab`` for real (our redirect, the binding cookie),
+    """Start the next connect link in ``tab`` for real (its confirmation page, our
+    redirect, the binding cookie),
     and let ``answer(provider_url, headers)`` say where the browser goes instead of the
     provider's page (Playwright cannot intercept a redirect's later hops)."""
 
@@ -151,7 +154,7 @@ def through_provider(tab: Page, site: EmulatedService, answer: Any) -> None:
         status, location = answer(ours.headers["location"])
         intercepted.fulfill(status=status, headers={**headers, "location": location})
 
-    tab.route(re.compile(r".*/oauth/[a-z]+/authorize\?link=.*"), route)
+    tab.route(re.compile(r".*/oauth/[a-z]+/authorize$"), route)  # the confirmation's POST
 
 
 @pytest.mark.parametrize("code", RFC_6749_CODES)
@@ -162,7 +165,7 @@ def test_each_error_the_provider_sends_has_its_page(tab, site, code):
         return 302, f"{site.base_url}/oauth/google/callback?{query}"
 
     through_provider(tab, site, answer)
-    tab.goto(link(site, "google", f"page-{code}"))
+    open_connect_link(tab, link(site, "google", f"page-{code}"))
     tab.wait_for_selector("#title")
     words = landed(tab, "/oauth/google/result")
     assert tab.inner_text("#code") == code
@@ -177,7 +180,7 @@ def test_each_error_the_provider_sends_has_its_page(tab, site, code):
 
 def test_a_used_link_an_unknown_provider_and_an_unreachable_one_have_pages(tab, site):
     used = link(site, "google", "page-used")
-    tab.goto(used)
+    open_connect_link(tab, used)
     tab.wait_for_selector("#title")
     assert tab.inner_text("#title") == "Connected"
     response = tab.goto(used)
@@ -225,7 +228,7 @@ def test_a_callback_opened_in_another_browser_has_its_page(chromium, site):
             return 302, f"{site.base_url}/healthz"
 
         through_provider(page, site, answer)
-        page.goto(link(site, "google", "page-stolen"))
+        open_connect_link(page, link(site, "google", "page-stolen"))
         assert caught, "the provider did not redirect to the callback"
         other = second.new_page()
         other.goto(caught[0])
@@ -289,7 +292,7 @@ def test_the_console_needs_the_credential_and_its_cookie_is_strict(tab, site):
 
 def test_without_a_session_or_with_a_wrong_csrf_token_nothing_changes(tab, site):
     link(site, "google", "page-csrf")  # a link alone stores nothing; connect one first
-    tab.goto(link(site, "google", "page-csrf"))
+    open_connect_link(tab, link(site, "google", "page-csrf"))
     tab.wait_for_selector("#title")
     ids = {"provider": "google", "workspace_id": "ws_pages", "actor_id": "page-csrf"}
     with httpx.Client(base_url=site.base_url, timeout=10) as anonymous:
@@ -312,7 +315,7 @@ def test_without_a_session_or_with_a_wrong_csrf_token_nothing_changes(tab, site)
 
 def test_search_filter_detail_refresh_reconnect_and_revoke(tab, site):
     for actor in ("admin-a", "admin-b"):
-        tab.goto(link(site, "google", actor))
+        open_connect_link(tab, link(site, "google", actor))
         tab.wait_for_selector("#title")
     tokens = [
         site.api.get(
@@ -378,7 +381,7 @@ def test_search_filter_detail_refresh_reconnect_and_revoke(tab, site):
 
     # The reconnect link works once, for the same connection.
     with httpx.Client(timeout=10, follow_redirects=True) as browser:
-        reconnected = browser.get(reconnect)
+        reconnected = press_continue(browser, browser.get(reconnect))
         assert reconnected.url.path == "/oauth/google/result"
         assert '<h1 id="title">Connected</h1>' in reconnected.text
         again = browser.get(reconnect)
@@ -387,7 +390,7 @@ def test_search_filter_detail_refresh_reconnect_and_revoke(tab, site):
 
 
 def test_no_console_page_shows_a_token(tab, site):
-    tab.goto(link(site, "google", "admin-scan"))
+    open_connect_link(tab, link(site, "google", "admin-scan"))
     tab.wait_for_selector("#title")
     token = site.api.get(
         "/v1/connections/token",

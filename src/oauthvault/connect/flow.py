@@ -47,6 +47,7 @@ from oauthvault.providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
     from oauthvault.vault import AsyncOAuthTokenCache
+    from oauthvault.vault.pending_records_async import AsyncPendingRecords
 
 __all__ = ["AsyncConnector"]
 
@@ -72,7 +73,6 @@ class AsyncConnector:
         self._configs = dict(providers)
         self._http = http or httpx.AsyncClient(timeout=_TIMEOUT)
         self._states = AsyncOAuthStateManager(vault, ttl=state_ttl)
-        self._held = vault.pending_records(_HELD_KIND, HELD_CALLBACK_TTL)
         self._jwks = JWKSCache(self._http)
 
     @property
@@ -221,22 +221,27 @@ class AsyncConnector:
         await client.aclose()
         return str(url)
 
-    async def hold_callback(self, params: Mapping[str, str]) -> str:
+    async def hold_callback(self, provider: str, params: Mapping[str, str]) -> str:
         """Keep a callback the provider POSTed (``response_mode=form_post``) under a new
         one-time handle, for the browser's next request to pick up.
 
         A cross-site POST carries no ``SameSite=Lax`` cookie, so the binding cannot be
         checked on it; the browser is sent on to a top-level GET (which carries it) with
-        only this handle, and the callback is finished there as usual.
+        only this handle, and the callback is finished there as usual. The handle is kept
+        under ``provider``: shown at another provider's callback, it finds nothing.
         """
         if len(params) > 20 or any(len(value) > 16_384 for value in params.values()):
             raise InvalidInput("callback", "has too many or too long fields")
-        return (await self._held.save(dict(params))).secret
+        return (await self._held_records(provider).save(dict(params))).secret
 
-    async def take_held_callback(self, handle: object) -> dict[str, str] | None:
-        """The callback kept under ``handle``, once; ``None`` if unknown, used or expired."""
-        payload = await self._held.take(handle)
+    async def take_held_callback(self, provider: str, handle: object) -> dict[str, str] | None:
+        """``provider``'s callback kept under ``handle``, once; ``None`` if unknown, used,
+        expired or another provider's (which is then left for its own callback)."""
+        payload = await self._held_records(provider).take(handle)
         return None if payload is None else {str(k): str(v) for k, v in payload.items()}
+
+    def _held_records(self, provider: str) -> AsyncPendingRecords:
+        return self._vault.pending_records(f"{_HELD_KIND}:{provider}", HELD_CALLBACK_TTL)
 
     async def take_state(
         self, provider: str, params: Mapping[str, str], *, binding: str | None

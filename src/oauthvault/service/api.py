@@ -170,13 +170,22 @@ def create_api_router(
             # the link's page (a Shopify shop the end user knows and the app does not).
             await connector.check_params(body.provider, params, partial=True)
             await connector.check_scopes(body.provider, scopes)
-        token, expires_at = await links.create(
-            ConnectLink(
-                body.provider, body.workspace_id, body.actor_id, body.return_url, params, scopes
-            )
+        link = ConnectLink(
+            body.provider,
+            body.workspace_id,
+            body.actor_id,
+            body.return_url,
+            params,
+            scopes,
+            workspace_name=body.workspace_name,
         )
+        secret = None
+        if body.binding == "host_page":
+            token, expires_at, secret = await links.create_bound(link)
+        else:
+            token, expires_at = await links.create(link)
         url = f"{base}/oauth/{body.provider}/authorize?link={token}"
-        return ConnectLinkResponse(url=url, expires_at=expires_at)
+        return ConnectLinkResponse(url=url, expires_at=expires_at, browser_secret=secret)
 
     @router.get(
         "/connections/token",

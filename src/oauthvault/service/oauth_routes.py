@@ -83,8 +83,14 @@ _PARAMS_FORM = {
         "application/x-www-form-urlencoded": {
             "schema": {
                 "type": "object",
-                "required": ["link"],
-                "properties": {"link": {"type": "string"}},
+                "properties": {
+                    "link": {"type": "string", "description": "the page's one-time link"},
+                    "browser_secret": {
+                        "type": "string",
+                        "description": "a host-bound link's secret, posted by the host "
+                        "app's page (the link may then be in the query)",
+                    },
+                },
                 "additionalProperties": {"type": "string"},
             }
         }
@@ -119,6 +125,7 @@ def create_oauth_router(
     base = public_url.rstrip("/")
     secure = public_url.startswith("https://")
     shown = pages or Pages()
+    host_origins = return_urls
 
     def callback_url(provider: str) -> str:
         return f"{base}/oauth/{provider}/callback"
@@ -169,28 +176,8 @@ def create_oauth_router(
         )
         return response
 
-    async def begin(
-        request: Request,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        return_url: str | None,
-        params: Mapping[str, str] | None = None,
-        scopes: tuple[str, ...] | None = None,
-    ) -> Response:
-        config = await connector.provider(provider)
-        binding = request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
-        url = await connector.start(
-            provider,
-            workspace_id,
-            actor_id,
-            redirect_uri=config.redirect_uri or callback_url(provider),
-            binding=binding,
-            return_url=return_url,
-            params=params,
-            scopes=scopes,
-        )
-        response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+    def bind(response: Response, binding: str) -> Response:
+        """Set (or renew) the browser binding cookie the flow's state is tied to."""
         response.set_cookie(
             BINDING_COOKIE,
             binding,
@@ -202,18 +189,48 @@ def create_oauth_router(
         )
         return response
 
+    async def begin(
+        binding: str,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        return_url: str | None,
+        params: Mapping[str, str] | None = None,
+        scopes: tuple[str, ...] | None = None,
+    ) -> Response:
+        config = await connector.provider(provider)
+        url = await connector.start(
+            provider,
+            workspace_id,
+            actor_id,
+            redirect_uri=config.redirect_uri or callback_url(provider),
+            binding=binding,
+            return_url=return_url,
+            params=params,
+            scopes=scopes,
+        )
+        response = RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+        return bind(response, binding)
+
+    async def form_targets(provider: str) -> str:
+        """Where a page's form may go: here, and the provider its answer redirects to
+        (whose host may hold a parameter)."""
+        config = await connector.provider(provider)
+        endpoint = config.spec.authorization_endpoint if config.spec else "https:"
+        return f"'self' {urlsplit(endpoint).scheme or 'https'}:"
+
     async def ask_for_params(
+        binding: str,
         link: ConnectLink,
         missing: tuple[ConnectionParam, ...],
         given: Mapping[str, str],
         errors: Mapping[str, str],
         status: int = 200,
     ) -> Response:
-        """The form asking for ``missing``, under a new one-time link for the same flow."""
+        """The form asking for ``missing``, under a new one-time link for the same flow that
+        only this browser (its binding cookie) can post back."""
         assert links is not None  # noqa: S101 - only offered with links
-        token, _ = await links.create(link)
-        config = await connector.provider(link.provider)
-        endpoint = config.spec.authorization_endpoint if config.spec else "https:"
+        token, _ = await links.create(link, browser=binding)
         fields = [
             _Field(
                 param.name,
@@ -224,26 +241,50 @@ def create_oauth_router(
             )
             for param in missing
         ]
-        return shown.render(
+        name = connector.display_name(link.provider)
+        page = shown.render(
             "connect/params.html",
             status,
-            # The form's answer redirects to the provider, whose host may hold a parameter.
-            form_targets=f"'self' {urlsplit(endpoint).scheme or 'https'}:",
-            title=f"Connect {connector.display_name(link.provider)}",
-            provider_name=connector.display_name(link.provider),
+            form_targets=await form_targets(link.provider),
+            title=f"Connect {name}",
+            provider_name=name,
+            workspace_name=link.workspace_name,
             action=f"{base}/oauth/{link.provider}/authorize",
             link=token,
             fields=fields,
             return_url=link.return_url,
         )
+        return bind(page, binding)
 
-    async def start_link(request: Request, link: ConnectLink) -> Response:
+    async def confirm(binding: str, link: ConnectLink) -> Response:
+        """The page asking the end user to go on to the provider: only its POST (with a
+        new one-time link only this browser can post) starts the flow."""
+        assert links is not None  # noqa: S101 - only offered with links
+        token, _ = await links.create(link, browser=binding)
+        name = connector.display_name(link.provider)
+        page = shown.render(
+            "connect/confirm.html",
+            form_targets=await form_targets(link.provider),
+            title=f"Connect {name}",
+            provider_name=name,
+            workspace_name=link.workspace_name,
+            action=f"{base}/oauth/{link.provider}/authorize",
+            link=token,
+            return_url=link.return_url,
+        )
+        return bind(page, binding)
+
+    async def start_link(binding: str, link: ConnectLink, *, confirmed: bool) -> Response:
+        """Ask for missing parameters, else ask for confirmation (unless ``confirmed``),
+        else go to the provider."""
         try:
             missing = await connector.missing_params(link.provider, link.params)
             if missing:
-                return await ask_for_params(link, missing, {}, {})
+                return await ask_for_params(binding, link, missing, {}, {})
+            if not confirmed:
+                return await confirm(binding, link)
             return await begin(
-                request,
+                binding,
                 link.provider,
                 link.workspace_id,
                 link.actor_id,
@@ -253,6 +294,9 @@ def create_oauth_router(
             )
         except VaultError as error:
             return error_page(error, link.provider, link.return_url)
+
+    def binding_of(request: Request) -> str:
+        return request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
 
     if resolve_identity is not None:
         resolver = resolve_identity
@@ -266,12 +310,14 @@ def create_oauth_router(
             if provider not in connector.provider_names:
                 return outcome_page("unknown_provider", provider)
             identity = await resolver(request)
+            binding = binding_of(request)
             if links is not None:  # through a link, so a missing parameter can be asked for
                 link = ConnectLink(provider, identity.workspace_id, identity.actor_id, return_url)
-                return await start_link(request, link)
+                # The host app's own session says who connects: nothing to confirm.
+                return await start_link(binding, link, confirmed=True)
             try:
                 return await begin(
-                    request, provider, identity.workspace_id, identity.actor_id, return_url
+                    binding, provider, identity.workspace_id, identity.actor_id, return_url
                 )
             except VaultError as error:  # the host app need not install our handlers
                 return error_page(error, provider, return_url)
@@ -279,21 +325,22 @@ def create_oauth_router(
     if links is not None:
         link_store = links
 
-        @router.get("/oauth/{provider}/authorize", summary="Start connecting (connect link)")
+        @router.get("/oauth/{provider}/authorize", summary="Open a connect link")
         async def authorize(request: Request, provider: str, link: str = "") -> Response:
             if provider not in connector.provider_names:
                 return outcome_page("unknown_provider", provider)
-            try:
-                found = await link_store.take(link)
+            try:  # kept under its provider: at another provider's URL it stays unused
+                found = await link_store.take(link, provider)
             except StorageUnavailable:
                 return outcome_page("unavailable", provider)
-            if found is None or found.provider != provider:
+            if found is None:
                 return outcome_page("link_expired", provider)
-            return await start_link(request, found)
+            return await start_link(binding_of(request), found, confirmed=False)
 
         @router.post(
             "/oauth/{provider}/authorize",
-            summary="The end user's answer to the connection-parameter form",
+            summary="Go on to the provider: the confirmation page, the connection-parameter "
+            "form, or the host app's page of a host-bound link",
             openapi_extra={"requestBody": _PARAMS_FORM},
         )
         async def authorize_with_params(request: Request, provider: str) -> Response:
@@ -303,11 +350,25 @@ def create_oauth_router(
                 form = await read_form(request, _MAX_FORM)
             except FormError as error:
                 return outcome_page("invalid_input", provider, status=error.status)
+            token = form.get("link") or request.query_params.get("link", "")
+            cookie = request.cookies.get(BINDING_COOKIE)
+            secret = form.get("browser_secret")
             try:
-                found = await link_store.take(form.get("link", ""))
+                if secret is not None:  # a host-bound link, posted by the host app's page
+                    if not host_origins.allows_origin(request.headers.get("origin")):
+                        logger.info("host-bound link for %s posted from elsewhere", provider)
+                        return outcome_page("other_browser", provider, status=403)
+                    found = await link_store.take(token, provider, secret=secret)
+                    if found is None:
+                        return outcome_page("link_expired", provider)
+                    return await start_link(cookie or binding_of(request), found, confirmed=True)
+                if not cookie:  # a cross-site POST carries no cookie: not our page's
+                    return outcome_page("other_browser", provider, status=403)
+                # Only a link our page issued to this browser is found: the CSRF check.
+                found = await link_store.take(token, provider, browser=cookie)
             except StorageUnavailable:
                 return outcome_page("unavailable", provider)
-            if found is None or found.provider != provider:
+            if found is None:
                 return outcome_page("link_expired", provider)
             try:
                 missing = await connector.missing_params(provider, found.params)
@@ -318,8 +379,9 @@ def create_oauth_router(
                         example = f" (for example {param.example})" if param.example else ""
                         errors[param.name] = f"Enter a valid {param.label}{example}."
                 if errors:
-                    return await ask_for_params(found, missing, given, errors, status=422)
-                return await start_link(request, replace(found, params={**found.params, **given}))
+                    return await ask_for_params(cookie, found, missing, given, errors, status=422)
+                complete = replace(found, params={**found.params, **given})
+                return await start_link(cookie, complete, confirmed=True)
             except VaultError as error:
                 return error_page(error, provider, found.return_url)
 
@@ -337,7 +399,7 @@ def create_oauth_router(
         except FormError as error:
             return outcome_page("invalid_input", provider, status=error.status)
         try:
-            handle = await connector.hold_callback(fields)
+            handle = await connector.hold_callback(provider, fields)
         except VaultError as error:
             return error_page(error, provider)
         url = f"{base}/oauth/{provider}/callback?{urlencode({'resume': handle})}"
@@ -350,7 +412,7 @@ def create_oauth_router(
         params = {key: value for key, value in request.query_params.items()}
         try:
             if "resume" in params:
-                held = await connector.take_held_callback(params["resume"])
+                held = await connector.take_held_callback(provider, params["resume"])
                 if held is None:
                     return finished(provider, "sign_in_expired")
                 params = held

@@ -85,3 +85,13 @@ class ReturnUrlPolicy:
             if path == a_path or path.startswith(a_path if a_path.endswith("/") else a_path + "/"):
                 return True
         return False
+
+    def allows_origin(self, origin: object) -> bool:
+        """Whether ``origin`` (a request's ``Origin`` header: ``scheme://host[:port]``) is
+        the origin of an allowed entry: the host app's pages."""
+        if not isinstance(origin, str) or len(origin) > 300 or origin.count("/") != 2:
+            return False
+        parsed = _origin_and_path(origin + "/")
+        if parsed is None:
+            return False
+        return any(parsed[:3] == allowed[:3] for allowed in self._allowed)

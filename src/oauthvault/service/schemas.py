@@ -86,11 +86,30 @@ class ConnectLinkRequest(BaseModel):
         default=None,
         description="Narrow the app's scopes for this connection (a subset of them).",
     )
+    workspace_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The workspace's name as its people know it, shown on the link's "
+        "confirmation page.",
+    )
+    binding: Literal["none", "host_page"] = Field(
+        default="none",
+        description="`host_page`: the link works only when the host app's own page (on an "
+        "origin of the return-URL allow-list) POSTs it with the `browser_secret` answered; "
+        "opening the URL alone does nothing.",
+    )
 
 
 class ConnectLinkResponse(BaseModel):
     url: str
     expires_at: datetime
+    browser_secret: str | None = Field(
+        default=None,
+        description="With `binding = host_page` only: POST it as `browser_secret` to `url` "
+        "from the host app's page. Shown once; the vault keeps only its hash.",
+    )
 
 
 class AccessTokenResponse(BaseModel):
