@@ -12,7 +12,7 @@ import pytest
 
 from oauthvault import OAuthTokenCache
 from oauthvault.cache import cache_key
-from oauthvault.cache.versioned import SET_IF_NEWER
+from oauthvault.cache.versioned import SET_IF_NEWER, set_if_newer_args
 from oauthvault.models import TokenKey
 
 KEY = "oauth:token:google:ws_abc123:user_456"
@@ -130,7 +130,7 @@ def test_delete_leaves_a_tombstone_that_no_older_write_passes(vault, raw_redis, 
     # A delayed write of the value from before the delete does not bring it back.
     script = raw_redis.register_script(SET_IF_NEWER)
     version = int(older.split(b":", 1)[0])
-    assert script(keys=[KEY], args=[version, older, 600]) == 0
+    assert script(keys=[KEY], args=set_if_newer_args(version, older, 600)) == 0
     assert raw_redis.get(KEY) == tombstone
 
 
@@ -154,6 +154,36 @@ def test_a_value_copied_from_another_tenant_is_never_served(vault, raw_redis):
     attacker = cache_key(TokenKey("google", "ws_attacker", "u"))
     raw_redis.set(attacker, raw_redis.get(victim))
     assert vault.get_tokens("google", "ws_attacker", "u")["access_token"] == "attacker-token"
+
+
+def test_a_value_copied_from_a_newer_connection_is_replaced_on_the_first_read(
+    vault, raw_redis, caplog
+):
+    vault.store_tokens("google", "ws_b", "u", "b-token", expires_in=600)
+    vault.store_tokens("google", "ws_a", "u", "a-token", expires_in=600)  # a newer version
+    a_key = cache_key(TokenKey("google", "ws_a", "u"))
+    b_key = cache_key(TokenKey("google", "ws_b", "u"))
+    b_version = int(raw_redis.get(b_key).split(b":", 1)[0])
+    raw_redis.set(b_key, raw_redis.get(a_key), ex=600)  # with a TTL, as the vault writes
+    with caplog.at_level(logging.WARNING, logger="oauthvault"):
+        assert vault.get_tokens("google", "ws_b", "u")["access_token"] == "b-token"
+    assert "failed to decrypt" in caplog.text
+    repaired = raw_redis.get(b_key)
+    assert repaired != raw_redis.get(a_key)
+    assert int(repaired.split(b":", 1)[0]) == b_version  # B's own record again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="oauthvault"):
+        assert vault.get_tokens("google", "ws_b", "u")["access_token"] == "b-token"
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_a_high_version_tombstone_without_ttl_does_not_keep_a_connection_out(vault, raw_redis):
+    vault.store_tokens(*ARGS, "at", expires_in=600)
+    raw_redis.set(KEY, b"999999999999:")  # no TTL: no tombstone the vault writes
+    assert vault.get_tokens(*ARGS)["access_token"] == "at"
+    version, _, sealed = raw_redis.get(KEY).partition(b":")
+    assert sealed and int(version) < 999999999999  # the connection's own record again
+    assert 0 < raw_redis.ttl(KEY) <= 600
 
 
 def test_keys_with_colons_are_escaped_in_redis(vault, raw_redis):

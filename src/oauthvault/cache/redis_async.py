@@ -127,11 +127,13 @@ class AsyncRedisTokenCache(CacheBase):
 
     async def write_versioned(self, cache_key: str, version: int, value: bytes, ttl: int) -> bool:
         """Store a framed value (:mod:`oauthvault.cache.versioned`) unless Redis holds a
-        newer one; True when Redis answered (whether or not it kept the value)."""
+        newer one (a value :meth:`distrust` was told of is replaced); True when Redis
+        answered (whether or not it kept the value)."""
         if not await self._ready():
             return False
         try:
-            await self._set_if_newer(keys=[cache_key], args=[version, value, ttl])
+            args = self._versioned_args(cache_key, version, value, ttl)
+            await self._set_if_newer(keys=[cache_key], args=args)
         except REDIS_ERRORS as error:
             self._failed(error)
             return False

@@ -19,10 +19,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from oauthvault.cache.breaker import CircuitBreaker
+from oauthvault.cache.versioned import set_if_newer_args
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "FLUSH_BATCH",
+    "FOREIGN_LIMIT",
     "REDIS_ERRORS",
     "RETRIED_ERRORS",
     "CacheBase",
@@ -35,6 +37,8 @@ logger = logging.getLogger("oauthvault.cache")
 DEFAULT_TIMEOUT = 0.25
 #: Keys deleted from Redis per command when the invalidation log is replayed.
 FLUSH_BATCH = 500
+#: Values found foreign remembered at once (see :meth:`CacheBase.distrust`), oldest dropped.
+FOREIGN_LIMIT = 1024
 
 #: Every error a Redis call can raise: the cluster client's own exception (no cluster node
 #: reachable, a bad topology) is not a RedisError.
@@ -70,6 +74,24 @@ class CacheBase:
         self._timeout = timeout
         #: Whether Redis is a cluster, once a server said so (None: not asked yet).
         self._cluster: bool | None = None
+        self._foreign: dict[str, bytes] = {}
+
+    def distrust(self, cache_key: str, value: bytes) -> None:
+        """A read found ``value`` under ``cache_key`` not to be that connection's (sealed
+        for another, inconsistent, a tombstone claiming a version the row never had): the
+        next versioned write to the key replaces it if Redis still holds exactly it,
+        whatever version it claims. A concurrent newer write is not replaced: the value
+        differs then."""
+        foreign = self._foreign
+        foreign.pop(cache_key, None)
+        if len(foreign) >= FOREIGN_LIMIT:
+            foreign.pop(next(iter(foreign)), None)
+        foreign[cache_key] = value
+
+    def _versioned_args(
+        self, cache_key: str, version: int, value: bytes, ttl: int
+    ) -> list[int | bytes]:
+        return set_if_newer_args(version, value, ttl, self._foreign.pop(cache_key, b""))
 
     def _client_options(self, retry: Any) -> dict[str, Any]:
         """What every client of this cache is made with (``retry``: its flavour's)."""

@@ -55,6 +55,18 @@ _TIMEOUT = httpx.Timeout(10.0)
 _HELD_KIND = "callback"
 #: Seconds a callback POSTed by the provider (``form_post``) waits for the browser's GET.
 HELD_CALLBACK_TTL = 60
+#: The fields of a posted callback that are kept (RFC 6749 §4.1.2 and §4.1.2.1, RFC 9207),
+#: each with its longest value; a provider's callback connection parameters are kept too,
+#: up to :data:`_HELD_PARAM_LENGTH`. Any other field is dropped; a longer one is refused.
+HELD_CALLBACK_FIELDS = {
+    "code": 2048,
+    "state": 128,
+    "iss": 512,
+    "error": 128,
+    "error_description": 1024,
+    "error_uri": 512,
+}
+_HELD_PARAM_LENGTH = 256
 logger = logging.getLogger("oauthvault.providers")
 
 
@@ -220,6 +232,30 @@ class AsyncConnector:
         )
         await client.aclose()
         return str(url)
+
+    async def posted_callback_fields(
+        self, provider: str, params: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The fields of a callback ``provider`` POSTed that are worth keeping (see
+        :data:`HELD_CALLBACK_FIELDS`).
+
+        Raises:
+            UnknownProvider: ``provider`` is not configured.
+            ProviderError: its discovery failed.
+            InvalidInput: ``provider`` does not post its callback (its authorization
+                requests do not ask for ``response_mode=form_post``), or a field is too long.
+        """
+        config = await self.provider(provider)
+        if config.authorize_params.get("response_mode") != "form_post":
+            raise InvalidInput("callback", "is not posted by this provider")
+        limits = dict(HELD_CALLBACK_FIELDS)
+        for param in _spec(config).connection_params:
+            if param.source == "callback":
+                limits.setdefault(param.name, _HELD_PARAM_LENGTH)
+        kept = {name: value for name, value in params.items() if name in limits}
+        if any(len(value) > limits[name] for name, value in kept.items()):
+            raise InvalidInput("callback", "has a field that is too long")
+        return kept
 
     async def hold_callback(self, provider: str, params: Mapping[str, str]) -> str:
         """Keep a callback the provider POSTed (``response_mode=form_post``) under a new

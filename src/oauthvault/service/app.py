@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from oauthvault import __version__
 from oauthvault.config import Settings
-from oauthvault.connect.flow import AsyncConnector
+from oauthvault.connect.flow import HELD_CALLBACK_TTL, AsyncConnector
 from oauthvault.errors import ConfigError
 from oauthvault.oauth.token_request import install_httpx_log_redaction
 from oauthvault.service.access_log import AccessLogMiddleware
@@ -24,6 +24,7 @@ from oauthvault.service.admin import create_admin_router
 from oauthvault.service.admin_session import AdminSessions
 from oauthvault.service.api import create_api_router
 from oauthvault.service.apikeys import ApiKeyRing
+from oauthvault.service.callback_budget import CallbackBudget
 from oauthvault.service.config import ServiceConfig, service_config_from
 from oauthvault.service.edge import HttpEdge
 from oauthvault.service.links import ConnectLinks
@@ -126,6 +127,11 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             return_urls=return_urls,
             links=links,
             pages=pages,
+            held_callbacks=CallbackBudget(
+                config.held_callbacks_per_address,
+                config.held_callbacks_total,
+                HELD_CALLBACK_TTL,
+            ),
         )
     )
     if config.admin is not None:

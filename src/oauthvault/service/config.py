@@ -15,6 +15,10 @@ from oauthvault.errors import ConfigError
 from oauthvault.oauth.state import DEFAULT_STATE_TTL
 from oauthvault.providers.config import ProviderConfig, load_provider_configs
 from oauthvault.service.apikeys import ApiKey
+from oauthvault.service.callback_budget import (
+    DEFAULT_HELD_CALLBACKS_PER_ADDRESS,
+    DEFAULT_HELD_CALLBACKS_TOTAL,
+)
 from oauthvault.service.links import DEFAULT_LINK_TTL
 from oauthvault.service.pages import DEFAULT_BRANDING, Branding
 
@@ -40,6 +44,8 @@ SERVICE_KEYS = frozenset(
         "webhook_secret",
         "state_ttl",
         "link_ttl",
+        "held_callbacks_per_address",
+        "held_callbacks_total",
         "metrics_port",
         "metrics_host",
         "metrics_refresh",
@@ -58,6 +64,10 @@ ADMIN_KEYS = frozenset({"credential_sha256", "session_ttl"})
 #: How long an admin console session lasts after signing in.
 DEFAULT_ADMIN_SESSION_TTL = 8 * 3600
 ADMIN_SESSION_TTL_RANGE = (300, 7 * 86_400)
+#: How many callbacks posted by providers (form_post) are kept at once, per client address
+#: and in total (per process).
+HELD_CALLBACKS_PER_ADDRESS_RANGE = (1, 10_000)
+HELD_CALLBACKS_TOTAL_RANGE = (1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class ServiceConfig:
     webhook_secret: str | None = field(default=None, repr=False)
     state_ttl: int = DEFAULT_STATE_TTL
     link_ttl: int = DEFAULT_LINK_TTL
+    held_callbacks_per_address: int = DEFAULT_HELD_CALLBACKS_PER_ADDRESS
+    held_callbacks_total: int = DEFAULT_HELD_CALLBACKS_TOTAL
     branding: Branding = DEFAULT_BRANDING
     admin: AdminConfig | None = None
     #: ``/metrics`` on this port (and ``metrics_host``) instead of the service's port.
@@ -99,6 +111,13 @@ def _seconds(value: object, setting: str, bounds: tuple[int, int]) -> int:
     low, high = bounds
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(setting, f"must be a whole number of seconds from {low} to {high}")
+    return value
+
+
+def _count(value: object, setting: str, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(setting, f"must be a whole number from {low} to {high}")
     return value
 
 
@@ -272,6 +291,16 @@ def load_service_settings(
         ),
         link_ttl=_seconds(
             service.get("link_ttl", DEFAULT_LINK_TTL), f"{where}: service.link_ttl", LINK_TTL_RANGE
+        ),
+        held_callbacks_per_address=_count(
+            service.get("held_callbacks_per_address", DEFAULT_HELD_CALLBACKS_PER_ADDRESS),
+            f"{where}: service.held_callbacks_per_address",
+            HELD_CALLBACKS_PER_ADDRESS_RANGE,
+        ),
+        held_callbacks_total=_count(
+            service.get("held_callbacks_total", DEFAULT_HELD_CALLBACKS_TOTAL),
+            f"{where}: service.held_callbacks_total",
+            HELD_CALLBACKS_TOTAL_RANGE,
         ),
         branding=_branding(document, where),
         admin=_admin(document, where),

@@ -16,15 +16,21 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from time import monotonic
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from oauthvault.connect.flow import AsyncConnector
+from oauthvault.connect.flow import HELD_CALLBACK_TTL, AsyncConnector
 from oauthvault.errors import StorageUnavailable, VaultError
 from oauthvault.failures import FailureKind, classify
 from oauthvault.providers.params import ConnectionParam
+from oauthvault.service.callback_budget import (
+    DEFAULT_HELD_CALLBACKS_PER_ADDRESS,
+    DEFAULT_HELD_CALLBACKS_TOTAL,
+    CallbackBudget,
+)
 from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.outcomes import (
@@ -115,17 +121,22 @@ def create_oauth_router(
     resolve_identity: IdentityResolver | None = None,
     links: ConnectLinks | None = None,
     pages: Pages | None = None,
+    held_callbacks: CallbackBudget | None = None,
 ) -> APIRouter:
     """The connect-flow routes. ``public_url`` is where this router is reachable from the
     browser (callback URLs are built from it); give ``resolve_identity`` to offer
     ``/oauth/{provider}/connect`` and ``links`` to offer ``/oauth/{provider}/authorize``
     (and the form asking for a missing connection parameter); ``pages`` carries the
-    branding of the pages."""
+    branding of the pages; ``held_callbacks`` bounds the callbacks providers POST that are
+    kept at once (the defaults of :mod:`~oauthvault.service.callback_budget` without it)."""
     router = APIRouter(tags=["connect flow (browser)"])
     base = public_url.rstrip("/")
     secure = public_url.startswith("https://")
     shown = pages or Pages()
     host_origins = return_urls
+    held_budget = held_callbacks or CallbackBudget(
+        DEFAULT_HELD_CALLBACKS_PER_ADDRESS, DEFAULT_HELD_CALLBACKS_TOTAL, HELD_CALLBACK_TTL
+    )
 
     def callback_url(provider: str) -> str:
         return f"{base}/oauth/{provider}/callback"
@@ -391,7 +402,9 @@ def create_oauth_router(
     )
     async def posted_callback(request: Request, provider: str) -> Response:
         # The POST is cross-site, so it carries no binding cookie: keep its fields under a
-        # one-time handle and let the browser GET them back, cookie and all.
+        # one-time handle and let the browser GET them back, cookie and all. Anyone can
+        # post here: only a form_post provider's expected fields are kept, and only so
+        # many callbacks per client address and in total.
         if provider not in connector.provider_names:
             return outcome_page("unknown_provider", provider)
         try:
@@ -399,7 +412,14 @@ def create_oauth_router(
         except FormError as error:
             return outcome_page("invalid_input", provider, status=error.status)
         try:
-            handle = await connector.hold_callback(provider, fields)
+            kept = await connector.posted_callback_fields(provider, fields)
+            address = request.client.host if request.client is not None else ""
+            if not held_budget.admit(address, monotonic()):
+                logger.info("posted callback for %s refused: too many held", provider)
+                page = outcome_page("unavailable", provider, status=429)
+                page.headers["Retry-After"] = str(HELD_CALLBACK_TTL)
+                return page
+            handle = await connector.hold_callback(provider, kept)
         except VaultError as error:
             return error_page(error, provider)
         url = f"{base}/oauth/{provider}/callback?{urlencode({'resume': handle})}"

@@ -32,6 +32,7 @@ from oauthvault.storage.postgres_runner import (
     row_count,
 )
 from oauthvault.storage.postgres_sql import (
+    CLAIM_PENDING,
     CLEAR_INVALIDATIONS,
     COUNT_BY_KEY,
     COUNT_BY_STATUS,
@@ -314,6 +315,12 @@ class PostgresTokenStore:
     def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
         found = self._fetchone(TAKE_PENDING, (record_id,), retry=False)
         return None if found is None else (found[0], found[1].astimezone(UTC))
+
+    def claim_pending(self, record_id: str, expires_at: datetime) -> bool:
+        # Not retried: a claim that did commit before its connection broke would then
+        # report the record as used.
+        params = (self._clock() - PENDING_GRACE, record_id, expires_at)
+        return self._rowcount(CLAIM_PENDING, params, retry=False) == 1
 
     def close(self) -> None:
         self._runner.close()

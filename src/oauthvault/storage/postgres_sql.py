@@ -188,6 +188,12 @@ WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < %s)
 INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, %s, %s)
 """
 TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = %s RETURNING sealed, expires_at"
+# A used record's marker: an empty sealed text under an id no record can have.
+CLAIM_PENDING = """
+WITH purged AS (DELETE FROM oauth_pending WHERE expires_at < %s)
+INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (%s, '', %s)
+ON CONFLICT (record_id) DO NOTHING
+"""
 NIL_UUID = uuid.UUID(int=0)
 NOTIFY = "SELECT pg_notify(%s, %s)"
 

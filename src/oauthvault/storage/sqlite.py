@@ -313,6 +313,11 @@ class SqliteTokenStore:
         self._execute(sql.PURGE_PENDING, (sql.to_text(self._clock() - _PENDING_GRACE),))
         self._execute(sql.PUT_PENDING, (record_id, sealed, sql.to_text(expires_at)))
 
+    def claim_pending(self, record_id: str, expires_at: datetime) -> bool:
+        self._execute(sql.PURGE_PENDING, (sql.to_text(self._clock() - _PENDING_GRACE),))
+        claimed = self._execute(sql.CLAIM_PENDING, (record_id, sql.to_text(expires_at)))
+        return claimed.rowcount == 1
+
     def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
         try:
             found = self._connection().execute(sql.TAKE_PENDING, (record_id,)).fetchone()

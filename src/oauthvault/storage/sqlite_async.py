@@ -141,6 +141,9 @@ class AsyncSqliteTokenStore:
     async def take_pending(self, record_id: str) -> tuple[str, datetime] | None:
         return await asyncio.to_thread(self.sync_store.take_pending, record_id)
 
+    async def claim_pending(self, record_id: str, expires_at: datetime) -> bool:
+        return await asyncio.to_thread(self.sync_store.claim_pending, record_id, expires_at)
+
     async def close(self) -> None:
         if self._store is not None:
             store, self._store = self._store, None

@@ -170,6 +170,11 @@ ORDER BY coalesce(last_refreshed_at, updated_at) LIMIT ?
 PURGE_PENDING = "DELETE FROM oauth_pending WHERE expires_at < ?"
 PUT_PENDING = "INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (?, ?, ?)"
 TAKE_PENDING = "DELETE FROM oauth_pending WHERE record_id = ? RETURNING sealed, expires_at"
+# A used record's marker: an empty sealed text under an id no record can have.
+CLAIM_PENDING = """
+INSERT INTO oauth_pending (record_id, sealed, expires_at) VALUES (?, '', ?)
+ON CONFLICT (record_id) DO NOTHING
+"""
 SCHEMA_REVISION = "SELECT version_num FROM alembic_version"
 
 

@@ -48,6 +48,7 @@ from oauthvault.vault.client_refusals import client_fingerprint
 from oauthvault.vault.pending_records_async import AsyncPendingRecords
 from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
+    ClaimPendingRow,
     CommitLock,
     DeleteRow,
     DropCache,
@@ -240,6 +241,8 @@ class AsyncOAuthTokenCache(VaultBase):
             case TakePendingRow():
                 taken = await store.take_pending(step.record_id)
                 return None if taken is None else taken[0]
+            case ClaimPendingRow():
+                return await store.claim_pending(step.record_id, step.expires_at)
             case LockRow():
                 row = held.row = await store.lock_row(step.key)
                 return RowState(row.row, row.status, row.lease, row.last_error)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from oauthvault.cache.keys import cache_key
-from oauthvault.cache.versioned import frame, tombstone
+from oauthvault.cache.versioned import TOMBSTONE_TTL, frame, tombstone
 from oauthvault.crypto import sealing
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import (
@@ -62,10 +62,6 @@ __all__ = [
 UNDECRYPTABLE_NOTE = "the stored tokens do not decrypt with the configured keys"
 
 logger = logging.getLogger("oauthvault.vault")
-
-#: Seconds a deleted connection's tombstone stays in Redis: longer than any write to it
-#: can be delayed (a Redis call times out in a fraction of a second).
-TOMBSTONE_TTL = 300
 
 
 def cache_ttl(tokens: TokenSet, now: datetime, default: int) -> int | None:

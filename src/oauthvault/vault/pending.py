@@ -6,6 +6,13 @@ bound to that id. A record lives in Redis while Redis answers, else in the datab
 it deletes it in the same atomic command (Redis ``GETDEL`` or SQL ``DELETE … RETURNING``),
 so two concurrent callbacks cannot both use one state.
 
+Redis alone cannot make single use hold: someone who can write it can put a taken value
+back. So a record taken from Redis is also claimed in the database (a marker row under a
+second id, kept until the record would have expired, written with ``INSERT … ON CONFLICT DO
+NOTHING``): a second claim finds the marker and the record counts as used. Only records
+that opened (sealed by this vault, for this id, unexpired) are claimed, so unknown secrets
+cost no database write.
+
 These flows have no I/O: ``PendingRecords`` and ``AsyncPendingRecords``
 (:mod:`oauthvault.vault.pending_records`, from ``vault.pending_records(kind, ttl)``) run
 them, and are what the connect states and the connect links use.
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import secrets
 from dataclasses import dataclass
@@ -25,7 +33,14 @@ from oauthvault.cache.keys import pending_cache_key
 from oauthvault.crypto.envelope import open_sealed, seal
 from oauthvault.errors import DecryptionError
 from oauthvault.vault.flows import VaultCore
-from oauthvault.vault.steps import Flow, PutPendingRow, TakeCached, TakePendingRow, WriteCache
+from oauthvault.vault.steps import (
+    ClaimPendingRow,
+    Flow,
+    PutPendingRow,
+    TakeCached,
+    TakePendingRow,
+    WriteCache,
+)
 
 __all__ = ["MAX_SECRET_LENGTH", "SavedRecord", "save_record", "take_record"]
 
@@ -34,9 +49,17 @@ SECRET_BYTES = 32
 MAX_SECRET_LENGTH = 128
 _DOMAIN = b"oauthvault/v1\x00pending\x00"
 
+logger = logging.getLogger("oauthvault.vault")
+
 
 def record_id(kind: str, secret: str) -> str:
     return hashlib.sha256(f"{kind}\x00{secret}".encode()).hexdigest()
+
+
+def used_id(identity: str) -> str:
+    """The id of the marker saying the record ``identity`` was used: another SHA-256, so
+    it never names a record (whose ids hash a kind, a NUL and a secret)."""
+    return hashlib.sha256(b"oauthvault/v1\x00used\x00" + identity.encode()).hexdigest()
 
 
 def pending_ttl(expires_at: datetime, now: datetime) -> int:
@@ -61,7 +84,8 @@ def save_record(core: VaultCore, kind: str, payload: dict[str, Any], expires_at:
 
 def take_record(core: VaultCore, kind: str, secret: object) -> Flow:
     """Take the record behind ``secret`` (deleting it) from Redis, else the database; the
-    flow returns its payload, or ``None`` if unknown, already taken, expired or unreadable."""
+    flow returns its payload, or ``None`` if unknown, already taken, expired or unreadable.
+    A record from Redis is claimed in the database first (see the module's docstring)."""
     if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
     identity = record_id(kind, secret)
@@ -69,6 +93,7 @@ def take_record(core: VaultCore, kind: str, secret: object) -> Flow:
     if core.has_cache:
         found = yield TakeCached(pending_cache_key(identity))
         sealed = None if found is None else found.decode()
+    from_redis = sealed is not None
     if sealed is None:
         sealed = yield TakePendingRow(identity)
     if sealed is None:
@@ -80,7 +105,11 @@ def take_record(core: VaultCore, kind: str, secret: object) -> Flow:
     except (DecryptionError, ValueError):
         return None
     payload: dict[str, Any] = json.loads(body)
-    if datetime.fromisoformat(payload.pop("expires_at")) <= core.clock():
+    expires_at = datetime.fromisoformat(payload.pop("expires_at"))
+    if expires_at <= core.clock():
+        return None
+    if from_redis and not (yield ClaimPendingRow(used_id(identity), expires_at)):
+        logger.warning("one-time %s record %s was used before: refused", kind, identity[:12])
         return None
     return payload
 

@@ -20,6 +20,7 @@ from oauthvault.models import ClientCredentials, ConnectionEvent, TokenKey
 from oauthvault.storage.base import RefreshLease, RefreshSave
 
 __all__ = [
+    "ClaimPendingRow",
     "CommitLock",
     "DeleteRow",
     "DropCache",
@@ -125,6 +126,15 @@ class TakePendingRow:
     """Result: the sealed record, deleted in the same statement, or ``None``."""
 
     record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPendingRow:
+    """Result: True when ``record_id`` was not claimed before (its marker is now kept
+    until ``expires_at``), False when it was."""
+
+    record_id: str
+    expires_at: datetime
 
 
 # --- the refresh lock and lease -----------------------------------------------------------
@@ -252,6 +262,7 @@ Step: TypeAlias = (
     | RecordInvalidation
     | PutPendingRow
     | TakePendingRow
+    | ClaimPendingRow
     | LockRow
     | UpdateLocked
     | TakeLease

@@ -50,6 +50,7 @@ from oauthvault.vault.client_refusals import client_fingerprint
 from oauthvault.vault.pending_records import PendingRecords
 from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
+    ClaimPendingRow,
     CommitLock,
     DeleteRow,
     DropCache,
@@ -236,6 +237,8 @@ class OAuthTokenCache(VaultBase):
             case TakePendingRow():
                 taken = store.take_pending(step.record_id)
                 return None if taken is None else taken[0]
+            case ClaimPendingRow():
+                return store.claim_pending(step.record_id, step.expires_at)
             case LockRow():
                 row = held.row = store.lock_row(step.key)
                 return RowState(row.row, row.status, row.lease, row.last_error)

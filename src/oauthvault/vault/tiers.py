@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from oauthvault.cache.keys import cache_key
 from oauthvault.cache.local import LocalCache, local_key
+from oauthvault.cache.redis_base import CacheBase
 from oauthvault.cache.versioned import unframe
 from oauthvault.cache.versions import VersionMemory
 from oauthvault.config import Settings
@@ -31,6 +33,7 @@ class ReadTiers:
     _settings: Settings
     _core: VaultCore
     _local: LocalCache | None
+    _cache: CacheBase | None
     _memory: VersionMemory
     _reads: ReadCounters
 
@@ -113,8 +116,10 @@ class ReadTiers:
     def _from_redis(self, key: TokenKey, cached: bytes) -> TokenSet | None:
         """The tokens of a Redis value, unless it is a tombstone, malformed, or older than
         a version this process has heard of (then the database decides and the entry is
-        replaced). Not yet counted or kept: the vault confirms it first when no feed is
-        live (:meth:`_redis_trusted`), then calls :meth:`_served_from_redis`."""
+        replaced). A value that is not this connection's (copied from another, whatever
+        version it claims) is replaced by the database read that follows. Not yet counted
+        or kept: the vault confirms it first when no feed is live
+        (:meth:`_redis_trusted`), then calls :meth:`_served_from_redis`."""
         parsed = unframe(cached)
         if parsed is None:
             return None
@@ -125,7 +130,10 @@ class ReadTiers:
             self._memory.counters.refused += 1
             logger.info("cache entry for %s is older than a change heard of; re-reading", key)
             return None
-        return self._core.open_record(key, sealed, version)
+        tokens = self._core.open_record(key, sealed, version)
+        if tokens is None and self._cache is not None:
+            self._cache.distrust(cache_key(key), cached)
+        return tokens
 
     def _served_from_redis(self, key: TokenKey, tokens: TokenSet, ticket: int | None) -> None:
         self._reads.redis_hits += 1
