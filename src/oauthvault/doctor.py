@@ -6,12 +6,14 @@ not as one may expect (a provider that cannot revoke), which does not fail the r
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.usage import usage_level
@@ -232,7 +234,12 @@ def _redis_check(url: str, timeout: float) -> Check:
     where = redis_location(url)
     client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
-        client.ping()
+        try:
+            client.ping()
+            denied = []
+        except NoPermissionError:
+            denied = ["PING"]
+        denied += _denied_commands(client, url, timeout)
     except RedisError as error:
         return Check(
             "redis",
@@ -242,4 +249,57 @@ def _redis_check(url: str, timeout: float) -> Check:
         )
     finally:
         client.close()
-    return Check("redis", True, f"Redis at {where} answers")
+    if denied:
+        return Check(
+            "redis",
+            False,
+            f"Redis at {where} refuses commands the vault needs: {', '.join(denied)}; "
+            "grant them to this user (README: the Redis ACL), or the cache stays off",
+        )
+    return Check("redis", True, f"Redis at {where} answers and allows every command the vault uses")
+
+
+def _denied_commands(client: redis.Redis, url: str, timeout: float) -> list[str]:
+    """The commands the vault sends Redis that this user may not run, tried one by one on
+    a probe key of its own (expiring in 30 seconds, deleted at the end). Trying works on
+    every Redis version and needs no ``ACL`` permission (``ACL DRYRUN`` would)."""
+    from redis.cluster import RedisCluster
+
+    from oauthvault.cache.keys import pending_cache_key
+    from oauthvault.cache.redis_base import cluster_enabled
+    from oauthvault.cache.versioned import SET_IF_NEWER
+
+    denied: list[str] = []
+    keys: Any = client
+    try:
+        if cluster_enabled(client.info("cluster")):
+            # Keys live on their slots' masters: probe them as the vault does.
+            keys = RedisCluster.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+    except NoPermissionError:
+        denied.append("INFO")
+    probe = pending_cache_key(f"doctor-{secrets.token_hex(8)}")
+    sha = hashlib.sha1(SET_IF_NEWER.encode(), usedforsecurity=False).hexdigest()
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("SET", lambda: keys.set(probe, b"0:", ex=30)),
+        ("GET", lambda: keys.get(probe)),
+        ("SCRIPT LOAD", lambda: keys.script_load(SET_IF_NEWER)),
+        ("EVALSHA", lambda: keys.evalsha(sha, 1, probe, 1, b"1:", 30)),
+        ("GETDEL", lambda: keys.getdel(probe)),
+        ("DEL", lambda: keys.delete(probe)),
+    ]
+    for command, step in steps:
+        try:
+            step()
+        except NoPermissionError:
+            denied.append(command)
+        except NoScriptError:
+            pass  # allowed to run EVALSHA; the script was not loaded (SCRIPT LOAD denied)
+        except ResponseError as error:
+            if "permission" not in str(error).lower():  # a script's own command refused
+                raise
+            denied.append(command)
+    if keys is not client:
+        keys.close()
+    return denied

@@ -19,10 +19,10 @@ import httpx
 import uvicorn
 
 from oauthvault import Settings
+from oauthvault.cli.serve import server_options
 from oauthvault.service import create_app
 from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from oauthvault.service.config import load_service_config
-from oauthvault.service.edge import MAX_REQUEST_HEAD
 
 from tests.helpers.net import free_port
 from tests.helpers.oidc_server import OIDCServer
@@ -34,16 +34,16 @@ CLIENT_SECRET = "oauthvault-test-secret"  # a made-up secret for the local provi
 class UvicornThread:
     """An ASGI app served by uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(self, app: Any, port: int, trusted_proxies: tuple[str, ...] = ()) -> None:
         self.server = uvicorn.Server(
-            # As `oauthvault serve` runs it (the limit of a request's head).
+            # As `oauthvault serve` runs it (the limit of a request's head, proxy trust).
             uvicorn.Config(
                 app,
                 host="127.0.0.1",
                 port=port,
                 log_level="warning",
                 lifespan="on",
-                h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+                **server_options(trusted_proxies),
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -150,8 +150,9 @@ scopes = ["openid", "email", "offline_access"]
     settings = Settings.load(
         database_url=database_url, redis_url=redis_url or "", oauth_encryption_key=key
     )
-    app = create_app(load_service_config(config_path, {}), settings)
-    server = UvicornThread(app, port)
+    config = load_service_config(config_path, {})
+    app = create_app(config, settings)
+    server = UvicornThread(app, port, config.trusted_proxies)
     server.start()
     environment = ConnectEnvironment(
         base_url, api_key, limited_key, return_url, provider, config_path

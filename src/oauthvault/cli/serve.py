@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import click
 
 from oauthvault import __version__
 from oauthvault.cli.root import load_settings, plain_errors
 
-__all__ = ["serve"]
+__all__ = ["serve", "server_options"]
+
+
+def server_options(trusted_proxies: tuple[str, ...]) -> dict[str, Any]:
+    """uvicorn's options as ``serve`` runs the app: the limit of a request's head, and
+    ``X-Forwarded-*`` believed from ``trusted_proxies`` only. uvicorn's own default believes
+    them from 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``), the peer a local client or anything
+    else on the host is: it could then pick the address the sign-in throttle and the
+    audit trail see."""
+    from oauthvault.service.edge import MAX_REQUEST_HEAD
+
+    options: dict[str, Any] = {"h11_max_incomplete_event_size": MAX_REQUEST_HEAD}
+    if trusted_proxies:
+        options.update(proxy_headers=True, forwarded_allow_ips=list(trusted_proxies))
+    else:
+        options.update(proxy_headers=False)
+    return options
 
 
 @click.command(short_help="Run the HTTP service.")
@@ -23,7 +40,6 @@ def serve(context: click.Context, host: str, port: int) -> None:
 
     from oauthvault.service import create_app
     from oauthvault.service.config import service_config_from
-    from oauthvault.service.edge import MAX_REQUEST_HEAD
 
     settings = load_settings(context)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - a comparison
@@ -54,5 +70,5 @@ def serve(context: click.Context, host: str, port: int) -> None:
         port=port,
         log_level="info",
         access_log=False,
-        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
+        **server_options(config.trusted_proxies),
     )

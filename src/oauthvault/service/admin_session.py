@@ -4,10 +4,10 @@ throttle on failed sign-ins.
 The credential is configured as its SHA-256 (like the API keys) and generated with 256 bits
 of randomness, so a hash is a fine verifier. A session is a sealed record (AES-256-GCM with
 the vault's key ring, bound to its purpose): every instance that shares the key ring can
-open it, nobody can forge or read it, and it carries its own expiry and CSRF token. Being
-stateless, a session ends when it expires, when the browser drops it (signing out), or when
-another credential is configured (every session is bound to the credential's hash): that is
-the way to end a copied cookie early.
+open it, nobody can forge or read it, and it carries its own expiry, CSRF token and id.
+A session ends when it expires, when another credential is configured (every session is
+bound to the credential's hash), or when its operator signs out: the console then records its
+id as ended in the database, which every instance checks (a copied cookie ends too).
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ def hash_admin_credential(credential: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AdminSession:
-    """A signed-in session: when it ends (epoch seconds) and the CSRF token its forms carry."""
+    """A signed-in session: when it ends (epoch seconds), the CSRF token its forms carry
+    and its id (what signing out records as ended)."""
 
     expires_at: float
     csrf: str = ""
+    id: str = ""
 
     def __repr__(self) -> str:
         return f"AdminSession(expires_at={self.expires_at!r})"
@@ -87,6 +89,10 @@ class AdminSessions:
     def __repr__(self) -> str:
         return f"AdminSessions(ttl={self.ttl!r})"
 
+    def now(self) -> float:
+        """The current time, epoch seconds (the clock sessions expire by)."""
+        return self._clock()
+
     def check_credential(self, presented: object) -> bool:
         if not isinstance(presented, str) or not presented or len(presented) > 512:
             return False
@@ -94,20 +100,25 @@ class AdminSessions:
 
     def issue(self) -> tuple[str, AdminSession]:
         """A new session and its cookie value."""
-        session = AdminSession(self._clock() + self.ttl, secrets.token_urlsafe(32))
-        payload = json.dumps({"exp": session.expires_at, "csrf": session.csrf}).encode()
+        session = AdminSession(
+            self._clock() + self.ttl, secrets.token_urlsafe(32), secrets.token_urlsafe(16)
+        )
+        payload = json.dumps(
+            {"exp": session.expires_at, "csrf": session.csrf, "sid": session.id}
+        ).encode()
         sealed = seal(self._keyring(), payload, self._purpose, "admin-session")
         return base64.urlsafe_b64encode(sealed).decode().rstrip("="), session
 
     def open(self, cookie: str | None) -> AdminSession | None:
-        """The session in ``cookie``; ``None`` if absent, altered, foreign or expired."""
+        """The session in ``cookie``; ``None`` if absent, altered, foreign or expired (the
+        caller checks that it was not signed out of)."""
         if not cookie or len(cookie) > 4096:
             return None
         try:
             sealed = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
             opened = open_sealed(self._keyring(), sealed, self._purpose, "admin-session")
             payload = json.loads(opened)
-            session = AdminSession(float(payload["exp"]), str(payload["csrf"]))
+            session = AdminSession(float(payload["exp"]), str(payload["csrf"]), str(payload["sid"]))
         except (binascii.Error, ValueError, KeyError, TypeError, DecryptionError):
             return None
         return session if session.expires_at > self._clock() else None

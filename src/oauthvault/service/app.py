@@ -40,6 +40,7 @@ from oauthvault.service.pages import Pages
 from oauthvault.service.problems import install_problem_handlers
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.webhooks import webhook_sender
+from oauthvault.storage.admin_sessions import ended_sessions_at
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_app", "webhook_sender"]
@@ -140,7 +141,16 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         )
         app.include_router(
             create_admin_router(
-                vault, connector, links, sessions, pages, public_url=config.public_url
+                vault,
+                connector,
+                links,
+                sessions,
+                # In the database, not Redis: shared by every instance, durable (a Redis
+                # restarted empty would bring signed-out sessions back), and the console
+                # needs the database for every page anyway.
+                ended_sessions_at(settings.database_location, settings.db_connect_timeout),
+                pages,
+                public_url=config.public_url,
             )
         )
 

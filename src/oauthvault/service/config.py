@@ -5,6 +5,7 @@ is read by :class:`oauthvault.Settings`; this module takes what it captured."""
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,7 @@ SERVICE_KEYS = frozenset(
         "metrics_port",
         "metrics_host",
         "metrics_refresh",
+        "trusted_proxies",
     }
 )
 #: How old the connection counts of ``/metrics`` may be (a full-table count): seconds.
@@ -97,6 +99,10 @@ class ServiceConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_refresh: int = DEFAULT_METRICS_REFRESH
+    #: The proxies (addresses or networks) whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed; none by default, so the connecting peer's address
+    #: is the client's (the sign-in throttle and the audit trail key on it).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 def _port(value: object, setting: str) -> int | None:
@@ -311,7 +317,22 @@ def load_service_settings(
             f"{where}: service.metrics_refresh",
             METRICS_REFRESH_RANGE,
         ),
+        trusted_proxies=_networks(
+            service.get("trusted_proxies", []), f"{where}: service.trusted_proxies"
+        ),
     )
+
+
+def _networks(value: object, setting: str) -> tuple[str, ...]:
+    """Proxy addresses or networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``), normalised."""
+    networks = []
+    for item in _strings(value, setting):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(setting, "must list IP addresses or networks") from None
+        networks.append(str(network.network_address if network.num_addresses == 1 else network))
+    return tuple(networks)
 
 
 def _host(value: object, where: str) -> str:

@@ -1,9 +1,11 @@
 """:class:`AdminConsole`: what every admin route handler is given (the vault, the
-connector, the links, the sessions and the pages) and the helpers they share: who is
+connector, the links, the sessions, the ended ones and the pages) and the helpers they
+share: who is
 signed in, rendering a page or a message, and the page for an error of the vault."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginT
 from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.pages import Pages
+from oauthvault.storage.admin_sessions import EndedSessions
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["NO_DATABASE", "SESSION_COOKIE", "AdminConsole", "client_address"]
@@ -53,6 +56,7 @@ class AdminConsole:
     connector: AsyncConnector
     links: ConnectLinks
     sessions: AdminSessions
+    ended: EndedSessions
     pages: Pages
     throttle: LoginThrottle
     root: str
@@ -73,9 +77,25 @@ class AdminConsole:
     def to_login(self) -> Response:
         return self.redirect("/admin/login")
 
-    def signed_in(self, request: Request) -> AdminSession | None:
-        """The request's session, if its cookie holds a valid one."""
-        return self.sessions.open(request.cookies.get(SESSION_COOKIE))
+    async def signed_in(self, request: Request) -> AdminSession | None:
+        """The request's session, if its cookie holds a valid one not signed out of.
+
+        Raises:
+            StorageUnavailable: the ended sessions cannot be read (no session is taken
+                on trust then).
+        """
+        session = self.sessions.open(request.cookies.get(SESSION_COOKIE))
+        if session is None or await asyncio.to_thread(self.ended.ended, session.id):
+            return None
+        return session
+
+    async def end(self, session: AdminSession) -> None:
+        """Record ``session`` as ended, for every instance, until it would have expired.
+
+        Raises:
+            StorageUnavailable: it could not be recorded.
+        """
+        await asyncio.to_thread(self.ended.end, session.id, session.expires_at, self.sessions.now())
 
     async def form_of(self, request: Request) -> dict[str, str] | None:
         """The posted form; ``None`` if it is not one or too large."""

@@ -22,6 +22,7 @@ from oauthvault.service.admin.console import AdminConsole, client_address
 from oauthvault.service.admin_session import AdminSession, AdminSessions, LoginThrottle
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.pages import Pages
+from oauthvault.storage.admin_sessions import EndedSessions
 from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = ["create_admin_router"]
@@ -39,6 +40,7 @@ def create_admin_router(
     connector: AsyncConnector,
     links: ConnectLinks,
     sessions: AdminSessions,
+    ended: EndedSessions,
     pages: Pages,
     *,
     public_url: str,
@@ -50,6 +52,7 @@ def create_admin_router(
         connector,
         links,
         sessions,
+        ended,
         pages,
         throttle or LoginThrottle(),
         root=public_url.rstrip("/"),
@@ -92,14 +95,20 @@ def create_admin_router(
 
 def _public_page(console: AdminConsole, page: PublicPage) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        return await page(console, request)
+        try:
+            return await page(console, request)
+        except VaultError as error:
+            return console.failed(error)
 
     return endpoint
 
 
 def _signed_in_page(console: AdminConsole, page: SignedInPage) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        session = console.signed_in(request)
+        try:
+            session = await console.signed_in(request)
+        except VaultError as error:
+            return console.failed(error)
         if session is None:
             return console.to_login()
         return await page(console, request, session)
@@ -111,17 +120,17 @@ def _checked_action(console: AdminConsole, action: Action) -> Endpoint:
     """Run a state-changing ``action`` only with a session and its CSRF token."""
 
     async def endpoint(request: Request) -> Response:
-        session = console.signed_in(request)
-        if session is None:
-            return console.message(403, "Signed out", "Sign in to the admin console again.")
-        form = await console.form_of(request)
-        if form is None or not session.accepts(form.get("csrf")):
-            address = client_address(request)
-            logger.warning("admin request refused: bad CSRF token (from %s)", address)
-            return console.message(
-                403, "Refused", "This form is stale or was not sent by the console."
-            )
         try:
+            session = await console.signed_in(request)
+            if session is None:
+                return console.message(403, "Signed out", "Sign in to the admin console again.")
+            form = await console.form_of(request)
+            if form is None or not session.accepts(form.get("csrf")):
+                address = client_address(request)
+                logger.warning("admin request refused: bad CSRF token (from %s)", address)
+                return console.message(
+                    403, "Refused", "This form is stale or was not sent by the console."
+                )
             return await action(console, request, session, form)
         except VaultError as error:
             return console.failed(error)

@@ -44,7 +44,7 @@ def _login_page(
 
 async def login_form(console: AdminConsole, request: Request) -> Response:
     """GET /admin/login: the form, or the overview when already signed in."""
-    if console.signed_in(request) is not None:
+    if await console.signed_in(request) is not None:
         return console.redirect("/admin")
     return _login_page(console, request)
 
@@ -84,7 +84,10 @@ async def login(console: AdminConsole, request: Request) -> Response:
 async def logout(
     console: AdminConsole, request: Request, session: AdminSession, form: dict[str, str]
 ) -> Response:
-    """POST /admin/logout: the browser drops the session cookie."""
+    """POST /admin/logout: the session is recorded as ended (a copy of its cookie is
+    refused by every instance) and the browser drops the cookie."""
+    await console.end(session)
+    logger.info("admin signed out from %s", client_address(request))
     response = console.to_login()
     response.delete_cookie(SESSION_COOKIE, path="/admin")
     return response
