@@ -23,6 +23,14 @@ scope string as requested), ``scope_list`` (the scopes as a JSON list), ``issued
 ``secondary_refresh_token``, ``secondary_expires_in`` of the second grant an answer may
 carry (``secondary_grant``: Slack's installing user next to the bot).
 
+A provider whose catalog entry has an ``issuer`` adds an RS256 ``id_token`` to the
+code-exchange answer when ``openid`` was asked for (the emulator makes ``iss``, ``sub``,
+``aud``, ``iat``, ``exp`` and ``nonce``); ``id_token_claims`` is a template of the claims the
+provider's documentation adds, filled from ``subject`` (the emulated account),
+``client_id``, ``auth_time``, ``at_hash``, and ``email``, ``email_verified`` (only with the
+``email`` scope) and ``name`` (only with ``profile``). A claim it sets replaces the
+emulator's (Salesforce's ``sub`` is the identity URL).
+
 Access tokens of the emulator live ``expires_in`` seconds, 1800 by default (shorter than
 many providers' real lifetimes: Slack 12 h, Discord 7 days); the suite refreshes with
 ``POST /v1/connections/refresh``. Providers whose tokens never expire (GitHub OAuth Apps)
@@ -87,6 +95,8 @@ class Emulation:
     ``authed_user`` next to the bot token).
     ``variants``: named alternatives (field overrides), chosen through the emulator's
     control endpoint before a connect flow (Slack's user-token-only install).
+    ``id_token_claims``: the id_token claims besides the standard ones (template; see the
+    module docstring); only used for a provider with an ``issuer``.
     """
 
     about: str
@@ -105,6 +115,7 @@ class Emulation:
     token_prefix: str = "at-"
     secondary_grant: str | None = None
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
+    id_token_claims: Mapping[str, Any] = field(default_factory=_frozen)
 
 
 # --- shared values -----------------------------------------------------------------------------
@@ -166,8 +177,16 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
     {
         "google": Emulation(
             about="Refresh tokens only with access_type=offline; a refresh answer carries no "
-            "refresh token (the first one stays valid).",
+            "refresh token (the first one stays valid); the id_token has azp, at_hash, and "
+            "email/email_verified and name with those scopes.",
             token_prefix="ya29.",
+            id_token_claims={
+                "azp": "$client_id",
+                "at_hash": "$at_hash",
+                "email": "$email",
+                "email_verified": "$email_verified",
+                "name": "$name",
+            },
         ),
         "microsoft": Emulation(
             about="Every refresh returns a new refresh token; ext_expires_in besides "
@@ -176,16 +195,27 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             token_prefix="eyJ0eXAiOiJKV1Qi.",
         ),
         "microsoft-tenant": Emulation(
-            about="As microsoft, with the tenant (GUID or verified domain) in every URL.",
+            about="As microsoft, with the tenant (GUID or verified domain) in every URL; the "
+            "v2.0 id_token names the tenant (tid), the user's object id (oid) and ver 2.0.",
             link_params={"tenant": TENANT_GUID},
             code_answer={**STANDARD_ANSWER, "ext_expires_in": "$expires_in"},
             expected_params={"tenant": TENANT_GUID},
+            id_token_claims={
+                "ver": "2.0",
+                "tid": TENANT_GUID,
+                "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+                "nbf": "$auth_time",
+                "preferred_username": "$email",
+                "email": "$email",
+                "name": "$name",
+            },
         ),
         "apple": Emulation(
             about="The client secret is an ES256 JWT (iss team id, sub services id, aud "
             "https://appleid.apple.com, kid key id); the callback is a form POST "
             "(response_mode=form_post) that also carries the user's name the first time; a "
-            "refresh answer has no refresh token. (No id_token is emulated.)",
+            "refresh answer has no refresh token. (No id_token is emulated: the catalog "
+            "asks for no openid scope.)",
             code_answer={
                 "access_token": "$access_token",
                 "token_type": "Bearer",
@@ -217,6 +247,11 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             code_answer={**STANDARD_ANSWER, "created_at": 1_700_000_000},
             revocation_answer=(200, {}),
             token_prefix="glpat-",
+            id_token_claims={
+                "auth_time": "$auth_time",
+                "email": "$email",
+                "email_verified": "$email_verified",
+            },
         ),
         "slack": Emulation(
             about="oauth.v2.access answers HTTP 200 with ok=true/false; the bot token is at the "
@@ -286,7 +321,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
         ),
         "salesforce": Emulation(
             about="The answer has instance_url, id, signature and issued_at but no expires_in: "
-            "the lifetime (the org's session timeout) is only known by introspection.",
+            "the lifetime (the org's session timeout) is only known by introspection; the "
+            "id_token's sub is the identity URL, with at_hash.",
             code_answer={
                 "access_token": "$access_token",
                 "refresh_token": "$refresh_token",
@@ -303,6 +339,7 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
                 "identity_url": SALESFORCE_ID,
             },
             token_prefix="00D5g000004ZbXy!",
+            id_token_claims={"sub": SALESFORCE_ID, "at_hash": "$at_hash"},
         ),
         "hubspot": Emulation(
             about="Static refresh token, repeated in every refresh answer; a dead refresh "
@@ -381,15 +418,22 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             },
         ),
         "linkedin": Emulation(
-            about="60-day access tokens and no refresh token for most apps.",
+            about="60-day access tokens and no refresh token for most apps; the id_token "
+            "(OpenID Connect sign-in) has name, email and email_verified.",
             expires_in=5_184_000,
+            id_token_claims={
+                "name": "$name",
+                "email": "$email",
+                "email_verified": "$email_verified",
+            },
         ),
         "discord": Emulation(
             about="Basic auth; refresh returns a new refresh token.",
         ),
         "xero": Emulation(
             about="30-minute access tokens, rotating refresh tokens; the organisations of a "
-            "grant come from GET https://api.xero.com/connections.",
+            "grant come from GET https://api.xero.com/connections; the id_token names "
+            "xero_userid and global_session_id.",
             identity=[
                 {
                     "id": "e1eede29-f875-4a5d-8470-17f6a29a88b1",
@@ -402,6 +446,14 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
                 }
             ],
             expected_params={"tenant_id": XERO_TENANT_ID},
+            id_token_claims={
+                "auth_time": "$auth_time",
+                "at_hash": "$at_hash",
+                "xero_userid": "b0ff5f4e-4f0a-4c36-9fb8-1f7d2a0c5d11",
+                "global_session_id": "8e4ad5b4c1f04e4ea4c3b1d0f2e9a7c6",
+                "email": "$email",
+                "preferred_username": "$email",
+            },
         ),
         "quickbooks": Emulation(
             about="The company id arrives as realmId on the callback; the answer has "
@@ -416,7 +468,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
         ),
         "twitch": Emulation(
             about="scope comes back as a JSON list; errors are {status, message}; revocation "
-            "is a form POST of client_id and token only.",
+            "is a form POST of client_id and token only; the id_token has azp.",
+            id_token_claims={"azp": "$client_id"},
             code_answer={**STANDARD_ANSWER, "token_type": "bearer", "scope": "$scope_list"},
             dead_grant=(
                 400,
@@ -569,15 +622,30 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             token_prefix="1000.",
         ),
         "okta": Emulation(
-            about="The org domain is in every URL; Basic auth; PKCE; revocation is RFC 7009.",
+            about="The org domain is in every URL; Basic auth; PKCE; revocation is RFC 7009; "
+            "the id_token has ver 1, auth_time, amr and the profile claims.",
             link_params={"domain": "acme.okta.com"},
             expected_params={"domain": "acme.okta.com"},
+            id_token_claims={
+                "ver": 1,
+                "auth_time": "$auth_time",
+                "amr": ["pwd"],
+                "at_hash": "$at_hash",
+                "email": "$email",
+                "name": "$name",
+                "preferred_username": "$email",
+            },
         ),
         "auth0": Emulation(
             about="The tenant domain is in every URL; a dead refresh token is HTTP 403 "
             "invalid_grant.",
             link_params={"domain": "acme.us.auth0.com"},
             expected_params={"domain": "acme.us.auth0.com"},
+            id_token_claims={
+                "email": "$email",
+                "email_verified": "$email_verified",
+                "name": "$name",
+            },
             dead_grant=(
                 403,
                 {
@@ -617,8 +685,10 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
         ),
         "yahoo": Emulation(
-            about="Basic auth; the answer names xoauth_yahoo_guid. (No id_token is emulated.)",
+            about="Basic auth; the answer names xoauth_yahoo_guid; the id_token has "
+            "auth_time, amr and at_hash.",
             code_answer={**STANDARD_ANSWER, "xoauth_yahoo_guid": "JT4FACLQZI2OCE"},
+            id_token_claims={"auth_time": "$auth_time", "amr": ["pwd"], "at_hash": "$at_hash"},
         ),
         "webex": Emulation(
             about="refresh_token_expires_in in the answer.",

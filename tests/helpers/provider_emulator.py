@@ -12,7 +12,9 @@ URLs. Endpoint ``<key>`` of provider ``<name>`` is served at
 catalog URL, in order (``/shopify/acme.myshopify.com/token``,
 ``/github/<client id>/revoke``); :func:`endpoint_overrides` builds the URLs to put in the
 service's provider configuration, placeholders kept. Roles: ``authorize``, ``token``,
-``refresh``, ``revoke``, ``userinfo``, ``identity``, ``introspect``, ``issuer``.
+``refresh``, ``revoke``, ``userinfo``, ``identity``, ``introspect``, and under ``issuer``
+the OpenID documents ``discovery`` (``issuer/.well-known/openid-configuration``) and
+``jwks`` (``issuer/jwks``).
 
 What is checked, per role:
 
@@ -38,6 +40,17 @@ What is checked, per role:
 - ``identity`` / ``userinfo`` (GET): the current access token as bearer.
 - ``introspect`` (POST, RFC 7662): client authentication as at the token endpoint;
   answers ``{"active": true, "exp": …}`` for a current access token.
+
+OpenID providers. A provider whose catalog entry has an ``issuer`` is played as that
+OpenID provider, with the emulator's loopback issuer URL ``/<name>[/<value>...]/issuer``
+(what :func:`endpoint_overrides` configures) in place of the real one: it serves
+``<issuer>/.well-known/openid-configuration`` (the endpoints it emulates, and
+``jwks_uri``) and ``<issuer>/jwks``, the public half of one RSA key made per emulator run.
+When the authorization request asked for ``openid``, the code remembers its ``nonce`` and
+the code-exchange answer carries an RS256 ``id_token``: ``iss`` (the loopback issuer), ``sub``
+(the emulated account, as ``userinfo`` says it), ``aud`` (the client id), ``iat``, ``exp``,
+the ``nonce`` when one was sent, and the claims the provider's documentation adds
+(:attr:`~tests.helpers.emulations.Emulation.id_token_claims`).
 
 Control endpoints (for tests): ``POST /_control/<name>/kill`` makes every later refresh of
 that provider answer its documented dead-grant shape, ``/garble`` answers an unknown 4xx
@@ -71,7 +84,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -107,6 +120,21 @@ ROLES: Mapping[str, str] = {
     "issuer": "issuer",
 }
 _KEY_OF_ROLE = {role: key for key, role in ROLES.items()}
+#: The OpenID provider's documents under its issuer URL: path tail -> role (served for the
+#: ``issuer`` endpoint key).
+_ISSUER_DOCUMENTS: Mapping[tuple[str, ...], str] = {
+    ("issuer", ".well-known", "openid-configuration"): "discovery",
+    ("issuer", "jwks"): "jwks",
+}
+#: The endpoints a discovery document names, when the provider has them.
+_DISCOVERED_KEYS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "userinfo_endpoint",
+    "introspection_endpoint",
+)
+#: How long an emulated id_token is valid.
+_ID_TOKEN_LIFETIME = 3600
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 #: The unknown error body of ``/garble``: no error field, and a secret-looking value.
@@ -211,6 +239,8 @@ class Grant:
     issued_at: float = field(default_factory=time.time)
     #: The second grant issued with this one (Slack's installing user), if any.
     secondary: Grant | None = None
+    #: The id_token of the code-exchange answer (an OpenID provider asked for ``openid``).
+    id_token: str | None = None
 
     @property
     def access_token(self) -> str:
@@ -233,6 +263,8 @@ class _Code:
     challenge: str | None
     scope: str | None
     emulation: Emulation
+    #: The authorization request's ``nonce``, for the id_token.
+    nonce: str | None = None
     used: bool = False
 
 
@@ -323,6 +355,12 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def _at_hash(access_token: str) -> str:
+    """OIDC Core §3.1.3.6: the left half of the access token's SHA-256, base64url (RS256)."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+
+
 def _answer(status: int, body: Any) -> Response:
     if body is None:
         return Response(status_code=status)
@@ -356,6 +394,10 @@ class ProviderEmulator:
         self.modes: dict[str, str] = {}
         self.variants: dict[str, str] = {}
         self._codes: dict[str, _Code] = {}
+        #: Signs the id_tokens of every emulated OpenID provider; ``/jwks`` publishes it.
+        self.signing_key = RSAKey.generate_key(
+            2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True
+        )
         self._lock = threading.Lock()
         self._server: UvicornThread | None = None
         self.app = Starlette(
@@ -445,8 +487,12 @@ class ProviderEmulator:
     async def _dispatch(self, request: Request) -> Response:
         provider = request.path_params["provider"]
         *segments, role = request.path_params["rest"].split("/")
-        spec = self.catalog.get(provider)
         key = _KEY_OF_ROLE.get(role)
+        for tail, document in _ISSUER_DOCUMENTS.items():
+            if tuple([*segments, role][-len(tail) :]) == tail:
+                segments, role, key = [*segments, role][: -len(tail)], document, "issuer"
+                break
+        spec = self.catalog.get(provider)
         if spec is None or key is None or getattr(spec, key) is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
         incoming = _Incoming(
@@ -608,7 +654,9 @@ class ProviderEmulator:
             raise Rejected("PKCE is not used with this provider")
         emulation = self._emulation(spec.name)
         code = secrets.token_urlsafe(24)
-        self._codes[code] = _Code(spec.name, place, redirect_uri, challenge, scope, emulation)
+        self._codes[code] = _Code(
+            spec.name, place, redirect_uri, challenge, scope, emulation, query.get("nonce")
+        )
         fields = {"code": code, "state": query["state"], **emulation.callback_params}
         if query.get("response_mode") == "form_post":
             fields["user"] = json.dumps(
@@ -650,6 +698,8 @@ class ProviderEmulator:
         else:
             raise Rejected(f"unsupported grant_type {grant_type!r}")
         body = _render(template, values)
+        if "id_token" in values:
+            body["id_token"] = values["id_token"]
         emulation = self.emulations[spec.name]
         accept = incoming.headers.get("accept", "")
         if emulation.form_answer_without_accept_json and "application/json" not in accept:
@@ -732,7 +782,10 @@ class ProviderEmulator:
             other.refresh_tokens.append("rt-" + secrets.token_urlsafe(24))
             self.grants.append(other)
             grant.secondary = other
-        return grant, self._values(spec, grant, grant.refresh_token)
+        values = self._values(spec, grant, grant.refresh_token)
+        if spec.issuer is not None and "openid" in values["scope_list"]:
+            values["id_token"] = grant.id_token = self._id_token(spec, place, grant, pending.nonce)
+        return grant, values
 
     def register_customer_client(self, provider: str, client_id: str, secret: str) -> None:
         """A customer's own client at ``provider``, for client-credentials connections."""
@@ -841,7 +894,91 @@ class ProviderEmulator:
 
     def _userinfo(self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming) -> Response:
         grant = self._bearer_grant(spec, place, incoming.authorization("bearer"))
-        return _answer(200, {"sub": f"{spec.name}-user-{self.grants.index(grant)}"})
+        return _answer(200, {"sub": self._subject(grant)})
+
+    def _subject(self, grant: Grant) -> str:
+        """The emulated account a grant belongs to (``sub`` of userinfo and id_token)."""
+        return f"{grant.provider}-user-{self.grants.index(grant)}"
+
+    # --- OpenID provider ---------------------------------------------------------------------
+
+    def _url(self, spec: ProviderSpec, key: str, place: Mapping[str, str]) -> str | None:
+        """Where the emulator serves endpoint ``key`` for the account at ``place`` (``None``
+        when the provider has no such endpoint or its URL needs values ``place`` lacks)."""
+        template = self.overrides(spec.name).get(key)
+        if template is None:
+            return None
+        values = {**place, "client_id": self.clients[spec.name].client_id}
+        url = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
+        return None if _PLACEHOLDER.search(url) else url
+
+    def _issuer_url(self, spec: ProviderSpec, place: Mapping[str, str]) -> str:
+        url = self._url(spec, "issuer", place)
+        assert url is not None  # the issuer's own placeholders are those of its path
+        return url
+
+    def _discovery(
+        self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming
+    ) -> Response:
+        """OpenID Connect Discovery 1.0 §3: the emulated issuer's metadata."""
+        if incoming.method != "GET":
+            raise Rejected("the discovery document is a GET")
+        issuer = self._issuer_url(spec, place)
+        document: dict[str, Any] = {"issuer": issuer}
+        for key in _DISCOVERED_KEYS:
+            url = self._url(spec, key, place)
+            if url is not None:
+                document[key] = url
+        if spec.revocation_method in (None, "rfc7009"):
+            url = self._url(spec, "revocation_endpoint", place)
+            if url is not None:
+                document["revocation_endpoint"] = url
+        document |= {
+            "jwks_uri": f"{issuer}/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": [spec.token_endpoint_auth_method],
+            "scopes_supported": list(spec.default_scopes),
+        }
+        if spec.pkce:
+            document["code_challenge_methods_supported"] = ["S256"]
+        return JSONResponse(document)
+
+    def _jwks(self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming) -> Response:
+        """The emulated issuer's signing keys (RFC 7517 §5)."""
+        if incoming.method != "GET":
+            raise Rejected("the JWKS is a GET")
+        return JSONResponse({"keys": [self.signing_key.as_dict(private=False)]})
+
+    def _id_token(
+        self, spec: ProviderSpec, place: dict[str, str], grant: Grant, nonce: str | None
+    ) -> str:
+        """OIDC Core §2: the id_token of a code exchange that asked for ``openid``, RS256."""
+        scopes = grant.scope.split(spec.scope_separator) if grant.scope else []
+        now = int(time.time())
+        client_id = self.clients[spec.name].client_id
+        values = {
+            "subject": self._subject(grant),
+            "client_id": client_id,
+            "auth_time": now,
+            "at_hash": _at_hash(grant.access_token),
+            "email": "ada@example.com" if "email" in scopes else None,
+            "email_verified": True if "email" in scopes else None,
+            "name": "Ada Lovelace" if "profile" in scopes else None,
+        }
+        claims: dict[str, Any] = {
+            "iss": self._issuer_url(spec, place),
+            "sub": values["subject"],
+            "aud": client_id,
+            "iat": now,
+            "exp": now + _ID_TOKEN_LIFETIME,
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        claims |= _render(grant.emulation.id_token_claims, values)
+        header = {"alg": "RS256", "typ": "JWT", "kid": self.signing_key.kid}
+        return jwt.encode(header, claims, self.signing_key)
 
     def _introspect(
         self, spec: ProviderSpec, place: dict[str, str], incoming: _Incoming

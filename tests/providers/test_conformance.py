@@ -237,6 +237,12 @@ def test_provider_lifecycle(stack: Stack, name: str) -> None:
     assert grant.provider == name
     assert_params(first["params"], emulation.expected_params, spec)
     assert_params(connection(stack, name, workspace_id)["params"], emulation.expected_params, spec)
+    if spec.issuer is not None and "openid" in spec.default_scopes:
+        # An OpenID provider: its id_token (OIDC Core §3.1.3.3) was verified with its keys.
+        assert grant.id_token is not None, explain(stack, name)
+        assert any(r.accepted for r in stack.emulator.requests(name, "jwks")), explain(stack, name)
+    else:
+        assert grant.id_token is None
     for value in emulation.link_params.values():  # the URLs were filled for this connection
         paths = [r.path for r in stack.emulator.requests(name, "token") if r.accepted]
         assert any(f"/{value}/" in path for path in paths), paths
