@@ -123,7 +123,7 @@ OPERATION_ERRORS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ),
     ("/v1/connections/token", "get"): (*_TOKEN, *_QUERY),
     ("/v1/connections/refresh", "post"): (*_TOKEN, *_BODY),
-    ("/v1/connections", "put"): (*_READ, *_BODY),
+    ("/v1/connections", "put"): (*_READ, *_BODY, "unknown_provider"),
     ("/v1/connections", "get"): (*_READ, *_QUERY),
     ("/v1/connections", "delete"): (*_READ, *_QUERY, "decryption_error", "unknown_provider"),
     ("/v1/client-credentials", "post"): (
