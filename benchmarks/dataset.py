@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import os
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +14,7 @@ import redis
 from oauthvault import KeyRing, TokenKey, TokenSet
 from oauthvault.cache import cache_key
 from oauthvault.cache.versioned import frame
+from oauthvault.crypto.envelope import NONCE_SIZE, VERSION
 from oauthvault.crypto.sealing import (
     ACCESS_WITH_REFRESH,
     associated_data,
@@ -48,14 +49,19 @@ class SealedSample:
 
 
 def sealed_sample(ring: KeyRing) -> SealedSample:
+    """A sealed row for the floors' tables, and one bare AES-GCM ciphertext of the access
+    token (the token-row subkey, the connection's associated data) for a floor to open."""
     key = TokenKey("floor", "ws", "sample")
     row = seal_row(ring, key, TokenSet(ACCESS, REFRESH, None, SCOPE))
+    ad = associated_data(key, ACCESS_WITH_REFRESH)  # the sample has a refresh token
+    nonce = os.urandom(NONCE_SIZE)
+    body = ring.primary.subkeys["token-row"].encrypt(nonce, ACCESS.encode(), ad)
     return SealedSample(
         row.access_token_encrypted,
         row.refresh_token_encrypted,
         row.key_id,
-        base64.b64decode(row.access_token_encrypted),
-        associated_data(key, ACCESS_WITH_REFRESH),  # the sample has a refresh token
+        VERSION + ring.primary.key_id + nonce + body,
+        ad,
     )
 
 

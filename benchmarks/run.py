@@ -343,7 +343,7 @@ def sqlite_get(bench: Bench) -> Comparison:
         vault.store_tokens(*_ids(key), ACCESS, REFRESH, 3600, SCOPE)
     bare = sqlite3.connect(path, isolation_level=None)
     select = SELECT.replace("%s", "?").replace("floor_tokens", "oauth_tokens")
-    aead = bench.ring.primary.aead
+    aead = bench.ring.primary.subkeys["token-row"]
     sealed = bench.sealed.access_raw
     nonce, body = sealed[5 : 5 + NONCE_SIZE], sealed[5 + NONCE_SIZE :]
     ad = bench.sealed.access_ad

@@ -267,7 +267,7 @@ def _denied_commands(client: redis.Redis, url: str, timeout: float) -> list[str]
 
     from oauthvault.cache.keys import pending_cache_key
     from oauthvault.cache.redis_base import cluster_enabled
-    from oauthvault.cache.versioned import SET_IF_NEWER
+    from oauthvault.cache.versioned import SET_IF_NEWER, set_if_newer_args
 
     denied: list[str] = []
     keys: Any = client
@@ -284,8 +284,9 @@ def _denied_commands(client: redis.Redis, url: str, timeout: float) -> list[str]
     steps: list[tuple[str, Callable[[], object]]] = [
         ("SET", lambda: keys.set(probe, b"0:", ex=30)),
         ("GET", lambda: keys.get(probe)),
+        ("PTTL", lambda: keys.pttl(probe)),
         ("SCRIPT LOAD", lambda: keys.script_load(SET_IF_NEWER)),
-        ("EVALSHA", lambda: keys.evalsha(sha, 1, probe, 1, b"1:", 30)),
+        ("EVALSHA", lambda: keys.evalsha(sha, 1, probe, *set_if_newer_args(1, b"1:", 30))),
         ("GETDEL", lambda: keys.getdel(probe)),
         ("DEL", lambda: keys.delete(probe)),
     ]
@@ -297,7 +298,8 @@ def _denied_commands(client: redis.Redis, url: str, timeout: float) -> list[str]
         except NoScriptError:
             pass  # allowed to run EVALSHA; the script was not loaded (SCRIPT LOAD denied)
         except ResponseError as error:
-            if "permission" not in str(error).lower():  # a script's own command refused
+            refused = str(error).lower()  # a script's own command refused
+            if "permission" not in refused and "can't run this command" not in refused:
                 raise
             denied.append(command)
     if keys is not client:

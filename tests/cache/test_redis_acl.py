@@ -60,7 +60,7 @@ def test_a_vault_as_readme_s_acl_user_uses_the_cache(private_redis, sqlite_url):
     assert redis_check(url, sqlite_url, key).ok
 
 
-@pytest.mark.parametrize("removed", ["+info", "'+script|load'", "+getdel"])
+@pytest.mark.parametrize("removed", ["+info", "'+script|load'", "+getdel", "+pttl"])
 def test_doctor_names_a_command_the_user_may_not_run(private_redis, sqlite_url, removed):
     password = secrets.token_urlsafe(16)
     command = [word for word in readme_acl_command(password) if word != shlex.split(removed)[0]]

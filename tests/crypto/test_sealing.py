@@ -109,12 +109,13 @@ def test_a_refresh_token_removed_or_put_back_by_hand_is_an_integrity_error():
 def test_rows_sealed_before_the_refresh_binding_still_open():
     import binascii
 
-    from oauthvault.crypto.envelope import seal
     from oauthvault.crypto.sealing import ACCESS_FIELD, SealedRow, associated_data
+
+    from tests.helpers.earlier_seal import seal_as_version_1
 
     ring = KeyRing.generate()
     key = TokenKey("google", "ws", "u")
-    legacy = seal(ring, b"old-access", associated_data(key, ACCESS_FIELD), "token-row")
+    legacy = seal_as_version_1(ring, b"old-access", associated_data(key, ACCESS_FIELD))
     row = SealedRow(
         binascii.b2a_base64(legacy, newline=False).decode(),
         None,
@@ -176,11 +177,12 @@ def test_rows_sealed_before_the_row_binding_still_open_and_are_bound_when_sealed
     import binascii
     import dataclasses
 
-    from oauthvault.crypto.envelope import seal
     from oauthvault.crypto.sealing import ACCESS_WITH_REFRESH, associated_data
 
+    from tests.helpers.earlier_seal import seal_as_version_1
+
     ring = KeyRing.generate()
-    earlier = seal(ring, b"access", associated_data(ALICE, ACCESS_WITH_REFRESH))
+    earlier = seal_as_version_1(ring, b"access", associated_data(ALICE, ACCESS_WITH_REFRESH))
     row = dataclasses.replace(
         seal_row(ring, ALICE, BOUND),
         access_token_encrypted=binascii.b2a_base64(earlier, newline=False).decode(),
@@ -191,3 +193,22 @@ def test_rows_sealed_before_the_row_binding_still_open_and_are_bound_when_sealed
     again = seal_row(ring, ALICE, open_row(ring, ALICE, row))
     with pytest.raises(DecryptionError):
         open_row(ring, ALICE, dataclasses.replace(again, scope="x"))
+
+
+def test_a_new_value_never_opens_without_its_row_binding():
+    """Only a version-1 value (sealed before subkeys) may be a row of a version before the
+    row binding: a version-2 access token sealed without the row's values is refused."""
+    import binascii
+    import dataclasses
+
+    from oauthvault.crypto.envelope import seal
+    from oauthvault.crypto.sealing import ACCESS_WITH_REFRESH, associated_data
+
+    ring = KeyRing.generate()
+    unbound = seal(ring, b"access", associated_data(ALICE, ACCESS_WITH_REFRESH), "token-row")
+    row = dataclasses.replace(
+        seal_row(ring, ALICE, BOUND),
+        access_token_encrypted=binascii.b2a_base64(unbound, newline=False).decode(),
+    )
+    with pytest.raises(DecryptionError):
+        open_row(ring, ALICE, row)

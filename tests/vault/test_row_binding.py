@@ -10,11 +10,11 @@ import binascii
 import pytest
 
 from oauthvault import DecryptionError, InvalidInput, TokenKey, TokenSet, generate_key
-from oauthvault.crypto.envelope import seal
 from oauthvault.crypto.sealing import ACCESS_WITH_REFRESH, associated_data, seal_cache_record
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.vault.flows import VaultCore
 
+from tests.helpers.earlier_seal import seal_as_version_1
 from tests.vault.test_contract import (
     AsyncFlavour,
     NoCache,
@@ -46,7 +46,7 @@ EVIL = """UPDATE oauth_tokens SET connection_params =
 def as_earlier_version(vault, raw_sql, access_token):
     """Make the stored row one of the version before the row binding: its access token
     bound to the connection and the refresh token's presence only."""
-    sealed = seal(
+    sealed = seal_as_version_1(
         vault.keyring,
         access_token.encode(),
         associated_data(TokenKey(*SALESFORCE), ACCESS_WITH_REFRESH),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from oauthvault.crypto.envelope import open_sealed, seal
+from oauthvault.crypto.envelope import RAW_KEY_VERSION, open_sealed, seal
 from oauthvault.crypto.keyring import KeyRing, Purpose
 from oauthvault.errors import DecryptionError
 from oauthvault.models import (
@@ -236,6 +236,10 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
 
 
 def _open_unbound(keyring: KeyRing, key: TokenKey, sealed_access: bytes, alone: bool) -> bytes:
+    # Only a value sealed before subkeys (version 1) can be a row of a version before the
+    # row binding: a newer value opened without its binding would be a downgrade.
+    if sealed_access[:1] != RAW_KEY_VERSION:
+        raise DecryptionError
     purpose = ACCESS_ALONE if alone else ACCESS_WITH_REFRESH
     try:
         return open_sealed(keyring, sealed_access, associated_data(key, purpose), _ROW)
