@@ -571,8 +571,9 @@ def killed_before_saving(
     ended without saving its result (written when its lease was taken over); the provider's
     last grant for the connection came less than 3 s before that process was killed (or
     within a second after: the provider logs it when made); the stored token is not that
-    grant's. Each kill explains at most one connection. The note is preferred, not
-    required: the excused line says whether it named the process."""
+    grant's. A kill the lease note names explains each connection that names it; an
+    unnamed one, at most one connection. The note is preferred, not required: the excused
+    line says whether it named the process."""
     if refreshed.status_code != 409 or problem_code(refreshed) != "reauthorization_required":
         return None
     account = f"{connection[0]}.{connection[1]}"
@@ -589,9 +590,13 @@ def killed_before_saving(
     notes = before.get(connection, "") + " " + (row["last_error"] or "")
     # The provider logs a grant when it has made it, which can be a moment after the kill of
     # the process whose request it was answering.
-    near = [pid for at, pid in soak.kills if pid not in used_kills and -1 < at - last < 3]
-    # The kill whose process the lease note names, else the one just after the grant.
-    kill = next((pid for pid in near if f":{pid}:" in notes), near[0] if near else None)
+    near = [pid for at, pid in soak.kills if -1 < at - last < 3]
+    # The kill whose process the lease note names (a killed instance may have been in the
+    # middle of several refreshes: each names it), else the first unused one just after
+    # the grant (an unnamed kill explains one connection only).
+    named = next((pid for pid in near if f":{pid}:" in notes), None)
+    unused = [pid for pid in near if pid not in used_kills]
+    kill = named if named is not None else (unused[0] if unused else None)
     if kill is None:
         return None
     expires = dt.datetime.fromisoformat(row["expires_at"]).timestamp() - shift
