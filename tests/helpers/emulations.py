@@ -585,7 +585,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             "replaced on every refresh.",
         ),
         "docusign": Emulation(
-            about="Basic auth; the account id and API base URI come from GET /oauth/userinfo.",
+            about="PKCE and Basic auth; the account id and API base URI come from GET "
+            "/oauth/userinfo.",
             code_answer={
                 "access_token": "$access_token",
                 "token_type": "Bearer",
@@ -713,7 +714,7 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expected_params={"subdomain": "acme"},
         ),
         "netsuite": Emulation(
-            about="The account id is in every URL; Basic auth.",
+            about="The account id is in every URL; PKCE (S256 only) and Basic auth.",
             link_params={"account_id": "1234567-sb1"},
             expected_params={"account_id": "1234567-sb1"},
         ),
@@ -945,8 +946,8 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expected_params={"business_id": MYOB_BUSINESS_ID},
         ),
         "snowflake": Emulation(
-            about="The account host is in every URL; Basic auth; single-use refresh tokens; "
-            "the answer names the user and refresh_token_expires_in.",
+            about="The account host is in every URL; PKCE and Basic auth; single-use refresh "
+            "tokens; the answer names the user and refresh_token_expires_in.",
             link_params={"account_host": "myorg-myaccount.snowflakecomputing.com"},
             code_answer={
                 **STANDARD_ANSWER,

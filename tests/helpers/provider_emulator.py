@@ -29,7 +29,8 @@ What is checked, per role:
   (``token_endpoint_auth_method``: Basic header, or ``client_id``/``client_secret`` in the
   body, Apple's ES256 JWT client secret verified), exactly the documented fields
   (``token_params`` on the code exchange; ``refresh_params``, else ``token_params``, on
-  refresh), the code (single use, same redirect_uri, PKCE verifier) or the current refresh
+  refresh), the code (single use, same redirect_uri, PKCE verifier: its S256 must be the
+  authorization request's ``code_challenge``, and the grant keeps both) or the current refresh
   token. Refresh tokens rotate (``refresh_tokens = "rotating"``: the presented one is
   retired, a retired one is a dead grant) or stay (``static``).
 - ``revoke``: the request the catalog describes: ``rfc7009`` is a form POST of ``token``
@@ -241,6 +242,10 @@ class Grant:
     secondary: Grant | None = None
     #: The id_token of the code-exchange answer (an OpenID provider asked for ``openid``).
     id_token: str | None = None
+    #: PKCE (``pkce = true``): the S256 ``code_challenge`` of the authorization request and
+    #: the ``code_verifier`` of the code exchange, which was checked against it.
+    code_challenge: str | None = None
+    code_verifier: str | None = field(default=None, repr=False)
 
     @property
     def access_token(self) -> str:
@@ -770,6 +775,8 @@ class ProviderEmulator:
             )
         emulation = pending.emulation
         grant = Grant(spec.name, place, pending.scope, emulation, self._lifetime(emulation, fields))
+        if pending.challenge is not None:  # verified above
+            grant.code_challenge, grant.code_verifier = pending.challenge, verifier
         self._new_access_token(grant)
         if spec.refresh_tokens != "none":
             grant.refresh_tokens.append("rt-" + secrets.token_urlsafe(24))

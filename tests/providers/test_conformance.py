@@ -12,6 +12,8 @@ A catalog provider without an emulation fails here, so the catalog cannot grow u
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Mapping
@@ -67,6 +69,12 @@ def emulation_of(name: str) -> Emulation:
             pytrace=False,
         )
     return emulation
+
+
+def s256(verifier: str) -> str:
+    """RFC 7636 §4.2: BASE64URL(SHA256(code_verifier)), without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def new_ids(name: str) -> tuple[str, str]:
@@ -243,6 +251,15 @@ def test_provider_lifecycle(stack: Stack, name: str) -> None:
         assert any(r.accepted for r in stack.emulator.requests(name, "jwks")), explain(stack, name)
     else:
         assert grant.id_token is None
+    if spec.pkce:
+        # The authorization request carried an S256 code_challenge, and the code exchange the
+        # code_verifier that the emulator checked against it (RFC 7636 §4.6).
+        assert grant.code_challenge is not None and grant.code_verifier is not None, explain(
+            stack, name
+        )
+        assert s256(grant.code_verifier) == grant.code_challenge
+    else:
+        assert grant.code_challenge is None and grant.code_verifier is None
     for value in emulation.link_params.values():  # the URLs were filled for this connection
         paths = [r.path for r in stack.emulator.requests(name, "token") if r.accepted]
         assert any(f"/{value}/" in path for path in paths), paths
