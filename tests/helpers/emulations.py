@@ -84,6 +84,9 @@ class Emulation:
     ``echoes_static_refresh_token``: a refresh answer of a ``static`` provider repeats the
     refresh token (HubSpot); otherwise it carries none.
     ``identity``: the JSON answer of the entry's ``identity_endpoint``.
+    ``redeem_at``: URL placeholder values (as they appear in the emulator's paths) that the
+    code must be redeemed at, and its grant then refreshed and revoked at: the data centre
+    the callback names (Zoho's ``accounts-server``); a request elsewhere is refused.
     ``expected_params``: connection parameters the service must report after connect.
     ``dead_grant``: HTTP status and body of a refresh after the grant died.
     ``revocation_answer``: HTTP status and JSON body (``None``: empty) of a revocation.
@@ -108,6 +111,7 @@ class Emulation:
     lifetime_param: str | None = None
     echoes_static_refresh_token: bool = False
     identity: Any = None
+    redeem_at: Mapping[str, str] = field(default_factory=_frozen)
     expected_params: Mapping[str, str] = field(default_factory=_frozen)
     dead_grant: tuple[int, Mapping[str, Any]] = DEFAULT_DEAD_GRANT
     revocation_answer: tuple[int, Any] = (200, None)
@@ -134,6 +138,16 @@ DOCUSIGN_ACCOUNT_ID = "f0e1d2c3-b4a5-4968-8776-655443322110"
 ATTIO_WORKSPACE_ID = "14beef7a-99f7-4534-a87e-70b564330a4c"
 MYOB_BUSINESS_ID = "2f1ef9fc-2bd1-4c5e-9a3b-1c2d3e4f5a6b"
 STRIPE_ACCOUNT = "acct_1032D82eZvKYlo2C"
+ZOHO_EU_ACCOUNTS = "https://accounts.zoho.eu"
+#: accounts-server values a callback might carry that are not Zoho's accounts hosts.
+ZOHO_FOREIGN_ACCOUNTS_SERVERS = (
+    "https://accounts.zoho.eu.evil.example",
+    "https://evil.example",
+    "https://accounts.zoho.eu@evil.example",
+    "https://accounts.zoho.eu/x",
+    "http://accounts.zoho.eu",
+    "https://accounts.evil.example",
+)
 
 _SLACK_BOT_ANSWER = {
     "ok": True,
@@ -613,14 +627,28 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             token_prefix="eyJ0eXAiOiJNVCIs.",
         ),
         "zoho": Emulation(
-            about="The data center's accounts domain is in every URL; the answer names the "
-            "api_domain; refresh tokens stay and are not repeated; a bad refresh token is "
-            "HTTP 200 with error invalid_code.",
-            link_params={"domain": "zoho.eu"},
+            about="Multi-DC: the authorization request goes to accounts.zoho.com (the link's "
+            "domain, by default); an account of another data centre comes back with location "
+            "and accounts-server on the callback, and its code is redeemed, its refresh token "
+            "used and revoked only at that accounts server; the answer names the api_domain; "
+            "refresh tokens stay and are not repeated; a bad refresh token is HTTP 200 with "
+            "error invalid_code.",
+            callback_params={"location": "eu", "accounts-server": ZOHO_EU_ACCOUNTS},
+            redeem_at={"accounts_server": "accounts.zoho.eu"},
             code_answer={**STANDARD_ANSWER, "api_domain": "https://www.zohoapis.eu"},
-            expected_params={"domain": "zoho.eu", "api_domain": "https://www.zohoapis.eu"},
+            expected_params={
+                "domain": "zoho.com",
+                "accounts_server": ZOHO_EU_ACCOUNTS,
+                "api_domain": "https://www.zohoapis.eu",
+            },
             dead_grant=(200, {"error": "invalid_code"}),
             token_prefix="1000.",
+            variants={
+                f"foreign_accounts_server_{index}": {
+                    "callback_params": {"location": "eu", "accounts-server": server}
+                }
+                for index, server in enumerate(ZOHO_FOREIGN_ACCOUNTS_SERVERS)
+            },
         ),
         "okta": Emulation(
             about="The org domain is in every URL; Basic auth; PKCE; revocation is RFC 7009; "

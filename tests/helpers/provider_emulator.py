@@ -23,7 +23,10 @@ What is checked, per role:
   ``scope_separator`` (no ``scope`` when there are none), every ``extra_authorize_params``
   value, and a S256 ``code_challenge`` exactly when the entry has ``pkce = true``; URL
   values must match their connection parameter's pattern. The answer is a 302 to
-  ``redirect_uri?code=…&state=…`` plus the emulation's ``callback_params``, or, for
+  ``redirect_uri?code=…&state=…`` plus the emulation's ``callback_params`` (a code is
+  then redeemed only at URLs carrying the emulation's ``redeem_at`` values: the data
+  centre the callback named, Zoho's ``accounts-server``; a value the provider sends as an
+  https origin is its host in the path), or, for
   ``response_mode=form_post`` (Apple), an HTML page with a form that POSTs them.
 - ``token`` (POST): body format (``token_body``), client authentication
   (``token_endpoint_auth_method``: Basic header, or ``client_id``/``client_secret`` in the
@@ -271,6 +274,8 @@ class _Code:
     #: The authorization request's ``nonce``, for the id_token.
     nonce: str | None = None
     used: bool = False
+    #: Placeholder values the code must be redeemed at (the callback's data centre).
+    redeem_at: Mapping[str, str] = field(default_factory=dict)
 
 
 class Rejected(Exception):
@@ -538,7 +543,11 @@ class ProviderEmulator:
                     raise Rejected("the client id in the path is not this app's", status=404)
                 continue
             param = spec.param(name)
-            if param is None or not param.accepts(value):
+            # A value the provider sends as an https origin fills the URL with its host.
+            origin = (
+                param is not None and param.source != "link" and param.accepts(f"https://{value}")
+            )
+            if param is None or not (param.accepts(value) or origin):
                 raise Rejected(f"{name} {value!r} is not valid for this provider", status=404)
             place[name] = value
         return place
@@ -660,7 +669,14 @@ class ProviderEmulator:
         emulation = self._emulation(spec.name)
         code = secrets.token_urlsafe(24)
         self._codes[code] = _Code(
-            spec.name, place, redirect_uri, challenge, scope, emulation, query.get("nonce")
+            spec.name,
+            {**place, **emulation.redeem_at},  # the account: where it was asked, and its DC
+            redirect_uri,
+            challenge,
+            scope,
+            emulation,
+            query.get("nonce"),
+            redeem_at=dict(emulation.redeem_at),
         )
         fields = {"code": code, "state": query["state"], **emulation.callback_params}
         if query.get("response_mode") == "form_post":
@@ -762,6 +778,8 @@ class ProviderEmulator:
         pending.used = True
         if not _same_account(pending.place, place):
             raise Rejected(f"the code was issued for {pending.place}, redeemed at {place}")
+        if any(place.get(name) != value for name, value in pending.redeem_at.items()):
+            raise Rejected(f"the code is redeemed at {pending.redeem_at}, not at {place}")
         if fields["redirect_uri"] != pending.redirect_uri:
             raise Rejected("redirect_uri differs from the authorization request's")
         verifier = fields.get("code_verifier")

@@ -63,7 +63,9 @@ def test_every_catalog_entry_loads():
         assert (spec.revocation_endpoint is None) == (spec.revocation_method is None), name
         for placeholder in spec.placeholders:
             param = spec.param(placeholder)
-            assert param is not None and param.pattern and param.source == "link", name
+            assert param is not None and param.pattern, name
+            # A callback value fills only the URLs used after the callback, and has a default.
+            assert param.source == "link" or (param.source == "callback" and param.default), name
         assert set(PLACEHOLDERS) == {"client_id"}
 
 
@@ -287,3 +289,89 @@ def test_every_entry_uses_known_keys_with_valid_values():
     with pytest.raises(ConfigError) as caught:
         parse_catalog(GOOD_ENTRY + 'refresh_tokens_typo = "x"\n')
     assert "refresh_tokens_typo" in caught.value.setting
+
+
+def test_zoho_token_side_urls_follow_the_callbacks_accounts_server():
+    """Zoho's callback names the user's data centre (accounts-server, an https origin):
+    the token, refresh and revocation URLs take its host, the authorization URL the link's
+    domain; a connection without it (made before it was kept) uses accounts.<domain>."""
+    zoho = load_catalog()["zoho"]
+    eu = zoho.with_placeholders(domain="zoho.com", accounts_server="https://accounts.zoho.eu")
+    assert eu.authorization_endpoint == "https://accounts.zoho.com/oauth/v2/auth"
+    assert eu.token_endpoint == "https://accounts.zoho.eu/oauth/v2/token"
+    assert eu.revocation_endpoint == "https://accounts.zoho.eu/oauth/v2/token/revoke"
+    ca = zoho.with_placeholders(domain="zoho.com", accounts_server="https://accounts.zohocloud.ca")
+    assert ca.token_endpoint == "https://accounts.zohocloud.ca/oauth/v2/token"
+    older = zoho.with_placeholders(domain="zoho.in")
+    assert older.token_endpoint == "https://accounts.zoho.in/oauth/v2/token"
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "https://accounts.zoho.eu.evil.example",
+        "https://evil.example",
+        "https://accounts.zoho.eu@evil.example",
+        "https://accounts.zoho.eu/",
+        "https://accounts.zoho.eu:8443",
+        "http://accounts.zoho.eu",
+        "accounts.zoho.eu",
+        "https://accounts.zohocloud.eu",
+    ],
+)
+def test_zoho_accounts_server_is_only_one_of_zohos_accounts_hosts(server):
+    with pytest.raises(ConfigError) as caught:
+        load_catalog()["zoho"].with_placeholders(domain="zoho.com", accounts_server=server)
+    assert caught.value.setting == "providers.zoho.accounts_server"
+    assert server not in str(caught.value)
+
+
+CALLBACK_PARAM = """
+[providers.acme.connection_params.dc]
+label = "Data centre"
+source = "callback"
+path = "dc"
+pattern = "^https://(?:us|eu)\\\\.acme\\\\.example$"
+"""
+
+
+@pytest.mark.parametrize(
+    ("document", "setting"),
+    [
+        (  # a callback value is not known when the authorization request is made
+            replace_line(
+                "authorization_endpoint", 'authorization_endpoint = "https://{dc}/authorize"'
+            )
+            + CALLBACK_PARAM
+            + 'default = "https://us.acme.example"\n',
+            "providers.toml: providers.acme.authorization_endpoint",
+        ),
+        (  # a callback value in a URL needs a default, for before the callback
+            replace_line("token_endpoint", 'token_endpoint = "https://{dc}/token"')
+            + CALLBACK_PARAM,
+            "providers.toml: providers.acme.connection_params.dc.default",
+        ),
+        (  # a default naming a link parameter must fill to a value the pattern accepts
+            replace_line("token_endpoint", 'token_endpoint = "https://{dc}/token"')
+            + CALLBACK_PARAM
+            + 'default = "https://{dc}.evil.example"\n',
+            "providers.toml: providers.acme.connection_params.dc.default",
+        ),
+    ],
+)
+def test_a_callback_value_fills_only_urls_used_after_the_callback(document, setting):
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(document)
+    assert caught.value.setting == setting
+
+
+def test_a_callback_value_with_a_default_fills_the_token_url():
+    document = (
+        replace_line("token_endpoint", 'token_endpoint = "https://{dc}/token"')
+        + CALLBACK_PARAM
+        + 'default = "https://us.acme.example"\n'
+    )
+    spec = parse_catalog(document)["acme"]
+    assert spec.with_placeholders().token_endpoint == "https://us.acme.example/token"
+    given = spec.with_placeholders(dc="https://eu.acme.example")
+    assert given.token_endpoint == "https://eu.acme.example/token"

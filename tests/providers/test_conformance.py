@@ -416,3 +416,55 @@ def test_shopify_shop_reaches_the_token_url(stack: Stack) -> None:
     assert requests[0].accepted, requests[0].reason
     assert token_ok(stack, name, *ids)["params"]["shop"] == "acme.myshopify.com"
     delete(stack, name, *ids)
+
+
+def paths_since(stack: Stack, name: str, role: str, before: int) -> list[str]:
+    """The paths of the requests to ``role`` of provider ``name`` after the first ``before``."""
+    return [r.path for r in stack.emulator.requests(name, role)[before:]]
+
+
+def test_zoho_redeems_refreshes_and_revokes_at_the_callbacks_accounts_server(
+    stack: Stack,
+) -> None:
+    """A Zoho account of the EU data centre: the authorization request goes to
+    accounts.zoho.com, the callback names accounts-server https://accounts.zoho.eu, and the
+    code exchange, the refresh and the revocation all go there (Zoho's multi-DC docs)."""
+    name = "zoho"
+    ids = new_ids(name)
+    before = {role: len(stack.emulator.requests(name, role)) for role in ("authorize", "token")}
+    connect(stack, name, *ids, {})
+    assert paths_since(stack, name, "authorize", before["authorize"]) == [
+        "/zoho/zoho.com/authorize"
+    ]
+    assert paths_since(stack, name, "token", before["token"]) == ["/zoho/accounts.zoho.eu/token"]
+    params = token_ok(stack, name, *ids)["params"]
+    assert params["accounts_server"] == "https://accounts.zoho.eu"
+    refresh_ok(stack, name, *ids)
+    assert paths_since(stack, name, "token", before["token"] + 1) == [
+        "/zoho/accounts.zoho.eu/token"
+    ]
+    revokes = len(stack.emulator.requests(name, "revoke"))
+    assert delete(stack, name, *ids)["revoked"] is True, explain(stack, name)
+    assert paths_since(stack, name, "revoke", revokes) == ["/zoho/accounts.zoho.eu/revoke"]
+
+
+@pytest.mark.parametrize("variant", sorted(EMULATIONS["zoho"].variants))
+def test_zoho_refuses_an_accounts_server_outside_zoho(stack: Stack, variant: str) -> None:
+    """A callback whose accounts-server is not one of Zoho's accounts hosts is refused: the
+    code (and the client secret) are sent nowhere, and no connection is kept."""
+    name = "zoho"
+    ids = new_ids(name)
+    tokens = len(stack.emulator.requests(name, "token"))
+    stack.emulator.control(name, f"variant/{variant}")
+    try:
+        link = stack.api.post(
+            "/v1/connect-links",
+            json={"provider": name, "workspace_id": ids[0], "actor_id": ids[1]},
+        )
+        assert link.status_code == 201, link.text
+        page = browse(link.json()["url"])
+    finally:
+        stack.emulator.control(name, "variant/default")
+    assert "Connected" not in page.text
+    assert stack.emulator.requests(name, "token")[tokens:] == []
+    assert get_token(stack, name, *ids).status_code == 404

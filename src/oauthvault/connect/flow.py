@@ -312,6 +312,8 @@ class AsyncConnector:
         if not code:
             raise ProviderError("invalid_request", "the callback carries no code")
         from_callback = pick_params(spec.connection_params, "callback", params, provider=spec.name)
+        if from_callback:  # a callback value may name the token host (Zoho's accounts-server)
+            spec = config.spec_for({**request.params, **from_callback})
         result = await self._redeem(config, spec, request, code)
         token = result.token or {}
         issued = _issued(token, {**request.params, **from_callback, **result.params})

@@ -16,7 +16,7 @@ from importlib import resources
 from types import MappingProxyType
 
 from oauthvault.errors import ConfigError
-from oauthvault.providers.params import ConnectionParam, parse_params
+from oauthvault.providers.params import ConnectionParam, default_for, parse_params
 from oauthvault.providers.spec import (
     ENDPOINT_KEYS,
     ClientSecretKind,
@@ -69,6 +69,8 @@ _REVOCATION_KEYS = frozenset(
     "http_method client_auth bearer body token_param token headers success_field".split()
 )
 _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+# Endpoints used before the callback: a callback parameter cannot fill them.
+_BEFORE_CALLBACK = frozenset({"authorization_endpoint", "issuer"})
 # Parameters the authorization request sets itself; overriding them would break the flow.
 RESERVED_PARAMS = frozenset(
     "client_id code_challenge code_challenge_method redirect_uri response_type scope state".split()
@@ -111,11 +113,29 @@ def _check_placeholders(
             param = by_name.get(name)
             if param is None:
                 raise ConfigError(reader.setting(key), f"uses {{{name}}}, not a connection param")
-            if param.source not in ("link", "token"):
+            if param.source == "callback" and key in _BEFORE_CALLBACK:
+                raise ConfigError(reader.setting(key), f"uses {{{name}}}, not known in time")
+            if param.source not in ("link", "token", "callback"):
                 raise ConfigError(reader.setting(key), f"uses {{{name}}}, not known in time")
             if param.pattern is None:
                 setting = reader.setting(f"connection_params.{name}.pattern")
                 raise ConfigError(setting, "is required for a parameter used in a URL")
+            if param.source == "callback" and _example_default(param, params) is None:
+                setting = reader.setting(f"connection_params.{name}.default")
+                raise ConfigError(
+                    setting, "is required (matching the pattern) for a callback value in a URL"
+                )
+
+
+def _example_default(param: ConnectionParam, params: tuple[ConnectionParam, ...]) -> str | None:
+    """A callback parameter's default filled with the example (else default) of each link
+    parameter it names: ``None`` when it has none, names another kind, or does not match."""
+    examples = {
+        p.name: value
+        for p in params
+        if p.source == "link" and (value := p.example or p.default) is not None
+    }
+    return default_for(param, examples)
 
 
 def _parse_revocation(reader: TableReader) -> RevocationRequest | None:

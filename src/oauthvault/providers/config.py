@@ -143,7 +143,7 @@ class ProviderConfig:
         if not spec.placeholders:
             return spec
         values = {key: params[key] for key in spec.placeholders if key in params}
-        return fill_placeholders(spec, values, where=f"providers.{self.name}")
+        return fill_placeholders(spec, values, where=f"providers.{self.name}", context=params)
 
     def resolved(self, spec: ProviderSpec) -> ProviderConfig:
         """A copy using ``spec`` (normally from :func:`~oauthvault.providers.discover`) with
@@ -242,7 +242,9 @@ def _parse_provider(
         link_params = {p.name for p in spec.connection_params if p.source == "link"}
         allowed = _COMMON_KEYS | link_params | apple_keys | OVERRIDE_KEYS | {"provider"}
         reader.check_keys(allowed)
-        in_time = {p.name for p in spec.connection_params if p.source in ("link", "token")}
+        in_time = {
+            p.name for p in spec.connection_params if p.source in ("link", "token", "callback")
+        }
         overrides = read_overrides(
             reader, placeholders={"client_id", *in_time}, endpoints=ENDPOINT_KEYS
         )

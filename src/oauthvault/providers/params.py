@@ -5,7 +5,10 @@ comes from one place:
 
 - ``link``: given when the connect flow starts (a Shopify shop, a Zendesk subdomain, a
   Microsoft tenant, a Salesforce login host); it may fill ``{param}`` in the entry's URLs;
-- ``callback``: a query parameter of the provider's callback (QuickBooks ``realmId``);
+- ``callback``: a query parameter of the provider's callback (QuickBooks ``realmId``); it
+  may fill ``{param}`` in the URLs used after the callback (Zoho's ``accounts-server``: the
+  token, refresh and revocation host), and then has a ``default`` that may name link
+  parameters (``https://accounts.{domain}``), for connections whose callback did not say;
 - ``token``: a dotted path in the token answer (Salesforce ``instance_url``, Slack
   ``team.id``);
 - ``identity``: a dotted path in the answer of the entry's ``identity_endpoint``, called
@@ -32,6 +35,7 @@ __all__ = [
     "ConnectionParam",
     "ParamSource",
     "check_given_params",
+    "default_for",
     "missing_link_params",
     "parse_params",
     "pick",
@@ -45,6 +49,7 @@ _PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}$")
 _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 # What a value filling a URL may hold: a host label run, a domain, a GUID.
 URL_SAFE_VALUE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_DEFAULT_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]{0,49})\}")
 _PARAM_KEYS = frozenset({"label", "source", "required", "pattern", "path", "default", "example"})
 
 
@@ -113,7 +118,10 @@ def parse_params(reader: TableReader, key: str) -> tuple[ConnectionParam, ...]:
             default=sub.text("default"),
             example=sub.text("example"),
         )
-        if param.default is not None and not param.accepts(param.default):
+        if param.default is not None and "{" in param.default:
+            if source != "callback":
+                raise ConfigError(sub.setting("default"), "may name parameters only on callback")
+        elif param.default is not None and not param.accepts(param.default):
             raise ConfigError(sub.setting("default"), "does not match the pattern")
         params.append(param)
     return tuple(params)
@@ -157,6 +165,24 @@ def check_given_params(
         elif param.required and not partial:
             raise InvalidInput(f"params.{param.name}", f"is required ({param.label})")
     return values
+
+
+def default_for(param: ConnectionParam, values: Mapping[str, str]) -> str | None:
+    """``param``'s default with the ``{name}`` values it names taken from ``values`` (a
+    callback parameter's default names link parameters); ``None`` when it has none, a named
+    value is missing, or the result does not match the pattern."""
+    if param.default is None:
+        return None
+    missing = False
+
+    def value_of(match: re.Match[str]) -> str:
+        nonlocal missing
+        value = values.get(match[1])
+        missing = missing or value is None
+        return value or ""
+
+    filled = _DEFAULT_PLACEHOLDER.sub(value_of, param.default)
+    return None if missing or not param.accepts(filled) else filled
 
 
 def missing_link_params(

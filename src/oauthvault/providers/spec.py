@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from oauthvault.errors import ConfigError
-from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam
+from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, default_for
 
 __all__ = [
     "ENDPOINT_KEYS",
@@ -61,6 +61,7 @@ ENDPOINT_KEYS = (
     "issuer",
 )
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_ORIGIN = "https://"
 
 
 def placeholders_in(url: str) -> list[str]:
@@ -193,12 +194,19 @@ class ProviderSpec:
 
 
 def fill_placeholders(
-    spec: ProviderSpec, values: Mapping[str, str], *, where: str, partial: bool = False
+    spec: ProviderSpec,
+    values: Mapping[str, str],
+    *,
+    where: str,
+    partial: bool = False,
+    context: Mapping[str, str] | None = None,
 ) -> ProviderSpec:
     """:meth:`ProviderSpec.with_placeholders`, reporting settings as ``<where>.<name>``.
 
     With ``partial``, placeholders without a value stay in the URLs (the app's fixed values
-    are filled at load time, the rest per connection).
+    are filled at load time, the rest per connection). Otherwise a callback parameter
+    without a value (before the callback, or a connection whose callback did not send it)
+    takes its default, filled with the link values of ``context`` and ``values``.
 
     Raises:
         ConfigError: a placeholder value is missing, unknown or malformed.
@@ -211,21 +219,28 @@ def fill_placeholders(
     filled: dict[str, str] = {}
     for key in sorted(used):
         value = values.get(key)
+        param = spec.param(key)
+        if value is None and not partial and param is not None and param.source == "callback":
+            value = default_for(param, {**(context or {}), **values})
         if value is None:
             if partial:
                 continue
             raise ConfigError(f"{where}.{key}", "is required by this provider")
-        param = spec.param(key)
         if key == "client_id":
             filled[key] = quote(value, safe="")
-        elif (
-            not URL_SAFE_VALUE.match(value)
-            or ".." in value
+            continue
+        # A value the provider sent as an https origin (Zoho's accounts-server) fills the
+        # URL with its host; a value given by the caller is always a bare host-safe word.
+        word = value
+        if param is not None and param.source != "link" and value.startswith(_ORIGIN):
+            word = value.removeprefix(_ORIGIN)
+        if (
+            not URL_SAFE_VALUE.match(word)
+            or ".." in word
             or (param is not None and not param.accepts(value))
         ):
             raise ConfigError(f"{where}.{key}", "is not a valid value for this parameter")
-        else:
-            filled[key] = value
+        filled[key] = word
 
     def fill(url: str | None) -> str | None:
         return _PLACEHOLDER.sub(lambda m: filled.get(m[1], m[0]), url) if url else url
