@@ -147,8 +147,14 @@ client_id = "{CLIENT_ID}"
 client_secret = "{client["client_secret"]}"
 scopes = ["openid", "email", "offline_access"]
 """)
+    # These tests walk connect flows; Redis faults are tested elsewhere. A generous Redis
+    # timeout keeps a loaded 2-core machine's pause from sending a flow's one-time records
+    # to the database path mid-flow (the default, 0.25 s, is for production's fast degrade).
     settings = Settings.load(
-        database_url=database_url, redis_url=redis_url or "", oauth_encryption_key=key
+        database_url=database_url,
+        redis_url=redis_url or "",
+        oauth_encryption_key=key,
+        redis_timeout=2.0,
     )
     config = load_service_config(config_path, {})
     app = create_app(config, settings)
