@@ -377,6 +377,23 @@ def test_a_callback_value_with_a_default_fills_the_token_url():
     assert given.token_endpoint == "https://eu.acme.example/token"
 
 
+def test_amazon_region_picks_the_documented_hosts():
+    spec = load_catalog()["amazon"]
+    assert spec.placeholders == ("region",)
+    eu = spec.with_placeholders(region="EU")
+    assert eu.authorization_endpoint == "https://eu.account.amazon.com/ap/oa"
+    assert eu.token_endpoint == "https://api.amazon.co.uk/auth/o2/token"
+    fe = spec.with_placeholders(region="FE")
+    assert fe.authorization_endpoint == "https://apac.account.amazon.com/ap/oa"
+    assert fe.token_endpoint == "https://api.amazon.co.jp/auth/o2/token"
+    na = spec.with_placeholders(region="NA")
+    assert na.authorization_endpoint == "https://www.amazon.com/ap/oa"
+    assert na.token_endpoint == "https://api.amazon.com/auth/o2/token"
+    for region in ("eu", "JP", "api.amazon.co.uk"):
+        with pytest.raises(ConfigError):
+            spec.with_placeholders(region=region)
+
+
 HOSTS_ENTRY = replace_line("token_endpoint", 'token_endpoint = "https://{region.token}/token"') + (
     "\n[providers.acme.connection_params.region]\n"
     'label = "Region"\nsource = "link"\ndefault = "A"\npattern = "^(?:A|B)$"\n'
