@@ -897,8 +897,11 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
         ),
         "amazon": Emulation(
-            about="The refresh token stays and is not repeated in refresh answers.",
+            about="The refresh token stays and is not repeated in refresh answers; the "
+            "region (NA unless the link names EU or FE) picks the authorization and token "
+            "hosts, and a code is redeemed only at its region's token host.",
             code_answer={**STANDARD_ANSWER, "token_type": "bearer"},
+            expected_params={"region": "NA"},
             token_prefix="Atza|",
         ),
         "lever": Emulation(

@@ -10,7 +10,8 @@ kept in :attr:`ProviderEmulator.problems`, so a failing test can say what was wr
 URLs. Endpoint ``<key>`` of provider ``<name>`` is served at
 ``/<name>[/<value>...]/<role>`` where the values fill the ``{param}`` placeholders of the
 catalog URL, in order (``/shopify/acme.myshopify.com/token``,
-``/github/<client id>/revoke``); :func:`endpoint_overrides` builds the URLs to put in the
+``/github/<client id>/revoke``; a host a parameter picks per value is that host:
+``/amazon/api.amazon.co.uk/token``); :func:`endpoint_overrides` builds the URLs to put in the
 service's provider configuration, placeholders kept. Roles: ``authorize``, ``token``,
 ``refresh``, ``revoke``, ``userinfo``, ``identity``, ``introspect``, and under ``issuer``
 the OpenID documents ``discovery`` (``issuer/.well-known/openid-configuration``) and
@@ -542,7 +543,17 @@ class ProviderEmulator:
                 if value != self.clients[spec.name].client_id:
                     raise Rejected("the client id in the path is not this app's", status=404)
                 continue
-            param = spec.param(name)
+            base, _, word = name.partition(".")
+            param = spec.param(base)
+            if word:
+                # A host the parameter picks per value (Amazon's region): the account is that
+                # value (the region), so its code is redeemed only at the region's hosts.
+                hosts = dict(param.hosts).get(word, ()) if param is not None else ()
+                picked = [key for key, host in hosts if host == value]
+                if not picked or place.get(base, picked[0]) != picked[0]:
+                    raise Rejected(f"{name} {value!r} is not valid for this provider", status=404)
+                place[base] = picked[0]
+                continue
             # A value the provider sends as an https origin fills the URL with its host.
             origin = (
                 param is not None and param.source != "link" and param.accepts(f"https://{value}")
@@ -934,7 +945,14 @@ class ProviderEmulator:
         if template is None:
             return None
         values = {**place, "client_id": self.clients[spec.name].client_id}
-        url = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
+
+        def value_of(match: re.Match[str]) -> str:
+            base, _, word = match[1].partition(".")
+            param = spec.param(base) if word else None
+            host = param.host(word, values[base]) if param and base in values else None
+            return host or values.get(match[1], match[0])
+
+        url = _PLACEHOLDER.sub(value_of, template)
         return None if _PLACEHOLDER.search(url) else url
 
     def _issuer_url(self, spec: ProviderSpec, place: Mapping[str, str]) -> str:

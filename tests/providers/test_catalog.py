@@ -375,3 +375,49 @@ def test_a_callback_value_with_a_default_fills_the_token_url():
     assert spec.with_placeholders().token_endpoint == "https://us.acme.example/token"
     given = spec.with_placeholders(dc="https://eu.acme.example")
     assert given.token_endpoint == "https://eu.acme.example/token"
+
+
+def test_amazon_region_picks_the_documented_hosts():
+    spec = load_catalog()["amazon"]
+    assert spec.placeholders == ("region",)
+    eu = spec.with_placeholders(region="EU")
+    assert eu.authorization_endpoint == "https://eu.account.amazon.com/ap/oa"
+    assert eu.token_endpoint == "https://api.amazon.co.uk/auth/o2/token"
+    fe = spec.with_placeholders(region="FE")
+    assert fe.authorization_endpoint == "https://apac.account.amazon.com/ap/oa"
+    assert fe.token_endpoint == "https://api.amazon.co.jp/auth/o2/token"
+    na = spec.with_placeholders(region="NA")
+    assert na.authorization_endpoint == "https://www.amazon.com/ap/oa"
+    assert na.token_endpoint == "https://api.amazon.com/auth/o2/token"
+    for region in ("eu", "JP", "api.amazon.co.uk"):
+        with pytest.raises(ConfigError):
+            spec.with_placeholders(region=region)
+
+
+HOSTS_ENTRY = replace_line("token_endpoint", 'token_endpoint = "https://{region.token}/token"') + (
+    "\n[providers.acme.connection_params.region]\n"
+    'label = "Region"\nsource = "link"\ndefault = "A"\npattern = "^(?:A|B)$"\n'
+    "[providers.acme.connection_params.region.hosts.token]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "setting"),
+    [
+        ('A = "a.acme.example"\nC = "c.acme.example"\n', "region.hosts.token.C"),
+        ('A = "a.acme.example"\nB = "evil.example/x"\n', "region.hosts.token.B"),
+        ('B = "b.acme.example"\n', "region.default"),
+    ],
+)
+def test_bad_region_hosts_are_refused(hosts, setting):
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(HOSTS_ENTRY + hosts)
+    assert caught.value.setting == f"providers.toml: providers.acme.connection_params.{setting}"
+
+
+def test_a_url_naming_undeclared_hosts_is_refused():
+    hosts = 'A = "a.example"\nB = "b.example"\n'
+    document = HOSTS_ENTRY.replace("{region.token}", "{region.api}") + hosts
+    with pytest.raises(ConfigError) as caught:
+        parse_catalog(document)
+    assert caught.value.setting == "providers.toml: providers.acme.token_endpoint"

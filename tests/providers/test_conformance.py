@@ -448,6 +448,43 @@ def test_zoho_redeems_refreshes_and_revokes_at_the_callbacks_accounts_server(
     assert paths_since(stack, name, "revoke", revokes) == ["/zoho/accounts.zoho.eu/revoke"]
 
 
+@pytest.mark.parametrize(
+    ("region", "authorization", "token"),
+    [
+        ("NA", "www.amazon.com", "api.amazon.com"),
+        ("EU", "eu.account.amazon.com", "api.amazon.co.uk"),
+        ("FE", "apac.account.amazon.com", "api.amazon.co.jp"),
+    ],
+)
+def test_amazon_region_picks_its_hosts(
+    stack: Stack, region: str, authorization: str, token: str
+) -> None:
+    """Login with Amazon in a region: the authorization request, the code exchange and the
+    refreshes go only to that region's hosts (Amazon Ads' authorization-grants page, the
+    data-portability LWA token page)."""
+    name = "amazon"
+    ids = new_ids(name)
+    roles = ("authorize", "token")
+    before = {role: len(stack.emulator.requests(name, role)) for role in roles}
+    connect(stack, name, *ids, {"region": region})
+    assert paths_since(stack, name, "authorize", before["authorize"]) == [
+        f"/amazon/{authorization}/authorize"
+    ]
+    assert token_ok(stack, name, *ids)["params"]["region"] == region
+    refresh_ok(stack, name, *ids)
+    assert paths_since(stack, name, "token", before["token"]) == [f"/amazon/{token}/token"] * 2
+    delete(stack, name, *ids)
+
+
+@pytest.mark.parametrize("region", ["eu", "US", "EU.", "apac.account.amazon.com", "JP"])
+def test_amazon_refuses_an_unknown_region(stack: Stack, region: str) -> None:
+    """A region that is not NA, EU or FE is refused when the link is made."""
+    ids = new_ids("amazon")
+    body = {"provider": "amazon", "workspace_id": ids[0], "actor_id": ids[1]}
+    response = stack.api.post("/v1/connect-links", json={**body, "params": {"region": region}})
+    assert response.status_code == 422, response.text
+
+
 @pytest.mark.parametrize("variant", sorted(EMULATIONS["zoho"].variants))
 def test_zoho_refuses_an_accounts_server_outside_zoho(stack: Stack, variant: str) -> None:
     """A callback whose accounts-server is not one of Zoho's accounts hosts is refused: the

@@ -28,6 +28,7 @@ from oauthvault.providers.spec import (
     ScopeSeparator,
     TokenBody,
     TokenEndpointAuthMethod,
+    param_of,
     placeholders_in,
 )
 from oauthvault.providers.tables import TableReader
@@ -107,12 +108,18 @@ def _check_placeholders(
 ) -> None:
     by_name = {param.name: param for param in params}
     for key, url in urls.items():
-        for name in placeholders_in(url):
-            if name == "client_id":
+        for placeholder in placeholders_in(url):
+            if placeholder == "client_id":
                 continue
+            name = param_of(placeholder)
             param = by_name.get(name)
             if param is None:
-                raise ConfigError(reader.setting(key), f"uses {{{name}}}, not a connection param")
+                raise ConfigError(
+                    reader.setting(key), f"uses {{{placeholder}}}, not a connection param"
+                )
+            word = placeholder.removeprefix(f"{name}.") if placeholder != name else None
+            if word is not None and all(known != word for known, _ in param.hosts):
+                raise ConfigError(reader.setting(key), f"uses {{{placeholder}}}, no such hosts")
             if param.source == "callback" and key in _BEFORE_CALLBACK:
                 raise ConfigError(reader.setting(key), f"uses {{{name}}}, not known in time")
             if param.source not in ("link", "token", "callback"):

@@ -25,6 +25,7 @@ from oauthvault.providers.spec import (
     ProviderSpec,
     RefreshTokens,
     RevocationMethod,
+    param_of,
     placeholders_in,
 )
 from oauthvault.providers.tables import TableReader
@@ -92,7 +93,7 @@ def read_overrides(
         url = reader.url(key, allow_loopback_http=True)
         if url is None:
             continue
-        unknown = [name for name in placeholders_in(url) if name not in placeholders]
+        unknown = [name for name in placeholders_in(url) if param_of(name) not in placeholders]
         if unknown:
             raise ConfigError(reader.setting(key), f"uses {{{unknown[0]}}}, unknown here")
         urls[key] = url

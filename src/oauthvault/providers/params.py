@@ -4,7 +4,10 @@ A catalog entry declares them under ``[providers.<name>.connection_params.<param
 comes from one place:
 
 - ``link``: given when the connect flow starts (a Shopify shop, a Zendesk subdomain, a
-  Microsoft tenant, a Salesforce login host); it may fill ``{param}`` in the entry's URLs;
+  Microsoft tenant, a Salesforce login host); it may fill ``{param}`` in the entry's URLs,
+  or pick a documented host per value: ``{param.word}`` is the host its ``hosts.word`` table
+  names for the value (Amazon's ``region`` ``EU``: ``{region.token}`` is
+  ``api.amazon.co.uk``);
 - ``callback``: a query parameter of the provider's callback (QuickBooks ``realmId``); it
   may fill ``{param}`` in the URLs used after the callback (Zoho's ``accounts-server``: the
   token, refresh and revocation host), and then has a ``default`` that may name link
@@ -50,7 +53,10 @@ _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 # What a value filling a URL may hold: a host label run, a domain, a GUID.
 URL_SAFE_VALUE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _DEFAULT_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]{0,49})\}")
-_PARAM_KEYS = frozenset({"label", "source", "required", "pattern", "path", "default", "example"})
+_PARAM_KEYS = frozenset(
+    {"label", "source", "required", "pattern", "path", "default", "example", "hosts"}
+)
+_HOST_WORD = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +71,24 @@ class ConnectionParam:
     path: str | None = None
     default: str | None = None
     example: str | None = None
+    #: ``(word, ((value, host), ...))`` pairs: the host ``{name.word}`` stands for, per value.
+    hosts: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def accepts(self, value: str) -> bool:
         """True when ``value`` is a short printable string matching the pattern."""
         if not value or len(value) > MAX_PARAM_LENGTH or not value.isprintable():
             return False
+        if self.hosts and all(key != value for key, _ in self.hosts[0][1]):
+            return False  # a value without documented hosts
         return self.pattern is None or re.fullmatch(self.pattern, value) is not None
+
+    def host(self, word: str, value: str) -> str | None:
+        """The host ``{name.word}`` stands for when the parameter is ``value`` (None: none
+        is declared)."""
+        for known, table in self.hosts:
+            if known == word:
+                return next((host for key, host in table if key == value), None)
+        return None
 
 
 def parse_params(reader: TableReader, key: str) -> tuple[ConnectionParam, ...]:
@@ -117,6 +135,7 @@ def parse_params(reader: TableReader, key: str) -> tuple[ConnectionParam, ...]:
             path=path,
             default=sub.text("default"),
             example=sub.text("example"),
+            hosts=_parse_hosts(sub, source, pattern),
         )
         if param.default is not None and "{" in param.default:
             if source != "callback":
@@ -125,6 +144,34 @@ def parse_params(reader: TableReader, key: str) -> tuple[ConnectionParam, ...]:
             raise ConfigError(sub.setting("default"), "does not match the pattern")
         params.append(param)
     return tuple(params)
+
+
+def _parse_hosts(
+    sub: TableReader, source: str, pattern: str | None
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """A link parameter's ``hosts`` table: ``word -> {value: host}``, every value matching
+    the pattern and every host a host-safe name."""
+    tables = sub.sub_tables("hosts")
+    if tables is None:
+        return ()
+    where = sub.setting("hosts")
+    if source != "link" or pattern is None:
+        raise ConfigError(where, "is only for a link parameter with a pattern")
+    hosts: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for word, table in tables.items():
+        if not _HOST_WORD.match(word) or not isinstance(table, dict) or not table:
+            raise ConfigError(f"{where}.{word}", "must be a table of values and hosts")
+        pairs: list[tuple[str, str]] = []
+        for value, host in table.items():
+            ok_value = re.fullmatch(pattern, value) is not None
+            ok_host = isinstance(host, str) and URL_SAFE_VALUE.match(host) and ".." not in host
+            if not ok_value or not ok_host:
+                raise ConfigError(f"{where}.{word}.{value}", "must be a value and its host")
+            pairs.append((value, host))
+        if hosts and {value for value, _ in pairs} != {value for value, _ in hosts[0][1]}:
+            raise ConfigError(f"{where}.{word}", "must name the same values as the others")
+        hosts.append((word, tuple(pairs)))
+    return tuple(hosts)
 
 
 def check_given_params(

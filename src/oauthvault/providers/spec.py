@@ -33,6 +33,7 @@ __all__ = [
     "TokenBody",
     "TokenEndpointAuthMethod",
     "fill_placeholders",
+    "param_of",
     "placeholders_in",
 ]
 
@@ -65,8 +66,14 @@ _ORIGIN = "https://"
 
 
 def placeholders_in(url: str) -> list[str]:
-    """The placeholder names ``url`` uses (``shop`` for ``https://{shop}/…``), in order."""
+    """The placeholder names ``url`` uses (``shop`` for ``https://{shop}/…``), in order; a
+    host a parameter picks per value is ``<param>.<word>`` (``region.token``)."""
     return _PLACEHOLDER.findall(url)
+
+
+def param_of(placeholder: str) -> str:
+    """The connection parameter a placeholder stands for (``region`` for ``region.token``)."""
+    return placeholder.split(".", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +167,7 @@ class ProviderSpec:
     def placeholders(self) -> tuple[str, ...]:
         """The connection parameters its URLs still wait for, in declaration order."""
         used = {
-            name
+            param_of(name)
             for key in ENDPOINT_KEYS
             if (url := getattr(self, key))
             for name in placeholders_in(url)
@@ -206,7 +213,8 @@ def fill_placeholders(
     With ``partial``, placeholders without a value stay in the URLs (the app's fixed values
     are filled at load time, the rest per connection). Otherwise a callback parameter
     without a value (before the callback, or a connection whose callback did not send it)
-    takes its default, filled with the link values of ``context`` and ``values``.
+    takes its default, filled with the link values of ``context`` and ``values``, and a link
+    parameter without one (a connection made before it was declared) takes its default.
 
     Raises:
         ConfigError: a placeholder value is missing, unknown or malformed.
@@ -217,17 +225,28 @@ def fill_placeholders(
     templates = {name: getattr(spec, name) for name in ENDPOINT_KEYS}
     used = {m for url in templates.values() if url for m in placeholders_in(url)}
     filled: dict[str, str] = {}
-    for key in sorted(used):
+    for placeholder in sorted(used):
+        key = param_of(placeholder)
         value = values.get(key)
         param = spec.param(key)
         if value is None and not partial and param is not None and param.source == "callback":
             value = default_for(param, {**(context or {}), **values})
+        elif value is None and not partial and param is not None and param.source == "link":
+            value = param.default  # a connection made before the parameter was declared
         if value is None:
             if partial:
                 continue
             raise ConfigError(f"{where}.{key}", "is required by this provider")
         if key == "client_id":
-            filled[key] = quote(value, safe="")
+            filled[placeholder] = quote(value, safe="")
+            continue
+        if placeholder != key:
+            # A host the parameter's value picks (Amazon's region: its token host).
+            word = placeholder.removeprefix(f"{key}.")
+            host = param.host(word, value) if param is not None else None
+            if host is None or param is None or not param.accepts(value):
+                raise ConfigError(f"{where}.{key}", "is not a valid value for this parameter")
+            filled[placeholder] = host
             continue
         # A value the provider sent as an https origin (Zoho's accounts-server) fills the
         # URL with its host; a value given by the caller is always a bare host-safe word.
@@ -240,7 +259,7 @@ def fill_placeholders(
             or (param is not None and not param.accepts(value))
         ):
             raise ConfigError(f"{where}.{key}", "is not a valid value for this parameter")
-        filled[key] = word
+        filled[placeholder] = word
 
     def fill(url: str | None) -> str | None:
         return _PLACEHOLDER.sub(lambda m: filled.get(m[1], m[0]), url) if url else url
