@@ -10,11 +10,30 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from oauthvault import OAuthTokenCache
 from oauthvault.providers.config import load_provider_configs
+
+
+def _fan_out(threads: int, go: Any, ready: Any, call: Callable[[], None]) -> None:
+    """Run ``call`` in ``threads`` threads that all start when ``go`` is set (every
+    process at the same moment); ``ready`` is told once they wait for it."""
+    barrier = threading.Barrier(threads)
+
+    def caller() -> None:
+        barrier.wait()
+        go.wait()
+        call()
+
+    workers = [threading.Thread(target=caller) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    ready.put(1)
+    for worker in workers:
+        worker.join()
 
 
 def race(
@@ -29,25 +48,17 @@ def race(
     results: Any,
 ) -> None:
     providers = load_provider_configs(Path(providers_file), {})
+    tokens: list[str] = []
+    errors: list[str] = []
     with OAuthTokenCache(database_url, redis_url or "", key, providers=providers) as vault:
-        barrier = threading.Barrier(threads)
-        tokens: list[str] = []
-        errors: list[str] = []
 
-        def caller() -> None:
-            barrier.wait()
-            go.wait()  # every process starts at the same moment
+        def read() -> None:
             try:
                 tokens.append(vault.get_access_token(*ids, min_ttl=60))
             except Exception as error:  # reported to the test, which fails on any
                 errors.append(f"{type(error).__name__}: {error}")
 
-        workers = [threading.Thread(target=caller) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        ready.put(1)
-        for worker in workers:
-            worker.join()
+        _fan_out(threads, go, ready, read)
     results.put((tokens, errors))
 
 
@@ -65,15 +76,12 @@ def timed_race(
     """:func:`race` without Redis, with the vault's ``refresh_timeout`` given, reporting
     for each caller its token (or error) and the seconds from the start to its answer."""
     providers = load_provider_configs(Path(providers_file), {})
+    answers: list[tuple[str, float]] = []
     with OAuthTokenCache(
         database_url, "", key, providers=providers, refresh_timeout=refresh_timeout
     ) as vault:
-        barrier = threading.Barrier(threads)
-        answers: list[tuple[str, float]] = []
 
-        def caller() -> None:
-            barrier.wait()
-            go.wait()
+        def read() -> None:
             started = time.monotonic()
             try:
                 answer = vault.get_access_token(*ids, min_ttl=60)
@@ -81,10 +89,5 @@ def timed_race(
                 answer = f"{type(error).__name__}: {error}"
             answers.append((answer, time.monotonic() - started))
 
-        workers = [threading.Thread(target=caller) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        ready.put(1)
-        for worker in workers:
-            worker.join()
+        _fan_out(threads, go, ready, read)
     results.put(answers)
