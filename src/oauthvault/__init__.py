@@ -11,6 +11,7 @@ from oauthvault.errors import (
     ConfigError,
     DecryptionError,
     FlowError,
+    InvalidCredentials,
     InvalidInput,
     InvalidState,
     ProviderError,
@@ -20,8 +21,9 @@ from oauthvault.errors import (
     TokenNotFound,
     UnknownProvider,
     VaultError,
+    WrongCredentialKind,
 )
-from oauthvault.models import ConnectionEvent, StoredConnection, TokenKey, TokenSet
+from oauthvault.models import ConnectionEvent, Credentials, StoredConnection, TokenKey, TokenSet
 from oauthvault.vault import (
     AsyncOAuthTokenCache,
     CacheInfo,
@@ -36,9 +38,11 @@ __all__ = [
     "ClientRejected",
     "ConfigError",
     "ConnectionEvent",
+    "Credentials",
     "DecryptionError",
     "DeleteOutcome",
     "FlowError",
+    "InvalidCredentials",
     "InvalidInput",
     "InvalidState",
     "KeyRing",
@@ -55,6 +59,7 @@ __all__ = [
     "TokenSet",
     "UnknownProvider",
     "VaultError",
+    "WrongCredentialKind",
     "generate_key",
 ]
 

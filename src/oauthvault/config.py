@@ -30,6 +30,7 @@ from oauthvault.storage.location import DatabaseLocation, parse_database_url
 
 if TYPE_CHECKING:
     from oauthvault.providers.config import ProviderConfig
+    from oauthvault.providers.credential_apps import CredentialApp
 
 __all__ = ["CONFIG_ENV", "CONFIG_VARIABLE_PREFIX", "Settings", "resolve_keyring"]
 
@@ -164,6 +165,23 @@ class Settings(BaseSettings):
         from oauthvault.providers.config import load_provider_configs
 
         return load_provider_configs(self.config_file, self.config_variables)
+
+    def credential_apps(self) -> dict[str, CredentialApp]:
+        """The ``[credentials.*]`` tables of :attr:`config_file` (none without one), with
+        secrets from :attr:`config_variables`.
+
+        Raises:
+            ConfigError: naming the file and key, or the variable, at fault.
+        """
+        from oauthvault.providers.config import read_config_document
+        from oauthvault.providers.credential_apps import credential_apps_from
+
+        if self.config_file is None:
+            return {}
+        document = read_config_document(self.config_file)
+        return credential_apps_from(
+            document.get("credentials", {}), self.config_variables, source=str(self.config_file)
+        )
 
     @property
     def database_location(self) -> DatabaseLocation:

@@ -8,12 +8,14 @@ a key or a password in its message.
     ├── InvalidInput         names the argument and the rule it broke (also a ValueError)
     ├── DecryptionError      says nothing more (like fernet's InvalidToken)
     ├── TokenNotFound
+    ├── WrongCredentialKind  a connection holds another kind of credential
     ├── StorageUnavailable
     └── FlowError
         ├── InvalidState     unknown, expired or reused
         ├── UnknownProvider  no provider of that name is configured
         └── ProviderError    .error, .error_description (RFC 6749 §5.2)
-            └── ReauthorizationRequired   invalid_grant on refresh
+            ├── ReauthorizationRequired   invalid_grant on refresh
+            └── InvalidCredentials        the provider refused a credential (401/403)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "ConfigError",
     "DecryptionError",
     "FlowError",
+    "InvalidCredentials",
     "InvalidInput",
     "InvalidState",
     "ProviderError",
@@ -31,6 +34,7 @@ __all__ = [
     "TokenNotFound",
     "UnknownProvider",
     "VaultError",
+    "WrongCredentialKind",
 ]
 
 
@@ -65,6 +69,16 @@ class DecryptionError(VaultError):
 
 class TokenNotFound(VaultError):
     """No tokens are stored for the requested connection."""
+
+
+class WrongCredentialKind(VaultError):
+    """The connection holds another kind of credential than the call needs: an API key
+    or a password has no access token (read it with ``get_credentials``), an OAuth
+    connection has no credential fields. ``.kind`` is the kind it holds."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
 
 
 class StorageUnavailable(VaultError):
@@ -118,6 +132,12 @@ class ClientRejected(ProviderError):
     provider again until its configuration changes or a backoff passes."""
 
 
+class InvalidCredentials(ProviderError):
+    """The provider refused a credential (its verification answered 401 or 403, or a
+    token could not be minted with it): nothing new is stored; a stored one is marked
+    ``needs_reauth``."""
+
+
 for _error in (
     VaultError,
     ConfigError,
@@ -132,5 +152,7 @@ for _error in (
     ProviderError,
     ReauthorizationRequired,
     ClientRejected,
+    InvalidCredentials,
+    WrongCredentialKind,
 ):
     _error.__module__ = "oauthvault"

@@ -15,6 +15,7 @@ from oauthvault.errors import (
     ClientRejected,
     ConfigError,
     DecryptionError,
+    InvalidCredentials,
     InvalidInput,
     InvalidState,
     ProviderError,
@@ -23,6 +24,7 @@ from oauthvault.errors import (
     TokenNotFound,
     UnknownProvider,
     VaultError,
+    WrongCredentialKind,
 )
 
 __all__ = ["Failure", "FailureKind", "classify"]
@@ -38,6 +40,10 @@ class FailureKind(enum.StrEnum):
     REAUTHORIZATION_REQUIRED = "reauthorization_required"
     #: The provider refused the app's own client: the app's configuration is wrong.
     CLIENT_REJECTED = "client_rejected"
+    #: The provider refused a credential being stored (its verification said 401/403).
+    INVALID_CREDENTIALS = "invalid_credentials"
+    #: The connection holds another kind of credential than the call needs.
+    WRONG_CREDENTIAL_KIND = "wrong_credential_kind"
     PROVIDER_ERROR = "provider_error"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     DECRYPTION_ERROR = "decryption_error"
@@ -56,6 +62,8 @@ _KINDS: dict[type[VaultError], FailureKind] = {
     TokenNotFound: FailureKind.NOT_FOUND,
     ReauthorizationRequired: FailureKind.REAUTHORIZATION_REQUIRED,
     ClientRejected: FailureKind.CLIENT_REJECTED,
+    InvalidCredentials: FailureKind.INVALID_CREDENTIALS,
+    WrongCredentialKind: FailureKind.WRONG_CREDENTIAL_KIND,
     ProviderError: FailureKind.PROVIDER_ERROR,
     StorageUnavailable: FailureKind.STORAGE_UNAVAILABLE,
     DecryptionError: FailureKind.DECRYPTION_ERROR,

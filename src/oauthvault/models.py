@@ -26,6 +26,8 @@ __all__ = [
     "ConnectionEvent",
     "ConnectionQuery",
     "ConnectionStatus",
+    "CredentialKind",
+    "Credentials",
     "StoredConnection",
     "TokenKey",
     "TokenSet",
@@ -121,6 +123,84 @@ class ClientCredentials:
     client_secret: str | None = field(default=None, repr=False)
 
 
+CredentialKind = Literal["api_key", "basic", "fields", "app", "two_step"]
+#: Kinds whose fields are used as they are: nothing is minted, nothing expires.
+STATIC_KINDS: frozenset[str] = frozenset({"api_key", "basic", "fields"})
+#: Kinds whose fields mint a short-lived token, renewed like a refresh.
+MINTED_KINDS: frozenset[str] = frozenset({"app", "two_step"})
+CREDENTIAL_KINDS: tuple[CredentialKind, ...] = ("api_key", "basic", "fields", "app", "two_step")
+MAX_CREDENTIAL_FIELDS = 16
+# A Google service-account key file is about 2.4 KiB; 32 KiB leaves room for any key.
+MAX_CREDENTIAL_LENGTH = 32_768
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+# Values may span lines (a key file, a PEM key); other control characters are refused.
+_FORBIDDEN_IN_FIELD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+class Credentials(Mapping[str, str]):
+    """A non-OAuth credential's named fields (an API key; a username and password; an
+    application id and key; a service account's key file), as a read-only mapping.
+
+    ``kind`` says what they are (:data:`CredentialKind`). Values are never shown:
+    ``repr`` and ``str`` list the field names only.
+
+    Raises:
+        InvalidInput: a name or value breaks a rule (values are never quoted).
+    """
+
+    __slots__ = ("_values", "kind")
+
+    def __init__(self, kind: str, values: Mapping[str, str]) -> None:
+        if kind not in CREDENTIAL_KINDS:
+            raise InvalidInput("kind", f"must be one of {', '.join(CREDENTIAL_KINDS)}")
+        if not isinstance(values, Mapping):
+            raise InvalidInput("credentials", "must be a mapping of field names to strings")
+        if len(values) > MAX_CREDENTIAL_FIELDS:
+            raise InvalidInput("credentials", f"must hold at most {MAX_CREDENTIAL_FIELDS} fields")
+        for name, value in values.items():
+            if not isinstance(name, str) or not _FIELD_NAME.match(name):
+                raise InvalidInput(
+                    "credentials", "field names are lower-case letters, digits and _"
+                )
+            where = f"credentials.{name}"
+            if not isinstance(value, str):
+                raise InvalidInput(where, f"must be a string, not {type(value).__name__}")
+            if not value:
+                raise InvalidInput(where, "must not be empty")
+            if len(value) > MAX_CREDENTIAL_LENGTH:
+                raise InvalidInput(where, f"is longer than {MAX_CREDENTIAL_LENGTH} characters")
+            if _FORBIDDEN_IN_FIELD.search(value):
+                raise InvalidInput(where, "must not contain control characters")
+        self.kind: CredentialKind = kind
+        self._values: Mapping[str, str] = MappingProxyType(dict(values))
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credentials):
+            return NotImplemented
+        return self.kind == other.kind and dict(self._values) == dict(other._values)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Credentials(kind={self.kind!r}, fields={sorted(self._values)!r})"
+
+    __str__ = __repr__
+
+    @property
+    def static(self) -> bool:
+        """True when the fields are used as they are (no token is minted from them)."""
+        return self.kind in STATIC_KINDS
+
+
 #: The connection parameters of a connection that has none.
 NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
@@ -150,6 +230,10 @@ class TokenSet(Mapping[str, object]):
     #: The version of the stored row these tokens were read from (0: not from a row). It
     #: only grows, across every write and process: newer tokens have a larger one.
     version: int = field(default=0, compare=False)
+    #: Set on a non-OAuth connection: its fields. For the static kinds (``api_key``,
+    #: ``basic``, ``fields``) ``access_token`` is empty; for ``app`` and ``two_step`` it is
+    #: the token last minted from them.
+    credentials: Credentials | None = field(default=None, repr=False)
 
     def __getitem__(self, name: str) -> object:
         if name not in _TOKEN_FIELDS:
@@ -215,6 +299,7 @@ _set_params = _slot_setters["params"]
 _set_client_credentials = _slot_setters["client_credentials"]
 _set_issued_at = _slot_setters["issued_at"]
 _set_version = _slot_setters["version"]
+_set_credentials = _slot_setters["credentials"]
 
 
 def assemble_token_set(
@@ -226,6 +311,7 @@ def assemble_token_set(
     client_credentials: ClientCredentials | None,
     issued_at: datetime | None,
     version: int,
+    credentials: Credentials | None = None,
 ) -> TokenSet:
     """``TokenSet(...)`` with every field given, in field order, built through the slots
     directly: half the time of the frozen dataclass's ``__init__`` (one
@@ -239,6 +325,7 @@ def assemble_token_set(
     _set_client_credentials(tokens, client_credentials)
     _set_issued_at(tokens, issued_at)
     _set_version(tokens, version)
+    _set_credentials(tokens, credentials)
     return tokens
 
 

@@ -103,12 +103,14 @@ def start_environment(
     service_settings: str = "",
     client_options: Mapping[str, Any] | None = None,
     provider_settings: str = "",
+    extra_config: str = "",
 ) -> tuple[ConnectEnvironment, UvicornThread]:
     """``extra_return_urls`` are allowed return-URL prefixes besides ``{base_url}/app/``;
     ``service_settings`` are extra TOML lines for the ``[service]`` table;
     ``client_options`` override the client's registration at the provider
     (``client_secret``, ``id_token_signed_response_alg``, ...); ``provider_settings``
-    replace ``issuer = ...`` in ``[providers.local]`` (``{issuer}`` is filled in)."""
+    replace ``issuer = ...`` in ``[providers.local]`` (``{issuer}`` is filled in);
+    ``extra_config`` is appended to the file (``[credentials.*]`` tables)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     client = {
@@ -146,6 +148,7 @@ workspaces = ["ws_other"]
 client_id = "{CLIENT_ID}"
 client_secret = "{client["client_secret"]}"
 scopes = ["openid", "email", "offline_access"]
+{extra_config}
 """)
     # These tests walk connect flows; Redis faults are tested elsewhere. A generous Redis
     # timeout keeps a loaded 2-core machine's pause from sending a flow's one-time records

@@ -24,6 +24,7 @@ from oauthvault.errors import DecryptionError
 from oauthvault.models import (
     NO_PARAMS,
     ClientCredentials,
+    Credentials,
     TokenKey,
     TokenSet,
     assemble_token_set,
@@ -111,11 +112,20 @@ def _from_text(text: str) -> bytes:
 
 
 # The refresh-token field of a client-credentials connection holds its credentials instead
-# (sealed the same way), marked by a prefix no provider's refresh token starts with.
+# (sealed the same way), marked by a prefix no provider's refresh token starts with; that
+# of a non-OAuth connection holds its credential's kind and fields, with a mark of its own.
 _CREDENTIALS_MARK = "\x1eoauthvault-client-credentials:"
+_FIELDS_MARK = "\x1eoauthvault-credentials:"
+_MARKS = (_CREDENTIALS_MARK, _FIELDS_MARK)
+
+RefreshField = tuple[str | None, ClientCredentials | None, Credentials | None]
 
 
 def _refresh_field(tokens: TokenSet) -> str | None:
+    fields = tokens.credentials
+    if fields is not None:
+        kept = {"kind": fields.kind, "fields": dict(fields)}
+        return _FIELDS_MARK + json.dumps(kept, separators=(",", ":"))
     credentials = tokens.client_credentials
     if credentials is None:
         return tokens.refresh_token
@@ -123,13 +133,19 @@ def _refresh_field(tokens: TokenSet) -> str | None:
     return _CREDENTIALS_MARK + json.dumps(value, separators=(",", ":"))
 
 
-def _split_refresh(text: str | None) -> tuple[str | None, ClientCredentials | None]:
-    if text is None or not text.startswith(_CREDENTIALS_MARK):
-        return text, None
+def _split_refresh(text: str | None) -> RefreshField:
+    """The refresh field read back: a refresh token, a client's credentials, or a
+    non-OAuth credential."""
+    if text is None or not text.startswith(_MARKS):
+        return text, None, None
     try:
+        if text.startswith(_FIELDS_MARK):
+            value = json.loads(text[len(_FIELDS_MARK) :])
+            return None, None, Credentials(value["kind"], value["fields"])
         value = json.loads(text[len(_CREDENTIALS_MARK) :])
-        return None, ClientCredentials(value["client_id"], value["client_secret"])
+        return None, ClientCredentials(value["client_id"], value["client_secret"]), None
     except (ValueError, KeyError, TypeError):
+        # InvalidInput is a ValueError: an authenticated but malformed value.
         raise DecryptionError from None
 
 
@@ -222,7 +238,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
             associated_data(key, REFRESH_FIELD),
             _ROW,
         ).decode()
-    refresh, credentials = _split_refresh(refresh)
+    refresh, credentials, fields = _split_refresh(refresh)
     return assemble_token_set(
         access_token=access.decode(),
         refresh_token=refresh,
@@ -232,6 +248,7 @@ def open_row(keyring: KeyRing, key: TokenKey, row: SealedRow) -> TokenSet:
         client_credentials=credentials,
         issued_at=row.issued_at,
         version=row.version,
+        credentials=fields,
     )
 
 
@@ -317,7 +334,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
     except ValueError:
         # Authenticated but malformed: only a bug or an incompatible writer does this.
         raise DecryptionError from None
-    refresh_token, credentials = _split_refresh(None if refresh == "-" else refresh[1:])
+    refresh_token, credentials, fields = _split_refresh(None if refresh == "-" else refresh[1:])
     # Positional, in TokenSet's field order: this runs on every Redis hit.
     return assemble_token_set(
         access,
@@ -328,6 +345,7 @@ def open_cache_record(keyring: KeyRing, key: TokenKey, sealed: bytes) -> TokenSe
         credentials,
         issued_at,
         row_version,
+        fields,
     )
 
 
@@ -364,11 +382,11 @@ def open_local_record(keyring: KeyRing, ids: tuple[str, str, str], record: Local
         keyring, record.sealed, _local_associated_data(ids), "local-record"
     ).decode()
     access, _, refresh = plaintext.partition(_SEPARATOR)
-    credentials = None
+    credentials = fields = None
     if refresh == "-":
         refresh_token = None
-    elif refresh.startswith(_CREDENTIALS_MARK, 1):
-        refresh_token, credentials = _split_refresh(refresh[1:])
+    elif refresh.startswith("\x1e", 1):  # a mark (_MARKS)
+        refresh_token, credentials, fields = _split_refresh(refresh[1:])
     else:
         refresh_token = refresh[1:]
     return assemble_token_set(
@@ -380,6 +398,7 @@ def open_local_record(keyring: KeyRing, ids: tuple[str, str, str], record: Local
         credentials,
         record.issued_at,
         record.version,
+        fields,
     )
 
 

@@ -160,6 +160,15 @@ class ProviderConfig:
         return dataclasses.replace(self, spec=filled)
 
 
+def read_config_document(path: Path) -> dict[str, object]:
+    """The configuration file's tables (each reader checks its own).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not TOML (never quoting it).
+    """
+    return _read_document(path)
+
+
 def _read_document(path: Path) -> dict[str, object]:
     try:
         raw = path.read_bytes()

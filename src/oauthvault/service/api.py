@@ -20,6 +20,7 @@ from oauthvault.audit import AuditEntry
 from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import (
     ClientRejected,
+    InvalidCredentials,
     ProviderError,
     ReauthorizationRequired,
     TokenNotFound,
@@ -27,6 +28,7 @@ from oauthvault.errors import (
 from oauthvault.failures import classify
 from oauthvault.models import TokenKey, validate_filter
 from oauthvault.providers import load_catalog
+from oauthvault.providers.credentials import load_credential_catalog
 from oauthvault.providers.describe import summary
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
 from oauthvault.service.links import ConnectLink, ConnectLinks
@@ -44,9 +46,13 @@ from oauthvault.service.schemas import (
     ConnectionResponse,
     ConnectLinkRequest,
     ConnectLinkResponse,
+    CredentialsRequest,
+    CredentialsResponse,
+    CredentialsStored,
     DeleteResponse,
     ProviderResponse,
     StoreTokensRequest,
+    VerifyResponse,
 )
 from oauthvault.vault import AsyncOAuthTokenCache
 
@@ -124,6 +130,7 @@ def create_api_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["server-to-server API"])
     base = public_url.rstrip("/")
+    credential_names = frozenset(load_credential_catalog())
 
     def check_workspace(key: ApiKey, workspace_id: str) -> None:
         if not key.allows(workspace_id):
@@ -279,6 +286,95 @@ def create_api_router(
             body.expires_in,
             body.scope,
         )
+
+    def check_credential_provider(provider: str) -> None:
+        if provider not in credential_names:
+            raise Problem(404, "unknown_provider", f"{provider!r} is not in the credential catalog")
+
+    @router.put("/credentials", response_model=CredentialsStored, status_code=201)
+    async def store_credentials(
+        body: CredentialsRequest, key: Key, request: Request
+    ) -> CredentialsStored:
+        """Store (or replace) a non-OAuth credential: an API key, a username and password,
+        named fields, or what an app or two-step token is minted from. Verified first by
+        default: a refused one is answered ``400 invalid_credentials`` and not stored."""
+        TokenKey(body.provider, body.workspace_id, body.actor_id)
+        check_workspace(key, body.workspace_id)
+        check_credential_provider(body.provider)
+        try:
+            fields = await vault.store_credentials(
+                body.provider,
+                body.workspace_id,
+                body.actor_id,
+                body.credentials,
+                params=body.params,
+                verify=body.verify,
+                caller=key.name,
+                source=request.client.host if request.client is not None else None,
+            )
+        except ProviderError as error:
+            if isinstance(error, (InvalidCredentials, ClientRejected)):
+                raise
+            detail = "the provider could not be asked whether the credential works"
+            raise Problem(503, "verification_failed", detail, **_answer(error)) from None
+        params = await _params_of(body.provider, body.workspace_id, body.actor_id)
+        return CredentialsStored(
+            provider=body.provider,
+            workspace_id=body.workspace_id,
+            actor_id=body.actor_id,
+            kind=fields.kind,
+            fields=sorted(fields),
+            params=params,
+        )
+
+    async def _params_of(provider: str, workspace_id: str, actor_id: str) -> dict[str, str]:
+        """A stored connection's parameters (not secret), from its listing."""
+        listed = await vault.list_connections(
+            provider=provider, workspace_id=workspace_id, actor_id=actor_id, limit=1
+        )
+        return dict(listed[0].params) if listed else {}
+
+    @router.get("/credentials", response_model=CredentialsResponse)
+    async def get_credentials(
+        request: Request, key: Key, provider: str, workspace_id: str, actor_id: str
+    ) -> CredentialsResponse:
+        """A non-OAuth connection's fields (secrets included), audited like a token read.
+        ``409 wrong_credential_kind`` for an OAuth connection."""
+        TokenKey(provider, workspace_id, actor_id)
+        check_reader(key, request, (provider, workspace_id, actor_id))
+        try:
+            fields = await vault.get_credentials(
+                provider,
+                workspace_id,
+                actor_id,
+                caller=key.name,
+                source=request.client.host if request.client is not None else None,
+            )
+        except TokenNotFound:
+            raise Problem(404, "not_found", "no such connection") from None
+        return CredentialsResponse(
+            provider=provider,
+            workspace_id=workspace_id,
+            actor_id=actor_id,
+            kind=fields.kind,
+            credentials=dict(fields),
+            params=await _params_of(provider, workspace_id, actor_id),
+        )
+
+    @router.post("/credentials/verify", response_model=VerifyResponse)
+    async def verify_credentials(body: ConnectionRef, key: Key) -> VerifyResponse:
+        """Ask the provider again whether a stored credential works (after a 401 from its
+        API): ``refused`` marks the connection ``needs_reauth``, ``valid`` ``active``."""
+        TokenKey(body.provider, body.workspace_id, body.actor_id)
+        check_workspace(key, body.workspace_id)
+        check_credential_provider(body.provider)
+        try:
+            outcome = await vault.verify_credentials(
+                body.provider, body.workspace_id, body.actor_id
+            )
+        except TokenNotFound:
+            raise Problem(404, "not_found", "no such connection") from None
+        return VerifyResponse(outcome=outcome)
 
     @router.post("/client-credentials", response_model=ClientCredentialsResponse, status_code=201)
     async def store_client_credentials(

@@ -61,6 +61,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
     vault = AsyncOAuthTokenCache(
         settings=settings,
         providers=config.providers,
+        credential_apps=config.credential_apps,
         on_event=webhooks.schedule if webhooks else None,
         # Every token the service hands out is recorded, named by the API key that asked.
         audit_caller="service" if settings.audit else None,

@@ -14,7 +14,12 @@ from pathlib import Path
 from oauthvault.config import CONFIG_ENV, Settings
 from oauthvault.errors import ConfigError
 from oauthvault.oauth.state import DEFAULT_STATE_TTL
-from oauthvault.providers.config import ProviderConfig, load_provider_configs
+from oauthvault.providers.config import (
+    ProviderConfig,
+    load_provider_configs,
+    read_config_document,
+)
+from oauthvault.providers.credential_apps import CredentialApp, credential_apps_from
 from oauthvault.service.apikeys import ApiKey
 from oauthvault.service.callback_budget import (
     DEFAULT_HELD_CALLBACKS_PER_ADDRESS,
@@ -36,7 +41,7 @@ WEBHOOK_SECRET_ENV = "OAUTHVAULT_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 #: The file's top-level tables, and the keys of its ``[service]`` table: anything else is a
 #: typo, refused by name (``[providers.*]`` keys are checked by the providers' reader).
-TABLES = frozenset({"service", "api_keys", "providers", "branding", "admin"})
+TABLES = frozenset({"service", "api_keys", "providers", "credentials", "branding", "admin"})
 SERVICE_KEYS = frozenset(
     {
         "public_url",
@@ -87,6 +92,7 @@ class ServiceConfig:
     return_urls: tuple[str, ...] = ()
     api_keys: tuple[ApiKey, ...] = ()
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    credential_apps: Mapping[str, CredentialApp] = field(default_factory=dict)
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     state_ttl: int = DEFAULT_STATE_TTL
@@ -237,7 +243,11 @@ def load_service_config(
             key included), never a secret value.
     """
     service = load_service_settings(path, environ, default_public_url=default_public_url)
-    return replace(service, providers=load_provider_configs(path, environ))
+    apps: dict[str, CredentialApp] = {}
+    if path is not None:
+        tables = read_config_document(path).get("credentials", {})
+        apps = credential_apps_from(tables, environ, source=str(path))
+    return replace(service, providers=load_provider_configs(path, environ), credential_apps=apps)
 
 
 def load_service_settings(
@@ -264,7 +274,7 @@ def load_service_settings(
     for table in sorted(set(document) - TABLES):
         raise ConfigError(
             f"{where}: {table}",
-            "is not a known table (service, api_keys, providers, branding, admin)",
+            "is not a known table (service, api_keys, providers, credentials, branding, admin)",
         )
     service = document.get("service", {})
     if not isinstance(service, dict):

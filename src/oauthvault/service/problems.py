@@ -88,6 +88,10 @@ def for_vault_error(error: VaultError) -> JSONResponse:
                 "types): the app's configuration is wrong, not the user's connection",
                 **answer,
             )
+        case FailureKind.INVALID_CREDENTIALS:
+            return problem_response(400, "invalid_credentials", str(error), **answer)
+        case FailureKind.WRONG_CREDENTIAL_KIND:
+            return problem_response(409, "wrong_credential_kind", str(error))
         case FailureKind.PROVIDER_ERROR:
             return problem_response(502, "provider_error", str(error), **answer)
         case FailureKind.STORAGE_UNAVAILABLE:

@@ -33,6 +33,9 @@ __all__ = [
     "ConnectLinkResponse",
     "ConnectionRef",
     "ConnectionResponse",
+    "CredentialsRequest",
+    "CredentialsResponse",
+    "CredentialsStored",
     "DeleteResponse",
     "JsonInteger",
     "Params",
@@ -40,6 +43,7 @@ __all__ = [
     "ProviderParam",
     "ProviderResponse",
     "StoreTokensRequest",
+    "VerifyResponse",
     "WorkspaceId",
 ]
 
@@ -151,6 +155,50 @@ class ClientCredentialsRequest(BaseModel):
     scope: str | None = Field(default=None, json_schema_extra=SCOPE_RULES)
     params: Params = Field(
         default=None, description="Connection parameters, as for a connect link."
+    )
+
+
+class CredentialsRequest(BaseModel):
+    provider: ProviderId
+    workspace_id: WorkspaceId
+    actor_id: ActorId
+    credentials: dict[str, str] = Field(
+        repr=False,
+        max_length=16,
+        description="The credential's fields by name, as the provider's catalog entry lists "
+        "them (`api_key`; `username` and `password`; ...).",
+    )
+    params: Params = Field(
+        default=None, description="Connection parameters (a Zendesk `subdomain`)."
+    )
+    verify: bool = Field(
+        default=True,
+        description="Send the catalog's verification request first; a refused credential "
+        "is answered `400 invalid_credentials` and nothing is stored.",
+    )
+
+
+class CredentialsStored(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    kind: str = Field(description="api_key, basic, fields, app or two_step.")
+    fields: list[str] = Field(description="The names of the stored fields (never a value).")
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class CredentialsResponse(BaseModel):
+    provider: str
+    workspace_id: str
+    actor_id: str
+    kind: str
+    credentials: dict[str, str] = Field(repr=False)
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class VerifyResponse(BaseModel):
+    outcome: Literal["valid", "refused", "unavailable", "skipped"] = Field(
+        description="`refused` marks the connection needs_reauth; `valid` active."
     )
 
 

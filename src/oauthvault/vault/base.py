@@ -22,14 +22,19 @@ from oauthvault.config import Settings, resolve_keyring
 from oauthvault.crypto.keyring import KeyRing
 from oauthvault.crypto.sealing import SealedRow, seal_row
 from oauthvault.errors import (
+    InvalidCredentials,
     InvalidInput,
+    ProviderError,
     TokenNotFound,
     UnknownProvider,
     VaultError,
 )
 from oauthvault.models import (
+    NO_PARAMS,
     ClientCredentials,
     ConnectionEvent,
+    ConnectionStatus,
+    Credentials,
     TokenKey,
     TokenSet,
     validate_client_credentials,
@@ -38,8 +43,11 @@ from oauthvault.models import (
     validate_scope,
     validate_tokens,
 )
+from oauthvault.oauth.verification import Verdict
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.credential_apps import CredentialApp
+from oauthvault.providers.credentials import CredentialSpec, load_credential_catalog
 from oauthvault.providers.params import ConnectionParam, check_given_params
 from oauthvault.storage.key_usage import KeyUsageRecorder
 from oauthvault.storage.location import DatabaseLocation
@@ -72,6 +80,18 @@ def _utc_now() -> datetime:
 _HOST = socket.gethostname()[:64]
 
 
+def _credential_params(spec: CredentialSpec | None) -> tuple[ConnectionParam, ...]:
+    """What every read checks a credential connection's parameters against: its link
+    parameters, and those taken from a field (by their pattern)."""
+    if spec is None:
+        return ()
+    derived = tuple(
+        ConnectionParam(each.name, each.label, "link", pattern=each.pattern)
+        for each in spec.derived_params
+    )
+    return spec.connection_params + derived
+
+
 def _lease_owner() -> str:
     """Who holds a refresh lease: host, process and a random part (one per refresh)."""
     return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -90,6 +110,7 @@ class VaultBase(ReadTiers):
         allow_ephemeral_key: bool | None = None,
         clock: Callable[[], datetime] | None = None,
         providers: Mapping[str, ProviderConfig] | None = None,
+        credential_apps: Mapping[str, CredentialApp] | None = None,
         on_event: Callable[[ConnectionEvent], None] | None = None,
         refresh_timeout: float | None = None,
         retry_policy: RetryPolicy | None = None,
@@ -110,6 +131,9 @@ class VaultBase(ReadTiers):
         self._settings = settings
         self._providers: dict[str, ProviderConfig] | None = (
             None if providers is None else dict(providers)
+        )
+        self._credential_apps: dict[str, CredentialApp] | None = (
+            None if credential_apps is None else dict(credential_apps)
         )
         self._declared: dict[str, tuple[ConnectionParam, ...]] = {}
         self._events = EventSink(on_event)
@@ -265,9 +289,94 @@ class VaultBase(ReadTiers):
             if spec is None:
                 name = provider if config is None else config.catalog_provider or provider
                 spec = load_catalog().get(name)
-            declared = () if spec is None else spec.connection_params
+            if spec is not None:
+                declared = spec.connection_params
+            else:
+                declared = _credential_params(load_credential_catalog().get(provider))
             self._declared[provider] = declared
         return declared
+
+    def _credential_spec(self, provider: str) -> CredentialSpec:
+        """The credential catalog's entry for ``provider``.
+
+        Raises:
+            UnknownProvider: no such entry.
+        """
+        spec = load_credential_catalog().get(provider)
+        if spec is None:
+            raise UnknownProvider(provider)
+        app = self._credential_app(provider)
+        return spec if app is None else app.applied_to(spec)
+
+    def _credential_app(self, provider: str) -> CredentialApp | None:
+        """The app's ``[credentials.<provider>]`` settings (read on first use), if any.
+
+        Raises:
+            ConfigError: the configuration file is wrong.
+        """
+        if self._credential_apps is None:
+            self._credential_apps = dict(self._settings.credential_apps())
+        return self._credential_apps.get(provider)
+
+    def _checked_credentials(
+        self,
+        spec: CredentialSpec,
+        credentials: Mapping[str, str],
+        params: Mapping[str, str] | None,
+    ) -> tuple[Credentials, Mapping[str, str]]:
+        """A new credential's fields and connection parameters, checked; the parameters
+        taken from a field added.
+
+        Raises:
+            InvalidInput: naming the field or parameter.
+        """
+        fields = spec.check(credentials)
+        given = check_given_params(spec.connection_params, params or {}, fixed={})
+        given.update(spec.derive_params(fields))
+        return fields, MappingProxyType(given) if given else NO_PARAMS
+
+    def _static_tokens(self, fields: Credentials, params: Mapping[str, str]) -> TokenSet:
+        """The row of an API key, password or other fields: no token, no expiry."""
+        return TokenSet(
+            "", None, None, None, params, issued_at=self._core.clock(), credentials=fields
+        )
+
+    def _minting_tokens(self, fields: Credentials, params: Mapping[str, str]) -> TokenSet:
+        """The row of an ``app`` or ``two_step`` credential before its first token: an
+        expired placeholder, for the mint that follows to replace."""
+        expired = self._core.clock() - timedelta(seconds=1)
+        return TokenSet("-", None, expired, None, params, credentials=fields)
+
+    @staticmethod
+    def _accept_verdict(spec: CredentialSpec, verdict: Verdict) -> None:
+        """Go on after a verification that did not refuse the credential.
+
+        Raises:
+            InvalidCredentials: the provider refused it.
+            ProviderError: the provider could not say (no answer, a 5xx or 429).
+        """
+        if verdict.outcome == "refused":
+            raise InvalidCredentials(
+                "invalid_credentials",
+                f"{spec.display_name} refused the credential ({verdict.detail})",
+            )
+        if verdict.outcome == "unavailable":
+            raise ProviderError(
+                "temporarily_unavailable",
+                f"{spec.display_name} could not verify the credential: {verdict.detail}",
+            )
+
+    @staticmethod
+    def _status_for(verdict: Verdict) -> tuple[ConnectionStatus, str | None] | None:
+        """The status a stored credential takes after a verification (``None``: keep)."""
+        if verdict.outcome == "refused":
+            return (
+                ConnectionStatus.NEEDS_REAUTH,
+                f"the provider refused the credential ({verdict.detail})",
+            )
+        if verdict.outcome == "valid":
+            return ConnectionStatus.ACTIVE, None
+        return None
 
     def _sealed_for_store(
         self,

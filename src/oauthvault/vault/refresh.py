@@ -56,6 +56,7 @@ from oauthvault.errors import (
     ReauthorizationRequired,
     StorageUnavailable,
     TokenNotFound,
+    WrongCredentialKind,
 )
 from oauthvault.models import ConnectionEvent, ConnectionStatus, TokenKey, TokenSet
 from oauthvault.oauth.refresh_grant import GrantResult
@@ -161,7 +162,7 @@ class Refreshable:
     def grant_with(self) -> str:
         """The refresh token to send; empty for a client-credentials connection (its
         credentials go in the grant step instead)."""
-        if self.current.client_credentials is not None:
+        if self.current.client_credentials is not None or self.current.credentials is not None:
             return ""
         return self.current.refresh_token or ""
 
@@ -275,7 +276,11 @@ def _refuse_unrefreshable(
     if status == ConnectionStatus.NEEDS_REAUTH:
         yield CommitLock()
         raise ReauthorizationRequired("invalid_grant", f"the connection is {status}")
-    if current.client_credentials is None and current.refresh_token is None:
+    fields = current.credentials
+    if fields is not None and fields.static:
+        yield CommitLock()
+        raise WrongCredentialKind(fields.kind, f"an {fields.kind} credential is not refreshed")
+    if fields is None and current.client_credentials is None and current.refresh_token is None:
         reason = "no_refresh_token"
         yield UpdateLocked(ConnectionStatus.NEEDS_REAUTH, reason)
         yield CommitLock()
@@ -326,6 +331,7 @@ def make_grant(
             kept,
             current.client_credentials,
             current.scope,
+            current.credentials,
         )
         if result.outcome != "transient" or not result.retry_safe:
             break

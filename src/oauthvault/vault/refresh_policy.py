@@ -120,8 +120,16 @@ def merge_answer(
     validate_tokens(access, refresh, expires_in, scope)
     expires_at = None if expires_in is None else now + timedelta(seconds=expires_in)
     merged = {**current.params, **params} if params else current.params
-    credentials = current.client_credentials
-    return TokenSet(access, refresh, expires_at, scope, merged, credentials, now)  # type: ignore[arg-type]
+    return TokenSet(
+        access,  # type: ignore[arg-type]
+        refresh,
+        expires_at,
+        scope,
+        merged,
+        current.client_credentials,
+        now,
+        credentials=current.credentials,
+    )
 
 
 def merged_response(

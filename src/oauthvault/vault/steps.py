@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from oauthvault.crypto.sealing import SealedRow
-from oauthvault.models import ClientCredentials, ConnectionEvent, TokenKey
+from oauthvault.models import ClientCredentials, ConnectionEvent, Credentials, TokenKey
 from oauthvault.storage.base import RefreshLease, RefreshSave
 
 __all__ = [
@@ -206,6 +206,8 @@ class RefreshGrant:
     # Set for a client-credentials connection: the grant is client_credentials instead.
     credentials: ClientCredentials | None = field(default=None, repr=False)
     scope: str | None = None
+    # Set for an ``app`` or ``two_step`` connection: a token is minted from these instead.
+    minted: Credentials | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

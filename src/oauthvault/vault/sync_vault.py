@@ -31,15 +31,28 @@ from oauthvault.cache.redis import RedisTokenCache
 from oauthvault.crypto.sealing import open_response
 from oauthvault.errors import (
     DecryptionError,
+    InvalidCredentials,
     ProviderError,
+    ReauthorizationRequired,
     SchemaOutdated,
     StorageUnavailable,
+    TokenNotFound,
     VaultError,
 )
-from oauthvault.models import ConnectionQuery, StoredConnection, TokenKey, TokenSet
+from oauthvault.models import (
+    ConnectionQuery,
+    Credentials,
+    StoredConnection,
+    TokenKey,
+    TokenSet,
+)
+from oauthvault.oauth.mint import mint_token
 from oauthvault.oauth.refresh_grant import refresh_grant
 from oauthvault.oauth.revoke import revoke_grant
+from oauthvault.oauth.token_request import GrantResult, run_sync
+from oauthvault.oauth.verification import Verdict, revoke_credential, verify_credential
 from oauthvault.providers.config import ProviderConfig
+from oauthvault.providers.credentials import CredentialSpec
 from oauthvault.providers.discovery import discover
 from oauthvault.storage.base import LockedRow, TokenStore
 from oauthvault.storage.feed import CHANNEL, ChangeFeed, FeedState
@@ -47,6 +60,7 @@ from oauthvault.storage.postgres import PostgresTokenStore
 from oauthvault.storage.sqlite import SqliteTokenStore
 from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, VaultBase
 from oauthvault.vault.client_refusals import client_fingerprint
+from oauthvault.vault.credential_flows import bearer_tokens, credentials_of, mark_status
 from oauthvault.vault.pending_records import PendingRecords
 from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
@@ -259,6 +273,11 @@ class OAuthTokenCache(VaultBase):
                 locked, held.row = held.row, None
                 assert locked is not None  # noqa: S101 - the flow locks first
                 return locked.commit()
+            case RefreshGrant() if step.minted is not None:
+                held.lease.grant_sent()
+                minted = self._mint(step.provider, step.minted, step.params)
+                held.lease.grant_answered(minted.outcome, minted.retry_safe)
+                return minted
             case RefreshGrant():
                 config = self._provider(step.provider)  # discovery first: no request yet
                 apps_client = step.credentials is None or step.credentials.client_id is None
@@ -287,6 +306,17 @@ class OAuthTokenCache(VaultBase):
             case Emit():
                 return self._emit(step.event)
         raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
+
+    def _mint(self, provider: str, fields: Credentials, params: Mapping[str, str]) -> GrantResult:
+        """Mint a token for an ``app`` or ``two_step`` connection."""
+        import httpx
+
+        spec = self._credential_spec(provider)
+        app = self._credential_app(provider)
+        flow = mint_token(spec, app, fields, params, self._core.clock)
+        with httpx.Client(timeout=self._refresh_timeout) as http:
+            result: GrantResult = run_sync(flow, http)
+        return result
 
     def _cache_step(self, step: WriteCache | DropCache) -> bool:
         """Write or drop cache entries; whether Redis answered."""
@@ -372,20 +402,26 @@ class OAuthTokenCache(VaultBase):
             StorageUnavailable: the database is needed and cannot be reached.
         """
         if self._audit is not None:
+            ids = (provider, workspace_id, actor_id)
             try:
                 found = self._get(TokenKey(provider, workspace_id, actor_id))
+                if found is not None and found.credentials is not None:
+                    found = bearer_tokens(ids, found)
             except VaultError as error:
-                self._audit_failure(error, (provider, workspace_id, actor_id), None, None)
+                self._audit_failure(error, ids, None, None)
                 raise
             self._audited(provider, workspace_id, actor_id, "served" if found else "not_found")
             return found
+        tokens = None
         if self._local is not None:  # the hottest path: a record in this process
             if self._sqlite_seen is not None:
                 self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
-            if tokens is not None:
-                return tokens
-        return self._get_beyond_local(TokenKey(provider, workspace_id, actor_id))
+        if tokens is None:
+            tokens = self._get_beyond_local(TokenKey(provider, workspace_id, actor_id))
+        if tokens is not None and tokens.credentials is not None:
+            return bearer_tokens((provider, workspace_id, actor_id), tokens)
+        return tokens
 
     def _get(self, key: TokenKey) -> TokenSet | None:
         """The tokens from the local cache, Redis, or the database (and cached)."""
@@ -483,12 +519,27 @@ class OAuthTokenCache(VaultBase):
         key = TokenKey(provider, workspace_id, actor_id)
         if not revoke:
             return self._delete(key)
-        tokens = self.get_tokens(provider, workspace_id, actor_id)
+        tokens = self._get(key)
         revoked = None
-        if tokens is not None:
+        if tokens is not None and tokens.credentials is not None:
+            revoked = self._revoke_credential(key, tokens)
+        elif tokens is not None:
             config = self._provider(provider)
             revoked = revoke_grant(config, tokens, timeout=self._refresh_timeout)
         return DeleteOutcome(self._delete(key), revoked)
+
+    def _revoke_credential(self, key: TokenKey, tokens: TokenSet) -> bool | None:
+        spec = self._credential_spec(key.provider)
+        fields = credentials_of(key, tokens)
+        minted = None if fields.static else tokens.access_token
+        if spec.revocation is None or (minted is not None and not tokens.has_left(1, self.now())):
+            return None
+        import httpx
+
+        flow = revoke_credential(spec, fields, tokens.params, minted)
+        with httpx.Client(timeout=self._refresh_timeout) as http:
+            revoked: bool | None = run_sync(flow, http)
+        return revoked
 
     def _delete(self, key: TokenKey) -> bool:
         version: int | None = self._run(self._core.delete(key))
@@ -546,6 +597,156 @@ class OAuthTokenCache(VaultBase):
             else:
                 self._heard(key, self._run(self._core.restore(key, previous)))
             raise
+
+    def store_credentials(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        credentials: Mapping[str, str],
+        *,
+        params: Mapping[str, str] | None = None,
+        verify: bool = True,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> Credentials:
+        """Store (or replace) a non-OAuth connection: an API key, a username and password,
+        several named fields, or what an ``app`` or ``two_step`` token is minted from, as
+        the credential catalog describes ``provider``. Sealed like tokens, listed, read
+        (:meth:`get_credentials`) and deleted like any connection.
+
+        With ``verify`` (the default) the catalog's verification request is sent first
+        (for ``app`` and ``two_step`` kinds, the first token is minted): a credential the
+        provider refuses is not kept. ``params`` are connection parameters (a Zendesk
+        subdomain); those the catalog takes from a field (Mailchimp's data centre) are
+        added. Returns the stored fields.
+
+        Raises:
+            InvalidInput: an id, a field or a parameter breaks a rule; nothing is written.
+            UnknownProvider: ``provider`` is not in the credential catalog.
+            InvalidCredentials: the provider refused the credential; nothing is kept (a
+                connection stored before under these ids is put back).
+            ProviderError: the provider could not be asked; likewise.
+            StorageUnavailable: the database write failed.
+        """
+        key = TokenKey(provider, workspace_id, actor_id)
+        spec = self._credential_spec(provider)
+        fields, given = self._checked_credentials(spec, credentials, params)
+        if not self._opened:
+            self.open()
+        if spec.minted:
+            self._store_minted(key, spec, fields, given, verify, caller, source)
+            return fields
+        if verify:
+            self._accept_verdict(spec, self._verify(spec, fields, given))
+        tokens = self._static_tokens(fields, given)
+        self._heard(key, self._run(self._core.store(key, tokens)))
+        return fields
+
+    def _store_minted(
+        self,
+        key: TokenKey,
+        spec: CredentialSpec,
+        fields: Credentials,
+        given: Mapping[str, str],
+        verify: bool,
+        caller: str | None,
+        source: str | None,
+    ) -> None:
+        """Store an ``app`` or ``two_step`` credential and mint its first token; on any
+        failure the connection stored before (or none) is put back."""
+        previous = self._store.get(key)
+        self._heard(key, self._run(self._core.store(key, self._minting_tokens(fields, given))))
+        ids = (key.provider, key.workspace_id, key.actor_id)
+        try:
+            try:
+                minted = self.refresh_tokens(*ids, caller=caller, source=source)
+            except ReauthorizationRequired as refused:
+                raise InvalidCredentials(refused.error, refused.error_description) from None
+            if verify:
+                verdict = self._verify(spec, fields, minted.params, minted.access_token)
+                self._accept_verdict(spec, verdict)
+        except ProviderError:
+            if previous is None:
+                self._delete(key)
+            else:
+                self._heard(key, self._run(self._core.restore(key, previous)))
+            raise
+
+    def _verify(
+        self,
+        spec: CredentialSpec,
+        fields: Mapping[str, str],
+        params: Mapping[str, str],
+        access_token: str | None = None,
+    ) -> Verdict:
+        """Send ``spec``'s verification request with the credential."""
+        import httpx
+
+        flow = verify_credential(spec, fields, params, access_token)
+        with httpx.Client(timeout=self._refresh_timeout) as http:
+            verdict: Verdict = run_sync(flow, http)
+        return verdict
+
+    def get_credentials(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> Credentials:
+        """A non-OAuth connection's fields: a read-only mapping whose ``repr`` shows no
+        value. Audited like a token read (as by ``caller`` from ``source``).
+
+        Raises:
+            TokenNotFound: nothing is stored for the connection.
+            WrongCredentialKind: the connection holds OAuth tokens.
+            DecryptionError, StorageUnavailable: as :meth:`get_tokens`.
+        """
+        ids = (provider, workspace_id, actor_id)
+        try:
+            key = TokenKey(provider, workspace_id, actor_id)
+            tokens = self._get(key)
+            if tokens is None:
+                raise TokenNotFound(f"nothing is stored for {provider}/{workspace_id}/{actor_id}")
+            fields = credentials_of(key, tokens)
+        except VaultError as error:
+            self._audit_failure(error, ids, caller, source)
+            raise
+        self._audited(provider, workspace_id, actor_id, "served", caller, source)
+        return fields
+
+    def verify_credentials(
+        self, provider: str, workspace_id: str, actor_id: str
+    ) -> Literal["valid", "refused", "unavailable", "skipped"]:
+        """Ask the provider again whether a stored credential works (after a 401 from its
+        API, say): ``refused`` (401/403) marks the connection ``needs_reauth``, ``valid``
+        marks it ``active`` again, each with a ``status_changed`` event when that is news;
+        ``unavailable`` (no answer) and ``skipped`` (the catalog documents no
+        verification) change nothing.
+
+        Raises:
+            TokenNotFound: nothing is stored.
+            WrongCredentialKind: the connection holds OAuth tokens.
+            UnknownProvider: ``provider`` is not in the credential catalog.
+            ReauthorizationRequired: a minted kind whose token can no longer be minted.
+        """
+        key = TokenKey(provider, workspace_id, actor_id)
+        spec = self._credential_spec(provider)
+        tokens = self._get(key)
+        if tokens is None:
+            raise TokenNotFound(f"nothing is stored for {provider}/{workspace_id}/{actor_id}")
+        fields = credentials_of(key, tokens)
+        minted = None
+        if not fields.static:
+            minted = self._fresh(provider, workspace_id, actor_id, 60)[0].access_token
+        verdict = self._verify(spec, fields, tokens.params, minted)
+        change = self._status_for(verdict)
+        if change is not None:
+            self._run(mark_status(key, change[0], change[1], self.now()))
+        return verdict.outcome
 
     def get_token_response(
         self, provider: str, workspace_id: str, actor_id: str
@@ -613,12 +814,16 @@ class OAuthTokenCache(VaultBase):
                 self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None and tokens.lasts(min_ttl, self._core.clock()):
+                if tokens.credentials is not None:
+                    bearer_tokens((provider, workspace_id, actor_id), tokens)
                 return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
         if tokens is None:
             tokens = self._get_beyond_local(key)
             if self._fresh_enough(key, tokens, min_ttl):
                 assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
+                if tokens.credentials is not None:
+                    bearer_tokens((provider, workspace_id, actor_id), tokens)
                 return tokens, False
         refreshed: TokenSet = self._run(
             self._refresh_flow(key, min_ttl=min_ttl, force=False, seen=tokens)
