@@ -258,14 +258,14 @@ def _parse_fields(reader: TableReader) -> tuple[CredentialField, ...]:
         sub = TableReader(item, f"{where}[{index}]")
         sub.check_keys(_FIELD_KEYS, ("name", "label", "secret"))
         name = sub.text("name") or ""
-        if not _FIELD_NAME.match(name) or name == ACCESS_TOKEN:
+        if not _FIELD_NAME.match(name):
             raise ConfigError(sub.setting("name"), "must be lower-case letters, digits and _")
         if any(each.name == name for each in fields):
             raise ConfigError(sub.setting("name"), "must not repeat another field's")
         pattern = sub.secret("pattern")
         if pattern is not None:
             _compile(sub.setting("pattern"), pattern)
-        help_url = sub.url("help_url", allow_loopback_http=False)
+        help_url = _page(sub, "help_url")
         required = sub.boolean("required")
         fields.append(
             CredentialField(
@@ -279,6 +279,15 @@ def _parse_fields(reader: TableReader) -> tuple[CredentialField, ...]:
             )
         )
     return tuple(fields)
+
+
+def _page(reader: TableReader, key: str) -> str | None:
+    """A documentation page's https URL (a fragment allowed: it names a section)."""
+    value = reader.text(key)
+    if value is None:
+        return None
+    check_url(reader.setting(key), value.partition("#")[0], allow_loopback_http=False)
+    return value
 
 
 def _compile(setting: str, pattern: str) -> None:
@@ -390,7 +399,7 @@ def parse_credential_entry(name: str, reader: TableReader) -> CredentialSpec:
         auth=auth,
         fields=fields,
         api_base_url=base,
-        docs_url=reader.url("docs_url", allow_loopback_http=False) or "",
+        docs_url=_page(reader, "docs_url") or "",
         notes=reader.text("notes") or "",
         headers=_parse_formats(reader, "headers"),
         query=_parse_formats(reader, "query"),
@@ -423,6 +432,8 @@ def _check_entry(spec: CredentialSpec, reader: TableReader) -> None:
     if not (spec.headers or spec.query or spec.basic):
         raise ConfigError(reader.setting("headers"), "an entry places its credential somewhere")
     minted = {ACCESS_TOKEN} if spec.minted else set()
+    if minted & names:
+        raise ConfigError(reader.setting("fields"), "access_token names the minted token here")
     for key, texts in (
         ("headers", [text for _, text in spec.headers]),
         ("query", [text for _, text in spec.query]),
