@@ -23,8 +23,17 @@ PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 KINDS = {"api_key", "basic", "fields"}
 TOP_KEYS = {
-    "display_name", "auth", "api_base_url", "docs_url", "notes", "fields", "headers",
-    "basic", "query", "verify", "connection_params",
+    "display_name",
+    "auth",
+    "api_base_url",
+    "docs_url",
+    "notes",
+    "fields",
+    "headers",
+    "basic",
+    "query",
+    "verify",
+    "connection_params",
 }
 REQUIRED_TOP = {"display_name", "auth", "api_base_url", "docs_url", "notes", "fields"}
 FIELD_KEYS = {"name", "label", "secret", "pattern", "help_url", "example"}
