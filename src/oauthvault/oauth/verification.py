@@ -50,9 +50,16 @@ def verify_credential(
     url = spec.url(request.path, params, credentials)
     if placement.query:
         url += ("&" if "?" in url else "?") + urlencode(dict(placement.query))
-    headers = {"Accept": "application/json", **placement.headers}
-    answer = yield HttpRequest(request.method, url, headers=headers)
+    answer = yield HttpRequest(request.method, url, headers=_with_accept(placement.headers))
     return verdict_of(answer, request.ok)
+
+
+def _with_accept(headers: Mapping[str, str]) -> dict[str, str]:
+    """The placement's headers, with ``Accept: application/json`` unless the catalog
+    names an Accept header itself (in any case: Klaviyo's ``accept``)."""
+    if any(name.lower() == "accept" for name in headers):
+        return dict(headers)
+    return {"Accept": "application/json", **headers}
 
 
 def verdict_of(answer: HttpResponse, ok: int) -> Verdict:
@@ -82,6 +89,5 @@ def revoke_credential(
     url = spec.url(request.path, params, credentials)
     if placement.query:
         url += ("&" if "?" in url else "?") + urlencode(dict(placement.query))
-    headers = {"Accept": "application/json", **placement.headers}
-    answer = yield HttpRequest(request.method, url, headers=headers)
+    answer = yield HttpRequest(request.method, url, headers=_with_accept(placement.headers))
     return answer.failure is None and 200 <= answer.status < 300

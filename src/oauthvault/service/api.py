@@ -336,7 +336,11 @@ def create_api_router(
 
     @router.get("/credentials", response_model=CredentialsResponse)
     async def get_credentials(
-        request: Request, key: Key, provider: str, workspace_id: str, actor_id: str
+        request: Request,
+        key: Key,
+        provider: Annotated[str, Query(json_schema_extra=PROVIDER_RULES)],
+        workspace_id: Annotated[str, Query(json_schema_extra=WORKSPACE_RULES)],
+        actor_id: Annotated[str, Query(json_schema_extra=ACTOR_RULES)],
     ) -> CredentialsResponse:
         """A non-OAuth connection's fields (secrets included), audited like a token read.
         ``409 wrong_credential_kind`` for an OAuth connection."""
