@@ -571,12 +571,14 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
         ),
         "intercom": Emulation(
             about="Tokens never expire and come without refresh token; the answer repeats the "
-            "access token as token.",
+            "access token as token; the region (US unless the link names EU or AU) picks the "
+            "authorization and API hosts, and a code is redeemed only at its region's API host.",
             code_answer={
                 "token_type": "Bearer",
                 "token": "$access_token",
                 "access_token": "$access_token",
             },
+            expected_params={"region": "US"},
             expires_in=None,
         ),
         "pipedrive": Emulation(
