@@ -952,7 +952,7 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expected_params={"account_id": "123456"},
         ),
         "autodesk": Emulation(
-            about="Basic auth; single-use refresh tokens; revocation is RFC 7009.",
+            about="Basic auth with PKCE (S256); single-use refresh tokens; revocation is RFC 7009.",
         ),
         "procore": Emulation(
             about="created_at in the answer; revocation is a form POST of token with the "
