@@ -571,12 +571,14 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
         ),
         "intercom": Emulation(
             about="Tokens never expire and come without refresh token; the answer repeats the "
-            "access token as token.",
+            "access token as token; the region (US unless the link names EU or AU) picks the "
+            "authorization and API hosts, and a code is redeemed only at its region's API host.",
             code_answer={
                 "token_type": "Bearer",
                 "token": "$access_token",
                 "access_token": "$access_token",
             },
+            expected_params={"region": "US"},
             expires_in=None,
         ),
         "pipedrive": Emulation(
@@ -950,7 +952,7 @@ EMULATIONS: Mapping[str, Emulation] = MappingProxyType(
             expected_params={"account_id": "123456"},
         ),
         "autodesk": Emulation(
-            about="Basic auth; single-use refresh tokens; revocation is RFC 7009.",
+            about="Basic auth with PKCE (S256); single-use refresh tokens; revocation is RFC 7009.",
         ),
         "procore": Emulation(
             about="created_at in the answer; revocation is a form POST of token with the "

@@ -394,6 +394,23 @@ def test_amazon_region_picks_the_documented_hosts():
             spec.with_placeholders(region=region)
 
 
+def test_intercom_region_picks_the_documented_hosts():
+    spec = load_catalog()["intercom"]
+    assert spec.placeholders == ("region",)
+    for region, app, api in (
+        ("US", "app.intercom.com", "api.intercom.io"),
+        ("EU", "app.eu.intercom.com", "api.eu.intercom.io"),
+        ("AU", "app.au.intercom.com", "api.au.intercom.io"),
+    ):
+        given = spec.with_placeholders(region=region)
+        assert given.authorization_endpoint == f"https://{app}/oauth"
+        assert given.token_endpoint == f"https://{api}/auth/eagle/token"
+        assert given.userinfo_endpoint == f"https://{api}/me"
+    for region in ("eu", "UK", "api.eu.intercom.io"):
+        with pytest.raises(ConfigError):
+            spec.with_placeholders(region=region)
+
+
 HOSTS_ENTRY = replace_line("token_endpoint", 'token_endpoint = "https://{region.token}/token"') + (
     "\n[providers.acme.connection_params.region]\n"
     'label = "Region"\nsource = "link"\ndefault = "A"\npattern = "^(?:A|B)$"\n'

@@ -485,6 +485,42 @@ def test_amazon_refuses_an_unknown_region(stack: Stack, region: str) -> None:
     assert response.status_code == 422, response.text
 
 
+@pytest.mark.parametrize(
+    ("region", "authorization", "api"),
+    [
+        ("US", "app.intercom.com", "api.intercom.io"),
+        ("EU", "app.eu.intercom.com", "api.eu.intercom.io"),
+        ("AU", "app.au.intercom.com", "api.au.intercom.io"),
+    ],
+)
+def test_intercom_region_picks_its_hosts(
+    stack: Stack, region: str, authorization: str, api: str
+) -> None:
+    """An Intercom workspace in a region: the authorization request goes only to that
+    region's app host and the code exchange only to its API host (Intercom's REST API page,
+    Regional Hosting); nothing of the connection goes to another region's hosts."""
+    name = "intercom"
+    ids = new_ids(name)
+    before = len(stack.emulator.requests(name))
+    connect(stack, name, *ids, {"region": region})
+    assert token_ok(stack, name, *ids)["params"]["region"] == region
+    delete(stack, name, *ids)
+    made = [(r.role, r.path) for r in stack.emulator.requests(name)[before:]]
+    assert made == [
+        ("authorize", f"/intercom/{authorization}/authorize"),
+        ("token", f"/intercom/{api}/token"),
+    ], explain(stack, name)
+
+
+@pytest.mark.parametrize("region", ["us", "eu", "UK", "EU.", "api.eu.intercom.io", "app.au"])
+def test_intercom_refuses_an_unknown_region(stack: Stack, region: str) -> None:
+    """A region that is not US, EU or AU is refused when the link is made."""
+    ids = new_ids("intercom")
+    body = {"provider": "intercom", "workspace_id": ids[0], "actor_id": ids[1]}
+    response = stack.api.post("/v1/connect-links", json={**body, "params": {"region": region}})
+    assert response.status_code == 422, response.text
+
+
 @pytest.mark.parametrize("variant", sorted(EMULATIONS["zoho"].variants))
 def test_zoho_refuses_an_accounts_server_outside_zoho(stack: Stack, variant: str) -> None:
     """A callback whose accounts-server is not one of Zoho's accounts hosts is refused: the
