@@ -11,7 +11,10 @@ carries a registered credential exactly where the catalog places it: every heade
 exactly its documented value, every query parameter likewise (HTTP Basic decoded and
 compared as the pair). Anything else is answered ``401``; a credential marked ``revoked``
 gets ``403``. Every request is kept (method, path, header names, whether it matched) so a
-test can check what was sent; values are never kept.
+test can check what was sent; values are not kept, unless the emulator is made with
+``keep_values=True`` (a conformance test comparing the placement byte for byte): then the
+headers and query parameters received are kept too, in this process's memory only, never
+shown by ``repr`` and never logged.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ class Seen:
     path: str
     header_names: list[str]
     matched: bool
+    #: With ``keep_values``: every header and query parameter received, in order (repeats
+    #: kept), for comparisons in memory; never shown.
+    headers: list[tuple[str, str]] = field(default_factory=list, repr=False, compare=False)
+    query: list[tuple[str, str]] = field(default_factory=list, repr=False, compare=False)
 
 
 @dataclass
@@ -61,8 +68,9 @@ class _Registered:
 class CredentialApiEmulator:
     """The emulator (see the module docstring); ``start()`` serves it on 127.0.0.1."""
 
-    def __init__(self, specs: Mapping[str, CredentialSpec]) -> None:
+    def __init__(self, specs: Mapping[str, CredentialSpec], *, keep_values: bool = False) -> None:
         self.specs = dict(specs)
+        self.keep_values = keep_values
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
         self.seen: list[Seen] = []
@@ -138,13 +146,15 @@ class CredentialApiEmulator:
             else:
                 ok = spec.verify.ok if spec.verify is not None else 200
                 status, body = ok, {"ok": True, "path": request.url.path}
-        self.seen.append(
-            Seen(
-                request.method,
-                request.url.path,
-                sorted(request.headers.keys()),
-                match is not None and not match.revoked,
-            )
+        seen = Seen(
+            request.method,
+            request.url.path,
+            sorted(request.headers.keys()),
+            match is not None and not match.revoked,
         )
+        if self.keep_values:
+            seen.headers = list(request.headers.items())
+            seen.query = list(request.query_params.multi_items())
+        self.seen.append(seen)
         answer: dict[str, Any] = body
         return JSONResponse(answer, status_code=status)
