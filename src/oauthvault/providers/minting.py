@@ -101,21 +101,27 @@ def load_rsa_key(pem: str, setting: str) -> RSAKey:
     Raises:
         ConfigError: naming ``setting``; the key never appears in the error or its chain.
     """
+    key: object = None
     try:
         key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
     except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm, AttributeError):
-        # `from None`: the parser's own exception may describe the key bytes.
-        raise ConfigError(setting, "is not an unencrypted PEM private key") from None
+        pass  # raised below, outside the handler: no chained exception describes the key
+    if key is None:
+        raise ConfigError(setting, "is not an unencrypted PEM private key")
     if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < _MIN_RSA_BITS:
         raise ConfigError(setting, "must be an RSA private key of at least 2048 bits")
     return RSAKey.import_key(key)
 
 
 def _read_text(path_text: str, setting: str) -> str:
+    text = None
     try:
-        return Path(path_text).expanduser().read_text(encoding="utf-8")
+        text = Path(path_text).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeError):
-        raise ConfigError(setting, "cannot be read as a UTF-8 text file") from None
+        pass  # raised below, outside the handler (a decoding error holds the bytes)
+    if text is None:
+        raise ConfigError(setting, "cannot be read as a UTF-8 text file")
+    return text
 
 
 def _key_text(reader: TableReader, text_key: str, file_key: str) -> tuple[str, str] | None:
@@ -210,11 +216,13 @@ class ServiceAccount:
 
 
 def _json_text(document: str | bytes, where: str) -> Mapping[str, Any]:
+    value: object = None
     try:
         value = json.loads(document)
     except (ValueError, UnicodeError):
-        # `from None`: the decoder's message quotes the text around the fault.
-        raise ConfigError(where, "is not a JSON key file") from None
+        pass  # raised below, outside the handler: the decoder's error holds the text
+    if value is None:
+        raise ConfigError(where, "is not a JSON key file")
     if not isinstance(value, dict):
         raise ConfigError(where, "is not a JSON key file (an object)")
     return value
