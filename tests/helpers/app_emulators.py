@@ -9,7 +9,8 @@ minted and that each one works.
   app's RS256 JWT with the registered public key of the app its ``iss`` names (``iat`` at
   most 60 s ahead, ``exp`` at most 600 s after ``iat`` and not passed) and answers 201 with
   a fresh ``token`` and ``expires_at`` an hour ahead; ``GET /installation/repositories``
-  and ``DELETE /installation/token`` take a current installation token as bearer.
+  and ``DELETE /installation/token`` take a current installation token as bearer, and
+  ``GET /user/installations`` a user access token (``users``).
   GitHub's pages: generating-a-json-web-token-jwt-for-a-github-app and
   generating-an-installation-access-token-for-a-github-app (docs.github.com).
 - :class:`GoogleTokenEmulator`: Google's token endpoint for the JWT bearer grant
@@ -161,6 +162,8 @@ class GitHubEmulator(_Served):
         self.mints: Counter[str] = Counter()
         self.headers: dict[str, str] = {}
         self.tokens: dict[str, _IssuedToken] = {}
+        #: user access token -> the installation ids that user can reach
+        self.users: dict[str, set[str]] = {}
         self.app = Starlette(
             routes=[
                 Route(
@@ -170,6 +173,7 @@ class GitHubEmulator(_Served):
                 ),
                 Route("/installation/repositories", self._repositories, methods=["GET"]),
                 Route("/installation/token", self._revoke, methods=["DELETE"]),
+                Route("/user/installations", self._user_installations, methods=["GET"]),
             ]
         )
 
@@ -246,6 +250,16 @@ class GitHubEmulator(_Served):
         names = installation.repositories
         body = {"total_count": len(names), "repositories": [{"name": n} for n in names]}
         return JSONResponse(body)
+
+    async def _user_installations(self, request: Request) -> Response:
+        reachable = self.users.get(_bearer(request) or "")
+        if reachable is None:
+            return JSONResponse({"message": "Bad credentials"}, status_code=401)
+        per_page = int(request.query_params.get("per_page", "30"))
+        page = int(request.query_params.get("page", "1"))
+        ids = sorted(reachable)[(page - 1) * per_page : page * per_page]
+        listed = [{"id": int(i), "app_id": self.installations[i].app_id} for i in ids]
+        return JSONResponse({"total_count": len(reachable), "installations": listed})
 
     async def _revoke(self, request: Request) -> Response:
         token = _bearer(request)

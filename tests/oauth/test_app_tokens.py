@@ -26,6 +26,7 @@ from oauthvault.oauth.app_tokens import (
     github_app_jwt,
     github_installation_token,
     github_revoke_installation_token,
+    github_user_has_installation,
     service_account_jwt,
     service_account_token,
     two_step_token,
@@ -287,6 +288,24 @@ def test_github_unreachable_api_is_transient(
     app = GitHubApp("1", pkcs1(keys[0]), f"http://127.0.0.1:{free_port()}")
     result = drive(github_installation_token(app, "1", clock=now))
     assert (result.outcome, result.error, result.retry_safe) == ("transient", "unreachable", True)
+
+
+def test_github_installation_is_checked_against_the_installing_user(
+    drive: Callable[[Flow], Any], github: GitHubEmulator, keys: list[rsa.RSAPrivateKey]
+) -> None:
+    """A spoofed installation_id (another customer's) is not listed for the user."""
+    github.register_app("666", keys[0])
+    for number in range(150):
+        github.install(str(6000 + number), "666")
+    github.users["ghu_installer"] = {str(6000 + n) for n in range(120)}  # two pages
+    github.users["ghu_other"] = {"6149"}
+    app = github_app(github, keys[0], "666")
+
+    assert drive(github_user_has_installation(app, "ghu_installer", "6119")) is True
+    assert drive(github_user_has_installation(app, "ghu_installer", "6149")) is False
+    assert drive(github_user_has_installation(app, "ghu_other", "6000")) is False
+    assert drive(github_user_has_installation(app, "ghu_unknown", "6000")) is None
+    assert drive(github_user_has_installation(app, "ghu_other", "6149/..")) is False
 
 
 # --- Google service accounts -----------------------------------------------------------------

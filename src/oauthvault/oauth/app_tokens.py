@@ -69,6 +69,7 @@ __all__ = [
     "github_app_jwt",
     "github_installation_token",
     "github_revoke_installation_token",
+    "github_user_has_installation",
     "service_account_jwt",
     "service_account_token",
     "two_step_token",
@@ -254,6 +255,38 @@ def github_revoke_installation_token(
     url = f"{app.api_base_url}/installation/token"
     response = yield HttpRequest("DELETE", url, _github_headers(token))
     return response.failure is None and response.status == 204
+
+
+_INSTALLATION_PAGES = 10  # 100 installations a page: more than any user is expected to see
+
+
+def github_user_has_installation(
+    app: GitHubApp, user_token: str, installation_id: str
+) -> Generator[HttpRequest, HttpResponse, bool | None]:
+    """Whether the user whose token this is can reach installation ``installation_id``
+    (``GET /user/installations`` with a user access token of the app).
+
+    GitHub warns that the ``installation_id`` its setup URL receives can be spoofed: a
+    connection must not take it on trust, but check it with the token of the user who
+    installed the app (the app's "Request user authorization (OAuth) during installation"
+    sends a ``code`` with it). ``True``: listed; ``False``: not listed; ``None``: GitHub
+    could not say (refused the token, failed, or answered something else). See
+    https://docs.github.com/en/apps/creating-github-apps/registering-a-github-app/about-the-setup-url
+    """
+    if not _INSTALLATION_ID.match(installation_id):
+        return False
+    for page in range(1, _INSTALLATION_PAGES + 1):
+        url = f"{app.api_base_url}/user/installations?per_page=100&page={page}"
+        response = yield HttpRequest("GET", url, _github_headers(user_token))
+        document = _document(response) if response.failure is None else None
+        listed = (document or {}).get("installations")
+        if response.status != 200 or not isinstance(listed, list):
+            return None
+        if any(isinstance(i, dict) and str(i.get("id")) == installation_id for i in listed):
+            return True
+        if len(listed) < 100:
+            return False
+    return False
 
 
 # --- Google service accounts ---------------------------------------------------------------
