@@ -91,7 +91,7 @@ class HttpRequest:
     url: str = field(repr=False)  # a revocation may carry the token in its query
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     form: Mapping[str, str] | None = field(default=None, repr=False)
-    json_body: Mapping[str, str] | None = field(default=None, repr=False)
+    json_body: Mapping[str, Any] | None = field(default=None, repr=False)  # may nest
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
     # Seconds to wait for the answer once the request is sent, when longer than the
     # client's own read timeout: a refresh that may rotate the refresh token is waited for
