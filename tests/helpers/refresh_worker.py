@@ -91,3 +91,35 @@ def timed_race(
 
         _fan_out(threads, go, ready, read)
     results.put(answers)
+
+
+def credential_race(
+    database_url: str,
+    redis_url: str | None,
+    key: str,
+    apps_file: str,
+    ids: tuple[str, str, str],
+    threads: int,
+    go: Any,
+    ready: Any,
+    results: Any,
+) -> None:
+    """:func:`race` for a minted credential (a GitHub App installation token): the app's
+    settings come from ``apps_file`` (JSON shaped like ``[credentials]``)."""
+    import json
+
+    from oauthvault.providers.credential_apps import credential_apps_from
+
+    apps = credential_apps_from(json.loads(Path(apps_file).read_text()))
+    tokens: list[str] = []
+    errors: list[str] = []
+    with OAuthTokenCache(database_url, redis_url or "", key, credential_apps=apps) as vault:
+
+        def read() -> None:
+            try:
+                tokens.append(vault.get_access_token(*ids, min_ttl=60))
+            except Exception as error:  # reported to the test, which fails on any
+                errors.append(f"{type(error).__name__}: {error}")
+
+        _fan_out(threads, go, ready, read)
+    results.put((tokens, errors))

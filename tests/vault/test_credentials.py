@@ -176,3 +176,39 @@ def test_an_unknown_provider_is_refused(sqlite_url, key):
 
     with OAuthTokenCache(sqlite_url, "", key) as vault, pytest.raises(UnknownProvider):
         vault.store_credentials("no-such-provider", "ws", "a", {"api_key": "x"})
+
+
+def test_the_adapters_place_any_kind_and_a_401_marks_a_static_key(sqlite_url, key, apps, api):
+    """httpx (sync and async) and requests put the credential where the catalog says; a
+    401 to a static key is answered by a verification (refused: needs_reauth)."""
+    import httpx
+    import requests
+
+    from oauthvault.adapters.httpx_auth import AsyncVaultAuth, VaultAuth
+    from oauthvault.adapters.requests_auth import VaultRequestsAuth
+
+    url = api.base_override("openai") + "/v1/models"
+    with OAuthTokenCache(sqlite_url, "", key, credential_apps=apps) as vault:
+        vault.store_credentials(*IDS, GOOD)
+        placement = vault.request_auth(*IDS)
+        assert dict(placement.headers) == {"Authorization": f"Bearer {GOOD['api_key']}"}
+        assert not placement.renewable and GOOD["api_key"] not in repr(placement)
+        with httpx.Client(auth=VaultAuth(vault, *IDS)) as client:
+            assert client.get(url).status_code == 200
+        assert requests.get(url, auth=VaultRequestsAuth(vault, *IDS), timeout=10).status_code == 200
+        assert api.requests_for("openai")[-1].matched
+        api.forget("openai")
+        try:
+            with httpx.Client(auth=VaultAuth(vault, *IDS)) as client:
+                assert client.get(url).status_code == 401  # not retried: only its owner can fix it
+        finally:
+            api.accept("openai", GOOD)
+        [listed] = vault.list_connections(workspace_id=IDS[1])
+        assert listed.status == "needs_reauth"
+
+    async def with_async() -> None:
+        async with AsyncOAuthTokenCache(sqlite_url, "", key, credential_apps=apps) as twin:
+            async with httpx.AsyncClient(auth=AsyncVaultAuth(twin, *IDS)) as client:
+                assert (await client.get(url)).status_code == 200
+
+    asyncio.run(with_async())

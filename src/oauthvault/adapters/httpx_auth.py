@@ -1,4 +1,11 @@
-"""``httpx.Auth`` for a vault connection (sync and async clients)."""
+"""``httpx.Auth`` for a vault connection of any kind (sync and async clients).
+
+The credential goes where its kind puts it (:meth:`~oauthvault.OAuthTokenCache.request_auth`):
+a bearer token for OAuth, app-minted and two-step connections, the catalog's headers,
+HTTP Basic or query parameters for API keys and passwords. A ``401`` is answered once:
+with a new token and a retry for a renewable kind, with a verification of the stored
+credential for a static one (a refused credential is marked ``needs_reauth``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,18 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
+from oauthvault.providers.credentials import Placement
 from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
 
 __all__ = ["AsyncVaultAuth", "VaultAuth"]
+
+
+def apply_placement(request: httpx.Request, placement: Placement) -> None:
+    """Put the credential on ``request``: its headers (replacing any of the same name)
+    and its query parameters."""
+    request.headers.update(placement.headers)
+    if placement.query:
+        request.url = request.url.copy_merge_params(dict(placement.query))
 
 
 class VaultAuth(httpx.Auth):
@@ -21,12 +37,17 @@ class VaultAuth(httpx.Auth):
         self._ids = (provider, workspace_id, actor_id)
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {self._vault.get_access_token(*self._ids)}"
+        placement = self._vault.request_auth(*self._ids)
+        apply_placement(request, placement)
         response = yield request
-        if response.status_code == 401:
-            fresh = self._vault.refresh_tokens(*self._ids)
-            request.headers["Authorization"] = f"Bearer {fresh.access_token}"
-            yield request
+        if response.status_code != 401:
+            return
+        if not placement.renewable:
+            self._vault.verify_credentials(*self._ids)
+            return
+        self._vault.refresh_tokens(*self._ids)
+        apply_placement(request, self._vault.request_auth(*self._ids))
+        yield request
 
     def __repr__(self) -> str:
         return f"VaultAuth{self._ids!r}"
@@ -44,13 +65,17 @@ class AsyncVaultAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._vault.get_access_token(*self._ids)
-        request.headers["Authorization"] = f"Bearer {token}"
+        placement = await self._vault.request_auth(*self._ids)
+        apply_placement(request, placement)
         response = yield request
-        if response.status_code == 401:
-            fresh = await self._vault.refresh_tokens(*self._ids)
-            request.headers["Authorization"] = f"Bearer {fresh.access_token}"
-            yield request
+        if response.status_code != 401:
+            return
+        if not placement.renewable:
+            await self._vault.verify_credentials(*self._ids)
+            return
+        await self._vault.refresh_tokens(*self._ids)
+        apply_placement(request, await self._vault.request_auth(*self._ids))
+        yield request
 
     def __repr__(self) -> str:
         return f"AsyncVaultAuth{self._ids!r}"

@@ -1,4 +1,5 @@
-"""``requests`` authentication for a vault connection (needs the ``requests`` package)."""
+"""``requests`` authentication for a vault connection of any kind (needs the ``requests``
+package): placed and answered on a 401 as :mod:`oauthvault.adapters.httpx_auth` does."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from oauthvault.providers.credentials import Placement
 from oauthvault.vault import OAuthTokenCache
 
 __all__ = ["VaultRequestsAuth"]
+
+
+def _apply(request: requests.PreparedRequest, placement: Placement) -> None:
+    """Put the credential on ``request``: headers, and query parameters."""
+    request.headers.update(placement.headers)
+    if placement.query:
+        request.prepare_url(request.url or "", dict(placement.query))
 
 
 class VaultRequestsAuth(AuthBase):
@@ -25,16 +34,27 @@ class VaultRequestsAuth(AuthBase):
         self._retries: weakref.WeakSet[requests.PreparedRequest] = weakref.WeakSet()
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._vault.get_access_token(*self._ids)}"
-        request.register_hook("response", self._retry_once_on_401)
+        placement = self._vault.request_auth(*self._ids)
+        _apply(request, placement)
+        if placement.renewable:
+            request.register_hook("response", self._retry_once_on_401)
+        else:
+            request.register_hook("response", self._verify_on_401)
         return request
+
+    def _verify_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        """A static credential refused: ask the provider again (a refused one is marked
+        ``needs_reauth``); nothing is retried, only its owner can replace it."""
+        if response.status_code == 401:
+            self._vault.verify_credentials(*self._ids)
+        return response
 
     def _retry_once_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         if response.status_code != 401 or response.request in self._retries:
             return response
-        fresh = self._vault.refresh_tokens(*self._ids)
+        self._vault.refresh_tokens(*self._ids)
         retry = response.request.copy()
-        retry.headers["Authorization"] = f"Bearer {fresh.access_token}"
+        _apply(retry, self._vault.request_auth(*self._ids))
         self._retries.add(retry)
         response.content  # noqa: B018 - drain the body so the connection can be reused
         response.close()

@@ -23,22 +23,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 
 from oauthvault.errors import ConfigError
 from oauthvault.providers.credentials import CredentialSpec, load_credential_catalog
+from oauthvault.providers.minting import parse_github_app, parse_service_account_app
 from oauthvault.providers.tables import TableReader, check_url
 
-__all__ = ["CredentialApp", "credential_apps_from", "read_file_setting"]
+__all__ = ["CredentialApp", "credential_apps_from"]
 
 ENV_PREFIX = "OAUTHVAULT_CREDENTIALS_"
 _SECRET_KEYS = ("private_key", "service_account_json")
 # Keys per kind of entry, besides api_base_url (which every entry may set).
 _APP_KEYS: Mapping[str, frozenset[str]] = {
-    "github_app": frozenset({"app_id", "app_slug", "private_key", "private_key_file"}),
+    "github_app": frozenset(
+        {"app_id", "app_slug", "private_key", "private_key_file", "install_url"}
+    ),
     "google_service_account": frozenset(
-        {"service_account_file", "service_account_json", "scopes", "subject"}
+        {"service_account_file", "service_account_json", "scopes", "token_uri"}
     ),
 }
 _TWO_STEP_KEYS = frozenset({"token_url"})
@@ -53,25 +55,31 @@ class CredentialApp:
     api_base_url: str | None = None
     settings: Mapping[str, object] = field(default_factory=dict, repr=False)
 
+    def check(self, spec: CredentialSpec, where: str) -> None:
+        """Parse the app's settings as its kind needs them (the minting code parses them
+        again when it mints).
+
+        Raises:
+            ConfigError: naming the key at fault (never a key's value).
+        """
+        if spec.app == "github_app":
+            parse_github_app(self.github_table(spec), where)
+        elif spec.app == "google_service_account":
+            parse_service_account_app(self.settings, where)
+        elif spec.auth == "two_step" and "token_url" in self.settings:
+            check_url(
+                f"{where}.token_url", str(self.settings["token_url"]), allow_loopback_http=True
+            )
+
+    def github_table(self, spec: CredentialSpec) -> dict[str, object]:
+        """The GitHub App's settings, its API at the entry's (or this app's) base URL."""
+        return {**self.settings, "api_base_url": self.applied_to(spec).api_base_url}
+
     def applied_to(self, spec: CredentialSpec) -> CredentialSpec:
         """``spec`` with this app's base URL."""
         if self.api_base_url is None:
             return spec
         return dataclasses.replace(spec, api_base_url=self.api_base_url)
-
-
-def read_file_setting(setting: str, path: str) -> str:
-    """The text of a file a setting names (a PEM key, a key file).
-
-    Raises:
-        ConfigError: naming the setting (never the content).
-    """
-    try:
-        return Path(path).read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(setting, "names a file that does not exist") from None
-    except (OSError, UnicodeDecodeError):
-        raise ConfigError(setting, "names a file that cannot be read as UTF-8") from None
 
 
 def credential_apps_from(
@@ -111,26 +119,12 @@ def _parse_app(
         base = check_url(reader.setting("api_base_url"), base, allow_loopback_http=True)
         if base.endswith("/"):
             raise ConfigError(reader.setting("api_base_url"), "must not end with /")
-    settings: dict[str, object] = {}
-    for key, value in reader.table.items():
-        if key == "api_base_url":
-            continue
-        if key == "scopes":
-            settings[key] = reader.words(key) or ()
-        elif key == "token_url":
-            settings[key] = check_url(
-                reader.setting(key), reader.text(key) or "", allow_loopback_http=True
-            )
-        elif key in _SECRET_KEYS:
-            settings[key] = reader.secret(key)
-        elif key.endswith("_file"):
-            settings[key.removesuffix("_file")] = read_file_setting(
-                reader.setting(key), reader.text(key) or ""
-            )
-        else:
-            settings[key] = reader.text(key) if not isinstance(value, int) else str(value)
+    settings: dict[str, object] = {k: v for k, v in reader.table.items() if k != "api_base_url"}
     for key in _SECRET_KEYS:
         variable = f"{ENV_PREFIX}{spec.name.upper().replace('-', '_')}_{key.upper()}"
         if environ.get(variable):
+            settings.pop(f"{key.removesuffix('_json')}_file", None)
             settings[key] = environ[variable]
-    return CredentialApp(spec.name, base, MappingProxyType(settings))
+    app = CredentialApp(spec.name, base, MappingProxyType(settings))
+    app.check(spec, reader.where)  # a bad key or key file fails at startup, not at a mint
+    return app

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from oauthvault.errors import ConfigError, InvalidInput
 from oauthvault.models import CREDENTIAL_KINDS, CredentialKind, Credentials
+from oauthvault.providers.minting import parse_two_step
 from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, parse_params
 from oauthvault.providers.tables import TableReader, check_url
 
@@ -47,7 +48,7 @@ _ENTRY_KEYS = frozenset(
     """display_name auth api_base_url docs_url notes fields headers query basic verify
     connection_params app token_request revocation""".split()
 )
-_REQUIRED = frozenset({"display_name", "auth", "api_base_url", "docs_url", "notes", "fields"})
+_REQUIRED = frozenset({"display_name", "auth", "api_base_url", "docs_url", "notes"})
 _FIELD_KEYS = frozenset({"name", "label", "secret", "pattern", "help_url", "example", "required"})
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
@@ -103,6 +104,9 @@ class Placement:
 
     headers: Mapping[str, str] = field(repr=False)
     query: Mapping[str, str] = field(repr=False)
+    #: True when a refusal may be cured by a new token (OAuth, app-minted, two-step);
+    #: false for a static credential, which only its owner can replace.
+    renewable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +218,7 @@ class CredentialSpec:
             pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {pair}"
         query = {name: _format(text, values) for name, text in self.query}
-        return Placement(MappingProxyType(headers), MappingProxyType(query))
+        return Placement(MappingProxyType(headers), MappingProxyType(query), self.minted)
 
     def url(self, path: str, params: Mapping[str, str], credentials: Mapping[str, str]) -> str:
         """The API base URL joined with ``path``, placeholders filled with connection
@@ -249,6 +253,8 @@ def _format(text: str, values: Mapping[str, str]) -> str:
 def _parse_fields(reader: TableReader) -> tuple[CredentialField, ...]:
     items = reader.table.get("fields")
     where = reader.setting("fields")
+    if items is None and reader.table.get("auth") == "app":
+        return ()  # a GitHub App connection holds only its installation id
     if not isinstance(items, list) or not items:
         raise ConfigError(where, "must be a list of one or more field tables")
     fields: list[CredentialField] = []
@@ -455,6 +461,13 @@ def _check_entry(spec: CredentialSpec, reader: TableReader) -> None:
             param = next((p for p in spec.connection_params if p.name == name), None)
             if param is not None and param.pattern is None:
                 raise ConfigError(reader.setting(key), f"uses {{{name}}}, which needs a pattern")
+    if spec.token_request is not None:
+        parse_two_step(
+            spec.token_request,
+            reader.setting("token_request"),
+            fields={each.name: each.secret for each in spec.fields},
+            params=[param.name for param in spec.connection_params],
+        )
     for each in spec.derived_params:
         if each.field not in names:
             raise ConfigError(reader.setting("connection_params"), f"{each.name}: no such field")

@@ -50,7 +50,7 @@ from oauthvault.oauth.revoke import revoke_grant_async
 from oauthvault.oauth.token_request import GrantResult, run_async
 from oauthvault.oauth.verification import Verdict, revoke_credential, verify_credential
 from oauthvault.providers.config import ProviderConfig
-from oauthvault.providers.credentials import CredentialSpec
+from oauthvault.providers.credentials import CredentialSpec, Placement
 from oauthvault.providers.discovery import discover_async
 from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
 from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
@@ -624,10 +624,12 @@ class AsyncOAuthTokenCache(VaultBase):
         (:meth:`get_credentials`) and deleted like any connection.
 
         With ``verify`` (the default) the catalog's verification request is sent first
-        (for ``app`` and ``two_step`` kinds, the first token is minted): a credential the
-        provider refuses is not kept. ``params`` are connection parameters (a Zendesk
-        subdomain); those the catalog takes from a field (Mailchimp's data centre) are
-        added. Returns the stored fields.
+        (for ``app`` and ``two_step`` kinds, the first token is minted and then verified):
+        a credential the provider refuses is not kept. Without it the credential is
+        stored as given (an import), and a minted kind mints on first use. ``params``
+        are connection parameters (a Zendesk subdomain, a GitHub installation id); those
+        the catalog takes from a field (Mailchimp's data centre) are added. Returns the
+        stored fields.
 
         Raises:
             InvalidInput: an id, a field or a parameter breaks a rule; nothing is written.
@@ -642,8 +644,13 @@ class AsyncOAuthTokenCache(VaultBase):
         fields, given = self._checked_credentials(spec, credentials, params)
         if not self._opened:
             await self.open()
+        if spec.minted and not verify:  # imported as is: the first use mints
+            self._heard(
+                key, await self._run(self._core.store(key, self._minting_tokens(fields, given)))
+            )
+            return fields
         if spec.minted:
-            await self._store_minted(key, spec, fields, given, verify, caller, source)
+            await self._store_minted(key, spec, fields, given, caller, source)
             return fields
         if verify:
             self._accept_verdict(spec, await self._verify(spec, fields, given))
@@ -657,7 +664,6 @@ class AsyncOAuthTokenCache(VaultBase):
         spec: CredentialSpec,
         fields: Credentials,
         given: Mapping[str, str],
-        verify: bool,
         caller: str | None,
         source: str | None,
     ) -> None:
@@ -673,9 +679,8 @@ class AsyncOAuthTokenCache(VaultBase):
                 minted = await self.refresh_tokens(*ids, caller=caller, source=source)
             except ReauthorizationRequired as refused:
                 raise InvalidCredentials(refused.error, refused.error_description) from None
-            if verify:
-                verdict = await self._verify(spec, fields, minted.params, minted.access_token)
-                self._accept_verdict(spec, verdict)
+            verdict = await self._verify(spec, fields, minted.params, minted.access_token)
+            self._accept_verdict(spec, verdict)
         except ProviderError:
             if previous is None:
                 await self._delete(key)
@@ -790,6 +795,34 @@ class AsyncOAuthTokenCache(VaultBase):
         tokens = await self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
         return tokens.access_token
 
+    async def request_auth(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float = 60,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> Placement:
+        """What a request to the provider's API carries for this connection, whatever
+        its kind: ``Authorization: Bearer`` with an access token valid ``min_ttl`` seconds
+        (OAuth, app-minted, two-step: refreshed or minted first when needed), or the
+        credential placed as the catalog says (a header, HTTP Basic, query parameters).
+        Audited like a token read.
+
+        Raises: as :meth:`get_access_token`, but never ``WrongCredentialKind``.
+        """
+        ids = (provider, workspace_id, actor_id)
+        try:
+            tokens, refreshed = await self._fresh(*ids, min_ttl, any_kind=True)
+            placement = self._placement(provider, tokens)
+        except VaultError as error:
+            self._audit_failure(error, ids, caller, source)
+            raise
+        self._audited(*ids, "refreshed" if refreshed else "served", caller, source)
+        return placement
+
     async def get_fresh_tokens(
         self,
         provider: str,
@@ -815,16 +848,22 @@ class AsyncOAuthTokenCache(VaultBase):
         return tokens
 
     async def _fresh(
-        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float,
+        any_kind: bool = False,
     ) -> tuple[TokenSet, bool]:
-        """The tokens, and whether this call refreshed them."""
+        """The tokens, and whether this call refreshed them (``any_kind``: a static
+        credential's row too, which has no token)."""
         tokens = None
         if self._local is not None:  # the hottest path, without building a TokenKey
             if self._sqlite_seen is not None:
                 await self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None and tokens.lasts(min_ttl, self._core.clock()):
-                if tokens.credentials is not None:
+                if tokens.credentials is not None and not any_kind:
                     bearer_tokens((provider, workspace_id, actor_id), tokens)
                 return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
@@ -832,7 +871,7 @@ class AsyncOAuthTokenCache(VaultBase):
             tokens = await self._get_beyond_local(key)
             if self._fresh_enough(key, tokens, min_ttl):
                 assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-                if tokens.credentials is not None:
+                if tokens.credentials is not None and not any_kind:
                     bearer_tokens((provider, workspace_id, actor_id), tokens)
                 return tokens, False
         refreshed: TokenSet = await self._run(

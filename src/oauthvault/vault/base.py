@@ -47,7 +47,11 @@ from oauthvault.oauth.verification import Verdict
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.credential_apps import CredentialApp
-from oauthvault.providers.credentials import CredentialSpec, load_credential_catalog
+from oauthvault.providers.credentials import (
+    CredentialSpec,
+    Placement,
+    load_credential_catalog,
+)
 from oauthvault.providers.params import ConnectionParam, check_given_params
 from oauthvault.storage.key_usage import KeyUsageRecorder
 from oauthvault.storage.location import DatabaseLocation
@@ -331,7 +335,21 @@ class VaultBase(ReadTiers):
             InvalidInput: naming the field or parameter.
         """
         fields = spec.check(credentials)
-        given = check_given_params(spec.connection_params, params or {}, fixed={})
+        given_all = dict(params or {})
+        # A value the connect flow takes from a callback (a GitHub installation id) may be
+        # given too, by a caller that captured it itself: checked by its pattern.
+        captured: dict[str, str] = {}
+        for param in spec.connection_params:
+            if param.source == "callback" and param.name in given_all:
+                value = given_all.pop(param.name)
+                if not isinstance(value, str) or not param.accepts(value):
+                    raise InvalidInput(f"params.{param.name}", f"must be a valid {param.label}")
+                captured[param.name] = value
+        given = check_given_params(spec.connection_params, given_all, fixed={})
+        given.update(captured)
+        for param in spec.connection_params:
+            if param.source == "callback" and param.required and param.name not in given:
+                raise InvalidInput(f"params.{param.name}", "is required")
         given.update(spec.derive_params(fields))
         return fields, MappingProxyType(given) if given else NO_PARAMS
 
@@ -346,6 +364,16 @@ class VaultBase(ReadTiers):
         expired placeholder, for the mint that follows to replace."""
         expired = self._core.clock() - timedelta(seconds=1)
         return TokenSet("-", None, expired, None, params, credentials=fields)
+
+    def _placement(self, provider: str, tokens: TokenSet) -> Placement:
+        """Where this connection's credential goes on a request (pure)."""
+        fields = tokens.credentials
+        if fields is None:
+            bearer = {"Authorization": f"Bearer {tokens.access_token}"}
+            return Placement(MappingProxyType(bearer), NO_PARAMS, renewable=True)
+        spec = self._credential_spec(provider)
+        minted = None if fields.static else tokens.access_token
+        return spec.placement(fields, tokens.params, minted)
 
     @staticmethod
     def _accept_verdict(spec: CredentialSpec, verdict: Verdict) -> None:

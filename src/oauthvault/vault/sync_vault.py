@@ -52,7 +52,7 @@ from oauthvault.oauth.revoke import revoke_grant
 from oauthvault.oauth.token_request import GrantResult, run_sync
 from oauthvault.oauth.verification import Verdict, revoke_credential, verify_credential
 from oauthvault.providers.config import ProviderConfig
-from oauthvault.providers.credentials import CredentialSpec
+from oauthvault.providers.credentials import CredentialSpec, Placement
 from oauthvault.providers.discovery import discover
 from oauthvault.storage.base import LockedRow, TokenStore
 from oauthvault.storage.feed import CHANNEL, ChangeFeed, FeedState
@@ -616,10 +616,12 @@ class OAuthTokenCache(VaultBase):
         (:meth:`get_credentials`) and deleted like any connection.
 
         With ``verify`` (the default) the catalog's verification request is sent first
-        (for ``app`` and ``two_step`` kinds, the first token is minted): a credential the
-        provider refuses is not kept. ``params`` are connection parameters (a Zendesk
-        subdomain); those the catalog takes from a field (Mailchimp's data centre) are
-        added. Returns the stored fields.
+        (for ``app`` and ``two_step`` kinds, the first token is minted and then verified):
+        a credential the provider refuses is not kept. Without it the credential is
+        stored as given (an import), and a minted kind mints on first use. ``params``
+        are connection parameters (a Zendesk subdomain, a GitHub installation id); those
+        the catalog takes from a field (Mailchimp's data centre) are added. Returns the
+        stored fields.
 
         Raises:
             InvalidInput: an id, a field or a parameter breaks a rule; nothing is written.
@@ -634,8 +636,11 @@ class OAuthTokenCache(VaultBase):
         fields, given = self._checked_credentials(spec, credentials, params)
         if not self._opened:
             self.open()
+        if spec.minted and not verify:  # imported as is: the first use mints
+            self._heard(key, self._run(self._core.store(key, self._minting_tokens(fields, given))))
+            return fields
         if spec.minted:
-            self._store_minted(key, spec, fields, given, verify, caller, source)
+            self._store_minted(key, spec, fields, given, caller, source)
             return fields
         if verify:
             self._accept_verdict(spec, self._verify(spec, fields, given))
@@ -649,7 +654,6 @@ class OAuthTokenCache(VaultBase):
         spec: CredentialSpec,
         fields: Credentials,
         given: Mapping[str, str],
-        verify: bool,
         caller: str | None,
         source: str | None,
     ) -> None:
@@ -663,9 +667,8 @@ class OAuthTokenCache(VaultBase):
                 minted = self.refresh_tokens(*ids, caller=caller, source=source)
             except ReauthorizationRequired as refused:
                 raise InvalidCredentials(refused.error, refused.error_description) from None
-            if verify:
-                verdict = self._verify(spec, fields, minted.params, minted.access_token)
-                self._accept_verdict(spec, verdict)
+            verdict = self._verify(spec, fields, minted.params, minted.access_token)
+            self._accept_verdict(spec, verdict)
         except ProviderError:
             if previous is None:
                 self._delete(key)
@@ -780,6 +783,34 @@ class OAuthTokenCache(VaultBase):
         tokens = self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
         return tokens.access_token
 
+    def request_auth(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float = 60,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> Placement:
+        """What a request to the provider's API carries for this connection, whatever
+        its kind: ``Authorization: Bearer`` with an access token valid ``min_ttl`` seconds
+        (OAuth, app-minted, two-step: refreshed or minted first when needed), or the
+        credential placed as the catalog says (a header, HTTP Basic, query parameters).
+        Audited like a token read.
+
+        Raises: as :meth:`get_access_token`, but never ``WrongCredentialKind``.
+        """
+        ids = (provider, workspace_id, actor_id)
+        try:
+            tokens, refreshed = self._fresh(*ids, min_ttl, any_kind=True)
+            placement = self._placement(provider, tokens)
+        except VaultError as error:
+            self._audit_failure(error, ids, caller, source)
+            raise
+        self._audited(*ids, "refreshed" if refreshed else "served", caller, source)
+        return placement
+
     def get_fresh_tokens(
         self,
         provider: str,
@@ -805,16 +836,22 @@ class OAuthTokenCache(VaultBase):
         return tokens
 
     def _fresh(
-        self, provider: str, workspace_id: str, actor_id: str, min_ttl: float
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float,
+        any_kind: bool = False,
     ) -> tuple[TokenSet, bool]:
-        """The tokens, and whether this call refreshed them."""
+        """The tokens, and whether this call refreshed them (``any_kind``: a static
+        credential's row too, which has no token)."""
         tokens = None
         if self._local is not None:  # the hottest path, without building a TokenKey
             if self._sqlite_seen is not None:
                 self._watch_sqlite()
             tokens = self._local_hit(provider, workspace_id, actor_id)
             if tokens is not None and tokens.lasts(min_ttl, self._core.clock()):
-                if tokens.credentials is not None:
+                if tokens.credentials is not None and not any_kind:
                     bearer_tokens((provider, workspace_id, actor_id), tokens)
                 return tokens, False
         key = TokenKey(provider, workspace_id, actor_id)
@@ -822,7 +859,7 @@ class OAuthTokenCache(VaultBase):
             tokens = self._get_beyond_local(key)
             if self._fresh_enough(key, tokens, min_ttl):
                 assert tokens is not None  # noqa: S101 - _fresh_enough raises for None
-                if tokens.credentials is not None:
+                if tokens.credentials is not None and not any_kind:
                     bearer_tokens((provider, workspace_id, actor_id), tokens)
                 return tokens, False
         refreshed: TokenSet = self._run(
