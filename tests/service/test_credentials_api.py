@@ -67,6 +67,7 @@ def test_store_read_verify_and_delete(service, caplog):
         assert read.json()["credentials"] == {"api_key": GOOD}
         listing = http.get("/v1/connections", params={"workspace_id": IDS["workspace_id"]})
         assert listing.status_code == 200 and GOOD not in listing.text
+        assert [row["auth"] for row in listing.json()] == ["api_key"]
         token = http.get("/v1/connections/token", params=IDS)
         assert token.status_code == 409 and token.json()["code"] == "wrong_credential_kind"
         assert GOOD not in token.text

@@ -130,7 +130,8 @@ def create_api_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["server-to-server API"])
     base = public_url.rstrip("/")
-    credential_names = frozenset(load_credential_catalog())
+    credential_kinds = {name: spec.auth for name, spec in load_credential_catalog().items()}
+    credential_names = frozenset(credential_kinds)
 
     def check_workspace(key: ApiKey, workspace_id: str) -> None:
         if not key.allows(workspace_id):
@@ -501,6 +502,7 @@ def create_api_router(
                 last_refreshed_at=row.last_refreshed_at,
                 last_error=row.last_error,
                 params=dict(row.params),
+                auth=credential_kinds.get(row.provider, "oauth2"),
             )
             for row in rows
         ]

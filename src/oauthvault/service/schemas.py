@@ -219,6 +219,10 @@ class ConnectionResponse(BaseModel):
     last_refreshed_at: datetime | None
     last_error: str | None
     params: dict[str, str] = Field(default_factory=dict)
+    auth: str = Field(
+        default="oauth2",
+        description="oauth2, or the credential kind: api_key, basic, fields, app, two_step.",
+    )
 
 
 class ProviderParam(BaseModel):
