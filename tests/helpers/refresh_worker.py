@@ -8,6 +8,8 @@ project root there, as tests/ is a package).
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from typing import Any
 
 from oauthvault import OAuthTokenCache
 from oauthvault.providers.config import load_provider_configs
+from oauthvault.providers.credential_apps import credential_apps_from
 
 
 def _fan_out(threads: int, go: Any, ready: Any, call: Callable[[], None]) -> None:
@@ -36,6 +39,28 @@ def _fan_out(threads: int, go: Any, ready: Any, call: Callable[[], None]) -> Non
         worker.join()
 
 
+def _read_tokens(
+    vault: OAuthTokenCache,
+    ids: tuple[str, str, str],
+    threads: int,
+    go: Any,
+    ready: Any,
+    results: Any,
+) -> None:
+    """Every thread reads the access token once; puts (tokens, errors) on ``results``."""
+    tokens: list[str] = []
+    errors: list[str] = []
+
+    def read() -> None:
+        try:
+            tokens.append(vault.get_access_token(*ids, min_ttl=60))
+        except Exception as error:  # reported to the test, which fails on any
+            errors.append(f"{type(error).__name__}: {error}")
+
+    _fan_out(threads, go, ready, read)
+    results.put((tokens, errors))
+
+
 def race(
     database_url: str,
     redis_url: str | None,
@@ -48,18 +73,8 @@ def race(
     results: Any,
 ) -> None:
     providers = load_provider_configs(Path(providers_file), {})
-    tokens: list[str] = []
-    errors: list[str] = []
     with OAuthTokenCache(database_url, redis_url or "", key, providers=providers) as vault:
-
-        def read() -> None:
-            try:
-                tokens.append(vault.get_access_token(*ids, min_ttl=60))
-            except Exception as error:  # reported to the test, which fails on any
-                errors.append(f"{type(error).__name__}: {error}")
-
-        _fan_out(threads, go, ready, read)
-    results.put((tokens, errors))
+        _read_tokens(vault, ids, threads, go, ready, results)
 
 
 def timed_race(
@@ -106,20 +121,26 @@ def credential_race(
 ) -> None:
     """:func:`race` for a minted credential (a GitHub App installation token): the app's
     settings come from ``apps_file`` (JSON shaped like ``[credentials]``)."""
-    import json
-
-    from oauthvault.providers.credential_apps import credential_apps_from
-
     apps = credential_apps_from(json.loads(Path(apps_file).read_text()))
-    tokens: list[str] = []
-    errors: list[str] = []
     with OAuthTokenCache(database_url, redis_url or "", key, credential_apps=apps) as vault:
+        _read_tokens(vault, ids, threads, go, ready, results)
 
-        def read() -> None:
-            try:
-                tokens.append(vault.get_access_token(*ids, min_ttl=60))
-            except Exception as error:  # reported to the test, which fails on any
-                errors.append(f"{type(error).__name__}: {error}")
 
-        _fan_out(threads, go, ready, read)
-    results.put((tokens, errors))
+def run_race(target: Callable[..., None], args: tuple[Any, ...], processes: int) -> list[Any]:
+    """Start ``processes`` spawned processes running ``target(*args, go, ready, results)``,
+    let them all go at once when every one is ready, and return what each put on
+    ``results``."""
+    context = multiprocessing.get_context("spawn")
+    go, ready, results = context.Event(), context.Queue(), context.Queue()
+    started = [
+        context.Process(target=target, args=(*args, go, ready, results)) for _ in range(processes)
+    ]
+    for process in started:
+        process.start()
+    for _ in started:
+        ready.get(timeout=60)
+    go.set()
+    outcomes = [results.get(timeout=120) for _ in started]
+    for process in started:
+        process.join(timeout=30)
+    return outcomes

@@ -7,7 +7,6 @@ across processes, verified on store, and never shown."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,7 @@ from oauthvault.providers.credential_apps import credential_apps_from
 
 from tests.helpers.app_emulators import GitHubEmulator, GoogleTokenEmulator, TwoStepEmulator
 from tests.helpers.clock import Clock
-from tests.helpers.refresh_worker import credential_race
+from tests.helpers.refresh_worker import credential_race, run_race
 
 APP_ID = "424242"
 INSTALLATION = "38631545"
@@ -121,33 +120,8 @@ def test_fifty_callers_in_five_processes_mint_one_installation_token(
                 *GH_IDS, {}, params={"installation_id": INSTALLATION}, verify=False
             )
         assert github.mints[INSTALLATION] == 0
-        context = multiprocessing.get_context("spawn")
-        go, ready, results = context.Event(), context.Queue(), context.Queue()
-        processes = [
-            context.Process(
-                target=credential_race,
-                args=(
-                    postgres_url,
-                    redis_url,
-                    key,
-                    str(config_file),
-                    GH_IDS,
-                    10,
-                    go,
-                    ready,
-                    results,
-                ),
-            )
-            for _ in range(5)
-        ]
-        for process in processes:
-            process.start()
-        for _ in processes:
-            ready.get(timeout=60)
-        go.set()
-        outcomes = [results.get(timeout=120) for _ in processes]
-        for process in processes:
-            process.join(timeout=30)
+        args = (postgres_url, redis_url, key, str(config_file), GH_IDS, 10)
+        outcomes = run_race(credential_race, args, processes=5)
         tokens = [token for got, _ in outcomes for token in got]
         errors = [error for _, problems in outcomes for error in problems]
         assert errors == []

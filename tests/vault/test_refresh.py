@@ -4,7 +4,6 @@ re-authorization, transient failures."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from oauthvault.vault.refresh import UNANSWERED, RetryPolicy
 from tests.helpers.clock import Clock
 from tests.helpers.oidc_client import authorize, discover, redeem
 from tests.helpers.oidc_server import OIDCServer, local_provider_toml
-from tests.helpers.refresh_worker import race
+from tests.helpers.refresh_worker import race, run_race
 
 IDS = ("local", "ws_refresh", "user")
 
@@ -68,23 +67,8 @@ def test_fifty_callers_in_five_processes_cause_one_refresh_grant(
 ):
     cache = redis_url if redis == "up" else "redis://127.0.0.1:1/0"
     store_expiring((postgres_url, cache), key, grant)
-    context = multiprocessing.get_context("spawn")
-    go, ready, results = context.Event(), context.Queue(), context.Queue()
-    processes = [
-        context.Process(
-            target=race,
-            args=(postgres_url, cache, key, str(providers_file), IDS, 10, go, ready, results),
-        )
-        for _ in range(5)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        ready.get(timeout=60)
-    go.set()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
+    args = (postgres_url, cache, key, str(providers_file), IDS, 10)
+    outcomes = run_race(race, args, processes=5)
     tokens = [token for got, _ in outcomes for token in got]
     errors = [error for _, problems in outcomes for error in problems]
     assert errors == []

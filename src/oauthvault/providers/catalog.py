@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from types import MappingProxyType
@@ -31,7 +30,7 @@ from oauthvault.providers.spec import (
     param_of,
     placeholders_in,
 )
-from oauthvault.providers.tables import TableReader
+from oauthvault.providers.tables import TableReader, catalog_tables
 
 __all__ = [
     "CATALOG_KEYS",
@@ -286,19 +285,7 @@ def parse_catalog(text: str, *, source: str = "providers.toml") -> dict[str, Pro
         ConfigError: ``.setting`` is ``<source>: providers.<name>.<key>`` (or the top-level
             key) for the first problem found.
     """
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        raise ConfigError(source, "is not valid TOML") from None
-    for key in sorted(document):
-        if key not in ("schema_version", "providers"):
-            raise ConfigError(f"{source}: {key}", "is not a known key")
-    version = document.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version != 1:
-        raise ConfigError(f"{source}: schema_version", "must be 1")
-    tables = document.get("providers")
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{source}: providers", "must be a table of providers")
+    tables = catalog_tables(text, source)
     specs: dict[str, ProviderSpec] = {}
     for name, table in tables.items():
         where = f"{source}: providers.{name}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,7 +26,7 @@ from oauthvault.errors import ConfigError, InvalidInput
 from oauthvault.models import CREDENTIAL_KINDS, CredentialKind, Credentials
 from oauthvault.providers.minting import parse_two_step
 from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, parse_params
-from oauthvault.providers.tables import TableReader, check_url
+from oauthvault.providers.tables import TableReader, catalog_tables, check_url
 
 __all__ = [
     "APP_KINDS",
@@ -481,18 +480,7 @@ def parse_credential_catalog(
     Raises:
         ConfigError: ``<source>: providers.<name>.<key>`` for the first problem found.
     """
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        raise ConfigError(source, "is not valid TOML") from None
-    for key in sorted(document):
-        if key not in ("schema_version", "providers"):
-            raise ConfigError(f"{source}: {key}", "is not a known key")
-    if document.get("schema_version") != 1:
-        raise ConfigError(f"{source}: schema_version", "must be 1")
-    tables = document.get("providers", {})
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{source}: providers", "must be a table of providers")
+    tables = catalog_tables(text, source)
     specs: dict[str, CredentialSpec] = {}
     for name, table in tables.items():
         where = f"{source}: providers.{name}"

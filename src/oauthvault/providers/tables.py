@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import tomllib
 from collections.abc import Collection, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -178,3 +179,26 @@ class TableReader:
         value is left for the caller to check."""
         value: dict[str, object] | None = self._get(key, dict, "a table of tables")
         return value
+
+
+def catalog_tables(text: str, source: str) -> dict[str, object]:
+    """The ``[providers.<name>]`` tables of a catalog document (``schema_version = 1``).
+
+    Raises:
+        ConfigError: the document is not TOML, has another top-level key, another schema
+            version, or no table of providers.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(source, "is not valid TOML") from None
+    for key in sorted(document):
+        if key not in ("schema_version", "providers"):
+            raise ConfigError(f"{source}: {key}", "is not a known key")
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version != 1:
+        raise ConfigError(f"{source}: schema_version", "must be 1")
+    tables = document.get("providers")
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{source}: providers", "must be a table of providers")
+    return tables
