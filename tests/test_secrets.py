@@ -175,3 +175,26 @@ def test_a_token_sent_in_a_query_never_shows_in_httpx_request_logs(flavour, monk
     assert_clean(caplog.text)  # ...without it
     for record in caplog.records:
         assert_clean(repr(record.args))
+
+
+def test_credentials_and_where_they_go_hide_their_values(sqlite_url, key):
+    """A non-OAuth credential's values stay out of repr and str: the fields, the token
+    set and sealed row holding them, the placement on a request, an app's settings, and
+    every error about a field."""
+    from oauthvault import Credentials
+    from oauthvault.providers.credential_apps import CredentialApp
+    from oauthvault.providers.credentials import load_credential_catalog
+
+    secret = "sk-CREDENTIAL-SECRET-" + "x" * 20
+    fields = Credentials("api_key", {"api_key": secret})
+    tokens = TokenSet("", None, None, None, credentials=fields)
+    spec = load_credential_catalog()["openai"]
+    placement = spec.placement(fields, {})
+    app = CredentialApp("github-app", None, {"private_key": "-----BEGIN KEY-CREDENTIAL-SECRET"})
+    row = seal_row(KeyRing.from_text(key), TokenKey("openai", "ws", "a"), tokens)
+    for thing in (fields, tokens, placement, app, row):
+        assert "CREDENTIAL-SECRET" not in repr(thing) and "CREDENTIAL-SECRET" not in str(thing)
+    with OAuthTokenCache(sqlite_url, "", key) as vault:
+        with pytest.raises(InvalidInput) as error:
+            vault.store_credentials("openai", "ws", "a", {"api_key": "bad CREDENTIAL-SECRET"})
+        assert "CREDENTIAL-SECRET" not in str(error.value)
