@@ -174,6 +174,7 @@ def test_a_wrong_key_is_refused_on_the_page_then_a_good_one_is_stored(tab, servi
     read = stored(service, "openai", actor)
     assert read.status_code == 200, read.text
     assert read.json()["credentials"] == {"api_key": GOOD}
+    assert "credential form for openai: refused by the provider" in caplog.text
     assert GOOD not in caplog.text and WRONG not in caplog.text
 
 
@@ -376,6 +377,32 @@ def test_a_provider_that_cannot_answer_ends_the_flow_with_its_code(service, host
     query = parse_qs(urlsplit(answer.headers["location"]).query)
     assert query["oauthvault_error"] == ["temporarily_unavailable"]
     assert stored(service, "anthropic", actor).status_code == 404
+
+
+def test_a_host_bound_link_opens_the_form_from_the_host_page_only(service, host):
+    with service.api() as http:
+        made = http.post(
+            "/v1/connect-links",
+            json={
+                "provider": "openai",
+                "workspace_id": WORKSPACE,
+                "actor_id": "bound",
+                "return_url": host.return_url,
+                "binding": "host_page",
+            },
+        )
+    assert made.status_code == 201, made.text
+    url, secret = made.json()["url"], made.json()["browser_secret"]
+    with httpx.Client(timeout=10) as http:
+        assert 'id="code">link_expired' in http.get(url).text  # opening it alone does nothing
+        page = http.post(url, data={"browser_secret": secret}, headers={"Origin": host.url})
+        assert page.status_code == 200 and 'id="credentials"' in page.text
+        token = re.search(r'name="link" value="([^"]+)"', page.text)
+        assert token is not None
+        done = http.post(url, data={"link": token.group(1), "credentials.api_key": GOOD})
+    assert done.status_code == 303
+    assert done.headers["location"].startswith(f"{host.return_url}?oauthvault_status=connected")
+    assert stored(service, "openai", "bound").status_code == 200
 
 
 def test_connect_links_of_credential_providers_are_checked_when_made(service):

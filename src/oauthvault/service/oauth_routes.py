@@ -93,6 +93,8 @@ _PARAMS_FORM = {
                         "app's page (the link may then be in the query)",
                     },
                 },
+                # A parameter form's <param>; a credential form's params.<param> and
+                # credentials.<field> (never in the query: a credential travels in the body).
                 "additionalProperties": {"type": "string"},
             }
         }
