@@ -21,6 +21,7 @@ from oauthvault.connect.flow import AsyncConnector
 from oauthvault.errors import (
     ClientRejected,
     InvalidCredentials,
+    InvalidInput,
     ProviderError,
     ReauthorizationRequired,
     TokenNotFound,
@@ -30,7 +31,9 @@ from oauthvault.models import TokenKey, validate_filter
 from oauthvault.providers import load_catalog
 from oauthvault.providers.credentials import load_credential_catalog
 from oauthvault.providers.describe import summary
+from oauthvault.providers.params import check_given_params
 from oauthvault.service.apikeys import ApiKey, ApiKeyRing
+from oauthvault.service.credential_form import FORM_KINDS
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.openapi import ACTOR_RULES, PROVIDER_RULES, WORKSPACE_RULES
 from oauthvault.service.problems import Problem, provider_answer
@@ -130,8 +133,9 @@ def create_api_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["server-to-server API"])
     base = public_url.rstrip("/")
-    credential_kinds = {name: spec.auth for name, spec in load_credential_catalog().items()}
-    credential_names = frozenset(credential_kinds)
+    credential_catalog = load_credential_catalog()
+    credential_names = frozenset(credential_catalog)
+    credential_kinds = {name: spec.auth for name, spec in credential_catalog.items()}
 
     def check_workspace(key: ApiKey, workspace_id: str) -> None:
         if not key.allows(workspace_id):
@@ -165,15 +169,29 @@ def create_api_router(
 
     @router.post("/connect-links", response_model=ConnectLinkResponse, status_code=201)
     async def create_connect_link(body: ConnectLinkRequest, key: Key) -> ConnectLinkResponse:
-        """A one-time URL (10 minutes) that connects ``actor_id`` of ``workspace_id``."""
+        """A one-time URL (10 minutes) that connects ``actor_id`` of ``workspace_id``: to
+        an OAuth provider, or (for a credential catalog entry taking an API key, a username
+        and password or named fields) a form where the end user types the credential."""
         TokenKey(body.provider, body.workspace_id, body.actor_id)
         check_workspace(key, body.workspace_id)
-        check_provider(body.provider)
+        form = body.provider not in provider_names and body.provider in credential_names
+        if not form:
+            check_provider(body.provider)
         if body.return_url is not None and not return_urls.allows(body.return_url):
             raise Problem(400, "invalid_return_url", "return_url is not in the allow-list")
         params = body.params or {}
         scopes = tuple(body.scopes) if body.scopes is not None else None
-        if connector is not None:  # checked now, so a bad value fails here, not in a browser
+        if form:
+            spec = credential_catalog[body.provider]
+            if spec.auth not in FORM_KINDS:
+                raise InvalidInput(
+                    "provider", f"a {spec.auth} credential is stored with PUT /v1/credentials"
+                )
+            if scopes is not None:
+                raise InvalidInput("scopes", "a credential takes no scopes")
+            # Like an OAuth link's: a required one left out is asked for on the form.
+            check_given_params(spec.connection_params, params, fixed={}, partial=True)
+        elif connector is not None:  # checked now, so a bad value fails here, not in a browser
             # The link keeps what was given; a required parameter left out is asked for by
             # the link's page (a Shopify shop the end user knows and the app does not).
             await connector.check_params(body.provider, params, partial=True)

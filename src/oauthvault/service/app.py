@@ -134,6 +134,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
                 config.held_callbacks_total,
                 HELD_CALLBACK_TTL,
             ),
+            credential_vault=vault,
         )
     )
     if config.admin is not None:

@@ -8,7 +8,8 @@ the page's CSRF token. A link made with host binding is kept under the hash of i
 ``browser_secret`` instead, and only a POST carrying that secret finds it.
 
 A re-issued link keeps the first link's expiry, so showing the form again and again never
-makes a link live longer than it was issued for.
+makes a link live longer than it was issued for. A credential form's link also counts the
+credentials the provider refused on it, so that a link cannot be used to try key after key.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class ConnectLink:
     expires_at: datetime | None = None
     #: The workspace's name as its people know it, shown on the confirmation page.
     workspace_name: str | None = None
+    #: Credentials the provider refused on this link's form so far (a credential form only).
+    attempts: int = 0
 
 
 class ConnectLinks:

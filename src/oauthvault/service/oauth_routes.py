@@ -8,16 +8,20 @@ parameter nobody gave yet (a Shopify shop), a form asks the end user for it firs
 tokens and sends the browser back: to the return URL, or to ``/oauth/{provider}/result``,
 a page saying how it ended, so no code or state stays in the address bar. Every answer a
 browser can land on is a page (:mod:`oauthvault.service.outcomes` says what it tells).
+
+A connect link of a provider that takes a typed credential (an API key: the credential
+catalog's ``api_key``, ``basic`` and ``fields`` entries) opens the same way, under the same
+one-time and CSRF rules, but its page is a form (:mod:`oauthvault.service.credential_form`)
+whose POST stores the credential and ends on the same return URL or result page.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from time import monotonic
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -31,6 +35,8 @@ from oauthvault.service.callback_budget import (
     DEFAULT_HELD_CALLBACKS_TOTAL,
     CallbackBudget,
 )
+from oauthvault.service.connect_pages import BINDING_COOKIE, OUTCOME_COOKIE, ConnectPages
+from oauthvault.service.credential_form import CredentialForms
 from oauthvault.service.forms import FormError, read_form
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.outcomes import (
@@ -41,6 +47,7 @@ from oauthvault.service.outcomes import (
 )
 from oauthvault.service.pages import Pages
 from oauthvault.service.returns import ReturnUrlPolicy
+from oauthvault.vault import AsyncOAuthTokenCache
 
 __all__ = [
     "BINDING_COOKIE",
@@ -52,11 +59,6 @@ __all__ = [
 
 logger = logging.getLogger("oauthvault.service")
 
-BINDING_COOKIE = "oauthvault_binding"
-#: How the last connect flow in this browser ended (``<provider>.<outcome code>``, nothing
-#: secret), for the result page the callback redirects to.
-OUTCOME_COOKIE = "oauthvault_outcome"
-_OUTCOME_MAX_AGE = 600
 _MAX_FORM = 65_536  # bytes of a posted form (a posted callback's id_token is a few kilobytes)
 
 
@@ -69,12 +71,6 @@ class Identity:
 
 
 IdentityResolver = Callable[[Request], Awaitable[Identity]]
-
-
-def _with_query(url: str, **params: str) -> str:
-    parts = urlsplit(url)
-    query = (parts.query + "&" if parts.query else "") + urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def _unexpected(stage: str, provider: str, error: VaultError) -> str:
@@ -97,6 +93,8 @@ _PARAMS_FORM = {
                         "app's page (the link may then be in the query)",
                     },
                 },
+                # A parameter form's <param>; a credential form's params.<param> and
+                # credentials.<field> (never in the query: a credential travels in the body).
                 "additionalProperties": {"type": "string"},
             }
         }
@@ -122,16 +120,19 @@ def create_oauth_router(
     links: ConnectLinks | None = None,
     pages: Pages | None = None,
     held_callbacks: CallbackBudget | None = None,
+    credential_vault: AsyncOAuthTokenCache | None = None,
 ) -> APIRouter:
     """The connect-flow routes. ``public_url`` is where this router is reachable from the
     browser (callback URLs are built from it); give ``resolve_identity`` to offer
     ``/oauth/{provider}/connect`` and ``links`` to offer ``/oauth/{provider}/authorize``
     (and the form asking for a missing connection parameter); ``pages`` carries the
     branding of the pages; ``held_callbacks`` bounds the callbacks providers POST that are
-    kept at once (the defaults of :mod:`~oauthvault.service.callback_budget` without it)."""
+    kept at once (the defaults of :mod:`~oauthvault.service.callback_budget` without it);
+    with ``links`` and ``credential_vault`` (where typed credentials are stored), the
+    connect link of a credential catalog entry that takes a typed credential opens its
+    form (:mod:`~oauthvault.service.credential_form`)."""
     router = APIRouter(tags=["connect flow (browser)"])
     base = public_url.rstrip("/")
-    secure = public_url.startswith("https://")
     shown = pages or Pages()
     host_origins = return_urls
     held_budget = held_callbacks or CallbackBudget(
@@ -141,23 +142,29 @@ def create_oauth_router(
     def callback_url(provider: str) -> str:
         return f"{base}/oauth/{provider}/callback"
 
-    def outcome_page(
-        code: str, provider: str, *, return_url: str | None = None, status: int | None = None
-    ) -> Response:
-        outcome = OUTCOMES[code]
-        product = shown.branding.product_name
-        name = connector.display_name(provider) if code != "unknown_provider" else ""
-        title, message, advice = outcome.words(name, product)
-        return shown.render(
-            "connect/outcome.html",
-            status or outcome.status,
-            title=title,
-            message=message,
-            advice=advice,
-            tone=outcome.tone,
-            code=None if code in ("connected", "no_outcome") else code,
-            return_url=return_url,
+    def form_provider(provider: str) -> bool:
+        """Whether ``provider``'s connect link is a credential form (an OAuth app of the
+        same name wins)."""
+        return (
+            forms is not None
+            and provider not in connector.provider_names
+            and CredentialForms.spec(provider) is not None
         )
+
+    def display_name(provider: str) -> str:
+        spec = CredentialForms.spec(provider) if form_provider(provider) else None
+        return spec.display_name if spec is not None else connector.display_name(provider)
+
+    def known(provider: str) -> bool:
+        return provider in connector.provider_names or form_provider(provider)
+
+    ends = ConnectPages(shown, public_url, display_name)
+    outcome_page = ends.outcome
+    forms = (
+        CredentialForms(credential_vault, links, ends, public_url=public_url)
+        if credential_vault is not None and links is not None
+        else None
+    )
 
     def error_page(error: VaultError, provider: str, return_url: str | None = None) -> Response:
         """The page for an error starting a flow (never a traceback, never JSON)."""
@@ -169,36 +176,9 @@ def create_oauth_router(
             return outcome_page(code, provider)
         return outcome_page(code, provider, return_url=return_url)
 
-    def finished(provider: str, code: str) -> Response:
-        """Off the callback URL (its code and state) to the result page."""
-        response = RedirectResponse(
-            f"{base}/oauth/{provider}/result",
-            status_code=303,
-            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-        )
-        response.set_cookie(
-            OUTCOME_COOKIE,
-            f"{provider}.{code}",  # the result page of another provider shows nothing
-            max_age=_OUTCOME_MAX_AGE,
-            path="/oauth/",
-            httponly=True,
-            secure=secure,
-            samesite="lax",
-        )
-        return response
-
-    def bind(response: Response, binding: str) -> Response:
-        """Set (or renew) the browser binding cookie the flow's state is tied to."""
-        response.set_cookie(
-            BINDING_COOKIE,
-            binding,
-            max_age=86_400,
-            path="/oauth/",
-            httponly=True,
-            secure=secure,
-            samesite="lax",
-        )
-        return response
+    finished = ends.finished
+    bind = ends.bind
+    binding_of = ends.binding_of
 
     async def begin(
         binding: str,
@@ -306,9 +286,6 @@ def create_oauth_router(
         except VaultError as error:
             return error_page(error, link.provider, link.return_url)
 
-    def binding_of(request: Request) -> str:
-        return request.cookies.get(BINDING_COOKIE) or secrets.token_urlsafe(32)
-
     if resolve_identity is not None:
         resolver = resolve_identity
 
@@ -338,7 +315,7 @@ def create_oauth_router(
 
         @router.get("/oauth/{provider}/authorize", summary="Open a connect link")
         async def authorize(request: Request, provider: str, link: str = "") -> Response:
-            if provider not in connector.provider_names:
+            if not known(provider):
                 return outcome_page("unknown_provider", provider)
             try:  # kept under its provider: at another provider's URL it stays unused
                 found = await link_store.take(link, provider)
@@ -346,16 +323,22 @@ def create_oauth_router(
                 return outcome_page("unavailable", provider)
             if found is None:
                 return outcome_page("link_expired", provider)
+            if forms is not None and form_provider(provider):
+                try:
+                    return await forms.show(binding_of(request), found)
+                except StorageUnavailable:
+                    return outcome_page("unavailable", provider, return_url=found.return_url)
             return await start_link(binding_of(request), found, confirmed=False)
 
         @router.post(
             "/oauth/{provider}/authorize",
             summary="Go on to the provider: the confirmation page, the connection-parameter "
-            "form, or the host app's page of a host-bound link",
+            "form, or the host app's page of a host-bound link; or store the credential "
+            "typed into a credential form",
             openapi_extra={"requestBody": _PARAMS_FORM},
         )
         async def authorize_with_params(request: Request, provider: str) -> Response:
-            if provider not in connector.provider_names:
+            if not known(provider):
                 return outcome_page("unknown_provider", provider)
             try:
                 form = await read_form(request, _MAX_FORM)
@@ -372,11 +355,17 @@ def create_oauth_router(
                     found = await link_store.take(token, provider, secret=secret)
                     if found is None:
                         return outcome_page("link_expired", provider)
-                    return await start_link(cookie or binding_of(request), found, confirmed=True)
+                    binding = cookie or binding_of(request)
+                    if forms is not None and form_provider(provider):
+                        return await forms.show(binding, found)
+                    return await start_link(binding, found, confirmed=True)
                 if not cookie:  # a cross-site POST carries no cookie: not our page's
                     return outcome_page("other_browser", provider, status=403)
                 # Only a link our page issued to this browser is found: the CSRF check.
                 found = await link_store.take(token, provider, browser=cookie)
+                if found is not None and forms is not None and form_provider(provider):
+                    client = request.client.host if request.client is not None else None
+                    return await forms.submit(cookie, found, form, client)
             except StorageUnavailable:
                 return outcome_page("unavailable", provider)
             if found is None:
@@ -453,19 +442,14 @@ def create_oauth_router(
             code = outcome_of_finish(failure) or _unexpected("connect flow", provider, error)
             if failure.provider_error is not None:
                 logger.info("connect flow for %s ended with %s", provider, code)
-        if pending.return_url is not None:
-            outcome = {"oauthvault_status": "connected", "oauthvault_provider": provider}
-            if code != "connected":
-                outcome = {**outcome, "oauthvault_status": "error", "oauthvault_error": code}
-            return RedirectResponse(_with_query(pending.return_url, **outcome), status_code=303)
-        return finished(provider, code)
+        return ends.ended(provider, code, pending.return_url)
 
     @router.get("/oauth/{provider}/result", summary="How the last connect flow here ended")
     async def result(request: Request, provider: str) -> Response:
         for_provider, _, code = request.cookies.get(OUTCOME_COOKIE, "").rpartition(".")
         if for_provider != provider or code not in OUTCOMES:
             code = "no_outcome"
-        if provider not in connector.provider_names:
+        if not known(provider):
             code = "unknown_provider"
         return outcome_page(code, provider)
 

@@ -22,6 +22,7 @@ __all__ = [
     "outcome_of_callback",
     "outcome_of_finish",
     "outcome_of_start",
+    "outcome_of_store",
 ]
 
 Tone = Literal["good", "warn", "bad"]
@@ -161,6 +162,13 @@ OUTCOMES: dict[str, Outcome] = {
     "provider_unreachable": Outcome(
         502, "Cannot reach {provider}", "{provider} did not answer in time.", _LATER, "bad"
     ),
+    "invalid_credentials": Outcome(
+        400,
+        "Not connected",
+        "{provider} did not accept the credential that was entered, several times.",
+        "Check where you copied it from, then go back to {product} and start again.",
+        "bad",
+    ),
     "unavailable": Outcome(
         503,
         "Try again later",
@@ -208,6 +216,7 @@ PROVIDER_CODES = frozenset(
         "provider_error",
         "link_expired",
         "sign_in_expired",
+        "invalid_credentials",
         "other_browser",
         "provider_unreachable",
         "unavailable",
@@ -270,5 +279,24 @@ def outcome_of_finish(failure: Failure) -> str | None:
             return outcome_for_provider_error(failure.provider_error or "")
         case FailureKind.STORAGE_UNAVAILABLE:
             return "unavailable"
+        case _:
+            return None
+
+
+def outcome_of_store(failure: Failure) -> str | None:
+    """The outcome of a credential (typed into a connect link's form) that could not be
+    verified and stored; a refused one is answered on the form itself until the link's
+    attempts run out."""
+    match failure.kind:
+        case FailureKind.INVALID_CREDENTIALS:
+            return "invalid_credentials"
+        case FailureKind.PROVIDER_ERROR | FailureKind.CLIENT_REJECTED:
+            return outcome_for_provider_error(failure.provider_error or "")
+        case FailureKind.STORAGE_UNAVAILABLE:
+            return "unavailable"
+        case FailureKind.INVALID_INPUT:
+            return "invalid_input"
+        case FailureKind.UNKNOWN_PROVIDER:
+            return "unknown_provider"
         case _:
             return None
