@@ -641,3 +641,63 @@ def test_the_vault_checks_and_verifies_without_writing(sqlite_url, key, api):
         skipped = vault.verify_new_credentials("linear-api-key", {"api_key": LINEAR})
         assert skipped.outcome == "skipped"
         assert vault.list_connections() == []
+
+
+def test_a_write_failure_midway_names_the_line_and_what_was_stored(sqlite_env, monkeypatch):
+    from oauthvault import StorageUnavailable
+
+    original = OAuthTokenCache.store_tokens
+    calls = []
+
+    def failing(self, *args, **kwargs):
+        calls.append(args[:3])
+        if len(calls) == 3:
+            raise StorageUnavailable("the database went away")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(OAuthTokenCache, "store_tokens", failing)
+    lines = [
+        _line(provider="google", workspace_id="ws", actor_id=f"u{i}", access_token=ACCESS)
+        for i in range(5)
+    ]
+    result = run(sqlite_env, "import", input="\n".join(lines) + "\n")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: line 3 could not be stored (the database went away); the 2 before it were"
+    )
+    assert "stored: 2 (oauth2 2)" in result.stdout
+    assert_no_secret(result)
+    monkeypatch.undo()
+    assert stored_ids(sqlite_env) == {("google", "ws", "u0"), ("google", "ws", "u1")}
+    again = run(sqlite_env, "import", input="\n".join(lines) + "\n")
+    assert again.exit_code == 0 and "stored: 5 (oauth2 5)" in again.stdout
+
+
+def test_a_real_process_reads_standard_input(sqlite_url, key, tmp_path):
+    import subprocess
+    import sys
+
+    line = _line(provider="google", workspace_id="ws", actor_id="p", access_token=ACCESS)
+    settings = {"PATH": "/usr/bin:/bin", "DATABASE_URL": sqlite_url, "OAUTH_ENCRYPTION_KEY": key}
+    done = subprocess.run(
+        [sys.executable, "-m", "oauthvault", "import"],
+        input=line + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**settings, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stored: 1 (oauth2 1)" in done.stdout and ACCESS not in done.stdout + done.stderr
+    stored = subprocess.run(
+        [sys.executable, "-m", "oauthvault", "credentials", "store", "linear-api-key", "ws", "p"],
+        input=json.dumps({"api_key": LINEAR}),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**settings, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert stored.returncode == 0, stored.stderr
+    assert "kind: api_key" in stored.stdout and LINEAR not in stored.stdout + stored.stderr
