@@ -470,6 +470,8 @@ BAD_LINES = {
         "is the same connection as line 1",
     ),
     "not UTF-8": (b"\xff\xfe{}", "is not UTF-8"),
+    "nested too deep": ("[" * 100_000 + "]" * 100_000, "too deep"),
+    "too long a number": ('{"provider": ' + "9" * 5000 + "}", "too long a number"),
 }
 
 

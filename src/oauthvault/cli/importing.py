@@ -43,7 +43,7 @@ import click
 
 from oauthvault.cli.root import fail, open_vault, plain_errors
 from oauthvault.cli.stored_credentials import MAX_INPUT_BYTES
-from oauthvault.errors import ProviderError, VaultError
+from oauthvault.errors import VaultError
 from oauthvault.models import TokenKey
 from oauthvault.vault import OAuthTokenCache
 
@@ -137,6 +137,8 @@ class Checker:
             item = json.loads(text)
         except json.JSONDecodeError as error:
             raise BadLine(f"is not JSON ({error.msg} at column {error.colno})") from None
+        except (ValueError, RecursionError):  # a number too long, arrays nested too deep
+            raise BadLine("is not JSON this import reads (too deep or too long a number)") from None
         if not isinstance(item, dict):
             raise BadLine("must be a JSON object")
         for name in _IDS:
@@ -271,7 +273,7 @@ def _verify(vault: OAuthTokenCache, line: Line) -> tuple[str, str]:
     assert line.credentials is not None  # noqa: S101 - credential lines only
     try:
         verdict = vault.verify_new_credentials(line.provider, line.credentials, params=line.params)
-    except ProviderError as error:
+    except VaultError as error:  # no token could be minted; a value the URL cannot carry
         return "unavailable", str(error)
     return verdict.outcome, verdict.detail
 

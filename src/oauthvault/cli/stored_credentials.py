@@ -77,6 +77,8 @@ def _read_fields() -> dict[str, object]:
         given = json.loads(text)
     except json.JSONDecodeError as error:
         fail(f"standard input is not JSON ({error.msg} at line {error.lineno})")
+    except (ValueError, RecursionError):  # a number too long, arrays nested too deep
+        fail("standard input is not JSON this command reads (too deep or too long a number)")
     if not isinstance(given, dict):
         fail("standard input must be a JSON object of field names and values")
     return given
