@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from oauthvault import ConfigError
 from oauthvault.cli import main
 from oauthvault.providers import load_catalog, load_provider_configs
+from oauthvault.providers.credentials import load_credential_catalog
 
 from tests.helpers.emulated_service import emulated_service
 from tests.helpers.emulations import EMULATIONS
@@ -132,12 +133,13 @@ def test_cli_lists_and_shows_the_catalog() -> None:
     listed = runner.invoke(main, ["providers", "list"])
     assert listed.exit_code == 0
     lines = listed.output.splitlines()
-    assert len(lines) == len(load_catalog())
+    credential_names = set(load_credential_catalog())
+    assert len(lines) == len(load_catalog()) + len(credential_names)
     shopify = next(line for line in lines if line.startswith("shopify\t"))
     assert "params=shop" in shopify and "refresh=yes" in shopify
     as_json = runner.invoke(main, ["providers", "list", "--json"])
     rows = [json.loads(line) for line in as_json.output.splitlines()]
-    assert {row["name"] for row in rows} == set(load_catalog())
+    assert {row["name"] for row in rows} == set(load_catalog()) | credential_names
     shown = runner.invoke(main, ["providers", "show", "salesforce"])
     assert shown.exit_code == 0
     assert "introspection" in shown.output and "docs: https://" in shown.output

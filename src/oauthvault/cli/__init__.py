@@ -13,11 +13,13 @@ from oauthvault.cli.audit import audit
 from oauthvault.cli.credentials import admin, apikey
 from oauthvault.cli.demo import demo
 from oauthvault.cli.doctor import doctor
+from oauthvault.cli.importing import import_connections
 from oauthvault.cli.keys import keygen, rotate_key
 from oauthvault.cli.migrate import migrate
 from oauthvault.cli.providers import providers
 from oauthvault.cli.root import main
 from oauthvault.cli.serve import serve
+from oauthvault.cli.stored_credentials import credentials
 from oauthvault.cli.tokens import tokens
 from oauthvault.cli.worker import worker
 
@@ -27,8 +29,10 @@ for _command in (
     admin,
     apikey,
     audit,
+    credentials,
     demo,
     doctor,
+    import_connections,
     keygen,
     migrate,
     providers,

@@ -16,7 +16,15 @@ from oauthvault.config import Settings
 from oauthvault.errors import VaultError
 from oauthvault.vault import OAuthTokenCache
 
-__all__ = ["exit_not_found", "load_settings", "main", "open_vault", "plain_errors"]
+__all__ = [
+    "exit_not_found",
+    "fail",
+    "load_settings",
+    "main",
+    "open_vault",
+    "param_options",
+    "plain_errors",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +49,24 @@ def exit_not_found(provider: str, workspace_id: str, actor_id: str) -> NoReturn:
     sys.exit(2)
 
 
+def fail(message: str) -> NoReturn:
+    """Print one ``error:`` line on stderr and exit with status 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def param_options(items: tuple[str, ...]) -> dict[str, str]:
+    """The ``--param NAME=VALUE`` options as a mapping (a malformed one: exit 2)."""
+    given: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            click.echo(f"error: --param wants NAME=VALUE, got {name or item!r}", err=True)
+            sys.exit(2)
+        given[name] = value
+    return given
+
+
 def load_settings(context: click.Context) -> Settings:
     """The settings: the environment, with the group's ``--database-url`` and
     ``--redis-url`` over it.
@@ -52,9 +78,15 @@ def load_settings(context: click.Context) -> Settings:
     return settings
 
 
-def open_vault(context: click.Context) -> OAuthTokenCache:
-    """A vault on the settings, closed when the command ends."""
-    vault: OAuthTokenCache = context.with_resource(OAuthTokenCache(settings=load_settings(context)))
+def open_vault(context: click.Context, *, audit_caller: str | None = None) -> OAuthTokenCache:
+    """A vault on the settings, closed when the command ends; with ``audit_caller``, its
+    reads are recorded in the audit trail as by that caller (unless ``OAUTHVAULT_AUDIT``
+    is off)."""
+    settings = load_settings(context)
+    audited = audit_caller if settings.audit else None
+    vault: OAuthTokenCache = context.with_resource(
+        OAuthTokenCache(settings=settings, audit_caller=audited)
+    )
     return vault
 
 

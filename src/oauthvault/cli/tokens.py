@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from oauthvault.cli.root import exit_not_found, open_vault, plain_errors
+from oauthvault.cli.root import exit_not_found, open_vault, param_options, plain_errors
 
 __all__ = ["tokens"]
 
@@ -108,13 +108,7 @@ def tokens_client_credentials(
     params: tuple[str, ...],
 ) -> None:
     """Create a client-credentials connection and fetch its first token."""
-    given: dict[str, str] = {}
-    for item in params:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            click.echo(f"error: --param wants NAME=VALUE, got {name or item!r}", err=True)
-            sys.exit(2)
-        given[name] = value
+    given = param_options(params)
     secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
     if (client_id is None) != (secret is None):
         click.echo("error: --client-id goes with --client-secret-stdin", err=True)

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from oauthvault.providers.credentials import CredentialSpec
 from oauthvault.providers.spec import ProviderSpec
 
-__all__ = ["auth_style", "describe", "summary"]
+__all__ = [
+    "auth_style",
+    "credential_style",
+    "credential_summary",
+    "describe",
+    "describe_credential",
+    "summary",
+]
 
 _REFRESH_WORDS = {
     "none": "no refresh tokens: tokens are renewed by connecting again",
@@ -36,6 +44,46 @@ def summary(spec: ProviderSpec) -> dict[str, Any]:
         "connection_params": [
             {"name": p.name, "label": p.label, "source": p.source, "required": p.required}
             for p in spec.connection_params
+        ],
+        "docs_url": spec.docs_url,
+    }
+
+
+def credential_style(spec: CredentialSpec) -> str:
+    """Where a credential goes on requests, e.g. ``header:Authorization``, ``basic``,
+    ``query:api_key`` (joined with ``+``); for minted kinds, what mints the token."""
+    if spec.minted:
+        return f"{spec.auth}:{spec.app}" if spec.app else spec.auth
+    parts = [f"header:{name}" for name, _ in spec.headers]
+    if spec.basic is not None:
+        parts.append("basic")
+    parts += [f"query:{name}" for name, _ in spec.query]
+    return "+".join(parts) or "-"
+
+
+def credential_summary(spec: CredentialSpec) -> dict[str, Any]:
+    """One row of a credential catalog entry, shaped like :func:`summary`'s, with its
+    ``auth`` kind (``api_key``, ``basic``, ...), its fields (never a value: the catalog
+    holds none) and whether it is verified when stored."""
+    return {
+        "name": spec.name,
+        "display_name": spec.display_name,
+        "auth": spec.auth,
+        "auth_style": credential_style(spec),
+        "refreshes": spec.minted,
+        "revokes": spec.revocation is not None,
+        "verifies": spec.verify is not None,
+        "fields": [
+            {"name": f.name, "label": f.label, "secret": f.secret, "required": f.required}
+            for f in spec.fields
+        ],
+        "connection_params": [
+            {"name": p.name, "label": p.label, "source": p.source, "required": p.required}
+            for p in spec.connection_params
+        ]
+        + [
+            {"name": p.name, "label": p.label, "source": "credential", "required": True}
+            for p in spec.derived_params
         ],
         "docs_url": spec.docs_url,
     }
@@ -109,6 +157,42 @@ def describe(spec: ProviderSpec) -> list[str]:
     if spec.connection_params:
         lines.append("connection parameters:")
         lines.extend(_param_line(spec, p.name) for p in spec.connection_params)
+    if spec.notes:
+        lines.append(f"notes: {spec.notes}")
+    lines.append(f"docs: {spec.docs_url}")
+    return lines
+
+
+def describe_credential(spec: CredentialSpec) -> list[str]:
+    """Everything the credential catalog says about ``spec``, one plain sentence per line."""
+    lines = [
+        f"{spec.display_name} ({spec.name})",
+        f"auth: {spec.auth} (placed as {credential_style(spec)})",
+        f"API: {spec.api_base_url}",
+        "fields:",
+    ]
+    for each in spec.fields:
+        parts = [f"  {each.name}: {each.label}", "secret" if each.secret else "not secret"]
+        parts.append("required" if each.required else "optional")
+        if each.example is not None and not each.secret:
+            parts.append(f"e.g. {each.example}")
+        if each.help_url:
+            parts.append(f"found at {each.help_url}")
+        lines.append(", ".join(parts))
+    if spec.connection_params or spec.derived_params:
+        lines.append("connection parameters:")
+        for param in spec.connection_params:
+            extra = ", required" if param.required else ""
+            example = f", e.g. {param.example}" if param.example else ""
+            lines.append(f"  {param.name}: {param.label}{extra}{example}")
+        for derived in spec.derived_params:
+            lines.append(f"  {derived.name}: {derived.label}, taken from {derived.field}")
+    if spec.verify is None:
+        lines.append("verification: the provider documents no verification request")
+    else:
+        lines.append(f"verification: {spec.verify.method} {spec.verify.path}")
+    if spec.revocation is not None:
+        lines.append(f"revocation: {spec.revocation.method} {spec.revocation.path}")
     if spec.notes:
         lines.append(f"notes: {spec.notes}")
     lines.append(f"docs: {spec.docs_url}")

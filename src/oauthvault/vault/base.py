@@ -406,6 +406,72 @@ class VaultBase(ReadTiers):
             return ConnectionStatus.ACTIVE, None
         return None
 
+    def check_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None = None,
+        expires_in: int | None = None,
+        scope: str | None = None,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        """Check a :meth:`store_tokens` call without making it (no I/O): what would be
+        refused is refused here, so that many connections can be checked before any is
+        written (``oauthvault import``).
+
+        Raises:
+            InvalidInput: an id, token or parameter breaks a rule (naming it).
+        """
+        self._checked_tokens(
+            provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope, params
+        )
+
+    def check_credentials(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        credentials: Mapping[str, str],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> Credentials:
+        """Check a :meth:`store_credentials` call without making it (no I/O, nothing
+        sent): the ids, the provider's credential catalog entry, the fields and the
+        connection parameters. Returns the checked fields.
+
+        Raises:
+            InvalidInput: an id, a field or a parameter breaks a rule (naming it).
+            UnknownProvider: ``provider`` is not in the credential catalog.
+        """
+        TokenKey(provider, workspace_id, actor_id)
+        fields, _ = self._checked_credentials(self._credential_spec(provider), credentials, params)
+        return fields
+
+    def _checked_tokens(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        access_token: str,
+        refresh_token: str | None,
+        expires_in: int | None,
+        scope: str | None,
+        params: Mapping[str, str] | None,
+    ) -> tuple[TokenKey, Mapping[str, str]]:
+        key = TokenKey(provider, workspace_id, actor_id)
+        validate_tokens(access_token, refresh_token, expires_in, scope)
+        checked = validate_params(params)
+        if checked:
+            # Every read checks them again: a value stored here could never be read back.
+            for param in self._declared_params(provider):
+                value = checked.get(param.name)
+                if value is not None and not param.accepts(value):
+                    raise InvalidInput(f"params.{param.name}", f"must be a valid {param.label}")
+        return key, checked
+
     def _sealed_for_store(
         self,
         provider: str,
@@ -425,15 +491,9 @@ class VaultBase(ReadTiers):
         Raises:
             InvalidInput: an argument breaks a rule.
         """
-        key = TokenKey(provider, workspace_id, actor_id)
-        validate_tokens(access_token, refresh_token, expires_in, scope)
-        checked = validate_params(params)
-        if checked:
-            # Every read checks them again: a value stored here could never be read back.
-            for param in self._declared_params(provider):
-                value = checked.get(param.name)
-                if value is not None and not param.accepts(value):
-                    raise InvalidInput(f"params.{param.name}", f"must be a valid {param.label}")
+        key, checked = self._checked_tokens(
+            provider, workspace_id, actor_id, access_token, refresh_token, expires_in, scope, params
+        )
         response = validate_response(token_response)
         core = self._core
         tokens = core.tokens_for_store(access_token, refresh_token, expires_in, scope, checked)

@@ -751,6 +751,42 @@ class OAuthTokenCache(VaultBase):
             self._run(mark_status(key, change[0], change[1], self.now()))
         return verdict.outcome
 
+    def verify_new_credentials(
+        self,
+        provider: str,
+        credentials: Mapping[str, str],
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> Verdict:
+        """Ask the provider whether a credential works before it is stored: the check and
+        the request :meth:`store_credentials` makes with ``verify=True`` (for ``app`` and
+        ``two_step`` kinds, a token is minted and used for it, then dropped), with nothing
+        written. ``oauthvault import`` verifies every line so before it stores any.
+
+        Returns the verdict: ``outcome`` is ``valid``, ``refused`` (401/403, or no token
+        could be minted), ``unavailable`` (no answer, a 5xx or 429) or ``skipped`` (the
+        catalog documents no verification request); ``detail`` says why, never a value.
+
+        Raises:
+            InvalidInput: a field or a parameter breaks a rule.
+            UnknownProvider: ``provider`` is not in the credential catalog.
+            ProviderError: a token could not be minted for a reason that is not the
+                credential's (the app's configuration).
+        """
+        spec = self._credential_spec(provider)
+        fields, given = self._checked_credentials(spec, credentials, params)
+        if not spec.minted:
+            return self._verify(spec, fields, given)
+        minted = self._mint(provider, fields, given)
+        if minted.outcome == "reauth":
+            return Verdict("refused", minted.description or minted.error or "no token minted")
+        if minted.outcome == "transient":
+            return Verdict("unavailable", minted.description or minted.error or "no answer")
+        if minted.outcome != "ok" or minted.token is None:
+            raise ProviderError(minted.error or "server_error", minted.description)
+        access_token = str(minted.token["access_token"])
+        return self._verify(spec, fields, {**given, **minted.params}, access_token)
+
     def get_token_response(
         self, provider: str, workspace_id: str, actor_id: str
     ) -> dict[str, Any] | None:
