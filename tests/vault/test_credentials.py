@@ -75,6 +75,7 @@ def test_a_verified_key_is_stored_read_listed_and_deleted(
             vault.get_tokens(*IDS)
         [listed] = vault.list_connections(provider="openai", workspace_id=IDS[1])
         assert listed.status == "active" and listed.expires_at is None
+        assert not listed.has_refresh_token  # a key renews nothing
         assert GOOD["api_key"] not in repr(listed)
         assert vault.delete_tokens(*IDS)
         with pytest.raises(TokenNotFound):

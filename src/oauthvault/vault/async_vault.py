@@ -976,14 +976,15 @@ class AsyncOAuthTokenCache(VaultBase):
     ) -> list[StoredConnection]:
         """Stored connections (never their tokens), optionally filtered (``status``: a
         :class:`ConnectionStatus` value), sorted by ids; pass the last one of a page as
-        ``after`` for the next page.
+        ``after`` for the next page. ``has_refresh_token`` says whether the connection
+        renews itself: false for an API key or a password.
 
         Raises:
             InvalidInput: a filter, ``after`` or ``limit`` (1 to 100,000) is malformed.
         """
         query = ConnectionQuery(provider, workspace_id, actor_id, status, after, limit)
         await self.open()
-        return await self._store.list_connections(query)
+        return self._listed(await self._store.list_connections(query))
 
     async def expiring_connections(self, within: float, limit: int = 100) -> list[TokenKey]:
         """Refreshable connections whose access token expires within ``within`` seconds,

@@ -6,6 +6,7 @@ No I/O here: :class:`~oauthvault.vault.OAuthTokenCache` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import socket
@@ -35,6 +36,7 @@ from oauthvault.models import (
     ConnectionEvent,
     ConnectionStatus,
     Credentials,
+    StoredConnection,
     TokenKey,
     TokenSet,
     validate_client_credentials,
@@ -364,6 +366,17 @@ class VaultBase(ReadTiers):
         expired placeholder, for the mint that follows to replace."""
         expired = self._core.clock() - timedelta(seconds=1)
         return TokenSet("-", None, expired, None, params, credentials=fields)
+
+    @staticmethod
+    def _listed(rows: list[StoredConnection]) -> list[StoredConnection]:
+        """Rows as listed: a static credential (its fields sealed where a refresh token
+        would be) renews nothing, so it has no refresh token to show."""
+        catalog = load_credential_catalog()
+        static = {name for name, spec in catalog.items() if not spec.minted}
+        return [
+            dataclasses.replace(row, has_refresh_token=False) if row.provider in static else row
+            for row in rows
+        ]
 
     def _placement(self, provider: str, tokens: TokenSet) -> Placement:
         """Where this connection's credential goes on a request (pure)."""
