@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
@@ -48,7 +48,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.helpers.net import free_port
@@ -164,8 +164,19 @@ class GitHubEmulator(_Served):
         self.tokens: dict[str, _IssuedToken] = {}
         #: user access token -> the installation ids that user can reach
         self.users: dict[str, set[str]] = {}
+        #: the app's OAuth client (id -> secret), codes handed out (code -> user token),
+        #: app slugs (slug -> app id), where an installation sends the browser, and who
+        #: the next installation is made by (installation id, user token)
+        self.clients: dict[str, str] = {}
+        self.codes: dict[str, str] = {}
+        self.slugs: dict[str, str] = {}
+        self.callback_url: str | None = None
+        self.next_install: tuple[str, str] | None = None
+        self.send_code = True
         self.app = Starlette(
             routes=[
+                Route("/apps/{slug}/installations/new", self._install_page, methods=["GET"]),
+                Route("/login/oauth/access_token", self._user_token, methods=["POST"]),
                 Route(
                     "/app/installations/{installation_id}/access_tokens",
                     self._mint,
@@ -240,6 +251,36 @@ class GitHubEmulator(_Served):
             "repository_selection": "all",
         }
         return JSONResponse(answer, status_code=201)
+
+    async def _install_page(self, request: Request) -> Response:
+        """The user installs the app (``next_install``) and is sent to the app's user
+        authorization callback with the installation id, a code (unless ``send_code`` is
+        off: the app does not ask for user authorization) and the state it was given."""
+        app_id = self.slugs.get(request.path_params["slug"])
+        if app_id is None or self.callback_url is None or self.next_install is None:
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        installation_id, user_token = self.next_install
+        self.install(installation_id, app_id)
+        self.users.setdefault(user_token, set()).add(installation_id)
+        query = {"installation_id": installation_id, "setup_action": "install"}
+        if self.send_code:
+            code = secrets.token_hex(10)
+            self.codes[code] = user_token
+            query["code"] = code
+        if "state" in request.query_params:
+            query["state"] = request.query_params["state"]
+        return RedirectResponse(f"{self.callback_url}?{urlencode(query)}", status_code=302)
+
+    async def _user_token(self, request: Request) -> Response:
+        """``POST /login/oauth/access_token``: the app's client and a code -> a user token."""
+        form = dict(parse_qsl((await request.body()).decode()))
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if not client_id or self.clients.get(client_id) != secret:
+            return JSONResponse({"error": "incorrect_client_credentials"})
+        user_token = self.codes.pop(form.get("code", ""), None)
+        if user_token is None:
+            return JSONResponse({"error": "bad_verification_code"})
+        return JSONResponse({"access_token": user_token, "token_type": "bearer"})
 
     async def _repositories(self, request: Request) -> Response:
         with self._lock:

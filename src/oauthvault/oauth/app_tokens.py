@@ -257,6 +257,24 @@ def github_revoke_installation_token(
     return response.failure is None and response.status == 204
 
 
+def github_user_token(
+    oauth_url: str, client_id: str, client_secret: str, code: str
+) -> Generator[HttpRequest, HttpResponse, str | None]:
+    """The user access token a ``code`` stands for (``POST {oauth_url}/login/oauth/access_token``
+    with the app's client id and secret, answered as JSON), or ``None`` when GitHub refused
+    the code or could not be reached. The app asks for it only to check which
+    installations the user who installed it can reach
+    (https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app)."""
+    form = {"client_id": client_id, "client_secret": client_secret, "code": code}
+    url = f"{oauth_url}/login/oauth/access_token"
+    response = yield HttpRequest("POST", url, {"Accept": "application/json"}, form=form)
+    document = _document(response) if response.failure is None else None
+    token = (document or {}).get("access_token")
+    if response.status != 200 or not isinstance(token, str) or not token:
+        return None
+    return token
+
+
 _INSTALLATION_PAGES = 10  # 100 installations a page: more than any user is expected to see
 
 

@@ -33,12 +33,15 @@ from oauthvault.providers.tables import TableReader, check_url
 __all__ = ["CredentialApp", "credential_apps_from"]
 
 ENV_PREFIX = "OAUTHVAULT_CREDENTIALS_"
-_SECRET_KEYS = ("private_key", "service_account_json")
+_SECRET_KEYS = ("private_key", "service_account_json", "client_secret")
+# The GitHub App's own OAuth client, used only to check who installed it.
+_GITHUB_USER_KEYS = frozenset({"client_id", "client_secret", "oauth_url"})
 # Keys per kind of entry, besides api_base_url (which every entry may set).
 _APP_KEYS: Mapping[str, frozenset[str]] = {
     "github_app": frozenset(
         {"app_id", "app_slug", "private_key", "private_key_file", "install_url"}
-    ),
+    )
+    | _GITHUB_USER_KEYS,
     "google_service_account": frozenset(
         {"service_account_file", "service_account_json", "scopes", "token_uri"}
     ),
@@ -64,6 +67,11 @@ class CredentialApp:
         """
         if spec.app == "github_app":
             parse_github_app(self.github_table(spec), where)
+            origin = self.settings.get("oauth_url")
+            if origin is not None:
+                check_url(f"{where}.oauth_url", str(origin), allow_loopback_http=True)
+            if ("client_id" in self.settings) != ("client_secret" in self.settings):
+                raise ConfigError(f"{where}.client_secret", "goes with client_id")
         elif spec.app == "google_service_account":
             parse_service_account_app(self.settings, where)
         elif spec.auth == "two_step" and "token_url" in self.settings:
@@ -73,7 +81,18 @@ class CredentialApp:
 
     def github_table(self, spec: CredentialSpec) -> dict[str, object]:
         """The GitHub App's settings, its API at the entry's (or this app's) base URL."""
-        return {**self.settings, "api_base_url": self.applied_to(spec).api_base_url}
+        table = {k: v for k, v in self.settings.items() if k not in _GITHUB_USER_KEYS}
+        return {**table, "api_base_url": self.applied_to(spec).api_base_url}
+
+    def github_user_client(self) -> tuple[str, str, str] | None:
+        """The GitHub App's OAuth client (client id, secret, and GitHub's web origin) that
+        checks who installed it, when configured."""
+        client_id = self.settings.get("client_id")
+        secret = self.settings.get("client_secret")
+        origin = self.settings.get("oauth_url", "https://github.com")
+        if not isinstance(client_id, str) or not isinstance(secret, str) or not client_id:
+            return None
+        return client_id, secret, str(origin).rstrip("/")
 
     def applied_to(self, spec: CredentialSpec) -> CredentialSpec:
         """``spec`` with this app's base URL."""

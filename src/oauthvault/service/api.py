@@ -130,7 +130,10 @@ def create_api_router(
     provider_names: list[str],
     connector: AsyncConnector | None = None,
     token_latency: Histogram | None = None,
+    installable: frozenset[str] = frozenset(),
 ) -> APIRouter:
+    """The ``/v1`` routes; ``installable`` names the GitHub Apps this deployment configures
+    (their connect links install the app)."""
     router = APIRouter(prefix="/v1", tags=["server-to-server API"])
     base = public_url.rstrip("/")
     credential_catalog = load_credential_catalog()
@@ -183,7 +186,7 @@ def create_api_router(
         scopes = tuple(body.scopes) if body.scopes is not None else None
         if form:
             spec = credential_catalog[body.provider]
-            if spec.auth not in FORM_KINDS:
+            if spec.auth not in FORM_KINDS and body.provider not in installable:
                 raise InvalidInput(
                     "provider", f"a {spec.auth} credential is stored with PUT /v1/credentials"
                 )

@@ -27,6 +27,7 @@ from oauthvault.service.apikeys import ApiKeyRing
 from oauthvault.service.callback_budget import CallbackBudget
 from oauthvault.service.config import ServiceConfig, service_config_from
 from oauthvault.service.edge import HttpEdge
+from oauthvault.service.github_install import github_apps
 from oauthvault.service.links import ConnectLinks
 from oauthvault.service.metrics import (
     ConnectionCounts,
@@ -119,6 +120,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             connector.provider_names,
             connector,
             metrics.token_latency,
+            installable=github_apps(config.credential_apps),
         )
     )
     pages = Pages(config.branding)
@@ -135,6 +137,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
                 HELD_CALLBACK_TTL,
             ),
             credential_vault=vault,
+            credential_apps=config.credential_apps,
         )
     )
     if config.admin is not None:

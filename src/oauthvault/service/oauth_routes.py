@@ -29,6 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from oauthvault.connect.flow import HELD_CALLBACK_TTL, AsyncConnector
 from oauthvault.errors import StorageUnavailable, VaultError
 from oauthvault.failures import FailureKind, classify
+from oauthvault.providers.credential_apps import CredentialApp
 from oauthvault.providers.params import ConnectionParam
 from oauthvault.service.callback_budget import (
     DEFAULT_HELD_CALLBACKS_PER_ADDRESS,
@@ -38,6 +39,7 @@ from oauthvault.service.callback_budget import (
 from oauthvault.service.connect_pages import BINDING_COOKIE, OUTCOME_COOKIE, ConnectPages
 from oauthvault.service.credential_form import CredentialForms
 from oauthvault.service.forms import FormError, read_form
+from oauthvault.service.github_install import GitHubInstalls
 from oauthvault.service.links import ConnectLink, ConnectLinks
 from oauthvault.service.outcomes import (
     OUTCOMES,
@@ -121,6 +123,7 @@ def create_oauth_router(
     pages: Pages | None = None,
     held_callbacks: CallbackBudget | None = None,
     credential_vault: AsyncOAuthTokenCache | None = None,
+    credential_apps: Mapping[str, CredentialApp] | None = None,
 ) -> APIRouter:
     """The connect-flow routes. ``public_url`` is where this router is reachable from the
     browser (callback URLs are built from it); give ``resolve_identity`` to offer
@@ -130,7 +133,8 @@ def create_oauth_router(
     kept at once (the defaults of :mod:`~oauthvault.service.callback_budget` without it);
     with ``links`` and ``credential_vault`` (where typed credentials are stored), the
     connect link of a credential catalog entry that takes a typed credential opens its
-    form (:mod:`~oauthvault.service.credential_form`)."""
+    form (:mod:`~oauthvault.service.credential_form`), and that of a GitHub App configured
+    in ``credential_apps`` installs it (:mod:`~oauthvault.service.github_install`)."""
     router = APIRouter(tags=["connect flow (browser)"])
     base = public_url.rstrip("/")
     shown = pages or Pages()
@@ -151,17 +155,38 @@ def create_oauth_router(
             and CredentialForms.spec(provider) is not None
         )
 
+    def install_provider(provider: str) -> bool:
+        """Whether ``provider``'s connect link installs a GitHub App."""
+        return (
+            installs is not None
+            and provider not in connector.provider_names
+            and installs.spec(provider) is not None
+        )
+
     def display_name(provider: str) -> str:
         spec = CredentialForms.spec(provider) if form_provider(provider) else None
+        if spec is None and installs is not None and install_provider(provider):
+            spec = installs.spec(provider)
         return spec.display_name if spec is not None else connector.display_name(provider)
 
     def known(provider: str) -> bool:
-        return provider in connector.provider_names or form_provider(provider)
+        return (
+            provider in connector.provider_names
+            or form_provider(provider)
+            or install_provider(provider)
+        )
 
     ends = ConnectPages(shown, public_url, display_name)
     outcome_page = ends.outcome
     forms = (
         CredentialForms(credential_vault, links, ends, public_url=public_url)
+        if credential_vault is not None and links is not None
+        else None
+    )
+    installs = (
+        GitHubInstalls(
+            credential_vault, links, ends, dict(credential_apps or {}), public_url=public_url
+        )
         if credential_vault is not None and links is not None
         else None
     )
@@ -328,6 +353,11 @@ def create_oauth_router(
                     return await forms.show(binding_of(request), found)
                 except StorageUnavailable:
                     return outcome_page("unavailable", provider, return_url=found.return_url)
+            if installs is not None and install_provider(provider):
+                try:
+                    return await installs.show(binding_of(request), found)
+                except StorageUnavailable:
+                    return outcome_page("unavailable", provider, return_url=found.return_url)
             return await start_link(binding_of(request), found, confirmed=False)
 
         @router.post(
@@ -358,6 +388,8 @@ def create_oauth_router(
                     binding = cookie or binding_of(request)
                     if forms is not None and form_provider(provider):
                         return await forms.show(binding, found)
+                    if installs is not None and install_provider(provider):
+                        return await installs.begin(binding, found)
                     return await start_link(binding, found, confirmed=True)
                 if not cookie:  # a cross-site POST carries no cookie: not our page's
                     return outcome_page("other_browser", provider, status=403)
@@ -366,6 +398,8 @@ def create_oauth_router(
                 if found is not None and forms is not None and form_provider(provider):
                     client = request.client.host if request.client is not None else None
                     return await forms.submit(cookie, found, form, client)
+                if found is not None and installs is not None and install_provider(provider):
+                    return await installs.begin(cookie, found)
             except StorageUnavailable:
                 return outcome_page("unavailable", provider)
             if found is None:
@@ -416,6 +450,11 @@ def create_oauth_router(
 
     @router.get("/oauth/{provider}/callback", summary="The provider sends the browser here")
     async def callback(request: Request, provider: str) -> Response:
+        if installs is not None and install_provider(provider):
+            try:
+                return await installs.finish(request, provider)
+            except StorageUnavailable:
+                return outcome_page("unavailable", provider)
         if provider not in connector.provider_names:  # no flow of ours: nothing to hide
             return outcome_page("unknown_provider", provider)
         params = {key: value for key, value in request.query_params.items()}

@@ -169,6 +169,14 @@ OUTCOMES: dict[str, Outcome] = {
         "Check where you copied it from, then go back to {product} and start again.",
         "bad",
     ),
+    "unverified_installation": Outcome(
+        400,
+        "Not connected",
+        "{provider} could not confirm that you installed the app on an account you can use.",
+        "Go back to {product} and install it again from there, signed in to GitHub as "
+        "yourself; if it happens again, tell {product}'s support team.",
+        "bad",
+    ),
     "unavailable": Outcome(
         503,
         "Try again later",
@@ -217,6 +225,7 @@ PROVIDER_CODES = frozenset(
         "link_expired",
         "sign_in_expired",
         "invalid_credentials",
+        "unverified_installation",
         "other_browser",
         "provider_unreachable",
         "unavailable",
