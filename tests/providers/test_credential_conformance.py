@@ -84,7 +84,6 @@ SAMPLES: dict[str, Callable[[str], str]] = {
     r"^glpat-": lambda token: f"glpat-{token}",
     r"^(github_pat_|ghp_)": lambda token: f"github_pat_{token}",
     r"^pk_": lambda token: f"pk_{token}",
-    r"^CFPAT-": lambda token: f"CFPAT-{token}",
     r"^\S{20}$": lambda token: token[:20],
     r"^\S{8,500}-[a-z]+[0-9]+$": lambda token: f"{token}-us6",
     r"^[0-9]": lambda token: str(int(token[:15], 16))[:12],
