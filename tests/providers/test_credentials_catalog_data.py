@@ -47,8 +47,13 @@ def _load() -> dict:
 
 
 DATA = _load()
-PROVIDERS: dict = DATA.get("providers", {})
+ALL: dict = DATA.get("providers", {})
+# The entries whose credential is used as it is: these rules are theirs. Minted entries
+# (app, two_step) are checked by the loader, tests/oauth/test_app_tokens.py and
+# tests/vault/test_minted_credentials.py.
+PROVIDERS: dict = {name: e for name, e in ALL.items() if e.get("auth") in KINDS}
 NAMES = sorted(PROVIDERS)
+MINTED = sorted(set(ALL) - set(PROVIDERS))
 
 
 def _placeholders(text: str) -> list[str]:
@@ -75,8 +80,16 @@ def test_schema_version_and_size():
 def test_no_collision_with_oauth_catalog():
     with OAUTH_CATALOG.open("rb") as fh:
         oauth = tomllib.load(fh).get("providers", {})
-    clash = sorted(set(oauth) & set(PROVIDERS))
+    clash = sorted(set(oauth) & set(ALL))
     assert not clash, clash
+
+
+@pytest.mark.parametrize("name", MINTED)
+def test_minted_entries_cite_their_docs_and_the_cross_check(name):
+    e = ALL[name]
+    assert e["auth"] in {"app", "two_step"}
+    assert e["docs_url"].startswith("https://") and "\n" not in e["notes"]
+    assert "Cross-checked with Nango's catalog" in e["notes"]
 
 
 @pytest.mark.parametrize("name", NAMES)
