@@ -194,3 +194,38 @@ def test_a_two_step_token_is_signed_in_for_once_and_placed(sqlite_url, key, cloc
             clock.advance(2 * 3600)  # the documented session ended: signed in again
             assert vault.get_access_token(*ids) != token
             assert tableau.mints["sync-pat"] == 2
+
+
+def test_the_apps_own_service_account_acts_for_a_subject_per_connection(sqlite_url, key, clock):
+    """The key file in the app's settings; each connection names only whom it acts for."""
+    account_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = "app@acme-project.iam.gserviceaccount.com"
+    with GoogleTokenEmulator(clock=lambda: clock().timestamp()) as google:
+        google.register(email, "kid-app", account_key)
+        key_file = json.dumps(
+            {
+                "type": "service_account",
+                "private_key_id": "kid-app",
+                "private_key": _pem(account_key, serialization.PrivateFormat.PKCS8),
+                "client_email": email,
+                "token_uri": google.token_url,
+            }
+        )
+        apps = credential_apps_from(
+            {
+                "google-service-account": {
+                    "scopes": ["https://www.googleapis.com/auth/calendar.readonly"],
+                    "token_uri": google.token_url,
+                    "service_account_json": key_file,
+                    "api_base_url": google.base_url,
+                }
+            }
+        )
+        with OAuthTokenCache(sqlite_url, "", key, clock=clock, credential_apps=apps) as vault:
+            for user in ("ana@acme.example", "bo@acme.example"):
+                ids = ("google-service-account", "ws-dwd", user)
+                vault.store_credentials(*ids, {"subject": user})
+                token = vault.get_access_token(*ids)
+                assert google.issued[token] == (email, user)
+            assert google.mints[email] == 2
+            assert "PRIVATE KEY" not in repr(apps["google-service-account"])
