@@ -47,6 +47,7 @@ PAIRS: list[tuple[str, str]] = [
     ("storage/postgres_runner_async.py", "storage/postgres_runner.py"),
     ("storage/postgres_async.py", "storage/postgres.py"),
     ("vault/pending_records_async.py", "vault/pending_records.py"),
+    ("vault/credentials_async.py", "vault/credentials.py"),
     ("vault/async_vault.py", "vault/sync_vault.py"),
     ("connect/state_async.py", "connect/state.py"),
 ]

@@ -29,36 +29,29 @@ from oauthvault.cache.redis_async import AsyncRedisTokenCache
 from oauthvault.crypto.sealing import open_response
 from oauthvault.errors import (
     DecryptionError,
-    InvalidCredentials,
     ProviderError,
-    ReauthorizationRequired,
     SchemaOutdated,
     StorageUnavailable,
-    TokenNotFound,
     VaultError,
 )
 from oauthvault.models import (
     ConnectionQuery,
-    Credentials,
     StoredConnection,
     TokenKey,
     TokenSet,
 )
-from oauthvault.oauth.mint import mint_token
 from oauthvault.oauth.refresh_grant import refresh_grant_async
 from oauthvault.oauth.revoke import revoke_grant_async
-from oauthvault.oauth.token_request import GrantResult, run_async
-from oauthvault.oauth.verification import Verdict, revoke_credential, verify_credential
 from oauthvault.providers.config import ProviderConfig
-from oauthvault.providers.credentials import CredentialSpec, Placement
 from oauthvault.providers.discovery import discover_async
 from oauthvault.storage.base import AsyncLockedRow, AsyncTokenStore
 from oauthvault.storage.feed import CHANNEL, AsyncChangeFeed, FeedState
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
 from oauthvault.storage.sqlite_async import AsyncSqliteTokenStore
-from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT, VaultBase
+from oauthvault.vault.base import FEED_HEARTBEAT, FEED_PROBE_TIMEOUT
 from oauthvault.vault.client_refusals import client_fingerprint
-from oauthvault.vault.credential_flows import bearer_tokens, credentials_of, mark_status
+from oauthvault.vault.credential_flows import bearer_tokens
+from oauthvault.vault.credentials_async import AsyncCredentialVault
 from oauthvault.vault.pending_records_async import AsyncPendingRecords
 from oauthvault.vault.results import DeleteOutcome, Readiness, RotationReport
 from oauthvault.vault.steps import (
@@ -99,7 +92,7 @@ class _HeldLock:
         self.lease = LeaseWatch()
 
 
-class AsyncOAuthTokenCache(VaultBase):
+class AsyncOAuthTokenCache(AsyncCredentialVault):
     """Encrypted OAuth tokens per (provider, workspace, actor), database first, Redis in front.
 
     With no arguments, reads ``DATABASE_URL`` (default: an SQLite file ``oauthvault.db``),
@@ -310,19 +303,6 @@ class AsyncOAuthTokenCache(VaultBase):
             case Emit():
                 return self._emit(step.event)
         raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover
-
-    async def _mint(
-        self, provider: str, fields: Credentials, params: Mapping[str, str]
-    ) -> GrantResult:
-        """Mint a token for an ``app`` or ``two_step`` connection."""
-        import httpx
-
-        spec = self._credential_spec(provider)
-        app = self._credential_app(provider)
-        flow = mint_token(spec, app, fields, params, self._core.clock)
-        async with httpx.AsyncClient(timeout=self._refresh_timeout) as http:
-            result: GrantResult = await run_async(flow, http)
-        return result
 
     async def _cache_step(self, step: WriteCache | DropCache) -> bool:
         """Write or drop cache entries; whether Redis answered."""
@@ -536,19 +516,6 @@ class AsyncOAuthTokenCache(VaultBase):
             revoked = await revoke_grant_async(config, tokens, timeout=self._refresh_timeout)
         return DeleteOutcome(await self._delete(key), revoked)
 
-    async def _revoke_credential(self, key: TokenKey, tokens: TokenSet) -> bool | None:
-        spec = self._credential_spec(key.provider)
-        fields = credentials_of(key, tokens)
-        minted = None if fields.static else tokens.access_token
-        if spec.revocation is None or (minted is not None and not tokens.has_left(1, self.now())):
-            return None
-        import httpx
-
-        flow = revoke_credential(spec, fields, tokens.params, minted)
-        async with httpx.AsyncClient(timeout=self._refresh_timeout) as http:
-            revoked: bool | None = await run_async(flow, http)
-        return revoked
-
     async def _delete(self, key: TokenKey) -> bool:
         version: int | None = await self._run(self._core.delete(key))
         self._heard(key, version, deleted=True)
@@ -606,199 +573,6 @@ class AsyncOAuthTokenCache(VaultBase):
                 self._heard(key, await self._run(self._core.restore(key, previous)))
             raise
 
-    async def store_credentials(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        credentials: Mapping[str, str],
-        *,
-        params: Mapping[str, str] | None = None,
-        verify: bool = True,
-        caller: str | None = None,
-        source: str | None = None,
-    ) -> Credentials:
-        """Store (or replace) a non-OAuth connection: an API key, a username and password,
-        several named fields, or what an ``app`` or ``two_step`` token is minted from, as
-        the credential catalog describes ``provider``. Sealed like tokens, listed, read
-        (:meth:`get_credentials`) and deleted like any connection.
-
-        With ``verify`` (the default) the catalog's verification request is sent first
-        (for ``app`` and ``two_step`` kinds, the first token is minted and then verified):
-        a credential the provider refuses is not kept. Without it the credential is
-        stored as given (an import), and a minted kind mints on first use. ``params``
-        are connection parameters (a Zendesk subdomain, a GitHub installation id); those
-        the catalog takes from a field (Mailchimp's data centre) are added. Returns the
-        stored fields.
-
-        Raises:
-            InvalidInput: an id, a field or a parameter breaks a rule; nothing is written.
-            UnknownProvider: ``provider`` is not in the credential catalog.
-            InvalidCredentials: the provider refused the credential; nothing is kept (a
-                connection stored before under these ids is put back).
-            ProviderError: the provider could not be asked; likewise.
-            StorageUnavailable: the database write failed.
-        """
-        key = TokenKey(provider, workspace_id, actor_id)
-        spec = self._credential_spec(provider)
-        fields, given = self._checked_credentials(spec, credentials, params)
-        if not self._opened:
-            await self.open()
-        if spec.minted and not verify:  # imported as is: the first use mints
-            self._heard(
-                key, await self._run(self._core.store(key, self._minting_tokens(fields, given)))
-            )
-            return fields
-        if spec.minted:
-            await self._store_minted(key, spec, fields, given, caller, source)
-            return fields
-        if verify:
-            self._accept_verdict(spec, await self._verify(spec, fields, given))
-        tokens = self._static_tokens(fields, given)
-        self._heard(key, await self._run(self._core.store(key, tokens)))
-        return fields
-
-    async def _store_minted(
-        self,
-        key: TokenKey,
-        spec: CredentialSpec,
-        fields: Credentials,
-        given: Mapping[str, str],
-        caller: str | None,
-        source: str | None,
-    ) -> None:
-        """Store an ``app`` or ``two_step`` credential and mint its first token; on any
-        failure the connection stored before (or none) is put back."""
-        previous = await self._store.get(key)
-        self._heard(
-            key, await self._run(self._core.store(key, self._minting_tokens(fields, given)))
-        )
-        ids = (key.provider, key.workspace_id, key.actor_id)
-        try:
-            try:
-                minted = await self.refresh_tokens(*ids, caller=caller, source=source)
-            except ReauthorizationRequired as refused:
-                raise InvalidCredentials(refused.error, refused.error_description) from None
-            verdict = await self._verify(spec, fields, minted.params, minted.access_token)
-            self._accept_verdict(spec, verdict)
-        except ProviderError:
-            if previous is None:
-                await self._delete(key)
-            else:
-                self._heard(key, await self._run(self._core.restore(key, previous)))
-            raise
-
-    async def _verify(
-        self,
-        spec: CredentialSpec,
-        fields: Mapping[str, str],
-        params: Mapping[str, str],
-        access_token: str | None = None,
-    ) -> Verdict:
-        """Send ``spec``'s verification request with the credential."""
-        import httpx
-
-        flow = verify_credential(spec, fields, params, access_token)
-        async with httpx.AsyncClient(timeout=self._refresh_timeout) as http:
-            verdict: Verdict = await run_async(flow, http)
-        return verdict
-
-    async def get_credentials(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        *,
-        caller: str | None = None,
-        source: str | None = None,
-    ) -> Credentials:
-        """A non-OAuth connection's fields: a read-only mapping whose ``repr`` shows no
-        value. Audited like a token read (as by ``caller`` from ``source``).
-
-        Raises:
-            TokenNotFound: nothing is stored for the connection.
-            WrongCredentialKind: the connection holds OAuth tokens.
-            DecryptionError, StorageUnavailable: as :meth:`get_tokens`.
-        """
-        ids = (provider, workspace_id, actor_id)
-        try:
-            key = TokenKey(provider, workspace_id, actor_id)
-            tokens = await self._get(key)
-            if tokens is None:
-                raise TokenNotFound(f"nothing is stored for {provider}/{workspace_id}/{actor_id}")
-            fields = credentials_of(key, tokens)
-        except VaultError as error:
-            self._audit_failure(error, ids, caller, source)
-            raise
-        self._audited(provider, workspace_id, actor_id, "served", caller, source)
-        return fields
-
-    async def verify_credentials(
-        self, provider: str, workspace_id: str, actor_id: str
-    ) -> Literal["valid", "refused", "unavailable", "skipped"]:
-        """Ask the provider again whether a stored credential works (after a 401 from its
-        API, say): ``refused`` (401/403) marks the connection ``needs_reauth``, ``valid``
-        marks it ``active`` again, each with a ``status_changed`` event when that is news;
-        ``unavailable`` (no answer) and ``skipped`` (the catalog documents no
-        verification) change nothing.
-
-        Raises:
-            TokenNotFound: nothing is stored.
-            WrongCredentialKind: the connection holds OAuth tokens.
-            UnknownProvider: ``provider`` is not in the credential catalog.
-            ReauthorizationRequired: a minted kind whose token can no longer be minted.
-        """
-        key = TokenKey(provider, workspace_id, actor_id)
-        spec = self._credential_spec(provider)
-        tokens = await self._get(key)
-        if tokens is None:
-            raise TokenNotFound(f"nothing is stored for {provider}/{workspace_id}/{actor_id}")
-        fields = credentials_of(key, tokens)
-        minted = None
-        if not fields.static:
-            minted = (await self._fresh(provider, workspace_id, actor_id, 60))[0].access_token
-        verdict = await self._verify(spec, fields, tokens.params, minted)
-        change = self._status_for(verdict)
-        if change is not None:
-            await self._run(mark_status(key, change[0], change[1], self.now()))
-        return verdict.outcome
-
-    async def verify_new_credentials(
-        self,
-        provider: str,
-        credentials: Mapping[str, str],
-        *,
-        params: Mapping[str, str] | None = None,
-    ) -> Verdict:
-        """Ask the provider whether a credential works before it is stored: the check and
-        the request :meth:`store_credentials` makes with ``verify=True`` (for ``app`` and
-        ``two_step`` kinds, a token is minted and used for it, then dropped), with nothing
-        written. ``oauthvault import`` verifies every line so before it stores any.
-
-        Returns the verdict: ``outcome`` is ``valid``, ``refused`` (401/403, or no token
-        could be minted), ``unavailable`` (no answer, a 5xx or 429) or ``skipped`` (the
-        catalog documents no verification request); ``detail`` says why, never a value.
-
-        Raises:
-            InvalidInput: a field or a parameter breaks a rule.
-            UnknownProvider: ``provider`` is not in the credential catalog.
-            ProviderError: a token could not be minted for a reason that is not the
-                credential's (the app's configuration).
-        """
-        spec = self._credential_spec(provider)
-        fields, given = self._checked_credentials(spec, credentials, params)
-        if not spec.minted:
-            return await self._verify(spec, fields, given)
-        minted = await self._mint(provider, fields, given)
-        if minted.outcome == "reauth":
-            return Verdict("refused", minted.description or minted.error or "no token minted")
-        if minted.outcome == "transient":
-            return Verdict("unavailable", minted.description or minted.error or "no answer")
-        if minted.outcome != "ok" or minted.token is None:
-            raise ProviderError(minted.error or "server_error", minted.description)
-        access_token = str(minted.token["access_token"])
-        return await self._verify(spec, fields, {**given, **minted.params}, access_token)
-
     async def get_token_response(
         self, provider: str, workspace_id: str, actor_id: str
     ) -> dict[str, Any] | None:
@@ -830,34 +604,6 @@ class AsyncOAuthTokenCache(VaultBase):
         """
         tokens = await self.get_fresh_tokens(provider, workspace_id, actor_id, min_ttl)
         return tokens.access_token
-
-    async def request_auth(
-        self,
-        provider: str,
-        workspace_id: str,
-        actor_id: str,
-        min_ttl: float = 60,
-        *,
-        caller: str | None = None,
-        source: str | None = None,
-    ) -> Placement:
-        """What a request to the provider's API carries for this connection, whatever
-        its kind: ``Authorization: Bearer`` with an access token valid ``min_ttl`` seconds
-        (OAuth, app-minted, two-step: refreshed or minted first when needed), or the
-        credential placed as the catalog says (a header, HTTP Basic, query parameters).
-        Audited like a token read.
-
-        Raises: as :meth:`get_access_token`, but never ``WrongCredentialKind``.
-        """
-        ids = (provider, workspace_id, actor_id)
-        try:
-            tokens, refreshed = await self._fresh(*ids, min_ttl, any_kind=True)
-            placement = self._placement(provider, tokens)
-        except VaultError as error:
-            self._audit_failure(error, ids, caller, source)
-            raise
-        self._audited(*ids, "refreshed" if refreshed else "served", caller, source)
-        return placement
 
     async def get_fresh_tokens(
         self,
