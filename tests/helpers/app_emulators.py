@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.helpers.net import free_port
+from tests.helpers.net import bound_socket
 from tests.helpers.service_harness import UvicornThread
 
 __all__ = [
@@ -102,7 +102,8 @@ class _Served:
     app: Starlette
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self.port = free_port()
+        self._socket = bound_socket()
+        self.port = self._socket.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.clock = clock
         self.problems: list[str] = []
@@ -110,7 +111,7 @@ class _Served:
         self._server: UvicornThread | None = None
 
     def start(self) -> Self:
-        self._server = UvicornThread(self.app, self.port)
+        self._server = UvicornThread(self.app, self._socket)
         self._server.start()
         return self
 

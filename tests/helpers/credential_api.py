@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from oauthvault.providers.credentials import CredentialSpec
 
-from tests.helpers.net import free_port
+from tests.helpers.net import bound_socket
 from tests.helpers.service_harness import UvicornThread
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]{0,49})\}")
@@ -71,7 +71,8 @@ class CredentialApiEmulator:
     def __init__(self, specs: Mapping[str, CredentialSpec], *, keep_values: bool = False) -> None:
         self.specs = dict(specs)
         self.keep_values = keep_values
-        self.port = free_port()
+        self._socket = bound_socket()
+        self.port = self._socket.getsockname()[1]
         self.root = f"http://127.0.0.1:{self.port}"
         self.seen: list[Seen] = []
         self._accepted: dict[str, list[_Registered]] = {}
@@ -87,7 +88,7 @@ class CredentialApiEmulator:
         self._server: UvicornThread | None = None
 
     def start(self) -> CredentialApiEmulator:
-        self._server = UvicornThread(self.app, self.port)
+        self._server = UvicornThread(self.app, self._socket)
         self._server.start()
         return self
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,7 +25,7 @@ from oauthvault.service import create_app
 from oauthvault.service.apikeys import generate_api_key, hash_api_key
 from oauthvault.service.config import load_service_config
 
-from tests.helpers.net import free_port
+from tests.helpers.net import bound_socket
 from tests.helpers.oidc_server import OIDCServer
 
 CLIENT_ID = "oauthvault-test"
@@ -32,9 +33,20 @@ CLIENT_SECRET = "oauthvault-test-secret"  # a made-up secret for the local provi
 
 
 class UvicornThread:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread."""
+    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread, on ``port`` or on
+    a socket already bound (:func:`~tests.helpers.net.bound_socket`: no other process of
+    the suite can take its port first)."""
 
-    def __init__(self, app: Any, port: int, trusted_proxies: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: Any, port: int | socket.socket, trusted_proxies: tuple[str, ...] = ()
+    ) -> None:
+        if isinstance(port, socket.socket):
+            self.socket = port
+        else:
+            self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind(("127.0.0.1", port))
+        port = self.socket.getsockname()[1]
         self.server = uvicorn.Server(
             # As `oauthvault serve` runs it (the limit of a request's head, proxy trust).
             uvicorn.Config(
@@ -46,7 +58,9 @@ class UvicornThread:
                 **server_options(trusted_proxies),
             )
         )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -59,6 +73,7 @@ class UvicornThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.socket.close()
 
 
 @dataclass
@@ -111,7 +126,8 @@ def start_environment(
     (``client_secret``, ``id_token_signed_response_alg``, ...); ``provider_settings``
     replace ``issuer = ...`` in ``[providers.local]`` (``{issuer}`` is filled in);
     ``extra_config`` is appended to the file (``[credentials.*]`` tables)."""
-    port = free_port()
+    held = bound_socket()
+    port = held.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
     client = {
         "client_id": CLIENT_ID,
@@ -161,7 +177,7 @@ scopes = ["openid", "email", "offline_access"]
     )
     config = load_service_config(config_path, {})
     app = create_app(config, settings)
-    server = UvicornThread(app, port, config.trusted_proxies)
+    server = UvicornThread(app, held, config.trusted_proxies)
     server.start()
     environment = ConnectEnvironment(
         base_url, api_key, limited_key, return_url, provider, config_path

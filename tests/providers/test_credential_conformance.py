@@ -66,6 +66,10 @@ pytestmark = pytest.mark.once
 ALL: dict[str, CredentialSpec] = load_credential_catalog()
 CATALOG: dict[str, CredentialSpec] = {n: s for n, s in ALL.items() if not s.minted}
 NAMES = sorted(CATALOG)
+#: Entries with and without a verification request (the second are stored unverified, and
+#: a refusal reaches them only from their API: a proxied call, an adapter's 401).
+VERIFIED = [name for name in NAMES if CATALOG[name].verify is not None]
+UNVERIFIED = [name for name in NAMES if CATALOG[name].verify is None]
 #: The catalog's raw tables, read here with tomllib: the expectations of step 4 are computed
 #: from them, not from CredentialSpec.
 RAW: dict[str, dict[str, Any]] = tomllib.loads(
@@ -449,11 +453,6 @@ def step_delete(vault: Vault, name: str) -> None:
     assert vault.vault.list_connections(provider=name, actor_id="delete") == []
 
 
-def needs_verify(name: str) -> None:
-    if CATALOG[name].verify is None:
-        pytest.skip(f"{name}: the catalog documents no verification request")
-
-
 # --- the catalog ------------------------------------------------------------------------------
 
 
@@ -491,9 +490,8 @@ def test_1_stored_verified(sqlite_vault, api, name, record_property):
     record_property("verification", step_store(sqlite_vault, api, name))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VERIFIED)
 def test_2_an_unknown_credential_is_refused_and_not_kept(sqlite_vault, api, name):
-    needs_verify(name)
     step_refused(sqlite_vault, name)
 
 
@@ -507,14 +505,16 @@ def test_4_placed_exactly_as_documented(sqlite_vault, api, name):
     step_placed(sqlite_vault, api, name)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", VERIFIED)
 def test_5_refused_by_the_api_means_needs_reauth(sqlite_vault, api, name):
-    if CATALOG[name].verify is None:
-        store(sqlite_vault, name, "reauth")
-        assert sqlite_vault.vault.verify_credentials(name, WORKSPACE, "reauth") == "skipped"
-        assert sqlite_vault.changes(name, "reauth") == []
-    needs_verify(name)
     step_needs_reauth(sqlite_vault, api, name)
+
+
+@pytest.mark.parametrize("name", UNVERIFIED)
+def test_5_without_a_verification_request_nothing_is_asked(sqlite_vault, api, name):
+    store(sqlite_vault, name, "reauth")
+    assert sqlite_vault.vault.verify_credentials(name, WORKSPACE, "reauth") == "skipped"
+    assert sqlite_vault.changes(name, "reauth") == []
 
 
 @pytest.mark.parametrize("name", NAMES)
