@@ -113,9 +113,10 @@ scopes = ["openid", "offline_access"]
         "OAUTH_ENCRYPTION_KEY": generate_key(),
         "OAUTHVAULT_CONFIG": str(config),
         # A short lease, so a refresh left by a killed process is taken over in seconds:
-        # 1 s discovery + 2 attempts x (1 s + 2 s backoff) + (2 s answer window + 2 s)
-        # + 2 s save window = 13 s.
-        "OAUTHVAULT_REFRESH_TIMEOUT": "1",
+        # 2 s discovery + 2 attempts x (2 s + 2 s backoff) + (2 s answer window + 2 s)
+        # + 2 s save window = 16 s. (1 s requests timed out connecting to the local
+        # provider on a loaded 2-core machine.)
+        "OAUTHVAULT_REFRESH_TIMEOUT": "2",
         "OAUTHVAULT_REFRESH_ANSWER_WINDOW": "2",
         "OAUTHVAULT_REFRESH_SAVE_WINDOW": "2",
     }
