@@ -17,7 +17,7 @@ from types import MappingProxyType
 from oauthvault.errors import ConfigError
 from oauthvault.providers.params import ConnectionParam, default_for, parse_params
 from oauthvault.providers.spec import (
-    ENDPOINT_KEYS,
+    URL_KEYS,
     ClientSecretKind,
     ExpirySource,
     ProviderSpec,
@@ -27,8 +27,10 @@ from oauthvault.providers.spec import (
     ScopeSeparator,
     TokenBody,
     TokenEndpointAuthMethod,
+    check_api_base_url,
     param_of,
     placeholders_in,
+    read_api_hosts,
 )
 from oauthvault.providers.tables import TableReader, catalog_tables
 
@@ -71,6 +73,10 @@ _REVOCATION_KEYS = frozenset(
 _PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 # Endpoints used before the callback: a callback parameter cannot fill them.
 _BEFORE_CALLBACK = frozenset({"authorization_endpoint", "issuer"})
+# The sources known when each kind of URL is used: the API is called once the connection
+# exists, so its identity values are known too.
+_IN_TIME = ("link", "token", "callback")
+_IN_TIME_API = ("link", "token", "callback", "identity")
 # Parameters the authorization request sets itself; overriding them would break the flow.
 RESERVED_PARAMS = frozenset(
     "client_id code_challenge code_challenge_method redirect_uri response_type scope state".split()
@@ -92,13 +98,13 @@ CATALOG_KEYS = CATALOG_REQUIRED | set(
     refresh_token_idle_expiry_days connection_params token_params refresh_params token_body
     refresh_endpoint token_path secondary_token_path success_field dead_grant_errors
     error_fields expiry introspection_endpoint identity_endpoint client_credentials
-    independent_grants""".split()
+    independent_grants api_base_url api_hosts""".split()
 )
 #: Spec keys a ``[providers.<name>]`` table of a provider outside the catalog may set.
 CUSTOM_KEYS = frozenset(
     """display_name authorization_endpoint token_endpoint revocation_endpoint userinfo_endpoint
     issuer scope_separator token_endpoint_auth_method pkce refresh_tokens access_token_lifetime
-    refresh_token_idle_expiry_days independent_grants""".split()
+    refresh_token_idle_expiry_days independent_grants api_base_url api_hosts""".split()
 )
 
 
@@ -108,7 +114,7 @@ def _check_placeholders(
     by_name = {param.name: param for param in params}
     for key, url in urls.items():
         for placeholder in placeholders_in(url):
-            if placeholder == "client_id":
+            if placeholder == "client_id" and key != "api_base_url":
                 continue
             name = param_of(placeholder)
             param = by_name.get(name)
@@ -121,7 +127,7 @@ def _check_placeholders(
                 raise ConfigError(reader.setting(key), f"uses {{{placeholder}}}, no such hosts")
             if param.source == "callback" and key in _BEFORE_CALLBACK:
                 raise ConfigError(reader.setting(key), f"uses {{{name}}}, not known in time")
-            if param.source not in ("link", "token", "callback"):
+            if param.source not in (_IN_TIME_API if key == "api_base_url" else _IN_TIME):
                 raise ConfigError(reader.setting(key), f"uses {{{name}}}, not known in time")
             if param.pattern is None:
                 setting = reader.setting(f"connection_params.{name}.pattern")
@@ -187,9 +193,14 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         reader.check_keys(CUSTOM_KEYS, ("authorization_endpoint", "token_endpoint"))
     urls = {
         key: url
-        for key in (*ENDPOINT_KEYS, "docs_url")
+        for key in (*URL_KEYS, "docs_url")
         if (url := reader.url(key, allow_loopback_http=not catalog)) is not None
     }
+    if "api_base_url" in urls:
+        check_api_base_url(reader.setting("api_base_url"), urls["api_base_url"])
+    api_hosts = read_api_hosts(reader)
+    if api_hosts is not None and "api_base_url" not in urls:
+        raise ConfigError(reader.setting("api_hosts"), "goes with api_base_url")
     params = parse_params(reader, "connection_params") if catalog else ()
     _check_placeholders(reader, params, urls)
     separator = reader.choice("scope_separator", _SEPARATORS) or " "
@@ -259,6 +270,8 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         access_token_lifetime=reader.positive_int("access_token_lifetime"),
         refresh_token_idle_expiry_days=reader.positive_int("refresh_token_idle_expiry_days"),
         client_secret_kind=reader.choice("client_secret_kind", _SECRET_KINDS),
+        api_base_url=urls.get("api_base_url"),
+        api_hosts=api_hosts or (),
         docs_url=urls.get("docs_url"),
         notes=reader.text("notes"),
     )

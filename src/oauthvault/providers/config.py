@@ -51,7 +51,7 @@ from oauthvault.providers.catalog import (
     parse_spec,
 )
 from oauthvault.providers.overrides import OVERRIDE_KEYS, SpecOverrides, read_overrides
-from oauthvault.providers.spec import ENDPOINT_KEYS, ProviderSpec, fill_placeholders
+from oauthvault.providers.spec import ENDPOINT_KEYS, URL_KEYS, ProviderSpec, fill_placeholders
 from oauthvault.providers.tables import TableReader
 
 __all__ = ["ProviderConfig", "load_provider_configs", "provider_configs_from"]
@@ -156,7 +156,9 @@ class ProviderConfig:
             raise ConfigError(f"providers.{self.name}.issuer", "differs from the spec's issuer")
         values = {"client_id": self.client_id, **self.placeholders}
         where = f"providers.{self.name}"
-        filled = fill_placeholders(self.overrides.apply(spec), values, where=where, partial=True)
+        filled = fill_placeholders(
+            self.overrides.apply(spec), values, where=where, partial=True, keys=URL_KEYS
+        )
         return dataclasses.replace(self, spec=filled)
 
 
@@ -255,7 +257,11 @@ def _parse_provider(
             p.name for p in spec.connection_params if p.source in ("link", "token", "callback")
         }
         overrides = read_overrides(
-            reader, placeholders={"client_id", *in_time}, endpoints=ENDPOINT_KEYS
+            reader,
+            placeholders={"client_id", *in_time},
+            endpoints=ENDPOINT_KEYS,
+            api_placeholders={p.name for p in spec.connection_params if p.pattern is not None},
+            has_api_base_url=spec.api_base_url is not None,
         )
         spec = overrides.apply(spec)
     else:
@@ -337,7 +343,7 @@ def _parse_provider(
     if spec is None:
         return config
     values = {"client_id": client_id, **placeholders}
-    filled = fill_placeholders(spec, values, where=where, partial=True)
+    filled = fill_placeholders(spec, values, where=where, partial=True, keys=URL_KEYS)
     return dataclasses.replace(config, spec=filled)
 
 

@@ -154,6 +154,9 @@ def describe(spec: ProviderSpec) -> list[str]:
         lines.append(f"user info: {spec.userinfo_endpoint}")
     if spec.issuer:
         lines.append(f"OpenID Connect issuer: {spec.issuer}")
+    if spec.api_base_url:
+        also = f" (also {', '.join(spec.api_hosts)})" if spec.api_hosts else ""
+        lines.append(f"API: {spec.api_base_url}{also}")
     if spec.connection_params:
         lines.append("connection parameters:")
         lines.extend(_param_line(spec, p.name) for p in spec.connection_params)

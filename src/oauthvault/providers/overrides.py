@@ -2,7 +2,8 @@
 
 A catalog provider and one found by discovery take the same overrides: ``display_name``,
 any endpoint of :data:`~oauthvault.providers.spec.ENDPOINT_KEYS` (a corporate proxy, a test
-double, an endpoint the provider's metadata leaves out), ``revocation_method``, and what
+double, an endpoint the provider's metadata leaves out), the API's ``api_base_url`` and
+``api_hosts`` (which replaces the entry's list), ``revocation_method``, and what
 the operator knows of the server's behaviour that no metadata publishes:
 ``refresh_tokens`` (``static`` only when the server documents it; unknown is rotating) and
 ``independent_grants`` (each authorization is a grant of its own, so a replaced one may be
@@ -21,12 +22,15 @@ from typing import Any
 
 from oauthvault.errors import ConfigError
 from oauthvault.providers.spec import (
+    API_KEYS,
     ENDPOINT_KEYS,
     ProviderSpec,
     RefreshTokens,
     RevocationMethod,
+    check_api_base_url,
     param_of,
     placeholders_in,
+    read_api_hosts,
 )
 from oauthvault.providers.tables import TableReader
 
@@ -34,7 +38,14 @@ __all__ = ["OVERRIDE_KEYS", "SpecOverrides", "read_overrides"]
 
 #: The keys of a provider table that override its spec.
 OVERRIDE_KEYS = frozenset(
-    {"display_name", "revocation_method", "refresh_tokens", "independent_grants", *ENDPOINT_KEYS}
+    {
+        "display_name",
+        "revocation_method",
+        "refresh_tokens",
+        "independent_grants",
+        *ENDPOINT_KEYS,
+        *API_KEYS,
+    }
 )
 _REFRESH: tuple[RefreshTokens, ...] = ("none", "static", "rotating")
 # A custom revocation needs a catalog entry's revocation_request: a table can only pick RFC 7009.
@@ -50,9 +61,13 @@ class SpecOverrides:
     revocation_method: RevocationMethod | None = None
     refresh_tokens: RefreshTokens | None = None
     independent_grants: bool | None = None
+    api_base_url: str | None = None
+    api_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoints", MappingProxyType(dict(self.endpoints)))
+        if self.api_hosts is not None:
+            object.__setattr__(self, "api_hosts", tuple(self.api_hosts))
 
     def apply(self, spec: ProviderSpec) -> ProviderSpec:
         """``spec`` with these overrides (pure). A ``revocation_endpoint`` given for a spec
@@ -65,6 +80,10 @@ class SpecOverrides:
             changes["refresh_tokens"] = self.refresh_tokens
         if self.independent_grants is not None:
             changes["independent_grants"] = self.independent_grants
+        if self.api_base_url is not None:
+            changes["api_base_url"] = self.api_base_url
+        if self.api_hosts is not None:
+            changes["api_hosts"] = self.api_hosts
         if "revocation_endpoint" in self.endpoints:
             method = self.revocation_method or spec.revocation_method or "rfc7009"
             changes["revocation_method"] = method
@@ -74,16 +93,25 @@ class SpecOverrides:
 
 
 def read_overrides(
-    reader: TableReader, *, placeholders: Collection[str], endpoints: Collection[str]
+    reader: TableReader,
+    *,
+    placeholders: Collection[str],
+    endpoints: Collection[str],
+    api_placeholders: Collection[str] = (),
+    has_api_base_url: bool = False,
 ) -> SpecOverrides:
-    """The overrides in ``reader``'s table, of the endpoint keys in ``endpoints``.
+    """The overrides in ``reader``'s table, of the endpoint keys in ``endpoints`` and of the
+    API (``api_base_url``, ``api_hosts``).
 
-    A URL may use only the ``{placeholders}`` named (``client_id`` and the provider's
-    connection parameters known in time); http is accepted on loopback hosts.
+    An endpoint may use only the ``{placeholders}`` named (``client_id`` and the provider's
+    connection parameters known in time), ``api_base_url`` only the ``api_placeholders``
+    (the parameters with a pattern); http is accepted on loopback hosts. ``api_hosts``
+    needs an ``api_base_url``: the table's, or the spec's (``has_api_base_url``).
 
     Raises:
         ConfigError: naming the first bad key: a URL that is not https (or http on a
-            loopback host) or uses an unknown placeholder, a ``revocation_method`` other
+            loopback host) or uses an unknown placeholder, an ``api_base_url`` ending in
+            ``/`` or with a query, a bad ``api_hosts`` item, a ``revocation_method`` other
             than ``rfc7009`` or without ``revocation_endpoint``, a bad ``display_name``.
     """
     urls: dict[str, str] = {}
@@ -97,6 +125,18 @@ def read_overrides(
         if unknown:
             raise ConfigError(reader.setting(key), f"uses {{{unknown[0]}}}, unknown here")
         urls[key] = url
+    api_base_url = reader.url("api_base_url", allow_loopback_http=True)
+    if api_base_url is not None:
+        setting = reader.setting("api_base_url")
+        check_api_base_url(setting, api_base_url)
+        unknown = [
+            name for name in placeholders_in(api_base_url) if param_of(name) not in api_placeholders
+        ]
+        if unknown:
+            raise ConfigError(setting, f"uses {{{unknown[0]}}}, unknown here")
+    api_hosts = read_api_hosts(reader)
+    if api_hosts is not None and api_base_url is None and not has_api_base_url:
+        raise ConfigError(reader.setting("api_hosts"), "goes with api_base_url")
     method = reader.choice("revocation_method", _METHODS)
     if method is not None and "revocation_endpoint" not in urls:
         raise ConfigError(reader.setting("revocation_method"), "goes with revocation_endpoint")
@@ -106,4 +146,6 @@ def read_overrides(
         method,
         reader.choice("refresh_tokens", _REFRESH),
         reader.boolean("independent_grants"),
+        api_base_url,
+        api_hosts,
     )

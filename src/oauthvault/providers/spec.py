@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from oauthvault.errors import ConfigError
 from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, default_for
+from oauthvault.providers.tables import TableReader
 
 __all__ = [
+    "API_KEYS",
     "ENDPOINT_KEYS",
     "PLACEHOLDERS",
+    "URL_KEYS",
     "ClientSecretKind",
     "ExpirySource",
     "ProviderSpec",
@@ -32,9 +35,12 @@ __all__ = [
     "ScopeSeparator",
     "TokenBody",
     "TokenEndpointAuthMethod",
+    "api_host_matches",
+    "check_api_base_url",
     "fill_placeholders",
     "param_of",
     "placeholders_in",
+    "read_api_hosts",
 ]
 
 RefreshTokens = Literal["none", "static", "rotating"]
@@ -61,8 +67,15 @@ ENDPOINT_KEYS = (
     "introspection_endpoint",
     "issuer",
 )
+#: The keys of the provider's API: where an authenticated request for a connection may go.
+API_KEYS = ("api_base_url", "api_hosts")
+#: Every key holding a URL template (the endpoints, then the API's base URL).
+URL_KEYS = (*ENDPOINT_KEYS, "api_base_url")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _ORIGIN = "https://"
+# An api_hosts item: a host name of two or more labels, or "*." and one (a single label).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_API_HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*\.[a-z][a-z0-9-]{{0,61}}[a-z0-9]$")
 
 
 def placeholders_in(url: str) -> list[str]:
@@ -74,6 +87,51 @@ def placeholders_in(url: str) -> list[str]:
 def param_of(placeholder: str) -> str:
     """The connection parameter a placeholder stands for (``region`` for ``region.token``)."""
     return placeholder.split(".", 1)[0]
+
+
+def check_api_base_url(setting: str, url: str) -> str:
+    """``url`` if it can be an API base URL (already checked as a URL): no trailing ``/``,
+    no query; a caller's request path is appended to it.
+
+    Raises:
+        ConfigError: naming ``setting``.
+    """
+    if url.endswith("/"):
+        raise ConfigError(setting, "must not end with /")
+    if "?" in url:
+        raise ConfigError(setting, "must not have a query")
+    return url
+
+
+def read_api_hosts(reader: TableReader, key: str = "api_hosts") -> tuple[str, ...] | None:
+    """The ``api_hosts`` list: distinct lower-case host names (two labels or more), each
+    maybe ``*.`` and a name (one more label, never a bare ``*`` or ``*.<tld>``); ``None``
+    when absent.
+
+    Raises:
+        ConfigError: naming ``<where>.api_hosts`` (and the item at fault).
+    """
+    hosts = reader.words(key)
+    if hosts is None:
+        return None
+    for i, host in enumerate(hosts):
+        if not _API_HOST.match(host) or len(host) > 253:
+            raise ConfigError(
+                reader.setting(f"{key}[{i}]"),
+                "must be a lower-case host name, or *. and one (two labels or more)",
+            )
+    return hosts
+
+
+def api_host_matches(pattern: str, host: str) -> bool:
+    """True when ``host`` is ``pattern``, or ``pattern`` is ``*.<name>`` and ``host`` is one
+    more label in front of ``<name>`` (``*.googleapis.com``: ``gmail.googleapis.com``, not
+    ``a.b.googleapis.com`` nor ``googleapis.com``). Host names compare case-insensitively."""
+    host = host.lower().rstrip(".")
+    if not pattern.startswith("*."):
+        return host == pattern
+    label, _, rest = host.partition(".")
+    return bool(label) and rest == pattern[2:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +205,10 @@ class ProviderSpec:
     access_token_lifetime: int | None = None
     refresh_token_idle_expiry_days: int | None = None
     client_secret_kind: ClientSecretKind | None = None
+    #: The provider's REST API base URL (a template like the endpoints; no trailing ``/``).
+    api_base_url: str | None = None
+    #: Other hosts of the provider's API: exact names, or ``*.`` and a name (one label).
+    api_hosts: tuple[str, ...] = ()
     docs_url: str | None = None
     notes: str | None = field(default=None, repr=False)
 
@@ -156,6 +218,7 @@ class ProviderSpec:
         object.__setattr__(self, "connection_params", tuple(self.connection_params))
         object.__setattr__(self, "dead_grant_errors", tuple(self.dead_grant_errors))
         object.__setattr__(self, "error_fields", tuple(self.error_fields))
+        object.__setattr__(self, "api_hosts", tuple(self.api_hosts))
         params = MappingProxyType(dict(self.extra_authorize_params))
         object.__setattr__(self, "extra_authorize_params", params)
         object.__setattr__(self, "token_params", MappingProxyType(dict(self.token_params)))
@@ -173,6 +236,38 @@ class ProviderSpec:
             for name in placeholders_in(url)
         }
         return tuple(p.name for p in self.connection_params if p.name in used)
+
+    @property
+    def api_placeholders(self) -> tuple[str, ...]:
+        """The connection parameters ``api_base_url`` still waits for, in declaration order
+        (any source: a token or identity value is known once the connection is made)."""
+        used = {param_of(name) for name in placeholders_in(self.api_base_url or "")}
+        return tuple(p.name for p in self.connection_params if p.name in used)
+
+    def api_base_for(self, params: Mapping[str, str]) -> str | None:
+        """``api_base_url`` filled with one connection's parameters (``None``: the provider
+        has no API base URL), by the same rules as the endpoints (:func:`fill_placeholders`).
+
+        Raises:
+            ConfigError: ``providers.<name>.<param>`` for a value the URL needs that is
+                missing or not valid for it.
+        """
+        if self.api_base_url is None:
+            return None
+        values = {key: params[key] for key in self.api_placeholders if key in params}
+        where = f"providers.{self.name}"
+        filled = fill_placeholders(
+            self, values, where=where, context=params, keys=("api_base_url",)
+        )
+        return filled.api_base_url
+
+    def allows_api_host(self, host: str, *, base_url: str | None) -> bool:
+        """True when ``host`` is the host of ``base_url`` (the filled :meth:`api_base_for`)
+        or matches one of :attr:`api_hosts` (:func:`api_host_matches`)."""
+        base_host = urlsplit(base_url).hostname if base_url else None
+        if base_host is not None and host.lower().rstrip(".") == base_host:
+            return True
+        return any(api_host_matches(pattern, host) for pattern in self.api_hosts)
 
     def param(self, name: str) -> ConnectionParam | None:
         """The declared connection parameter ``name``, if any."""
@@ -207,8 +302,12 @@ def fill_placeholders(
     where: str,
     partial: bool = False,
     context: Mapping[str, str] | None = None,
+    keys: Collection[str] = ENDPOINT_KEYS,
 ) -> ProviderSpec:
     """:meth:`ProviderSpec.with_placeholders`, reporting settings as ``<where>.<name>``.
+
+    Only the URLs of ``keys`` are filled (default: the endpoints; :data:`URL_KEYS` adds
+    ``api_base_url``, whose token and identity values come only once a connection exists).
 
     With ``partial``, placeholders without a value stay in the URLs (the app's fixed values
     are filled at load time, the rest per connection). Otherwise a callback parameter
@@ -222,7 +321,10 @@ def fill_placeholders(
     for key in sorted(values):
         if key != "client_id" and spec.param(key) is None:
             raise ConfigError(f"{where}.{key}", "is not a connection parameter of this provider")
-    templates = {name: getattr(spec, name) for name in ENDPOINT_KEYS}
+    unknown = sorted(set(keys) - set(URL_KEYS))
+    if unknown:
+        raise ValueError(f"not a URL key: {unknown[0]}")
+    templates = {name: getattr(spec, name) for name in keys}
     used = {m for url in templates.values() if url for m in placeholders_in(url)}
     filled: dict[str, str] = {}
     for placeholder in sorted(used):
@@ -264,4 +366,5 @@ def fill_placeholders(
     def fill(url: str | None) -> str | None:
         return _PLACEHOLDER.sub(lambda m: filled.get(m[1], m[0]), url) if url else url
 
-    return spec.with_endpoints({key: fill(templates[key]) for key in ENDPOINT_KEYS})
+    changes: dict[str, Any] = {key: fill(url) for key, url in templates.items()}
+    return dataclasses.replace(spec, **changes)
