@@ -87,6 +87,10 @@ HOSTILE = [
     ("a/%2E%2e", "dot_segment"),
     ("a/b%2F..%2Fc", "dot_segment"),
     ("a/b%2f%2e%2e%2fc", "dot_segment"),
+    ("a/..%3b/b", "dot_segment"),
+    ("a/..%3Bx/b", "dot_segment"),
+    ("a/..%20/b", "dot_segment"),
+    ("a/%20.%20/b", "dot_segment"),
     # Path parameters.
     ("a;b/c", "path_parameter"),
     ("a/..;/b", "path_parameter"),

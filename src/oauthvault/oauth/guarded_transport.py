@@ -295,6 +295,8 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
     """An :class:`httpx.AsyncHTTPTransport` (HTTP/1.1, no proxy) over
     :class:`AsyncGuardedBackend`: pass it as an ``httpx.AsyncClient``'s ``transport``.
 
+    ``backend`` replaces the one ``allow_loopback`` makes (a test's, wrapping a fake).
+
     Raises (from a request): :class:`AddressRefused` (an ``httpx.ConnectError``) for a host
     it may not reach; httpx's usual errors otherwise. Response bodies stream.
     """
@@ -305,14 +307,17 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
         allow_loopback: bool = False,
         verify: ssl.SSLContext | bool = True,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        backend: AsyncGuardedBackend | None = None,
     ) -> None:
-        self.allow_loopback = allow_loopback
+        if backend is None:
+            backend = AsyncGuardedBackend(allow_loopback=allow_loopback)
+        self.allow_loopback = backend.allow_loopback
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=_ssl_context(verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncGuardedBackend(allow_loopback=allow_loopback),
+            network_backend=backend,
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -350,14 +355,17 @@ class GuardedTransport(httpx.BaseTransport):
         allow_loopback: bool = False,
         verify: ssl.SSLContext | bool = True,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        backend: GuardedBackend | None = None,
     ) -> None:
-        self.allow_loopback = allow_loopback
+        if backend is None:
+            backend = GuardedBackend(allow_loopback=allow_loopback)
+        self.allow_loopback = backend.allow_loopback
         self._pool = httpcore.ConnectionPool(
             ssl_context=_ssl_context(verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(allow_loopback=allow_loopback),
+            network_backend=backend,
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -24,14 +24,16 @@ scope's ``raw_path`` holds it; "first segment" is the part before its first ``/`
   it: e-mail addresses in Google Calendar and Microsoft Graph paths);
 - ``;`` raw gives ``path_parameter`` (``..;/`` is ``..`` to some servers);
 - a segment that is ``.`` or ``..`` once percent-decoded (``%2e``, ``.%2E``), or a piece of
-  one between encoded slashes (``a%2f..%2fb``), gives ``dot_segment``;
+  one between encoded slashes (``a%2f..%2fb``), also before an encoded ``;`` or with
+  encoded spaces around it (``..%3bx``, ``..%20``), gives ``dot_segment``;
 - encoded separators give ``encoded_separator``: ``%2f`` ``%2e`` ``%3a`` ``%40`` ``%3b`` in
   the first segment; ``%3f`` and ``%23`` anywhere (they would only move text into a query
   or fragment, for a server that decodes before it splits); ``%2f`` in a later segment is
   kept (GitLab's ``projects/group%2Fproject``, file paths) unless it makes an empty piece
   (``%2f`` first, last, or twice in a row);
-- ``%25`` followed by an encoded separator, dot, or backslash (``%252e``, ``%252f``,
-  ``%255c``) gives ``double_encoding``;
+- ``%25`` followed by an encoded separator, dot, backslash or NUL (``%252e``, ``%252f``,
+  ``%255c``, ``%253a``, ``%253f``, ``%2540``, ``%2523``, ``%2500``) gives
+  ``double_encoding``;
 - a character whose compatibility form (NFKC) adds ``/ \\ . ? # @ : ; %`` (full-width
   ``%EF%BC%8F``, one-dot leader ``%E2%80%A4``) gives ``unicode_separator``;
 - a path or query longer than 8192 characters gives ``too_long``.
@@ -272,7 +274,8 @@ def _check_segment(raw: str, first: bool) -> None:
     if any(unicodedata.category(c) == "Cc" for c in decoded):
         raise TargetRefused("control_character", "the path holds a control character")
     pieces = decoded.split("/")
-    if any(piece in (".", "..") for piece in pieces):
+    # "..;x" and ".. " are ".." to some servers (path parameters, trimmed names).
+    if any(piece.split(";", 1)[0].strip() in (".", "..") for piece in pieces):
         raise TargetRefused("dot_segment", "the path holds a . or .. segment")
     if first and _FIRST_SEGMENT_ENCODED.intersection(codes):
         raise TargetRefused("encoded_separator", "the path's first segment is encoded")
