@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     client_rejected_backoff: float = Field(
         default=300.0, ge=0, le=86_400, validation_alias="OAUTHVAULT_CLIENT_REJECTED_BACKOFF"
     )
+    proxy_connect_timeout: float = Field(
+        default=10.0, gt=0, le=600, validation_alias="OAUTHVAULT_PROXY_CONNECT_TIMEOUT"
+    )
+    proxy_read_timeout: float = Field(
+        default=120.0, gt=0, le=3600, validation_alias="OAUTHVAULT_PROXY_READ_TIMEOUT"
+    )
+    proxy_total_timeout: float = Field(
+        default=600.0, gt=0, le=86_400, validation_alias="OAUTHVAULT_PROXY_TOTAL_TIMEOUT"
+    )
+    #: The longest ``Retry-After`` the proxy waits out before retrying (beyond it, the
+    #: provider's answer goes back at once).
+    proxy_retry_after_cap: float = Field(
+        default=5.0, ge=0, le=600, validation_alias="OAUTHVAULT_PROXY_RETRY_AFTER_CAP"
+    )
+    proxy_retries: int = Field(default=2, ge=0, le=10, validation_alias="OAUTHVAULT_PROXY_RETRIES")
     audit: bool = Field(default=True, validation_alias="OAUTHVAULT_AUDIT")
     audit_retention_days: int = Field(
         default=90, ge=1, le=3650, validation_alias="OAUTHVAULT_AUDIT_RETENTION_DAYS"

@@ -20,7 +20,7 @@ def _codes_in_source() -> set[tuple[int, str]]:
     for path in (ROOT / "src" / "oauthvault").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         for status, code in re.findall(
-            r"(?:problem_response|Problem)\(\s*(\d{3}),\s*\"(\w+)\"", text
+            r"(?:problem_response|Problem|_vault_problem)\(\s*(\d{3}),\s*\"(\w+)\"", text
         ):
             found.add((int(status), code))
     return found

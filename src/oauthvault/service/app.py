@@ -39,6 +39,7 @@ from oauthvault.service.oauth_routes import create_oauth_router
 from oauthvault.service.openapi import install_openapi
 from oauthvault.service.pages import Pages
 from oauthvault.service.problems import install_problem_handlers
+from oauthvault.service.proxy import ProxyClients, ProxySettings, create_proxy_router
 from oauthvault.service.returns import ReturnUrlPolicy
 from oauthvault.service.webhooks import webhook_sender
 from oauthvault.storage.admin_sessions import ended_sessions_at
@@ -83,6 +84,7 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
         if webhooks is not None:
             await webhooks.drain()
         await connector.aclose()
+        await proxy_clients.aclose()
         await vault.aclose()
 
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN.
@@ -123,6 +125,8 @@ def create_app(config: ServiceConfig | None = None, settings: Settings | None = 
             installable=github_apps(config.credential_apps),
         )
     )
+    proxy_clients = ProxyClients(ProxySettings.of(settings))
+    app.include_router(create_proxy_router(vault, proxy_clients, metrics.proxy_latency))
     pages = Pages(config.branding)
     app.include_router(
         create_oauth_router(

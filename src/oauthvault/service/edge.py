@@ -2,9 +2,11 @@
 
 A pure ASGI middleware (it sees the raw request, before Starlette decodes it):
 
-- a query string of ``/v1`` that is not UTF-8 text (``%ff``, an encoded lone surrogate) is
-  refused as ``422 invalid_input`` naming the argument, since Starlette would decode it with
-  replacement characters and distinct byte strings would reach the same connection;
+- a query string of ``/v1`` (but the API proxy's, :data:`PROXY_PREFIX`, which is the
+  provider's own and is checked by the proxy) that is not UTF-8 text (``%ff``, an encoded
+  lone surrogate) is refused as ``422 invalid_input`` naming the argument, since Starlette
+  would decode it with replacement characters and distinct byte strings would reach the
+  same connection;
 - a query string over :data:`MAX_QUERY` bytes is refused (``414 uri_too_long``), on every
   path; the server's own limit on a request's head (:data:`MAX_REQUEST_HEAD`, uvicorn's
   ``h11_max_incomplete_event_size``) is set far above it, so that such a request reaches
@@ -13,6 +15,7 @@ A pure ASGI middleware (it sees the raw request, before Starlette decodes it):
   reading it), and a body over :data:`MAX_API_BODY` is ``413 payload_too_large`` (at once
   when its Content-Length says so, else as soon as it is read past the limit); ``/oauth``
   bodies (form-post callbacks, the parameter form) are limited to :data:`MAX_FORM_BODY`;
+  the API proxy's bodies stream through without a limit;
 - every answer carries ``X-Content-Type-Options: nosniff``; those of ``/v1``, ``/oauth`` and
   ``/admin`` (tokens, link secrets, pages) ``Cache-Control: no-store`` unless they set
   their own; ``/docs`` and ``/redoc`` a Content-Security-Policy allowing only the
@@ -39,6 +42,7 @@ __all__ = [
     "MAX_FORM_BODY",
     "MAX_QUERY",
     "MAX_REQUEST_HEAD",
+    "PROXY_PREFIX",
     "HttpEdge",
     "docs_policy",
     "undecodable_argument",
@@ -51,6 +55,9 @@ MAX_QUERY = 16_384
 MAX_API_BODY = 1_048_576
 #: Bytes of a request body of ``/oauth`` (a posted callback's id_token is a few kilobytes).
 MAX_FORM_BODY = 65_536
+#: The API proxy's requests: their bodies stream through unbounded, their queries are the
+#: provider's own (checked by the proxy, byte for byte).
+PROXY_PREFIX = "/v1/proxy/"
 #: uvicorn's settings for the service: h11 buffers at most this much of an unfinished
 #: request head (its default, 16 KiB, would answer a long query with a plain-text 400).
 MAX_REQUEST_HEAD = 2 * 1_048_576
@@ -108,7 +115,7 @@ class HttpEdge:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/") and not path.startswith(PROXY_PREFIX):
             argument = undecodable_argument(scope.get("query_string", b""))
             if argument is not None:
                 response = (
@@ -144,6 +151,8 @@ class _BodyTooLarge(Exception):
 
 
 def _body_limit(path: str) -> int | None:
+    if path.startswith(PROXY_PREFIX):
+        return None  # streamed to the provider, never held: its size is the provider's affair
     if path.startswith("/v1/"):
         return MAX_API_BODY
     if path.startswith("/oauth/"):

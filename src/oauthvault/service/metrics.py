@@ -175,6 +175,14 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.proxy_latency = Histogram(
+            "oauthvault_proxy_request_seconds",
+            "Requests through /v1/proxy: time to the provider's answer, by provider and "
+            "status class",
+            labelnames=["provider", "status_class"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
 
 class ConnectionCounts:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import httpx
 
 from oauthvault.errors import (
+    ConfigError,
     InvalidCredentials,
     ProviderError,
     ReauthorizationRequired,
@@ -30,10 +31,13 @@ from oauthvault.models import Credentials, TokenKey, TokenSet
 from oauthvault.oauth.mint import mint_token
 from oauthvault.oauth.token_request import GrantResult, run_sync
 from oauthvault.oauth.verification import Verdict, revoke_credential, verify_credential
+from oauthvault.providers.api_targets import ApiTarget, credential_target, provider_target
+from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.credentials import CredentialSpec, Placement
 from oauthvault.storage.base import TokenStore
 from oauthvault.vault.base import VaultBase
 from oauthvault.vault.credential_flows import credentials_of, mark_status
+from oauthvault.vault.results import ApiAccess
 from oauthvault.vault.steps import Flow
 
 __all__ = ["CredentialVault"]
@@ -68,6 +72,9 @@ class CredentialVault(VaultBase):
         min_ttl: float,
         any_kind: bool = False,
     ) -> tuple[TokenSet, bool]:
+        raise NotImplementedError
+
+    def _provider(self, name: str) -> ProviderConfig:
         raise NotImplementedError
 
     def refresh_tokens(
@@ -317,3 +324,83 @@ class CredentialVault(VaultBase):
             raise
         self._audited(*ids, "refreshed" if refreshed else "served", caller, source)
         return placement
+
+    def api_access(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        min_ttl: float = 60,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> ApiAccess:
+        """Where a request to the provider's API for this connection may go (its API base
+        URL, filled with the connection's parameters, and the hosts the provider owns) and
+        what it carries (:meth:`request_auth`). Audited like a token read.
+
+        Raises:
+            UnknownProvider: the provider is neither configured nor a credential entry.
+            ConfigError: the provider documents no API base URL (set ``api_base_url`` in its
+                table), or a parameter it needs is missing.
+            TargetRefused: the filled base URL cannot be a target.
+            and as :meth:`request_auth`.
+        """
+        ids = (provider, workspace_id, actor_id)
+        try:
+            tokens, refreshed = self._fresh(*ids, min_ttl, any_kind=True)
+            placement = self._placement(provider, tokens)
+            target = self._api_target(provider, tokens)
+        except VaultError as error:
+            self._audit_failure(error, ids, caller, source)
+            raise
+        self._audited(*ids, "refreshed" if refreshed else "served", caller, source)
+        return ApiAccess(target, placement, tokens)
+
+    def api_access_renewed(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        refused: ApiAccess,
+        *,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> ApiAccess:
+        """The access after the provider answered 401 to ``refused``: a new token, by one
+        grant however many callers were refused with the same token at once (the refresh
+        lease: a caller that finds the token already renewed takes it), or the same
+        access for a static credential, which only its owner can replace.
+
+        Raises: as :meth:`refresh_tokens`.
+        """
+        if not refused.placement.renewable:
+            return refused
+        ids = (provider, workspace_id, actor_id)
+        key = TokenKey(*ids)
+        try:
+            flow = self._refresh_flow(key, min_ttl=0, force=True, seen=refused.tokens)
+            tokens: TokenSet = self._run(flow)
+            self._heard(key, tokens.version)
+            access = ApiAccess(
+                self._api_target(provider, tokens),
+                self._placement(provider, tokens),
+                tokens,
+            )
+        except VaultError as error:
+            self._audit_failure(error, ids, caller, source)
+            raise
+        self._audited(*ids, "refreshed", caller, source)
+        return access
+
+    def _api_target(self, provider: str, tokens: TokenSet) -> ApiTarget:
+        fields = tokens.credentials
+        if fields is not None:
+            return credential_target(self._credential_spec(provider), tokens.params, fields)
+        spec = self._provider(provider).spec
+        target = None if spec is None else provider_target(spec, tokens.params)
+        if target is None:
+            raise ConfigError(
+                f"providers.{provider}.api_base_url", "is required to send requests to its API"
+            )
+        return target

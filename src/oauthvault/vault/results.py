@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from oauthvault.models import TokenKey
+from oauthvault.models import TokenKey, TokenSet
+from oauthvault.providers.api_targets import ApiTarget
+from oauthvault.providers.credentials import Placement
 
 __all__ = [
+    "ApiAccess",
     "BackendMode",
     "CacheInfo",
     "DeleteOutcome",
@@ -109,3 +112,14 @@ class RotationReport:
     rotated: int
     undecryptable: list[TokenKey] = field(default_factory=list)
     remaining_by_key_id: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAccess:
+    """A request to a connection's provider API: where it may go (``target``) and what it
+    carries (``placement``: the credential's headers and query parameters, never shown)."""
+
+    target: ApiTarget
+    placement: Placement
+    #: The tokens the placement was made from (a refusal of them is renewed once).
+    tokens: TokenSet | None = field(default=None, repr=False, compare=False)
