@@ -45,6 +45,8 @@ class ProxyUpstream:
         self.counts: Counter[str] = Counter()
         self.busy: Counter[str] = Counter()  # key -> 429 answers still to give
         self.upload_chunks = 0
+        #: (bytes asked for, bytes sent) of each finished (or abandoned) download
+        self.streamed: list[tuple[int, int]] = []
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -116,9 +118,16 @@ class ProxyUpstream:
 
             async def chunks() -> AsyncIterator[bytes]:
                 sent = 0
-                while sent < size:
-                    yield block
-                    sent += len(block)
+                try:
+                    while sent < size:
+                        # A server answering a closed connection sends into the void
+                        # without an error: ask, as a real API's server notices.
+                        if sent % (16 * len(block)) == 0 and await request.is_disconnected():
+                            break
+                        yield block
+                        sent += len(block)
+                finally:
+                    self.streamed.append((size, sent))
 
             return StreamingResponse(
                 chunks(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,70 @@ def test_a_large_download_streams_with_flat_memory(service, upstream):
         tracemalloc.stop()
     assert received == 256 * 1_048_576
     assert peak < 50 * 1_048_576, peak
+
+
+@pytest.mark.slow  # a gibibyte through two hops
+def test_a_gibibyte_download_streams_with_flat_memory(service, upstream):
+    tracemalloc.start()
+    try:
+        received = 0
+        with (
+            service.api() as http,
+            http.stream("GET", "/v1/proxy/big/1024", headers=names(), timeout=300) as answer,
+        ):
+            for chunk in answer.iter_raw():
+                received += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received == 1024 * 1_048_576
+    assert peak < 50 * 1_048_576, peak
+
+
+def test_a_caller_that_goes_away_cancels_the_upstream_request(service, upstream):
+    size = 1000 * 1_048_576  # a size no other test asks for
+
+    def ended() -> list[int]:
+        return [sent for asked, sent in upstream.streamed if asked == size]
+
+    with (
+        service.api() as http,
+        http.stream("GET", "/v1/proxy/big/1000", headers=names(), timeout=60) as answer,
+    ):
+        taken = 0
+        for chunk in answer.iter_raw():
+            taken += len(chunk)
+            if taken > 4 * 1_048_576:
+                break  # the caller closes its connection here
+    deadline = time.monotonic() + 15
+    while not ended() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ended(), "the upstream download was not ended"
+    assert ended()[0] < size // 2
+
+
+def test_a_refused_api_key_is_verified_and_marked_needs_reauth(service, upstream):
+    key = "sk-" + "R" * 40
+    with service.api() as http:
+        stored = http.put(
+            "/v1/credentials",
+            json={
+                "provider": "openai",
+                "workspace_id": WS,
+                "actor_id": "revoked",
+                "credentials": {"api_key": key},
+            },
+        )
+        assert stored.status_code == 201, stored.text
+        upstream.refused.add(key)
+        try:
+            answer = http.get("/v1/proxy/items", headers=names(actor="revoked"))
+        finally:
+            upstream.refused.discard(key)
+        listing = http.get("/v1/connections", params={"workspace_id": WS})
+    assert answer.status_code == 401 and "oauthvault-error" not in answer.headers
+    [row] = [row for row in listing.json() if row["actor_id"] == "revoked"]
+    assert row["status"] == "needs_reauth"
 
 
 def test_a_large_upload_streams_through(service, upstream):

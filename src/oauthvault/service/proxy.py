@@ -41,11 +41,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
+import anyio
 import httpx
 from fastapi import APIRouter, Request
 from prometheus_client import Histogram
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from oauthvault.config import Settings
 from oauthvault.errors import (
@@ -368,6 +370,29 @@ async def _send(
     raise _RedirectRefused("too many redirects")
 
 
+class _CancellableStream(StreamingResponse):
+    """A streamed answer that stops (and so closes the provider's answer) as soon as the
+    caller goes away: it watches for the disconnect itself, whatever ASGI version the
+    server speaks (under 2.4 Starlette would only notice at a failed send, which a server
+    may never report, and the provider's whole answer would still be read)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stream() -> None:
+                try:
+                    await self.stream_response(send)
+                except OSError:
+                    pass  # the caller went away mid-send
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()
+        if self.background is not None:
+            await self.background()
+
+
 def _passed(upstream: httpx.Response) -> Response:
     """The provider's answer, streamed as it comes (its bytes untouched)."""
 
@@ -378,7 +403,7 @@ def _passed(upstream: httpx.Response) -> Response:
         finally:
             await upstream.aclose()
 
-    return StreamingResponse(
+    return _CancellableStream(
         body(),
         status_code=upstream.status_code,
         headers=_returned_headers(upstream),
