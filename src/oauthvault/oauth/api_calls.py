@@ -2,6 +2,7 @@
 (:mod:`oauthvault.service.proxy`) and the library client (``vault.http_client``,
 :mod:`oauthvault.vault.api_client_async`) share, written once (pure: no I/O):
 
+- where the credential goes on a request (:func:`apply_placement`);
 - which headers are hop-by-hop (RFC 9110 §7.6.1, and those a ``Connection`` header lists),
   so neither passes them on (:func:`forwarded_headers`, :func:`returned_headers`);
 - what a ``Retry-After`` asks for (:func:`retry_after`: delay-seconds or an HTTP date);
@@ -24,12 +25,17 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import httpx
+
+from oauthvault.providers.credentials import Placement
+
 __all__ = [
     "HOP_BY_HOP",
     "IDEMPOTENT_METHODS",
     "MAX_REDIRECTS",
     "REDIRECT_METHODS",
     "RETRY_STATUSES",
+    "apply_placement",
     "follows_redirect",
     "forwarded_headers",
     "may_renew",
@@ -59,6 +65,14 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # client sets itself.
 _NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "expect"}
 _NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "content-length"}
+
+
+def apply_placement(request: httpx.Request, placement: Placement) -> None:
+    """Put the credential on ``request``: its headers (replacing any of the same name)
+    and its query parameters (likewise)."""
+    request.headers.update(placement.headers)
+    if placement.query:
+        request.url = request.url.copy_merge_params(dict(placement.query))
 
 
 def _listed(headers: Iterable[tuple[str, str]]) -> set[str]:
