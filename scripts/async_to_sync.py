@@ -47,6 +47,7 @@ PAIRS: list[tuple[str, str]] = [
     ("storage/postgres_runner_async.py", "storage/postgres_runner.py"),
     ("storage/postgres_async.py", "storage/postgres.py"),
     ("vault/pending_records_async.py", "vault/pending_records.py"),
+    ("vault/api_client_async.py", "vault/api_client.py"),
     ("vault/credentials_async.py", "vault/credentials.py"),
     ("vault/async_vault.py", "vault/sync_vault.py"),
     ("connect/state_async.py", "connect/state.py"),
@@ -66,6 +67,7 @@ RENAMES: dict[str, str] = {
     "revoke_grant_async": "revoke_grant",
     "discover_async": "discover",
     "run_async": "run_sync",
+    "async_auth_flow": "sync_auth_flow",
 }
 
 #: Dotted attribute names replaced whole.

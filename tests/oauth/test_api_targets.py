@@ -17,6 +17,7 @@ from oauthvault.providers.api_targets import (
     credential_target,
     host_allowed,
     provider_target,
+    request_url,
 )
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.credentials import load_credential_catalog
@@ -181,7 +182,47 @@ def test_there_are_many_hostile_paths() -> None:
         "host_not_allowed",
         "scheme_not_allowed",
         "bad_base_url",
+        "redirect_refused",  # a library client's redirect (vault.http_client)
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/projects/1", "https://gitlab.com/api/v4/projects/1"),
+        ("projects/1?per_page=5", "https://gitlab.com/api/v4/projects/1?per_page=5"),
+        ("https://gitlab.com/api/v4/projects/1", "https://gitlab.com/api/v4/projects/1"),
+        ("https://GITLAB.com:443/api/v4/projects", "https://gitlab.com/api/v4/projects"),
+        ("", "https://gitlab.com/api/v4/"),
+    ],
+)
+def test_a_client_url_below_the_base_url_is_kept(url: str, expected: str) -> None:
+    assert request_url(GITLAB, url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("//evil.example/x", "host_not_allowed"),
+        ("http://gitlab.com/api/v4/x", "host_not_allowed"),
+        ("https://gitlab.com:8443/api/v4/x", "host_not_allowed"),
+        ("https://evil.example/api/v4/x", "host_not_allowed"),
+        ("https://gitlab.com/api/v5/x", "host_not_allowed"),
+        ("https://gitlab.com/api/v4", "host_not_allowed"),
+        ("https://user@gitlab.com/api/v4/x", "userinfo"),
+        ("http:x", "host_not_allowed"),
+        ("../x", "dot_segment"),
+        ("/a/../../x", "dot_segment"),
+        ("//", "host_not_allowed"),
+        ("/%2e%2e/x", "dot_segment"),
+        ("https://gitlab.com/api/v4/a/%2e%2e/x", "dot_segment"),
+        ("/a\\b", "backslash"),
+    ],
+)
+def test_a_client_url_that_could_leave_the_api_is_refused(url: str, code: str) -> None:
+    with pytest.raises(TargetRefused) as caught:
+        request_url(GITLAB, url)
+    assert caught.value.code == code
 
 
 @pytest.mark.parametrize(("path", "query"), LEGITIMATE)

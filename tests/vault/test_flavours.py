@@ -14,6 +14,8 @@ from oauthvault.connect import AsyncOAuthStateManager, OAuthStateManager
 from oauthvault.storage.postgres import PostgresTokenStore
 from oauthvault.storage.postgres_async import AsyncPostgresTokenStore
 from oauthvault.vault import AsyncPendingRecords, PendingRecords
+from oauthvault.vault.api_client import ApiClient
+from oauthvault.vault.api_client_async import AsyncApiClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +28,7 @@ PAIRS = [
     (AsyncOAuthStateManager, OAuthStateManager),
     (AsyncRedisTokenCache, RedisTokenCache),
     (AsyncPostgresTokenStore, PostgresTokenStore),
+    (AsyncApiClient, ApiClient),
 ]
 
 

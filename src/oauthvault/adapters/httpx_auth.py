@@ -13,18 +13,10 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from oauthvault.providers.credentials import Placement
+from oauthvault.oauth.api_calls import apply_placement
 from oauthvault.vault import AsyncOAuthTokenCache, OAuthTokenCache
 
-__all__ = ["AsyncVaultAuth", "VaultAuth"]
-
-
-def apply_placement(request: httpx.Request, placement: Placement) -> None:
-    """Put the credential on ``request``: its headers (replacing any of the same name)
-    and its query parameters."""
-    request.headers.update(placement.headers)
-    if placement.query:
-        request.url = request.url.copy_merge_params(dict(placement.query))
+__all__ = ["AsyncVaultAuth", "VaultAuth", "apply_placement"]
 
 
 class VaultAuth(httpx.Auth):

@@ -71,6 +71,7 @@ __all__ = [
     "host_allowed",
     "is_loopback_host",
     "provider_target",
+    "request_url",
 ]
 
 #: Every :attr:`TargetRefused.code`.
@@ -92,6 +93,7 @@ REFUSAL_CODES = frozenset(
         "host_not_allowed",
         "scheme_not_allowed",
         "bad_base_url",
+        "redirect_refused",
     }
 )
 MAX_LENGTH = 8192
@@ -319,6 +321,41 @@ def build_url(target: ApiTarget, path: str | bytes, query: str | bytes = "") -> 
     url = f"{target.base_url}/{path}" + (f"?{query}" if query else "")
     _check_final(target, url)
     return url
+
+
+def request_url(target: ApiTarget, url: str) -> str:
+    """The URL a library client's request (``vault.http_client``) goes to, checked by the
+    proxy's rules: :func:`build_url` of the path and query of ``url``, percent-encoded as
+    sent.
+
+    A relative ``url`` is relative to the base URL, a leading ``/`` included (as httpx's
+    ``base_url`` reads it: ``/gmail/v1/users/me`` below ``https://gmail.googleapis.com``),
+    so ``//host/x`` and ``../x`` break the path rules (``absolute_url``, ``dot_segment``).
+    An absolute one (a scheme or a host) must have the base URL's scheme, host and port and
+    no userinfo (``host_not_allowed``, ``userinfo``) and lie below its path.
+
+    Raises:
+        TargetRefused: the URL breaks a rule; nothing may be sent.
+    """
+    parts = urlsplit(url)
+    if not (parts.scheme or parts.netloc or url.startswith("//")):
+        return build_url(target, parts.path.removeprefix("/"), parts.query)
+    if "@" in parts.netloc:
+        raise TargetRefused("userinfo", "the URL holds userinfo")
+    base = urlsplit(target.base_url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        raise TargetRefused("host_not_allowed", "the URL has a malformed port") from None
+    if (
+        parts.scheme != base.scheme
+        or _normal_host(parts.hostname or "") != target.hosts[0]
+        or port != target.port
+    ):
+        raise TargetRefused("host_not_allowed", "the URL is not on the API's base URL")
+    if not parts.path.startswith(f"{base.path}/"):
+        raise TargetRefused("host_not_allowed", "the URL leaves the API's base URL")
+    return build_url(target, parts.path[len(base.path) + 1 :], parts.query)
 
 
 def _text(value: str | bytes, what: str) -> str:

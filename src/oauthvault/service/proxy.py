@@ -31,14 +31,11 @@ loopback test double). The caller never holds the credential.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 import anyio
@@ -56,6 +53,19 @@ from oauthvault.errors import (
     VaultError,
 )
 from oauthvault.models import TokenKey
+from oauthvault.oauth.api_calls import (
+    MAX_REDIRECTS,
+    RETRY_STATUSES,
+    follows_redirect,
+    forwarded_headers,
+    may_renew,
+    may_retry,
+    retry_after,
+    retry_safe,
+    retry_sleep,
+    returned_headers,
+    should_verify,
+)
 from oauthvault.oauth.guarded_transport import AddressRefused, AsyncGuardedTransport
 from oauthvault.providers.api_targets import TargetRefused, allows_redirect, build_url
 from oauthvault.service.api import require_api_key
@@ -72,16 +82,7 @@ logger = logging.getLogger("oauthvault.proxy")
 #: a 429); a larger one streams through once.
 MAX_REPLAY_BODY = 1_048_576
 _CONNECTION_HEADERS = ("oauthvault-provider", "oauthvault-workspace-id", "oauthvault-actor-id")
-# RFC 9110 §7.6.1, and the proxy-era names still seen.
-_HOP_BY_HOP = frozenset(
-    """connection keep-alive proxy-authenticate proxy-authorization proxy-connection te
-    trailer transfer-encoding upgrade""".split()
-)
-_NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "expect"}
-_NOT_RETURNED = _HOP_BY_HOP | {"set-cookie", "content-length"}
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_MAX_REDIRECTS = 5
 ERROR_HEADER = "Oauthvault-Error"
 RETRY_AFTER_HEADER = "Oauthvault-Retry-After"
 
@@ -149,55 +150,6 @@ def _vault_error(error: VaultError) -> Response:
     code = json.loads(bytes(response.body)).get("code", "vault_error")
     response.headers[ERROR_HEADER] = str(code)
     return response
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` asks for (delay-seconds or an HTTP date), else ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(int(value))
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
-
-
-def _forwarded_headers(request: Request) -> list[tuple[str, str]]:
-    listed = {
-        name.strip().lower()
-        for value in request.headers.getlist("connection")
-        for name in value.split(",")
-    }
-    kept = []
-    for name, value in request.headers.items():
-        lower = name.lower()
-        if lower in _NOT_FORWARDED or lower in listed or lower.startswith("oauthvault-"):
-            continue
-        kept.append((name, value))
-    return kept
-
-
-def _returned_headers(upstream: httpx.Response) -> dict[str, str]:
-    listed = {
-        name.strip().lower()
-        for value in upstream.headers.get_list("connection")
-        for name in value.split(",")
-    }
-    headers: dict[str, str] = {}
-    for name, value in upstream.headers.multi_items():
-        lower = name.lower()
-        if lower in _NOT_RETURNED or lower in listed:
-            continue
-        headers[name] = value
-    length = upstream.headers.get("content-length")
-    if length is not None:  # the raw bytes pass untouched: their length holds
-        headers["content-length"] = length
-    return headers
 
 
 def _with_query(url: str, query: dict[str, str]) -> str:
@@ -272,8 +224,8 @@ def create_proxy_router(
         else:
             body, replayable = request.stream(), False
         method = request.method
-        retry_safe = method in _IDEMPOTENT or "idempotency-key" in request.headers
-        forwarded = _forwarded_headers(request)
+        safe = retry_safe(method, request.headers.keys())
+        forwarded = forwarded_headers(request.headers.items())
         ids = (provider, workspace_id, actor_id)
         renewed = False
         attempts = 0
@@ -301,7 +253,8 @@ def create_proxy_router(
                     f"the provider could not be reached ({type(error).__name__})",
                 )
             status = upstream.status_code
-            if status == 401 and access.placement.renewable and replayable and not renewed:
+            renewable = access.placement.renewable
+            if may_renew(status, renewable=renewable, replayable=replayable, renewed=renewed):
                 await upstream.aclose()
                 renewed = True
                 try:
@@ -314,20 +267,27 @@ def create_proxy_router(
                     build_url(access.target, tail, query), dict(access.placement.query)
                 )
                 continue
-            if status in (401, 403) and not access.placement.renewable:
+            if should_verify(status, renewable=renewable):
                 try:
                     await vault.verify_credentials(*ids)
                 except VaultError as error:
                     logger.info(
                         "proxy %s: verification after %d failed: %s", provider, status, error
                     )
-            if status in (429, 503):
-                wait = _retry_after(upstream.headers.get("retry-after"), datetime.now(UTC))
-                can_retry = replayable and retry_safe and attempts < settings.retries
-                if wait is not None and wait <= settings.retry_after_cap and can_retry:
+            if status in RETRY_STATUSES:
+                wait = retry_after(upstream.headers.get("retry-after"))
+                if wait is not None and may_retry(
+                    status,
+                    wait,
+                    safe=safe,
+                    replayable=replayable,
+                    attempts=attempts,
+                    retries=settings.retries,
+                    cap=settings.retry_after_cap,
+                ):
                     await upstream.aclose()
                     attempts += 1
-                    await asyncio.sleep(wait + random.uniform(0, 0.25 * (wait or 0.1)))  # noqa: S311
+                    await asyncio.sleep(retry_sleep(wait))
                     continue
                 answer = _passed(upstream)
                 if wait is not None:
@@ -354,13 +314,13 @@ async def _send(
     deadline: float,
 ) -> httpx.Response:
     """Send, following redirects (GET and HEAD, only to hosts the provider owns)."""
-    for _ in range(_MAX_REDIRECTS + 1):
+    for _ in range(MAX_REDIRECTS + 1):
         request = client.build_request(method, url, headers=headers, content=body)
         upstream = await asyncio.wait_for(
             client.send(request, stream=True), timeout=max(0.1, deadline - time.perf_counter())
         )
         location = upstream.headers.get("location")
-        if not upstream.is_redirect or location is None or method not in ("GET", "HEAD"):
+        if location is None or not follows_redirect(method, upstream.status_code, location):
             return upstream
         followed = allows_redirect(access.target, location, url)
         await upstream.aclose()
@@ -406,7 +366,7 @@ def _passed(upstream: httpx.Response) -> Response:
     return _CancellableStream(
         body(),
         status_code=upstream.status_code,
-        headers=_returned_headers(upstream),
+        headers=returned_headers(upstream.headers.multi_items()),
         background=BackgroundTask(upstream.aclose),
     )
 

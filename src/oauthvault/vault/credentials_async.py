@@ -33,6 +33,7 @@ from oauthvault.providers.api_targets import ApiTarget, credential_target, provi
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.credentials import CredentialSpec, Placement
 from oauthvault.storage.base import AsyncTokenStore
+from oauthvault.vault.api_client_async import AsyncApiAuth, AsyncApiClient
 from oauthvault.vault.base import VaultBase
 from oauthvault.vault.credential_flows import credentials_of, mark_status
 from oauthvault.vault.results import ApiAccess
@@ -396,6 +397,56 @@ class AsyncCredentialVault(VaultBase):
             raise
         self._audited(*ids, "refreshed", caller, source)
         return access
+
+    async def http_client(
+        self,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        *,
+        retry_after_cap: float | None = None,
+        retries: int | None = None,
+        timeout: httpx.Timeout | None = None,
+        caller: str | None = None,
+        source: str | None = None,
+    ) -> httpx.AsyncClient:
+        """An httpx client bound to this connection's provider API, with the API proxy's
+        rules and no extra hop: ``base_url`` is the connection's API base URL, the
+        credential is placed on every request (renewed once after a 401 for a renewable
+        kind), every URL is checked before it is sent (below the base URL, by the proxy's
+        path rules), only public addresses are reached, redirects are followed only to the
+        provider's hosts, and a 429 or 503 with a ``Retry-After`` of at most
+        ``retry_after_cap`` seconds (default ``OAUTHVAULT_PROXY_RETRY_AFTER_CAP``) is waited
+        out ``retries`` times at most (default ``OAUTHVAULT_PROXY_RETRIES``) for idempotent
+        methods. ``timeout`` defaults to ``OAUTHVAULT_PROXY_CONNECT_TIMEOUT`` and
+        ``OAUTHVAULT_PROXY_READ_TIMEOUT``. Close it when done (it is a context manager). See
+        :mod:`oauthvault.vault.api_client_async`.
+
+        Raises:
+            as :meth:`api_access` (now, for the base URL, and from each request); each
+            request also raises ``TargetRefused`` for a URL or a redirect it may not follow.
+        """
+        ids = (provider, workspace_id, actor_id)
+        access = await self.api_access(*ids, caller=caller, source=source)
+        settings = self._settings
+        auth = AsyncApiAuth(
+            self,
+            ids,
+            access,
+            retry_after_cap=(
+                settings.proxy_retry_after_cap if retry_after_cap is None else retry_after_cap
+            ),
+            retries=settings.proxy_retries if retries is None else retries,
+            caller=caller,
+            source=source,
+        )
+        if timeout is None:
+            timeout = httpx.Timeout(
+                settings.proxy_read_timeout,
+                connect=settings.proxy_connect_timeout,
+                pool=settings.proxy_connect_timeout,
+            )
+        return AsyncApiClient(auth, timeout=timeout)
 
     async def _api_target(self, provider: str, tokens: TokenSet) -> ApiTarget:
         fields = tokens.credentials
