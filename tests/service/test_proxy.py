@@ -37,7 +37,11 @@ def service(
     postgres_url: str,
     _redis_checked: str,
 ) -> Iterator[ConnectEnvironment]:
-    extra = f'[credentials.openai]\napi_base_url = "{upstream.base_url}/api"\n'
+    extra = (
+        f'[credentials.openai]\napi_base_url = "{upstream.base_url}/api"\n'
+        # https on a loopback name: not an explicit loopback test double, so refused
+        f'[credentials.anthropic]\napi_base_url = "https://localhost:{upstream.port}/api"\n'
+    )
     local = f'issuer = "{{issuer}}"\napi_base_url = "{upstream.base_url}/api"'
     directory: Path = tmp_path_factory.mktemp("proxy")
     with running_environment(
@@ -136,6 +140,25 @@ def test_hostile_paths_are_refused_before_anything_is_sent(service, upstream, ho
         connection.close()
     assert answer.status == 400, body
     assert answer.getheader("oauthvault-error") == "target_refused", body
+    assert len(upstream.received) == before
+
+
+def test_a_host_resolving_to_a_private_address_is_refused_with_nothing_sent(service, upstream):
+    before = len(upstream.received)
+    with service.api() as http:
+        stored = http.put(
+            "/v1/credentials",
+            json={
+                "provider": "anthropic",
+                "workspace_id": WS,
+                "actor_id": "key-user",
+                "credentials": {"api_key": "sk-ant-" + "Q" * 40},
+                "verify": False,
+            },
+        )
+        assert stored.status_code == 201, stored.text
+        answer = http.get("/v1/proxy/v1/models", headers=names("anthropic"))
+    assert answer.status_code == 502 and answer.headers["oauthvault-error"] == "host_refused"
     assert len(upstream.received) == before
 
 
