@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from oauthvault import OAuthTokenCache, StorageUnavailable, TokenNotFound
-from oauthvault.audit import AuditTrail
+from oauthvault.audit import AuditTrail, ProxiedCall
 from oauthvault.service.apikeys import hash_api_key
 from oauthvault.storage.location import parse_database_url
 
@@ -103,6 +103,28 @@ def test_the_table_is_append_only_and_old_entries_are_pruned(database_url, key):
             connection.close()
     trail.prune()
     assert [e.actor_id for e in trail.read("ws_r")] == ["new"]
+    trail.close()
+
+
+def test_proxied_calls_share_the_queue_cleaned_and_never_a_query(database_url, key):
+    location = parse_database_url(database_url)
+    with OAuthTokenCache(database_url, "", key):  # migrates
+        pass
+    trail = AuditTrail(location, max_queue=2)
+    long_path = "/v1/" + "p" * 3000 + "?q=SECRET"
+    call = ProxiedCall("GET", "api.example", "/v1/x?token=SECRET#frag", 200, None, 7, 100, 0)
+    trail.record_call("k\x07ey", "google", "ws_c", "u", call, "10.0.0.3")
+    trail.record_call("k", "google", "ws_c", "u", ProxiedCall("POST", None, long_path, 404))
+    trail.record_call("k", "google", "ws_c", "u", call)  # the queue is full: dropped, counted
+    trail.record("k", "google", "ws_c", "u", "served")  # likewise
+    assert trail.dropped == 2 and trail.queued == 2
+    trail.flush()
+    first, second = trail.read("ws_c")
+    assert (first.caller, first.outcome, first.source) == ("k?ey", "proxied", "10.0.0.3")
+    assert first.call == ProxiedCall("GET", "api.example", "/v1/x", 200, None, 7, 100, 0)
+    assert second.call is not None and second.call.path == long_path[:2048]
+    assert "SECRET" not in repr(raw_rows(database_url))
+    assert [e.call for e in trail.latest_calls("ws_c", "google", "u", limit=1)] == [second.call]
     trail.close()
 
 

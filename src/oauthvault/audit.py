@@ -1,5 +1,6 @@
 """The audit trail of token reads: who was handed which connection's token, when, with what
-outcome and from where. Never a token.
+outcome and from where; and of calls through the API proxy (outcome ``proxied``: method,
+host, path without the query, status, duration, bytes). Never a token.
 
 :meth:`AuditTrail.record` only queues an entry (no I/O, safe from any thread or event
 loop); one background thread writes the queue in batches on its own database connection
@@ -33,10 +34,11 @@ from oauthvault.storage.audit_store import (
     AuditStore,
     EntryRefused,
     Outcome,
+    ProxiedCall,
 )
 from oauthvault.storage.location import DatabaseLocation
 
-__all__ = ["OUTCOMES", "AuditEntry", "AuditTrail", "Outcome", "outcome_of"]
+__all__ = ["OUTCOMES", "AuditEntry", "AuditTrail", "Outcome", "ProxiedCall", "outcome_of"]
 
 logger = logging.getLogger("oauthvault.audit")
 
@@ -128,14 +130,54 @@ class AuditTrail:
         """Queue one entry (no I/O). ``caller`` and ``source`` are cleaned (controls
         replaced, cut to 100 and 255 characters): no entry is one the database refuses."""
         caller, source = _clean(caller, 100) or "-", _clean(source, 255)
+        self._queue_entry(
+            AuditEntry(self._clock(), caller, provider, workspace_id, actor_id, outcome, source)
+        )
+
+    def record_call(
+        self,
+        caller: str,
+        provider: str,
+        workspace_id: str,
+        actor_id: str,
+        call: ProxiedCall,
+        source: str | None = None,
+    ) -> None:
+        """Queue one proxied call (outcome ``proxied``; no I/O). Its text is cleaned like
+        :meth:`record`'s (method cut to 16 characters, host to 255, path to 2,048); a path
+        is kept up to its ``?`` only, whatever the caller passed."""
+        caller, source = _clean(caller, 100) or "-", _clean(source, 255)
+        path = call.path.split("?", 1)[0].split("#", 1)[0]
+        cleaned = ProxiedCall(
+            _clean(call.method, 16) or "-",
+            _clean(call.host, 255),
+            _clean(path, 2048) or "",
+            call.status,
+            _clean(call.error, 100),
+            max(0, call.duration_ms),
+            max(0, call.response_bytes),
+            max(0, call.request_bytes),
+        )
+        self._queue_entry(
+            AuditEntry(
+                self._clock(),
+                caller,
+                provider,
+                workspace_id,
+                actor_id,
+                "proxied",
+                source,
+                call=cleaned,
+            )
+        )
+
+    def _queue_entry(self, entry: AuditEntry) -> None:
         if len(self._queue) >= self._max_queue:
             if self.dropped == 0:
                 logger.error("audit queue full (%d): dropping entries", self._max_queue)
             self.dropped += 1
             return
-        self._queue.append(
-            AuditEntry(self._clock(), caller, provider, workspace_id, actor_id, outcome, source)
-        )
+        self._queue.append(entry)
         if len(self._queue) >= self._batch_size:
             self._wake.set()
 
@@ -214,6 +256,20 @@ class AuditTrail:
         if since is not None and since.tzinfo is None:
             raise InvalidInput("since", "must include a time zone")
         return self._store.read(workspace_id, provider, actor_id, since, after, limit)
+
+    def latest_calls(
+        self, workspace_id: str, provider: str, actor_id: str, *, limit: int = 50
+    ) -> list[AuditEntry]:
+        """One connection's latest proxied calls, newest first, at most ``limit`` (1 to
+        1000).
+
+        Raises:
+            InvalidInput: ``limit`` out of range.
+            StorageUnavailable: the database cannot be read.
+        """
+        if not 1 <= limit <= MAX_READ:
+            raise InvalidInput("limit", f"must be from 1 to {MAX_READ}")
+        return self._store.latest_calls(workspace_id, provider, actor_id, limit)
 
     # --- the writer thread ----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 from oauthvault import StorageUnavailable
 from oauthvault.storage.audit_postgres import PostgresAuditStore
 from oauthvault.storage.audit_sqlite import SQLiteAuditStore
-from oauthvault.storage.audit_store import AuditEntry, EntryRefused
+from oauthvault.storage.audit_store import AuditEntry, EntryRefused, ProxiedCall
 from oauthvault.storage.location import parse_database_url
 from oauthvault.storage.migrations import upgrade
 
@@ -21,6 +21,11 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 def entry(actor="u", *, at=NOW, provider="google", workspace="ws", source=None):
     return AuditEntry(at, "k", provider, workspace, actor, "served", source)
+
+
+def proxied(actor="u", *, at=NOW, status=200, error=None, provider="google"):
+    call = ProxiedCall("GET", "api.example", f"/v1/{actor}", status, error, 12, 3456, 78)
+    return AuditEntry(at, "k", provider, "ws", actor, "proxied", "10.0.0.2", call=call)
 
 
 def read(store, workspace="ws", *, provider=None, actor=None, since=None, after=0, limit=100):
@@ -67,6 +72,43 @@ class AuditStoreContract:
         assert read(store) == []  # a batch is written whole or not at all
         store.write([entry("kept")])  # and the store goes on
         assert [e.actor_id for e in read(store)] == ["kept"]
+
+    def test_proxied_calls_are_kept_beside_token_reads_and_read_back_whole(self, store):
+        store.write([entry("a"), proxied("a"), proxied("a", status=404, error="not_found")])
+        read_back = read(store)
+        assert [e.outcome for e in read_back] == ["served", "proxied", "proxied"]
+        assert read_back[0].call is None
+        call = ProxiedCall("GET", "api.example", "/v1/a", 200, None, 12, 3456, 78)
+        assert read_back[1] == AuditEntry(
+            NOW, "k", "google", "ws", "a", "proxied", "10.0.0.2", read_back[1].id, call
+        )
+        assert read_back[2].call == ProxiedCall(
+            "GET", "api.example", "/v1/a", 404, "not_found", 12, 3456, 78
+        )
+        assert read_back[1].as_dict()["call"] == {
+            "method": "GET",
+            "host": "api.example",
+            "path": "/v1/a",
+            "status": 200,
+            "error": None,
+            "duration_ms": 12,
+            "response_bytes": 3456,
+            "request_bytes": 78,
+        }
+
+    def test_a_connections_latest_calls_newest_first_and_only_its_own(self, store):
+        store.write(
+            [
+                *(proxied("a", at=NOW + timedelta(seconds=n), status=200 + n) for n in range(5)),
+                entry("a"),
+                proxied("b"),
+                proxied("a", provider="slack"),
+            ]
+        )
+        latest = store.latest_calls("ws", "google", "a", 3)
+        assert [e.call.status for e in latest] == [204, 203, 202]
+        assert store.latest_calls("ws", "google", "nobody", 50) == []
+        assert len(store.latest_calls("ws", "slack", "a", 50)) == 1
 
     def test_a_closed_store_connects_again_on_the_next_write(self, store):
         store.write([entry("before")])

@@ -475,8 +475,10 @@ def create_api_router(
         after: Annotated[int, Query(ge=0, description="The `next_after` of the page before.")] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
-        """Who was handed which connection's token, when, and with what outcome (oldest
-        first, one page at a time); never a token. Only the API key's workspaces."""
+        """Who was handed which connection's token, when, and with what outcome, and the
+        calls through ``/v1/proxy`` (outcome ``proxied``, details in ``call``; never the
+        query); oldest first, one page at a time; never a token. Only the API key's
+        workspaces."""
         validate_filter(provider, workspace_id, actor_id)
         check_workspace(key, workspace_id)
         trail = vault.audit_trail

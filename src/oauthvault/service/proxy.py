@@ -26,6 +26,12 @@ loopback test double). The caller never holds the credential.
   body streamed); the vault's own refusals are ``application/problem+json`` with an
   ``Oauthvault-Error`` header naming their code, so "the provider said 404" and "the vault
   has no such connection" never look alike.
+- **Audited**: every call naming a connection (valid ids) goes to the audit trail (outcome
+  ``proxied``): the API key's name, the connection, the method, the provider's host and
+  path (never the query), the status the caller got and the vault's code when the vault
+  refused, the milliseconds to the answer's last byte and the bytes of both bodies. It is
+  queued when the answer's body has been streamed (the bytes are known then): no call waits
+  for the database.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from oauthvault.audit import AuditTrail, ProxiedCall
 from oauthvault.config import Settings
 from oauthvault.errors import (
     ReauthorizationRequired,
@@ -69,6 +76,7 @@ from oauthvault.oauth.api_calls import (
 from oauthvault.oauth.guarded_transport import AddressRefused, AsyncGuardedTransport
 from oauthvault.providers.api_targets import TargetRefused, allows_redirect, build_url
 from oauthvault.service.api import require_api_key
+from oauthvault.service.apikeys import ApiKey
 from oauthvault.service.edge import PROXY_PREFIX
 from oauthvault.service.problems import for_vault_error, problem_response
 from oauthvault.vault import AsyncOAuthTokenCache
@@ -152,6 +160,52 @@ def _vault_error(error: VaultError) -> Response:
     return response
 
 
+@dataclass(slots=True)
+class _Call:
+    """One proxied call as the audit trail will have it, filled in as it goes; queued once
+    by :meth:`finish` (the first call wins: the body's end, or its abandonment)."""
+
+    trail: AuditTrail | None
+    caller: str
+    source: str | None
+    method: str
+    started: float
+    path: str
+    ids: tuple[str, str, str] | None = None  # set once the connection's ids are valid
+    host: str | None = None
+    request_bytes: int = 0
+    streaming: bool = False
+    done: bool = False
+
+    def target(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.path = parts.hostname, parts.path  # never the query
+
+    async def counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in stream:
+            self.request_bytes += len(chunk)
+            yield chunk
+
+    def finish(self, status: int, error: str | None, response_bytes: int) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.trail is None or self.ids is None:  # auditing off; no connection named
+            return
+        milliseconds = round((time.perf_counter() - self.started) * 1000)
+        call = ProxiedCall(
+            self.method,
+            self.host,
+            self.path,
+            status,
+            error,
+            milliseconds,
+            response_bytes,
+            self.request_bytes,
+        )
+        self.trail.record_call(self.caller, *self.ids, call, source=self.source)
+
+
 def _with_query(url: str, query: dict[str, str]) -> str:
     if not query:
         return url
@@ -176,6 +230,31 @@ def create_proxy_router(
     async def proxy(request: Request, path: str) -> Response:
         started = time.perf_counter()
         key = await require_api_key(request)
+        raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+        call = _Call(
+            vault.audit_trail,
+            key.name,
+            request.client.host if request.client is not None else None,
+            request.method,
+            started,
+            "/" + raw_path[len(PROXY_PREFIX) :].decode("latin-1"),
+        )
+        try:
+            response = await forward(request, key, call)
+        except asyncio.CancelledError:
+            call.finish(499, "client_disconnected", 0)
+            raise
+        except Exception:
+            call.finish(500, "internal_error", 0)
+            raise
+        if not call.streaming:
+            call.finish(
+                response.status_code, response.headers.get(ERROR_HEADER), len(response.body)
+            )
+        return response
+
+    async def forward(request: Request, key: ApiKey, call: _Call) -> Response:
+        started = call.started
         names = [request.headers.get(header, "") for header in _CONNECTION_HEADERS]
         if not all(names):
             return _vault_problem(
@@ -185,9 +264,10 @@ def create_proxy_router(
                 "Oauthvault-Actor-Id",
             )
         provider, workspace_id, actor_id = names
-        client_host = request.client.host if request.client is not None else None
+        client_host = call.source
         try:
             TokenKey(provider, workspace_id, actor_id)
+            call.ids = (provider, workspace_id, actor_id)  # valid: audited from here on
             if not key.allows(workspace_id):
                 return _vault_problem(403, "forbidden", "this API key may not use that workspace")
             access = await vault.api_access(
@@ -210,10 +290,12 @@ def create_proxy_router(
         raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
         tail = raw_path[len(PROXY_PREFIX) :]
         query: bytes = request.scope.get("query_string", b"")
+        call.host = urlsplit(access.target.base_url).hostname
         try:
             url = _with_query(build_url(access.target, tail, query), dict(access.placement.query))
         except TargetRefused as error:
             return _vault_problem(400, "target_refused", error.detail, reason=error.code)
+        call.target(url)
         body: bytes | AsyncIterator[bytes] | None = None
         replayable = True
         length = request.headers.get("content-length")
@@ -221,8 +303,9 @@ def create_proxy_router(
             body = None
         elif length is not None and length.isdigit() and int(length) <= MAX_REPLAY_BODY:
             body = await request.body()
+            call.request_bytes = len(body)
         else:
-            body, replayable = request.stream(), False
+            body, replayable = call.counted(request.stream()), False
         method = request.method
         safe = retry_safe(method, request.headers.keys())
         forwarded = forwarded_headers(request.headers.items())
@@ -266,6 +349,7 @@ def create_proxy_router(
                 url = _with_query(
                     build_url(access.target, tail, query), dict(access.placement.query)
                 )
+                call.target(url)
                 continue
             if should_verify(status, renewable=renewable):
                 try:
@@ -289,13 +373,13 @@ def create_proxy_router(
                     attempts += 1
                     await asyncio.sleep(retry_sleep(wait))
                     continue
-                answer = _passed(upstream)
+                answer = _passed(upstream, call)
                 if wait is not None:
                     answer.headers[RETRY_AFTER_HEADER] = str(int(wait + 0.999))
                 _observe(latency, provider, status, started, method, url)
                 return answer
             _observe(latency, provider, status, started, method, url)
-            return _passed(upstream)
+            return _passed(upstream, call)
 
     return router
 
@@ -353,21 +437,32 @@ class _CancellableStream(StreamingResponse):
             await self.background()
 
 
-def _passed(upstream: httpx.Response) -> Response:
-    """The provider's answer, streamed as it comes (its bytes untouched)."""
+def _passed(upstream: httpx.Response, call: _Call) -> Response:
+    """The provider's answer, streamed as it comes (its bytes untouched), audited once its
+    body has been sent (or abandoned: the client went away, the provider broke off)."""
+    status = upstream.status_code
+    sent = 0
 
     async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
         try:
             async for chunk in upstream.aiter_raw():
+                sent += len(chunk)
                 yield chunk
         finally:
+            call.finish(status, None, sent)
             await upstream.aclose()
 
+    async def after() -> None:  # runs even when the body was never read to its end
+        call.finish(status, None, sent)
+        await upstream.aclose()
+
+    call.streaming = True
     return _CancellableStream(
         body(),
-        status_code=upstream.status_code,
+        status_code=status,
         headers=returned_headers(upstream.headers.multi_items()),
-        background=BackgroundTask(upstream.aclose),
+        background=BackgroundTask(after),
     )
 
 

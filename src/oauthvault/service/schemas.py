@@ -42,6 +42,7 @@ __all__ = [
     "ProviderId",
     "ProviderParam",
     "ProviderResponse",
+    "ProxiedCallRecord",
     "StoreTokensRequest",
     "VerifyResponse",
     "WorkspaceId",
@@ -254,6 +255,27 @@ class DeleteResponse(BaseModel):
     )
 
 
+class ProxiedCallRecord(BaseModel):
+    """One call through ``/v1/proxy``: never the query string, a header or a body."""
+
+    method: str
+    host: str | None = Field(
+        description="The provider API's host; null when the vault refused before knowing it."
+    )
+    path: str = Field(
+        description="The provider URL's path (the caller's path when the vault refused "
+        "before building the URL), never the query."
+    )
+    status: int = Field(description="The HTTP status the caller got.")
+    error: str | None = Field(
+        description="The vault's problem code when the vault refused (`Oauthvault-Error`); "
+        "null when the provider answered."
+    )
+    duration_ms: int = Field(description="From the request to the answer's last byte.")
+    response_bytes: int = Field(description="The answer's body, as streamed to the caller.")
+    request_bytes: int = Field(description="The request's body, as sent.")
+
+
 class AuditRecord(BaseModel):
     id: int
     at: datetime
@@ -261,8 +283,14 @@ class AuditRecord(BaseModel):
     provider: str
     workspace_id: str
     actor_id: str
-    outcome: Literal["served", "refreshed", "not_found", "refused", "failed"]
+    outcome: Literal["served", "refreshed", "not_found", "refused", "failed", "proxied"] = Field(
+        description="`proxied`: a call through `/v1/proxy` (see `call`); the others are "
+        "token reads."
+    )
     source: str | None = Field(description="The client's address, when known.")
+    call: ProxiedCallRecord | None = Field(
+        default=None, description="The proxied call, for outcome `proxied`; else null."
+    )
 
 
 class AuditPage(BaseModel):

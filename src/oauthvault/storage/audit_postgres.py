@@ -1,5 +1,6 @@
 """The audit trail's table on PostgreSQL: batches appended with ``COPY`` on a connection of
-the store's own (autocommit), old entries deleted, pages read on a short connection."""
+the store's own (autocommit), old entries deleted, pages (and a connection's latest proxied
+calls) read on a short connection."""
 
 from __future__ import annotations
 
@@ -21,13 +22,29 @@ from oauthvault.storage.location import DatabaseLocation
 
 __all__ = ["PostgresAuditStore"]
 
-COPY = "COPY oauth_audit (at, caller, provider, workspace_id, actor_id, outcome, source) FROM STDIN"
+COPY = """
+COPY oauth_audit (
+  at, caller, provider, workspace_id, actor_id, outcome, source, call_method, call_host,
+  call_path, call_status, call_error, call_ms, call_response_bytes, call_request_bytes
+) FROM STDIN
+"""
 SELECT = """
-SELECT id, at, caller, provider, workspace_id, actor_id, outcome, source FROM oauth_audit
+SELECT id, at, caller, provider, workspace_id, actor_id, outcome, source, call_method,
+  call_host, call_path, call_status, call_error, call_ms, call_response_bytes,
+  call_request_bytes
+FROM oauth_audit
 WHERE workspace_id = %s AND (%s::text IS NULL OR provider = %s)
   AND (%s::text IS NULL OR actor_id = %s) AND (%s::timestamptz IS NULL OR at >= %s)
   AND id > %s
 ORDER BY id LIMIT %s
+"""
+LATEST_CALLS = """
+SELECT id, at, caller, provider, workspace_id, actor_id, outcome, source, call_method,
+  call_host, call_path, call_status, call_error, call_ms, call_response_bytes,
+  call_request_bytes
+FROM oauth_audit
+WHERE workspace_id = %s AND provider = %s AND actor_id = %s AND outcome = 'proxied'
+ORDER BY id DESC LIMIT %s
 """
 PRUNE = "DELETE FROM oauth_audit WHERE at < %s"
 
@@ -68,11 +85,19 @@ class PostgresAuditStore:
         limit: int,
     ) -> list[AuditEntry]:
         params = (workspace_id, provider, provider, actor_id, actor_id, since, since, after, limit)
+        return self._select(SELECT, params)
+
+    def latest_calls(
+        self, workspace_id: str, provider: str, actor_id: str, limit: int
+    ) -> list[AuditEntry]:
+        return self._select(LATEST_CALLS, (workspace_id, provider, actor_id, limit))
+
+    def _select(self, query: str, params: tuple[object, ...]) -> list[AuditEntry]:
         try:
             with psycopg.connect(
                 self._location.conninfo, autocommit=True, connect_timeout=self._connect_timeout
             ) as connection:
-                rows = connection.execute(SELECT, params).fetchall()
+                rows = connection.execute(query, params).fetchall()
         except (psycopg.Error, OSError) as error:
             raise self._unavailable(error) from None
         return [entry_from_row(row, row[1]) for row in rows]

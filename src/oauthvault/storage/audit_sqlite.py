@@ -1,6 +1,7 @@
 """The audit trail's table in the SQLite file: batches appended in one ``BEGIN IMMEDIATE``
-transaction on a connection of the store's own, old entries deleted, pages read on a short
-connection. Times are stored as UTC ISO 8601 text with microseconds (they sort as text)."""
+transaction on a connection of the store's own, old entries deleted, pages (and a
+connection's latest proxied calls) read on a short connection. Times are stored as UTC ISO
+8601 text with microseconds (they sort as text)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,27 @@ from oauthvault.storage.location import DatabaseLocation
 __all__ = ["SQLiteAuditStore"]
 
 INSERT = """
-INSERT INTO oauth_audit (at, caller, provider, workspace_id, actor_id, outcome, source)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO oauth_audit (
+  at, caller, provider, workspace_id, actor_id, outcome, source, call_method, call_host,
+  call_path, call_status, call_error, call_ms, call_response_bytes, call_request_bytes
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SELECT = """
-SELECT id, at, caller, provider, workspace_id, actor_id, outcome, source FROM oauth_audit
+SELECT id, at, caller, provider, workspace_id, actor_id, outcome, source, call_method,
+  call_host, call_path, call_status, call_error, call_ms, call_response_bytes,
+  call_request_bytes
+FROM oauth_audit
 WHERE workspace_id = ? AND (? IS NULL OR provider = ?) AND (? IS NULL OR actor_id = ?)
   AND (? IS NULL OR at >= ?) AND id > ?
 ORDER BY id LIMIT ?
+"""
+LATEST_CALLS = """
+SELECT id, at, caller, provider, workspace_id, actor_id, outcome, source, call_method,
+  call_host, call_path, call_status, call_error, call_ms, call_response_bytes,
+  call_request_bytes
+FROM oauth_audit
+WHERE workspace_id = ? AND provider = ? AND actor_id = ? AND outcome = 'proxied'
+ORDER BY id DESC LIMIT ?
 """
 PRUNE = "DELETE FROM oauth_audit WHERE at < ?"
 
@@ -79,9 +93,6 @@ class SQLiteAuditStore:
         after: int,
         limit: int,
     ) -> list[AuditEntry]:
-        path = self._location.sqlite_path
-        if path is not None and not path.exists():  # never create a database by reading
-            raise StorageUnavailable(f"no database at {self._location.description}")
         moment = None if since is None else _stored_time(since)
         params = (
             workspace_id,
@@ -94,9 +105,20 @@ class SQLiteAuditStore:
             after,
             limit,
         )
+        return self._select(SELECT, params)
+
+    def latest_calls(
+        self, workspace_id: str, provider: str, actor_id: str, limit: int
+    ) -> list[AuditEntry]:
+        return self._select(LATEST_CALLS, (workspace_id, provider, actor_id, limit))
+
+    def _select(self, query: str, params: tuple[object, ...]) -> list[AuditEntry]:
+        path = self._location.sqlite_path
+        if path is not None and not path.exists():  # never create a database by reading
+            raise StorageUnavailable(f"no database at {self._location.description}")
         try:
             with closing(sqlite3.connect(str(path), timeout=5.0)) as db:
-                rows = db.execute(SELECT, params).fetchall()
+                rows = db.execute(query, params).fetchall()
         except (sqlite3.Error, OSError) as error:
             raise unavailable(self._location.description, error, no_table=False) from None
         return [entry_from_row(row, datetime.fromisoformat(row[1])) for row in rows]

@@ -1,5 +1,6 @@
 """The console's pages for looking: the overview, the searchable list of connections, one
-connection with its latest audit entries, and the confirmation before revoking."""
+connection with its latest audit entries and proxied calls, and the confirmation before
+revoking."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ STATUSES = tuple(status.value for status in ConnectionStatus)
 _PAGE_SIZE = 50
 _FAILURES_SCANNED = 1_000  # failing connections per status looked at for the overview
 _AUDIT_SHOWN = 50
+_CALLS_SHOWN = 50
 
 
 async def overview(console: AdminConsole, request: Request, session: AdminSession) -> Response:
@@ -97,13 +99,15 @@ async def connections(console: AdminConsole, request: Request, session: AdminSes
 
 
 async def connection(console: AdminConsole, request: Request, session: AdminSession) -> Response:
-    """GET /admin/connection: one connection (never a token) and its latest audit entries."""
+    """GET /admin/connection: one connection (never a token), its latest audit entries and
+    its latest proxied calls."""
     try:
         key = key_from(dict(request.query_params))
         found = await console.stored(key)
         if found is None:
             return console.redirect("/admin?done=gone")
         audit = await _latest_audit(console, key)
+        calls = await _latest_calls(console, key)
     except VaultError as error:
         return console.failed(error)
     revoke = console.href(key).replace("/admin/connection?", "/admin/connection/revoke?", 1)
@@ -113,6 +117,7 @@ async def connection(console: AdminConsole, request: Request, session: AdminSess
         title=f"{key.provider} · {key.workspace_id}",
         c=console.row(found),
         audit=audit,
+        calls=calls,
         revoke_href=revoke,
         done=request.query_params.get("done"),
     )
@@ -138,7 +143,8 @@ async def confirm_revoke(
 
 
 async def _latest_audit(console: AdminConsole, key: TokenKey) -> list[dict[str, object]] | None:
-    """The newest audit entries of the last 30 days, newest first (``None``: off)."""
+    """The newest token reads of the last 30 days, newest first (``None``: off); proxied
+    calls have their own table (:func:`_latest_calls`)."""
     trail = console.vault.audit_trail
     if trail is None:
         return None
@@ -155,7 +161,7 @@ async def _latest_audit(console: AdminConsole, key: TokenKey) -> list[dict[str, 
             after=after,
             limit=1000,
         )
-        newest.extend(entries)
+        newest.extend(entry for entry in entries if entry.call is None)
         if len(entries) < 1000:
             break
         after = entries[-1].id
@@ -167,4 +173,29 @@ async def _latest_audit(console: AdminConsole, key: TokenKey) -> list[dict[str, 
             "source": entry.source,
         }
         for entry in reversed(newest)
+    ]
+
+
+async def _latest_calls(console: AdminConsole, key: TokenKey) -> list[dict[str, object]] | None:
+    """The connection's latest calls through the API proxy, newest first (``None``: off)."""
+    trail = console.vault.audit_trail
+    if trail is None:
+        return None
+    entries = await asyncio.to_thread(
+        trail.latest_calls, key.workspace_id, key.provider, key.actor_id, limit=_CALLS_SHOWN
+    )
+    return [
+        {
+            "at": when(entry.at),
+            "caller": entry.caller,
+            "method": entry.call.method,
+            "host": entry.call.host,
+            "path": entry.call.path,
+            "status": entry.call.status,
+            "error": entry.call.error,
+            "duration_ms": entry.call.duration_ms,
+            "response_bytes": entry.call.response_bytes,
+        }
+        for entry in entries
+        if entry.call is not None
     ]

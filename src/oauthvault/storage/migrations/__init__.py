@@ -10,7 +10,7 @@ from oauthvault.storage.location import DatabaseLocation
 __all__ = ["HEAD_REVISION", "upgrade"]
 
 # The revision this code expects; a test checks that it is Alembic's head.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 
 def alembic_config(location: DatabaseLocation) -> Config:
