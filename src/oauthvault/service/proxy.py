@@ -9,14 +9,18 @@ addresses (:mod:`oauthvault.oauth.guarded_transport`; loopback only for an app's
 loopback test double). The caller never holds the credential.
 
 - **Sent**: the caller's headers without its ``Authorization``, cookies, ``Oauthvault-*``
-  and hop-by-hop headers (RFC 9110 §7.6.1), plus the credential; the body streamed.
+  and hop-by-hop headers (RFC 9110 §7.6.1), plus the credential (a caller's header of the
+  credential's name is not sent) and the API's constant headers (``api_headers``: sent
+  unless the caller sent one of the name; see :mod:`oauthvault.providers.rate_limits`);
+  the body streamed.
 - **A 401** to a renewable credential (OAuth, app-minted, two-step) is renewed once through
   the refresh lease (however many calls were refused at once: one grant) and the request
   sent again, when its body can be sent again (none, or one of at most
   :data:`MAX_REPLAY_BODY` bytes); a second 401 goes back to the caller. A 401 or 403 to an
   API key is checked with the entry's verification request (a refusal marks the
   connection ``needs_reauth``) and passed back.
-- **429 and 503** with a ``Retry-After`` of at most ``OAUTHVAULT_PROXY_RETRY_AFTER_CAP``
+- **429 and 503** with a ``Retry-After`` (or, a 429 without one, the reset header the
+  catalog documents: ``rate_limit_reset``) of at most ``OAUTHVAULT_PROXY_RETRY_AFTER_CAP``
   seconds are waited out (with jitter) and sent again, at most ``OAUTHVAULT_PROXY_RETRIES``
   times, for idempotent methods or requests with an ``Idempotency-Key``; otherwise the
   provider's answer goes back at once, the wait in ``Oauthvault-Retry-After``.
@@ -31,7 +35,6 @@ loopback test double). The caller never holds the credential.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
@@ -56,6 +59,7 @@ from oauthvault.errors import (
 from oauthvault.models import TokenKey
 from oauthvault.oauth.guarded_transport import AddressRefused, AsyncGuardedTransport
 from oauthvault.providers.api_targets import TargetRefused, allows_redirect, build_url
+from oauthvault.providers.rate_limits import outgoing_headers, retry_wait
 from oauthvault.service.api import require_api_key
 from oauthvault.service.edge import PROXY_PREFIX
 from oauthvault.service.problems import for_vault_error, problem_response
@@ -147,22 +151,6 @@ def _vault_error(error: VaultError) -> Response:
     code = json.loads(bytes(response.body)).get("code", "vault_error")
     response.headers[ERROR_HEADER] = str(code)
     return response
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` asks for (delay-seconds or an HTTP date), else ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(int(value))
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
 
 
 def _forwarded_headers(request: Request) -> list[tuple[str, str]]:
@@ -278,7 +266,7 @@ def create_proxy_router(
         deadline = started + settings.total_timeout
         while True:
             client = clients.client(access.target.loopback)
-            headers = [*forwarded, *access.placement.headers.items()]
+            headers = outgoing_headers(forwarded, access.target.headers, access.placement.headers)
             try:
                 upstream = await _send(client, method, url, headers, body, access, deadline)
             except _RedirectRefused as refused:
@@ -320,7 +308,9 @@ def create_proxy_router(
                         "proxy %s: verification after %d failed: %s", provider, status, error
                     )
             if status in (429, 503):
-                wait = _retry_after(upstream.headers.get("retry-after"), datetime.now(UTC))
+                wait = retry_wait(
+                    status, upstream.headers, access.target.rate_limit_reset, datetime.now(UTC)
+                )
                 can_retry = replayable and retry_safe and attempts < settings.retries
                 if wait is not None and wait <= settings.retry_after_cap and can_retry:
                     await upstream.aclose()
