@@ -275,6 +275,9 @@ def test_outgoing_headers_send_nothing_twice_and_let_the_caller_pin_a_constant()
     assert outgoing_headers([], {}, {"Authorization": "Bearer t"}) == [
         ("Authorization", "Bearer t")
     ]
+    default = [("Accept", "*/*")]  # what HTTP clients send unasked
+    assert dict(outgoing_headers(default, constants, {})) == dict(constants)
+    assert outgoing_headers(default, {}, {}) == default
 
 
 @pytest.mark.parametrize(

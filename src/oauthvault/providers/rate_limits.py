@@ -15,7 +15,8 @@ Catalog keys, checked here for both catalogs and for a deployment's provider tab
 :func:`outgoing_headers` merges the caller's headers, the constants and the credential:
 the credential's headers always win (a caller's header of the same name is not sent, so
 nothing goes twice); a constant is sent unless the caller sent a header of that name (a
-caller may pin another API version). :func:`retry_wait` reads the wait of a 429 or 503.
+caller may pin another API version; a bare ``Accept: */*`` does not count).
+:func:`retry_wait` reads the wait of a 429 or 503.
 """
 
 from __future__ import annotations
@@ -162,11 +163,17 @@ def outgoing_headers(
     the API's ``constants`` and the ``credential``'s. A credential header always goes, and
     a caller's header of its name does not, unless the name is also a constant's (a
     credential entry's constant ``[headers]``, such as ``anthropic-version``): a constant
-    goes unless the caller sent its name. Names compare case-insensitively; nothing goes
-    twice."""
-    forwarded = list(forwarded)
-    caller = {name.lower() for name, _ in forwarded}
+    goes unless the caller sent its name (a caller's ``Accept: */*``, what HTTP clients send
+    unasked, gives way to a constant ``Accept``). Names compare case-insensitively; nothing
+    goes twice."""
     constant = {name.lower() for name in constants}
+    # "Accept: */*" is what HTTP clients send unasked: not a choice over a constant Accept.
+    forwarded = [
+        (name, value)
+        for name, value in forwarded
+        if not (name.lower() == "accept" and value.strip() == "*/*" and "accept" in constant)
+    ]
+    caller = {name.lower() for name, _ in forwarded}
     placed = {name.lower() for name in credential}
     headers = [
         (name, value)
