@@ -1,7 +1,7 @@
 """A loopback provider API for the proxy's tests: it checks the bearer token, echoes what it
-was sent, answers any status, asks for a retry, redirects, and streams large bodies both
-ways. Every request is kept (method, path, header names and values, body length) so a
-test can check what reached the provider."""
+was sent, answers any status, asks for a retry (``Retry-After``, or only a reset header),
+redirects, and streams large bodies both ways. Every request is kept (method, path, header
+names and values, body length) so a test can check what reached the provider."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class Received:
 
 class ProxyUpstream:
     """The emulated API (see the module docstring). Tokens in ``refused`` get a 401; any
-    other bearer token is accepted (the vault's freshly refreshed one included)."""
+    other bearer token (or ``x-api-key``) is accepted (the vault's freshly refreshed one
+    included)."""
 
     def __init__(self) -> None:
         self._socket = bound_socket()
@@ -74,6 +75,7 @@ class ProxyUpstream:
     async def _answer(self, request: Request) -> Response:
         rest = request.path_params["rest"]
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        token = token or request.headers.get("x-api-key", "")  # Anthropic's placement
         length = 0
         if rest.startswith("upload"):
             async for chunk in request.stream():
@@ -110,6 +112,14 @@ class ProxyUpstream:
                         headers={"Retry-After": query.get("retry_after", "1")},
                     )
             return JSONResponse({"ok": True, "key": key})
+        if rest.startswith("reset/"):  # a 429 with a reset header and no Retry-After
+            key = rest.split("/", 1)[1]
+            with self._lock:
+                if self.busy[key] > 0:
+                    self.busy[key] -= 1
+                    headers = {query["header"]: query["value"], "X-Rate-Remaining": "0"}
+                    return JSONResponse({"error": "rate_limited"}, status_code=429, headers=headers)
+            return JSONResponse({"ok": True, "key": key}, headers={"X-Rate-Remaining": "9"})
         if rest == "redirect":
             return RedirectResponse(query["to"], status_code=302)
         if rest.startswith("big/"):

@@ -34,6 +34,8 @@ TOP_KEYS = {
     "query",
     "verify",
     "connection_params",
+    "rate_limit_headers",
+    "rate_limit_reset",
 }
 REQUIRED_TOP = {"display_name", "auth", "api_base_url", "docs_url", "notes", "fields"}
 FIELD_KEYS = {"name", "label", "secret", "pattern", "help_url", "example"}

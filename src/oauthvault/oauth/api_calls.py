@@ -20,10 +20,8 @@ Where a request may go (its URL and path) is :mod:`oauthvault.providers.api_targ
 
 from __future__ import annotations
 
-import email.utils
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import httpx
 
@@ -40,7 +38,6 @@ __all__ = [
     "forwarded_headers",
     "may_renew",
     "may_retry",
-    "retry_after",
     "retry_safe",
     "retry_sleep",
     "returned_headers",
@@ -118,23 +115,6 @@ def returned_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     if length is not None:
         kept["content-length"] = length
     return kept
-
-
-def retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds a ``Retry-After`` asks for (delay-seconds or an HTTP date; a date in the
-    past is 0), else ``None`` (absent or unreadable)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(int(value))
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 def retry_safe(method: str, headers: Iterable[str]) -> bool:

@@ -50,11 +50,13 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit, urlunsplit
 
 from oauthvault.errors import VaultError
+from oauthvault.providers.rate_limits import RateLimitReset
 from oauthvault.providers.spec import api_host_matches, placeholders_in
 
 if TYPE_CHECKING:
@@ -152,6 +154,9 @@ class ApiTarget:
     query), ``hosts`` (the base URL's host first, then ``api_hosts`` patterns) and
     ``loopback`` (the base URL is http on a loopback host: an app's test double; only then
     may a request use http or reach a loopback address). Build one with :meth:`of`.
+    ``headers`` are the API's constant headers (an OAuth entry's ``api_headers``, a
+    credential entry's constant ``[headers]``) and ``rate_limit_reset`` the header that
+    says when a 429 may be tried again (:mod:`oauthvault.providers.rate_limits`).
 
     Raises:
         TargetRefused: ``bad_base_url`` or ``scheme_not_allowed`` for a base URL that
@@ -161,9 +166,12 @@ class ApiTarget:
     base_url: str
     hosts: tuple[str, ...]
     loopback: bool = False
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    rate_limit_reset: RateLimitReset | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hosts", tuple(self.hosts))
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
         parts = _split_base(self.base_url)
         if (parts.scheme == "http") != self.loopback:
             raise TargetRefused("bad_base_url", "loopback must be true exactly for http bases")
@@ -172,12 +180,25 @@ class ApiTarget:
             raise TargetRefused("bad_base_url", "hosts must start with the base URL's host")
 
     @classmethod
-    def of(cls, base_url: str, api_hosts: Iterable[str] = ()) -> ApiTarget:
+    def of(
+        cls,
+        base_url: str,
+        api_hosts: Iterable[str] = (),
+        *,
+        headers: Mapping[str, str] | None = None,
+        rate_limit_reset: RateLimitReset | None = None,
+    ) -> ApiTarget:
         """The target of a filled ``base_url`` and a provider's ``api_hosts`` patterns."""
         parts = _split_base(base_url)
         host = _normal_host(parts.hostname or "")
         hosts = (host, *(p for p in api_hosts if p != host))
-        return cls(base_url, hosts, loopback=parts.scheme == "http")
+        return cls(
+            base_url,
+            hosts,
+            loopback=parts.scheme == "http",
+            headers=headers or {},
+            rate_limit_reset=rate_limit_reset,
+        )
 
     @property
     def scheme(self) -> str:
@@ -221,7 +242,11 @@ def provider_target(spec: ProviderSpec, params: Mapping[str, str]) -> ApiTarget 
         TargetRefused: the filled base URL cannot be a target.
     """
     base = spec.api_base_for(params)
-    return None if base is None else ApiTarget.of(base, spec.api_hosts)
+    if base is None:
+        return None
+    return ApiTarget.of(
+        base, spec.api_hosts, headers=spec.api_headers, rate_limit_reset=spec.rate_limit_reset
+    )
 
 
 def credential_target(
@@ -234,7 +259,11 @@ def credential_target(
         InvalidInput: a value the base URL needs is missing or unsafe.
         TargetRefused: the filled base URL cannot be a target.
     """
-    return ApiTarget.of(spec.url("", params, credentials))
+    return ApiTarget.of(
+        spec.url("", params, credentials),
+        headers=spec.constant_headers,
+        rate_limit_reset=spec.rate_limit_reset,
+    )
 
 
 def host_allowed(target: ApiTarget, host: str) -> bool:

@@ -16,6 +16,11 @@ from types import MappingProxyType
 
 from oauthvault.errors import ConfigError
 from oauthvault.providers.params import ConnectionParam, default_for, parse_params
+from oauthvault.providers.rate_limits import (
+    read_api_headers,
+    read_rate_limit_headers,
+    read_rate_limit_reset,
+)
 from oauthvault.providers.spec import (
     URL_KEYS,
     ClientSecretKind,
@@ -98,13 +103,15 @@ CATALOG_KEYS = CATALOG_REQUIRED | set(
     refresh_token_idle_expiry_days connection_params token_params refresh_params token_body
     refresh_endpoint token_path secondary_token_path success_field dead_grant_errors
     error_fields expiry introspection_endpoint identity_endpoint client_credentials
-    independent_grants api_base_url api_hosts""".split()
+    independent_grants api_base_url api_hosts api_headers rate_limit_headers
+    rate_limit_reset""".split()
 )
 #: Spec keys a ``[providers.<name>]`` table of a provider outside the catalog may set.
 CUSTOM_KEYS = frozenset(
     """display_name authorization_endpoint token_endpoint revocation_endpoint userinfo_endpoint
     issuer scope_separator token_endpoint_auth_method pkce refresh_tokens access_token_lifetime
-    refresh_token_idle_expiry_days independent_grants api_base_url api_hosts""".split()
+    refresh_token_idle_expiry_days independent_grants api_base_url api_hosts api_headers
+    rate_limit_headers rate_limit_reset""".split()
 )
 
 
@@ -201,6 +208,12 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
     api_hosts = read_api_hosts(reader)
     if api_hosts is not None and "api_base_url" not in urls:
         raise ConfigError(reader.setting("api_hosts"), "goes with api_base_url")
+    api_headers = read_api_headers(reader)
+    rate_limit_headers = read_rate_limit_headers(reader)
+    rate_limit_reset = read_rate_limit_reset(reader, rate_limit_headers)
+    for key, value in (("api_headers", api_headers), ("rate_limit_headers", rate_limit_headers)):
+        if value is not None and "api_base_url" not in urls:
+            raise ConfigError(reader.setting(key), "goes with api_base_url")
     params = parse_params(reader, "connection_params") if catalog else ()
     _check_placeholders(reader, params, urls)
     separator = reader.choice("scope_separator", _SEPARATORS) or " "
@@ -272,6 +285,9 @@ def parse_spec(name: str, reader: TableReader, *, catalog: bool) -> ProviderSpec
         client_secret_kind=reader.choice("client_secret_kind", _SECRET_KINDS),
         api_base_url=urls.get("api_base_url"),
         api_hosts=api_hosts or (),
+        api_headers=api_headers or {},
+        rate_limit_headers=rate_limit_headers or (),
+        rate_limit_reset=rate_limit_reset,
         docs_url=urls.get("docs_url"),
         notes=reader.text("notes"),
     )

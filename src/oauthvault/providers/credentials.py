@@ -26,6 +26,11 @@ from oauthvault.errors import ConfigError, InvalidInput
 from oauthvault.models import CREDENTIAL_KINDS, CredentialKind, Credentials
 from oauthvault.providers.minting import parse_two_step
 from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, parse_params
+from oauthvault.providers.rate_limits import (
+    RateLimitReset,
+    read_rate_limit_headers,
+    read_rate_limit_reset,
+)
 from oauthvault.providers.tables import TableReader, catalog_tables, check_url
 
 __all__ = [
@@ -45,7 +50,7 @@ APP_KINDS: tuple[AppKind, ...] = ("github_app", "google_service_account")
 ACCESS_TOKEN = "access_token"  # noqa: S105 - a placeholder's name
 _ENTRY_KEYS = frozenset(
     """display_name auth api_base_url docs_url notes fields headers query basic verify
-    connection_params app token_request revocation""".split()
+    connection_params app token_request revocation rate_limit_headers rate_limit_reset""".split()
 )
 _REQUIRED = frozenset({"display_name", "auth", "api_base_url", "docs_url", "notes"})
 _FIELD_KEYS = frozenset({"name", "label", "secret", "pattern", "help_url", "example", "required"})
@@ -129,6 +134,16 @@ class CredentialSpec:
     app: AppKind | None = None
     #: The ``token_request`` table of a ``two_step`` entry, read by the minting code.
     token_request: Mapping[str, Any] | None = None
+    #: The provider's documented rate-limit answer headers, and the one saying when a 429
+    #: may be tried again (:mod:`oauthvault.providers.rate_limits`).
+    rate_limit_headers: tuple[str, ...] = ()
+    rate_limit_reset: RateLimitReset | None = None
+
+    @property
+    def constant_headers(self) -> dict[str, str]:
+        """The ``[headers]`` without a placeholder (``anthropic-version``): an API version
+        rather than the credential, which a proxy caller may replace."""
+        return {name: text for name, text in self.headers if not _PLACEHOLDER.search(text)}
 
     def field(self, name: str) -> CredentialField | None:
         return next((each for each in self.fields if each.name == name), None)
@@ -398,6 +413,7 @@ def parse_credential_entry(name: str, reader: TableReader) -> CredentialSpec:
     token_request = reader.table.get("token_request")
     if token_request is not None and not isinstance(token_request, dict):
         raise ConfigError(reader.setting("token_request"), "must be a table")
+    rate_limit_headers = read_rate_limit_headers(reader)
     spec = CredentialSpec(
         name=name,
         display_name=reader.text("display_name") or name,
@@ -415,6 +431,8 @@ def parse_credential_entry(name: str, reader: TableReader) -> CredentialSpec:
         derived_params=derived,
         app=app,
         token_request=MappingProxyType(token_request) if token_request is not None else None,
+        rate_limit_headers=rate_limit_headers or (),
+        rate_limit_reset=read_rate_limit_reset(reader, rate_limit_headers),
     )
     _check_entry(spec, reader)
     return spec

@@ -157,6 +157,13 @@ def describe(spec: ProviderSpec) -> list[str]:
     if spec.api_base_url:
         also = f" (also {', '.join(spec.api_hosts)})" if spec.api_hosts else ""
         lines.append(f"API: {spec.api_base_url}{also}")
+    if spec.api_headers:
+        sent = ", ".join(f"{name}: {value}" for name, value in spec.api_headers.items())
+        lines.append(f"API headers: {sent}")
+    if spec.rate_limit_headers:
+        reset = spec.rate_limit_reset
+        when = f" (reset: {reset.header}, {reset.format})" if reset else ""
+        lines.append(f"rate-limit headers: {', '.join(spec.rate_limit_headers)}{when}")
     if spec.connection_params:
         lines.append("connection parameters:")
         lines.extend(_param_line(spec, p.name) for p in spec.connection_params)

@@ -3,7 +3,10 @@
 A catalog provider and one found by discovery take the same overrides: ``display_name``,
 any endpoint of :data:`~oauthvault.providers.spec.ENDPOINT_KEYS` (a corporate proxy, a test
 double, an endpoint the provider's metadata leaves out), the API's ``api_base_url`` and
-``api_hosts`` (which replaces the entry's list), ``revocation_method``, and what
+``api_hosts`` (which replaces the entry's list), its ``api_headers``,
+``rate_limit_headers`` and ``rate_limit_reset`` (each replacing the entry's; a
+``rate_limit_reset`` names one of the table's own ``rate_limit_headers``),
+``revocation_method``, and what
 the operator knows of the server's behaviour that no metadata publishes:
 ``refresh_tokens`` (``static`` only when the server documents it; unknown is rotating) and
 ``independent_grants`` (each authorization is a grant of its own, so a replaced one may be
@@ -21,6 +24,12 @@ from types import MappingProxyType
 from typing import Any
 
 from oauthvault.errors import ConfigError
+from oauthvault.providers.rate_limits import (
+    RateLimitReset,
+    read_api_headers,
+    read_rate_limit_headers,
+    read_rate_limit_reset,
+)
 from oauthvault.providers.spec import (
     API_KEYS,
     ENDPOINT_KEYS,
@@ -63,11 +72,16 @@ class SpecOverrides:
     independent_grants: bool | None = None
     api_base_url: str | None = None
     api_hosts: tuple[str, ...] | None = None
+    api_headers: Mapping[str, str] | None = None
+    rate_limit_headers: tuple[str, ...] | None = None
+    rate_limit_reset: RateLimitReset | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoints", MappingProxyType(dict(self.endpoints)))
         if self.api_hosts is not None:
             object.__setattr__(self, "api_hosts", tuple(self.api_hosts))
+        if self.api_headers is not None:
+            object.__setattr__(self, "api_headers", MappingProxyType(dict(self.api_headers)))
 
     def apply(self, spec: ProviderSpec) -> ProviderSpec:
         """``spec`` with these overrides (pure). A ``revocation_endpoint`` given for a spec
@@ -84,6 +98,11 @@ class SpecOverrides:
             changes["api_base_url"] = self.api_base_url
         if self.api_hosts is not None:
             changes["api_hosts"] = self.api_hosts
+        if self.api_headers is not None:
+            changes["api_headers"] = self.api_headers
+        if self.rate_limit_headers is not None:
+            changes["rate_limit_headers"] = self.rate_limit_headers
+            changes["rate_limit_reset"] = self.rate_limit_reset
         if "revocation_endpoint" in self.endpoints:
             method = self.revocation_method or spec.revocation_method or "rfc7009"
             changes["revocation_method"] = method
@@ -101,17 +120,19 @@ def read_overrides(
     has_api_base_url: bool = False,
 ) -> SpecOverrides:
     """The overrides in ``reader``'s table, of the endpoint keys in ``endpoints`` and of the
-    API (``api_base_url``, ``api_hosts``).
+    API (:data:`~oauthvault.providers.spec.API_KEYS`).
 
     An endpoint may use only the ``{placeholders}`` named (``client_id`` and the provider's
     connection parameters known in time), ``api_base_url`` only the ``api_placeholders``
     (the parameters with a pattern); http is accepted on loopback hosts. ``api_hosts``
-    needs an ``api_base_url``: the table's, or the spec's (``has_api_base_url``).
+    needs an ``api_base_url``: the table's, or the spec's (``has_api_base_url``), and so do
+    ``api_headers`` and ``rate_limit_headers``; ``rate_limit_reset`` names one of the
+    table's ``rate_limit_headers``.
 
     Raises:
         ConfigError: naming the first bad key: a URL that is not https (or http on a
             loopback host) or uses an unknown placeholder, an ``api_base_url`` ending in
-            ``/`` or with a query, a bad ``api_hosts`` item, a ``revocation_method`` other
+            ``/`` or with a query, a bad ``api_hosts`` item or header, a ``revocation_method`` other
             than ``rfc7009`` or without ``revocation_endpoint``, a bad ``display_name``.
     """
     urls: dict[str, str] = {}
@@ -135,8 +156,16 @@ def read_overrides(
         if unknown:
             raise ConfigError(setting, f"uses {{{unknown[0]}}}, unknown here")
     api_hosts = read_api_hosts(reader)
-    if api_hosts is not None and api_base_url is None and not has_api_base_url:
-        raise ConfigError(reader.setting("api_hosts"), "goes with api_base_url")
+    api_headers = read_api_headers(reader)
+    rate_limit_headers = read_rate_limit_headers(reader)
+    rate_limit_reset = read_rate_limit_reset(reader, rate_limit_headers)
+    for key, value in (
+        ("api_hosts", api_hosts),
+        ("api_headers", api_headers),
+        ("rate_limit_headers", rate_limit_headers),
+    ):
+        if value is not None and api_base_url is None and not has_api_base_url:
+            raise ConfigError(reader.setting(key), "goes with api_base_url")
     method = reader.choice("revocation_method", _METHODS)
     if method is not None and "revocation_endpoint" not in urls:
         raise ConfigError(reader.setting("revocation_method"), "goes with revocation_endpoint")
@@ -148,4 +177,7 @@ def read_overrides(
         reader.boolean("independent_grants"),
         api_base_url,
         api_hosts,
+        api_headers,
+        rate_limit_headers,
+        rate_limit_reset,
     )

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from oauthvault.errors import ConfigError
 from oauthvault.providers.params import URL_SAFE_VALUE, ConnectionParam, default_for
+from oauthvault.providers.rate_limits import RateLimitReset
 from oauthvault.providers.tables import TableReader
 
 __all__ = [
@@ -67,8 +68,9 @@ ENDPOINT_KEYS = (
     "introspection_endpoint",
     "issuer",
 )
-#: The keys of the provider's API: where an authenticated request for a connection may go.
-API_KEYS = ("api_base_url", "api_hosts")
+#: The keys of the provider's API: where an authenticated request for a connection may go,
+#: the constant headers it carries, and the rate-limit headers of the answers.
+API_KEYS = ("api_base_url", "api_hosts", "api_headers", "rate_limit_headers", "rate_limit_reset")
 #: Every key holding a URL template (the endpoints, then the API's base URL).
 URL_KEYS = (*ENDPOINT_KEYS, "api_base_url")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -209,6 +211,13 @@ class ProviderSpec:
     api_base_url: str | None = None
     #: Other hosts of the provider's API: exact names, or ``*.`` and a name (one label).
     api_hosts: tuple[str, ...] = ()
+    #: Constant headers of every API request (``Notion-Version``); a caller's header of the
+    #: same name replaces one (:func:`~oauthvault.providers.rate_limits.outgoing_headers`).
+    api_headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    #: The provider's documented rate-limit answer headers.
+    rate_limit_headers: tuple[str, ...] = ()
+    #: The documented header saying when a 429 may be tried again, and its format.
+    rate_limit_reset: RateLimitReset | None = None
     docs_url: str | None = None
     notes: str | None = field(default=None, repr=False)
 
@@ -219,6 +228,8 @@ class ProviderSpec:
         object.__setattr__(self, "dead_grant_errors", tuple(self.dead_grant_errors))
         object.__setattr__(self, "error_fields", tuple(self.error_fields))
         object.__setattr__(self, "api_hosts", tuple(self.api_hosts))
+        object.__setattr__(self, "api_headers", MappingProxyType(dict(self.api_headers)))
+        object.__setattr__(self, "rate_limit_headers", tuple(self.rate_limit_headers))
         params = MappingProxyType(dict(self.extra_authorize_params))
         object.__setattr__(self, "extra_authorize_params", params)
         object.__setattr__(self, "token_params", MappingProxyType(dict(self.token_params)))

@@ -9,14 +9,18 @@ addresses (:mod:`oauthvault.oauth.guarded_transport`; loopback only for an app's
 loopback test double). The caller never holds the credential.
 
 - **Sent**: the caller's headers without its ``Authorization``, cookies, ``Oauthvault-*``
-  and hop-by-hop headers (RFC 9110 §7.6.1), plus the credential; the body streamed.
+  and hop-by-hop headers (RFC 9110 §7.6.1), plus the credential (a caller's header of the
+  credential's name is not sent) and the API's constant headers (``api_headers``: sent
+  unless the caller sent one of the name; see :mod:`oauthvault.providers.rate_limits`);
+  the body streamed.
 - **A 401** to a renewable credential (OAuth, app-minted, two-step) is renewed once through
   the refresh lease (however many calls were refused at once: one grant) and the request
   sent again, when its body can be sent again (none, or one of at most
   :data:`MAX_REPLAY_BODY` bytes); a second 401 goes back to the caller. A 401 or 403 to an
   API key is checked with the entry's verification request (a refusal marks the
   connection ``needs_reauth``) and passed back.
-- **429 and 503** with a ``Retry-After`` of at most ``OAUTHVAULT_PROXY_RETRY_AFTER_CAP``
+- **429 and 503** with a ``Retry-After`` (or, a 429 without one, the reset header the
+  catalog documents: ``rate_limit_reset``) of at most ``OAUTHVAULT_PROXY_RETRY_AFTER_CAP``
   seconds are waited out (with jitter) and sent again, at most ``OAUTHVAULT_PROXY_RETRIES``
   times, for idempotent methods or requests with an ``Idempotency-Key``; otherwise the
   provider's answer goes back at once, the wait in ``Oauthvault-Retry-After``.
@@ -42,6 +46,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 import anyio
@@ -67,7 +72,6 @@ from oauthvault.oauth.api_calls import (
     forwarded_headers,
     may_renew,
     may_retry,
-    retry_after,
     retry_safe,
     retry_sleep,
     returned_headers,
@@ -75,6 +79,7 @@ from oauthvault.oauth.api_calls import (
 )
 from oauthvault.oauth.guarded_transport import AddressRefused, AsyncGuardedTransport
 from oauthvault.providers.api_targets import TargetRefused, allows_redirect, build_url
+from oauthvault.providers.rate_limits import outgoing_headers, retry_wait
 from oauthvault.service.api import require_api_key
 from oauthvault.service.apikeys import ApiKey
 from oauthvault.service.edge import PROXY_PREFIX
@@ -315,7 +320,7 @@ def create_proxy_router(
         deadline = started + settings.total_timeout
         while True:
             client = clients.client(access.target.loopback)
-            headers = [*forwarded, *access.placement.headers.items()]
+            headers = outgoing_headers(forwarded, access.target.headers, access.placement.headers)
             try:
                 upstream = await _send(client, method, url, headers, body, access, deadline)
             except _RedirectRefused as refused:
@@ -359,7 +364,9 @@ def create_proxy_router(
                         "proxy %s: verification after %d failed: %s", provider, status, error
                     )
             if status in RETRY_STATUSES:
-                wait = retry_after(upstream.headers.get("retry-after"))
+                wait = retry_wait(
+                    status, upstream.headers, access.target.rate_limit_reset, datetime.now(UTC)
+                )
                 if wait is not None and may_retry(
                     status,
                     wait,

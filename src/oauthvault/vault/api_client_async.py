@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -50,13 +51,13 @@ from oauthvault.oauth.api_calls import (
     follows_redirect,
     may_renew,
     may_retry,
-    retry_after,
     retry_safe,
     retry_sleep,
     should_verify,
 )
 from oauthvault.oauth.guarded_transport import AsyncGuardedTransport
 from oauthvault.providers.api_targets import TargetRefused, allows_redirect, request_url
+from oauthvault.providers.rate_limits import retry_wait
 from oauthvault.vault.results import ApiAccess
 
 if TYPE_CHECKING:
@@ -121,7 +122,9 @@ class AsyncApiAuth(httpx.Auth):
                 except VaultError as error:
                     logger.info("%s: verification after %d failed: %s", self._ids[0], status, error)
             if status in RETRY_STATUSES:
-                wait = retry_after(response.headers.get("retry-after"))
+                wait = retry_wait(
+                    status, response.headers, access.target.rate_limit_reset, datetime.now(UTC)
+                )
                 if wait is not None and may_retry(
                     status,
                     wait,
