@@ -379,3 +379,32 @@ def test_targets_from_the_catalogs() -> None:
     credentials = load_credential_catalog()
     plain = next(s for s in credentials.values() if "{" not in s.api_base_url)
     assert credential_target(plain, {}, {}).base_url == plain.api_base_url
+
+
+def test_another_api_host_of_the_provider_can_be_aimed_at_and_no_other():
+    from oauthvault.providers.api_targets import ApiTarget, TargetRefused, build_url
+
+    box = ApiTarget.of("https://api.box.com/2.0", ("upload.box.com",))
+    upload = box.on_host("upload.box.com")
+    assert upload.base_url == "https://upload.box.com"
+    assert build_url(upload, "api/2.0/files/content", "") == (
+        "https://upload.box.com/api/2.0/files/content"
+    )
+    assert upload.hosts[1] == "api.box.com"  # a redirect back to the API host is still allowed
+    assert box.on_host("API.BOX.COM") is box
+    google = ApiTarget.of("https://www.googleapis.com", ("*.googleapis.com",))
+    assert google.on_host("gmail.googleapis.com").base_url == "https://gmail.googleapis.com"
+    for hostile in (
+        "evil.example",
+        "upload.box.com.evil.example",
+        "upload.box.com:8443",
+        "user@upload.box.com",
+        "127.0.0.1",
+        "",
+        "a.b.googleapis.com.evil",
+    ):
+        with pytest.raises(TargetRefused) as refused:
+            (box if "box" in hostile or "." not in hostile else google).on_host(hostile)
+        assert refused.value.code == "host_not_allowed", hostile
+    with pytest.raises(TargetRefused):
+        google.on_host("a.b.googleapis.com")  # a wildcard stands for one label only

@@ -162,6 +162,19 @@ def test_a_host_resolving_to_a_private_address_is_refused_with_nothing_sent(serv
     assert len(upstream.received) == before
 
 
+def test_another_api_host_must_be_the_providers(service, upstream):
+    before = len(upstream.received)
+    with service.api() as http:
+        refused = http.get(
+            "/v1/proxy/items", headers={**names(), "Oauthvault-Api-Host": "evil.example"}
+        )
+        same = http.get("/v1/proxy/items", headers={**names(), "Oauthvault-Api-Host": "127.0.0.1"})
+    assert refused.status_code == 400 and refused.headers["oauthvault-error"] == "target_refused"
+    assert refused.json()["reason"] == "host_not_allowed"
+    assert same.status_code == 200  # the base URL's own host
+    assert len(upstream.received) == before + 1
+
+
 def test_redirects_are_followed_only_to_the_providers_hosts(service, upstream):
     with service.api() as http:
         away = http.get(

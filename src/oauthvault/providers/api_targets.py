@@ -200,6 +200,28 @@ class ApiTarget:
             rate_limit_reset=rate_limit_reset,
         )
 
+    def on_host(self, host: str) -> ApiTarget:
+        """The target on another of the provider's API hosts (an ``api_hosts`` entry: an
+        upload or content host), its base URL that host's root, the hosts allowed the same.
+
+        Raises:
+            TargetRefused: ``host_not_allowed``, for a host the provider does not own, with
+                a port, userinfo or anything but a host name.
+        """
+        name = _normal_host(host)
+        if not _HOST.match(name) or not host_allowed(self, name):
+            raise TargetRefused("host_not_allowed", "that host is not one of the provider's")
+        if name == self.hosts[0]:
+            return self
+        if self.loopback:  # a test double's base URL keeps its port
+            return self
+        return ApiTarget.of(
+            f"{self.scheme}://{name}",
+            (self.hosts[0], *self.hosts[1:]),
+            headers=self.headers,
+            rate_limit_reset=self.rate_limit_reset,
+        )
+
     @property
     def scheme(self) -> str:
         return urlsplit(self.base_url).scheme
@@ -361,7 +383,9 @@ def request_url(target: ApiTarget, url: str) -> str:
     ``base_url`` reads it: ``/gmail/v1/users/me`` below ``https://gmail.googleapis.com``),
     so ``//host/x`` and ``../x`` break the path rules (``absolute_url``, ``dot_segment``).
     An absolute one (a scheme or a host) must have the base URL's scheme, host and port and
-    no userinfo (``host_not_allowed``, ``userinfo``) and lie below its path.
+    no userinfo (``host_not_allowed``, ``userinfo``) and lie below its path, or be on
+    another of the provider's API hosts (``api_hosts``: an upload or content host), from
+    that host's root.
 
     Raises:
         TargetRefused: the URL breaks a rule; nothing may be sent.
@@ -376,11 +400,12 @@ def request_url(target: ApiTarget, url: str) -> str:
         port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
     except ValueError:
         raise TargetRefused("host_not_allowed", "the URL has a malformed port") from None
-    if (
-        parts.scheme != base.scheme
-        or _normal_host(parts.hostname or "") != target.hosts[0]
-        or port != target.port
-    ):
+    host = _normal_host(parts.hostname or "")
+    if host != target.hosts[0] and parts.scheme == base.scheme and parts.port is None:
+        # another of the provider's API hosts (an upload or content host): from its root
+        other = target.on_host(host)
+        return build_url(other, parts.path.removeprefix("/"), parts.query)
+    if parts.scheme != base.scheme or host != target.hosts[0] or port != target.port:
         raise TargetRefused("host_not_allowed", "the URL is not on the API's base URL")
     if not parts.path.startswith(f"{base.path}/"):
         raise TargetRefused("host_not_allowed", "the URL leaves the API's base URL")

@@ -24,6 +24,10 @@ loopback test double). The caller never holds the credential.
   seconds are waited out (with jitter) and sent again, at most ``OAUTHVAULT_PROXY_RETRIES``
   times, for idempotent methods or requests with an ``Idempotency-Key``; otherwise the
   provider's answer goes back at once, the wait in ``Oauthvault-Retry-After``.
+- **Another host**: ``Oauthvault-Api-Host`` names another of the provider's API hosts
+  (its ``api_hosts``: Box's upload host, Dropbox's content host) for the request: its
+  path then starts at that host's root; a host the provider does not own is
+  ``target_refused``.
 - **Redirects** are followed (GET and HEAD, five at most) only to a host the provider owns;
   another is refused (``502 redirect_refused``).
 - **Answers**: the provider's own answer passes through unchanged (status, safe headers,
@@ -41,6 +45,7 @@ loopback test double). The caller never holds the credential.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -97,6 +102,9 @@ MAX_REPLAY_BODY = 1_048_576
 _CONNECTION_HEADERS = ("oauthvault-provider", "oauthvault-workspace-id", "oauthvault-actor-id")
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ERROR_HEADER = "Oauthvault-Error"
+#: Names another of the provider's API hosts (an ``api_hosts`` entry: an upload or content
+#: host) for the request; the base URL's host without it.
+API_HOST_HEADER = "Oauthvault-Api-Host"
 RETRY_AFTER_HEADER = "Oauthvault-Retry-After"
 
 
@@ -295,8 +303,10 @@ def create_proxy_router(
         raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
         tail = raw_path[len(PROXY_PREFIX) :]
         query: bytes = request.scope.get("query_string", b"")
-        call.host = urlsplit(access.target.base_url).hostname
+        api_host = request.headers.get(API_HOST_HEADER)
         try:
+            access = _aimed(access, api_host)
+            call.host = urlsplit(access.target.base_url).hostname
             url = _with_query(build_url(access.target, tail, query), dict(access.placement.query))
         except TargetRefused as error:
             return _vault_problem(400, "target_refused", error.detail, reason=error.code)
@@ -351,6 +361,7 @@ def create_proxy_router(
                     )
                 except VaultError as error:
                     return _vault_error(error)
+                access = _aimed(access, api_host)  # checked above: the same host
                 url = _with_query(
                     build_url(access.target, tail, query), dict(access.placement.query)
                 )
@@ -389,6 +400,17 @@ def create_proxy_router(
             return _passed(upstream, call)
 
     return router
+
+
+def _aimed(access: ApiAccess, host: str | None) -> ApiAccess:
+    """``access`` aimed at another of the provider's hosts, when the caller names one.
+
+    Raises:
+        TargetRefused: the provider does not own that host.
+    """
+    if not host:
+        return access
+    return dataclasses.replace(access, target=access.target.on_host(host))
 
 
 class _RedirectRefused(Exception):
