@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -68,6 +70,16 @@ def rss_bytes(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used (``/proc/<pid>/stat``), or ``None``."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler:
@@ -239,16 +251,21 @@ def proxy_benchmark(
         _verify_and_warm(urls, headers)
 
         measured: dict[str, list[WrkResult]] = {side: [] for side in urls}
+        cpu_us: dict[str, list[float]] = {side: [] for side in urls}  # server CPU per request
         for _ in range(rounds):
             for side in ("direct", "bare", "ours"):
-                measured[side].append(
-                    run_wrk(
-                        urls[side],
-                        duration_s=duration_s,
-                        connections=connections,
-                        headers=headers[side],
-                    )
+                pid = servers[side].process.pid
+                cpu_before = cpu_seconds(pid)
+                result = run_wrk(
+                    urls[side],
+                    duration_s=duration_s,
+                    connections=connections,
+                    headers=headers[side],
                 )
+                cpu_after = cpu_seconds(pid)
+                measured[side].append(result)
+                if cpu_before is not None and cpu_after is not None and result.requests:
+                    cpu_us[side].append(1e6 * (cpu_after - cpu_before) / result.requests)
                 for name, server in servers.items():
                     if server.process.poll() is not None:
                         raise RuntimeError(f"{name} died under load:\n{server.output()}")
@@ -271,7 +288,11 @@ def proxy_benchmark(
             }
         rss_at_end = {side: rss_bytes(server.process.pid) for side, server in servers.items()}
 
-    stats = {side: _median(results) for side, results in measured.items()}
+    stats: dict[str, dict[str, Any]] = {side: _median(r) for side, r in measured.items()}
+    for side, values in cpu_us.items():
+        stats[side]["server_cpu_us_per_request"] = (
+            round(statistics.median(values), 1) if values else None
+        )
     ours_stats, bare_stats, direct_stats = stats["ours"], stats["bare"], stats["direct"]
     growth = stream["ours"]["rss_growth_mib"]  # type: ignore[index]
     return {
@@ -282,6 +303,13 @@ def proxy_benchmark(
         "direct": direct_stats,
         "p50_ratio": round(ours_stats["p50_ms"] / bare_stats["p50_ms"], 3),
         "rps_ratio": round(ours_stats["requests_per_s"] / bare_stats["requests_per_s"], 3),
+        "cpu_ratio": (
+            None
+            if not (cpu_us["ours"] and cpu_us["bare"])
+            else round(
+                ours_stats["server_cpu_us_per_request"] / bare_stats["server_cpu_us_per_request"], 3
+            )
+        ),
         "bare_vs_direct_p50_ratio": round(bare_stats["p50_ms"] / direct_stats["p50_ms"], 3),
         "targets": {
             "p50_ratio_max": P50_TARGET,

@@ -578,9 +578,11 @@ def print_proxy(p: dict[str, Any]) -> None:
         ("direct", "direct to the upstream"),
     ):
         s = p[side]
+        cpu = s.get("server_cpu_us_per_request")
         print(
             f"  {label:28} {s['requests_per_s']:8.0f} req/s  p50 {s['p50_ms']:7.2f} ms"
             f"  p99 {s['p99_ms']:7.2f} ms"
+            + ("" if cpu is None else f"  server CPU {cpu:7.1f} µs/request")
         )
     print(
         f"  p50 ratio (ours / bare) {p['p50_ratio']:.3f} (target ≤ {P50_TARGET:.2f})"
@@ -589,6 +591,8 @@ def print_proxy(p: dict[str, Any]) -> None:
         f" {'ok' if p['rps_ratio'] >= RPS_TARGET else 'MISS'};"
         f" bare / direct p50 {p['bare_vs_direct_p50_ratio']:.3f}"
     )
+    if p.get("cpu_ratio") is not None:
+        print(f"  server CPU per request, ours / bare: {p['cpu_ratio']:.3f}")
     stream = p["stream"]
     print(f"  {stream['mib']} MiB streamed through:")
     for side in ("ours", "bare", "direct"):
