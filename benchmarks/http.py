@@ -100,8 +100,10 @@ def _stop(server: Server) -> None:
 
 @contextmanager
 def serve(name: str, factory: str, env: dict[str, str], workdir: Path) -> Iterator[Server]:
-    """``python -m uvicorn --factory benchmarks.http_apps:<factory>`` on a free port, stopped
-    on exit (also on error). A port taken between probing and binding means another try."""
+    """``python -m uvicorn --factory benchmarks.http_apps:<factory>`` (or ``module:factory``)
+    on a free port, stopped on exit (also on error). A port taken between probing and
+    binding means another try."""
+    target = factory if ":" in factory else f"benchmarks.http_apps:{factory}"
     for attempt in range(3):
         port = free_port()
         log = workdir / f"{name}-{attempt}.log"
@@ -112,7 +114,7 @@ def serve(name: str, factory: str, env: dict[str, str], workdir: Path) -> Iterat
                     "-m",
                     "uvicorn",
                     "--factory",
-                    f"benchmarks.http_apps:{factory}",
+                    target,
                     "--host",
                     "127.0.0.1",
                     "--port",

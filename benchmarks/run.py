@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -37,6 +38,7 @@ from benchmarks.dataset import (
 )
 from benchmarks.http import http_benchmark
 from benchmarks.propagation import propagation
+from benchmarks.proxy import P50_TARGET, RPS_TARGET, RSS_GROWTH_TARGET_MIB, proxy_benchmark
 from benchmarks.timing import Comparison, compare, compare_async
 from oauthvault import AsyncOAuthTokenCache, KeyRing, OAuthTokenCache, TokenKey, generate_key
 from oauthvault.cache import cache_key
@@ -93,7 +95,8 @@ class Mode:
     large: int  # the "1,000,000 stored connections" dataset
     http_duration_s: int  # seconds of wrk load per side and round
     http_rounds: int  # rounds, each floor then ours
-    http_connections: int  # wrk keep-alive connections
+    http_connections: int  # wrk keep-alive connections (the proxy benchmark's too)
+    proxy_big_mib: int  # the body streamed through the API proxy, memory watched
 
 
 QUICK = Mode(
@@ -104,6 +107,7 @@ QUICK = Mode(
     http_duration_s=2,
     http_rounds=3,
     http_connections=8,
+    proxy_big_mib=64,
 )
 FULL = Mode(
     count=1_000,
@@ -113,6 +117,7 @@ FULL = Mode(
     http_duration_s=10,
     http_rounds=3,
     http_connections=32,
+    proxy_big_mib=1024,
 )
 HTTP_TARGET = 1.0  # the token endpoint's requests/s, as a share of the floor's
 
@@ -560,8 +565,51 @@ ALL = (
     "memory",
     "propagation",
     "http",
+    "proxy",
 )
 PROPAGATION_TARGET_MS = 50.0  # p99 of a store seen by another process's next read
+
+
+def print_proxy(p: dict[str, Any]) -> None:
+    print("\nAPI proxy, GET /v1/proxy/items (wrk, median over rounds):")
+    for side, label in (
+        ("ours", "oauthvault /v1/proxy"),
+        ("bare", "bare Starlette+httpx proxy"),
+        ("direct", "direct to the upstream"),
+    ):
+        s = p[side]
+        cpu = s.get("server_cpu_us_per_request")
+        print(
+            f"  {label:28} {s['requests_per_s']:8.0f} req/s  p50 {s['p50_ms']:7.2f} ms"
+            f"  p99 {s['p99_ms']:7.2f} ms"
+            + ("" if cpu is None else f"  server CPU {cpu:7.1f} µs/request")
+        )
+    print(
+        f"  p50 ratio (ours / bare) {p['p50_ratio']:.3f} (target ≤ {P50_TARGET:.2f})"
+        f" {'ok' if p['p50_ratio'] <= P50_TARGET else 'MISS'};"
+        f" throughput ratio {p['rps_ratio']:.3f} (target ≥ {RPS_TARGET:.2f})"
+        f" {'ok' if p['rps_ratio'] >= RPS_TARGET else 'MISS'};"
+        f" bare / direct p50 {p['bare_vs_direct_p50_ratio']:.3f}"
+    )
+    if p.get("cpu_ratio") is not None:
+        print(f"  server CPU per request, ours / bare: {p['cpu_ratio']:.3f}")
+    stream = p["stream"]
+    print(f"  {stream['mib']} MiB streamed through:")
+    for side in ("ours", "bare", "direct"):
+        s = stream[side]
+        rss = (
+            ""
+            if s["rss_growth_mib"] is None
+            else f", server RSS {s['rss_before_mib']} -> {s['rss_peak_mib']} MiB"
+            f" (+{s['rss_growth_mib']} MiB)"
+        )
+        print(f"    {side:7} {s['seconds']:7.2f} s, {s['mib_per_s']:7.1f} MiB/s{rss}")
+    growth = p["rss_growth_mib"]
+    if growth is not None:
+        print(
+            f"  service RSS growth {growth} MiB (target < {RSS_GROWTH_TARGET_MIB:.0f} MiB)"
+            f" {'ok' if growth < RSS_GROWTH_TARGET_MIB else 'MISS'}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -627,6 +675,16 @@ def main(argv: list[str] | None = None) -> None:
                     connections=mode.http_connections,
                     rounds=mode.http_rounds,
                 )
+            elif name == "proxy":
+                report["proxy"] = proxy_benchmark(
+                    bench.database_url,
+                    REDIS_URL,
+                    bench.key,
+                    duration_s=mode.http_duration_s,
+                    connections=mode.http_connections,
+                    rounds=mode.http_rounds,
+                    big_mib=mode.proxy_big_mib,
+                )
             elif name == "scale" and {"cached get_tokens", "cache-miss get_tokens"} <= set(small):
                 sizes = tuple(sorted(args.large)) if args.large else (mode.large,)
                 report["scale"] = scale(bench, small, sizes)
@@ -671,6 +729,8 @@ def main(argv: list[str] | None = None) -> None:
             f" = {h['rps_ratio']:.2f}x (target ≥ {HTTP_TARGET:.2f})"  # type: ignore[index]
             f" {'ok' if h['rps_ratio'] >= HTTP_TARGET else 'MISS'}"  # type: ignore[index]
         )
+    if "proxy" in report:
+        print_proxy(report["proxy"])  # type: ignore[arg-type]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.output}")

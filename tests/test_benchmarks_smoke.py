@@ -51,4 +51,11 @@ def test_quick_benchmark_run_writes_every_comparison(tmp_path, _redis_checked, p
     assert "Index Only Scan on idx_oauth_tokens_due" in report["scale"][0]["due_scan"]["plan"]
     assert report["memory"]["redis_memory_usage_per_connection"] > 0
     assert report["http"]["rps_ratio"] > 0
+    proxy = report["proxy"]
+    assert proxy["p50_ratio"] > 0 and proxy["rps_ratio"] > 0
+    assert proxy["direct"]["requests_per_s"] > 0 and proxy["bare"]["requests_per_s"] > 0
+    # 64 MiB through the service's proxy, its resident memory sampled (Linux: /proc).
+    assert proxy["stream"]["mib"] == 64 and proxy["stream"]["ours"]["mib_per_s"] > 0
+    if Path("/proc/self/status").exists():
+        assert proxy["rss_growth_mib"] is not None
     assert "ratio" in result.stdout
