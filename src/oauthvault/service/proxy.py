@@ -429,9 +429,9 @@ async def _send(
     """Send, following redirects (GET and HEAD, only to hosts the provider owns)."""
     for _ in range(MAX_REDIRECTS + 1):
         request = client.build_request(method, url, headers=headers, content=body)
-        upstream = await asyncio.wait_for(
-            client.send(request, stream=True), timeout=max(0.1, deadline - time.perf_counter())
-        )
+        # A deadline on this task (asyncio.wait_for would make a task per send).
+        async with asyncio.timeout(max(0.1, deadline - time.perf_counter())):
+            upstream = await client.send(request, stream=True)
         location = upstream.headers.get("location")
         if location is None or not follows_redirect(method, upstream.status_code, location):
             return upstream
