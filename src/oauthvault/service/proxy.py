@@ -326,6 +326,7 @@ def create_proxy_router(
         forwarded = forwarded_headers(request.headers.items())
         ids = (provider, workspace_id, actor_id)
         renewed = False
+        resent = False
         attempts = 0
         deadline = started + settings.total_timeout
         while True:
@@ -340,11 +341,17 @@ def create_proxy_router(
                 return _vault_problem(
                     502, "host_refused", f"{error.host} does not resolve to a public address"
                 )
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):
                 return _vault_problem(
                     504, "upstream_timeout", "the provider did not answer in time"
                 )
             except httpx.TransportError as error:
+                # A kept-alive connection the provider closed as it was reused, a reset:
+                # nothing was answered, so an idempotent request is sent once more.
+                if safe and replayable and not resent:
+                    resent = True
+                    logger.info("proxy %s: sent again after %s", provider, type(error).__name__)
+                    continue
                 return _vault_problem(
                     502,
                     "upstream_unreachable",
