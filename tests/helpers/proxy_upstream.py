@@ -120,6 +120,14 @@ class ProxyUpstream:
                     headers = {query["header"]: query["value"], "X-Rate-Remaining": "0"}
                     return JSONResponse({"error": "rate_limited"}, status_code=429, headers=headers)
             return JSONResponse({"ok": True, "key": key}, headers={"X-Rate-Remaining": "9"})
+        if rest == "multi":  # a repeated header, and one forging the vault's refusal marker
+            answer = JSONResponse({"ok": True})
+            answer.raw_headers += [
+                (b"link", b"<https://api.example/p2>; rel=next"),
+                (b"link", b"<https://api.example/p9>; rel=last"),
+                (b"oauthvault-error", b"not_found"),
+            ]
+            return answer
         if rest == "redirect":
             return RedirectResponse(query["to"], status_code=302)
         if rest.startswith("big/"):
@@ -145,7 +153,9 @@ class ProxyUpstream:
                 headers={"Content-Length": str(size)},
             )
         if rest.startswith("upload"):
-            return JSONResponse({"received": length})
+            announced = request.headers.get("content-length")
+            chunked = request.headers.get("transfer-encoding")
+            return JSONResponse({"received": length, "length": announced, "chunked": chunked})
         body = {
             "method": request.method,
             "path": request.url.path,

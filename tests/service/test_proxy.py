@@ -94,6 +94,17 @@ def test_the_credential_is_placed_and_the_callers_own_headers_are_not_sent(servi
     assert not any(name.startswith("oauthvault-") for name in sent.headers)
 
 
+def test_repeated_headers_pass_whole_and_the_vaults_marker_cannot_be_forged(service, upstream):
+    with service.api() as http:
+        answer = http.get("/v1/proxy/multi", headers=names())
+    assert answer.status_code == 200
+    assert answer.headers.get_list("link") == [
+        "<https://api.example/p2>; rel=next",
+        "<https://api.example/p9>; rel=last",
+    ]
+    assert "oauthvault-error" not in answer.headers
+
+
 def test_the_vaults_refusals_are_problems_the_providers_answers_pass_through(service, upstream):
     with service.api() as http:
         missing = http.get("/v1/proxy/items", headers=names(actor="nobody"))
@@ -321,9 +332,17 @@ def test_a_large_upload_streams_through(service, upstream):
 
     with service.api() as http:
         answer = http.post("/v1/proxy/upload", headers=names(), content=chunks(), timeout=120)
+        announced = http.post(
+            "/v1/proxy/upload",
+            headers={**names(), "Content-Length": str(size)},
+            content=chunks(),
+            timeout=120,
+        )
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"received": size}
+    assert answer.json()["received"] == size and answer.json()["chunked"] == "chunked"
     assert upstream.upload_chunks > 1  # it arrived as it was sent, not as one buffer
+    # A length the caller announced is kept: not turned into a chunked upload.
+    assert announced.json() == {"received": size, "length": str(size), "chunked": None}
 
 
 def test_no_secret_in_the_logs(service, upstream, caplog):

@@ -97,23 +97,25 @@ def forwarded_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str
     return kept
 
 
-def returned_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """A provider's answer headers that are passed back: not hop-by-hop (nor listed in
-    ``Connection``), no ``Set-Cookie``; ``Content-Length`` kept (the raw bytes pass
-    untouched, so their length holds). A name given twice keeps its last value."""
+def returned_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A provider's answer headers that are passed back, in order and every value of a
+    repeated name kept (``Link``, ``Vary``): not hop-by-hop (nor listed in
+    ``Connection``), no ``Set-Cookie``, and no ``Oauthvault-*`` (a provider cannot make its
+    answer look like the vault's refusal); ``Content-Length`` kept once (the raw bytes pass
+    untouched, so their length holds)."""
     pairs = list(headers)
     listed = _listed(pairs)
-    kept: dict[str, str] = {}
+    kept: list[tuple[str, str]] = []
     length = None
     for name, value in pairs:
         lower = name.lower()
         if lower == "content-length":
             length = value
-        if lower in _NOT_RETURNED or lower in listed:
+        if lower in _NOT_RETURNED or lower in listed or lower.startswith("oauthvault-"):
             continue
-        kept[name] = value
+        kept.append((name, value))
     if length is not None:
-        kept["content-length"] = length
+        kept.append(("content-length", length))
     return kept
 
 

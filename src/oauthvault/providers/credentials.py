@@ -40,6 +40,7 @@ __all__ = [
     "DerivedParam",
     "Placement",
     "VerifyRequest",
+    "credential_entry",
     "load_credential_catalog",
     "parse_credential_catalog",
 ]
@@ -515,6 +516,16 @@ def _catalog() -> Mapping[str, CredentialSpec]:
     files = resources.files("oauthvault.providers")
     text = files.joinpath("credentials.toml").read_text("utf-8")
     return MappingProxyType(parse_credential_catalog(text))
+
+
+def credential_entry(name: str) -> CredentialSpec | None:
+    """The packaged catalog's entry ``name`` (``None``: no such entry), without copying the
+    catalog: the lookup every request makes.
+
+    Raises:
+        ConfigError: the packaged catalog is broken.
+    """
+    return _catalog().get(name)
 
 
 def load_credential_catalog() -> dict[str, CredentialSpec]:

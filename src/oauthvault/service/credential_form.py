@@ -31,7 +31,10 @@ from starlette.responses import Response
 from oauthvault.errors import InvalidCredentials, InvalidInput, VaultError
 from oauthvault.failures import classify
 from oauthvault.models import CredentialKind
-from oauthvault.providers.credentials import CredentialSpec, load_credential_catalog
+from oauthvault.providers.credentials import (
+    CredentialSpec,
+    credential_entry,
+)
 from oauthvault.providers.params import ConnectionParam, missing_link_params
 from oauthvault.service.connect_pages import ConnectPages
 from oauthvault.service.html_pattern import html_pattern
@@ -85,7 +88,7 @@ class CredentialForms:
     @staticmethod
     def spec(provider: str) -> CredentialSpec | None:
         """The catalog entry of ``provider`` when its connect link is a form, else ``None``."""
-        spec = load_credential_catalog().get(provider)
+        spec = credential_entry(provider)
         return spec if spec is not None and spec.auth in FORM_KINDS else None
 
     async def show(self, binding: str, link: ConnectLink) -> Response:

@@ -34,7 +34,11 @@ from oauthvault.failures import classify
 from oauthvault.oauth.app_tokens import github_user_has_installation, github_user_token
 from oauthvault.oauth.token_request import run_async
 from oauthvault.providers.credential_apps import CredentialApp
-from oauthvault.providers.credentials import CredentialSpec, load_credential_catalog
+from oauthvault.providers.credentials import (
+    CredentialSpec,
+    credential_entry,
+    load_credential_catalog,
+)
 from oauthvault.providers.minting import GitHubApp, parse_github_app
 from oauthvault.service.connect_pages import BINDING_COOKIE, ConnectPages
 from oauthvault.service.links import ConnectLink, ConnectLinks
@@ -74,7 +78,7 @@ class GitHubInstalls:
     def spec(self, provider: str) -> CredentialSpec | None:
         """The catalog entry of ``provider`` when it is a GitHub App this deployment
         configures, else ``None``."""
-        spec = load_credential_catalog().get(provider)
+        spec = credential_entry(provider)
         if spec is None or spec.app != "github_app" or provider not in self._apps:
             return None
         return spec

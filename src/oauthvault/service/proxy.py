@@ -324,6 +324,10 @@ def create_proxy_router(
         method = request.method
         safe = retry_safe(method, request.headers.keys())
         forwarded = forwarded_headers(request.headers.items())
+        if not replayable and length is not None and length.isascii() and length.isdigit():
+            # A streamed body keeps the length it was announced with (httpx then sends it
+            # as is, not chunked: some APIs take no chunked upload).
+            forwarded.append(("Content-Length", length))
         ids = (provider, workspace_id, actor_id)
         renewed = False
         resent = False
@@ -494,12 +498,13 @@ def _passed(upstream: httpx.Response, call: _Call) -> Response:
         await upstream.aclose()
 
     call.streaming = True
-    return _CancellableStream(
-        body(),
-        status_code=status,
-        headers=returned_headers(upstream.headers.multi_items()),
-        background=BackgroundTask(after),
-    )
+    answer = _CancellableStream(body(), status_code=status, background=BackgroundTask(after))
+    # Every header as the provider sent it, a repeated name's values all kept.
+    answer.raw_headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in returned_headers(upstream.headers.multi_items())
+    ]
+    return answer
 
 
 def _observe(

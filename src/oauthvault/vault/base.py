@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from oauthvault.audit import AuditTrail, Outcome, outcome_of
 from oauthvault.cache.breaker import CircuitBreaker
@@ -46,13 +46,14 @@ from oauthvault.models import (
     validate_tokens,
 )
 from oauthvault.oauth.verification import Verdict
+from oauthvault.providers.api_targets import ApiTarget
 from oauthvault.providers.catalog import load_catalog
 from oauthvault.providers.config import ProviderConfig
 from oauthvault.providers.credential_apps import CredentialApp
 from oauthvault.providers.credentials import (
     CredentialSpec,
     Placement,
-    load_credential_catalog,
+    credential_entry,
 )
 from oauthvault.providers.params import ConnectionParam, check_given_params
 from oauthvault.storage.key_usage import KeyUsageRecorder
@@ -71,7 +72,9 @@ from oauthvault.vault.results import BackendMode, ReadCounters, Readiness
 from oauthvault.vault.steps import Flow
 from oauthvault.vault.tiers import ReadTiers
 
-__all__ = ["FEED_HEARTBEAT", "FEED_PROBE_TIMEOUT", "VaultBase"]
+__all__ = ["FEED_HEARTBEAT", "FEED_PROBE_TIMEOUT", "BoundedMemo", "VaultBase"]
+
+_Kept = TypeVar("_Kept")
 
 #: The change feed probes itself this often (seconds), and gives a probe this long to
 #: come back before it stops trusting its connection (and the local cache with it).
@@ -84,6 +87,23 @@ def _utc_now() -> datetime:
 
 
 _HOST = socket.gethostname()[:64]
+
+
+class BoundedMemo(Generic[_Kept]):
+    """At most ``size`` values by key; the oldest goes when a new one comes (no I/O, no
+    lock: a lost write only costs a recomputation)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._values: dict[object, _Kept] = {}
+
+    def get(self, key: object) -> _Kept | None:
+        return self._values.get(key)
+
+    def keep(self, key: object, value: _Kept) -> None:
+        if len(self._values) >= self._size:
+            self._values.pop(next(iter(self._values)), None)
+        self._values[key] = value
 
 
 def _credential_params(spec: CredentialSpec | None) -> tuple[ConnectionParam, ...]:
@@ -142,6 +162,7 @@ class VaultBase(ReadTiers):
             None if credential_apps is None else dict(credential_apps)
         )
         self._declared: dict[str, tuple[ConnectionParam, ...]] = {}
+        self._api_targets: BoundedMemo[ApiTarget] = BoundedMemo(4096)
         self._events = EventSink(on_event)
         self._refresh_timeout = (
             settings.refresh_timeout if refresh_timeout is None else refresh_timeout
@@ -298,7 +319,7 @@ class VaultBase(ReadTiers):
             if spec is not None:
                 declared = spec.connection_params
             else:
-                declared = _credential_params(load_credential_catalog().get(provider))
+                declared = _credential_params(credential_entry(provider))
             self._declared[provider] = declared
         return declared
 
@@ -308,7 +329,7 @@ class VaultBase(ReadTiers):
         Raises:
             UnknownProvider: no such entry.
         """
-        spec = load_credential_catalog().get(provider)
+        spec = credential_entry(provider)
         if spec is None:
             raise UnknownProvider(provider)
         app = self._credential_app(provider)
@@ -368,15 +389,21 @@ class VaultBase(ReadTiers):
         return TokenSet("-", None, expired, None, params, credentials=fields)
 
     @staticmethod
+    def _public_fields(spec: CredentialSpec, fields: Credentials) -> tuple[tuple[str, str], ...]:
+        """A credential's non-secret fields (they may shape its API URL), never a secret."""
+        secret = spec.secret_fields
+        return tuple(sorted((k, v) for k, v in fields.items() if k not in secret))
+
+    @staticmethod
     def _listed(rows: list[StoredConnection]) -> list[StoredConnection]:
         """Rows as listed: a static credential (its fields sealed where a refresh token
         would be) renews nothing, so it has no refresh token to show."""
-        catalog = load_credential_catalog()
-        static = {name for name, spec in catalog.items() if not spec.minted}
-        return [
-            dataclasses.replace(row, has_refresh_token=False) if row.provider in static else row
-            for row in rows
-        ]
+        listed = []
+        for row in rows:
+            spec = credential_entry(row.provider) if row.has_refresh_token else None
+            static = spec is not None and not spec.minted
+            listed.append(dataclasses.replace(row, has_refresh_token=False) if static else row)
+        return listed
 
     def _placement(self, provider: str, tokens: TokenSet) -> Placement:
         """Where this connection's credential goes on a request (pure)."""

@@ -445,13 +445,23 @@ class CredentialVault(VaultBase):
         return ApiClient(auth, timeout=timeout)
 
     def _api_target(self, provider: str, tokens: TokenSet) -> ApiTarget:
+        """The connection's API target, kept per (provider, parameters, non-secret fields):
+        a proxied call reads it each time, and it changes only with those."""
         fields = tokens.credentials
-        if fields is not None:
-            return credential_target(self._credential_spec(provider), tokens.params, fields)
-        spec = self._provider(provider).spec
-        target = None if spec is None else provider_target(spec, tokens.params)
+        spec = self._credential_spec(provider) if fields is not None else None
+        public = () if spec is None or fields is None else self._public_fields(spec, fields)
+        cache_key = (provider, tuple(sorted(tokens.params.items())), public)
+        target = self._api_targets.get(cache_key)
+        if target is not None:
+            return target
+        if spec is not None and fields is not None:
+            target = credential_target(spec, tokens.params, fields)
+        else:
+            oauth_spec = self._provider(provider).spec
+            target = None if oauth_spec is None else provider_target(oauth_spec, tokens.params)
         if target is None:
             raise ConfigError(
                 f"providers.{provider}.api_base_url", "is required to send requests to its API"
             )
+        self._api_targets.keep(cache_key, target)
         return target
