@@ -240,6 +240,7 @@ def test_a_401_refreshes_once_and_retries_even_for_fifty_calls_at_once(service, 
     assert service.provider.stats().get("refresh_token", 0) == before + 1
 
 
+@pytest.mark.once  # bytes through sockets: the same on every Python, run on the first only
 def test_a_large_download_streams_with_flat_memory(service, upstream):
     tracemalloc.start()
     try:
@@ -259,6 +260,7 @@ def test_a_large_download_streams_with_flat_memory(service, upstream):
 
 
 @pytest.mark.slow  # a gibibyte through two hops
+@pytest.mark.once
 def test_a_gibibyte_download_streams_with_flat_memory(service, upstream):
     tracemalloc.start()
     try:
@@ -322,6 +324,7 @@ def test_a_refused_api_key_is_verified_and_marked_needs_reauth(service, upstream
     assert row["status"] == "needs_reauth"
 
 
+@pytest.mark.once
 def test_a_large_upload_streams_through(service, upstream):
     size = 64 * 1_048_576
 
