@@ -21,7 +21,8 @@ Where a request may go (its URL and path) is :mod:`oauthvault.providers.api_targ
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -42,6 +43,7 @@ __all__ = [
     "retry_sleep",
     "returned_headers",
     "should_verify",
+    "with_query",
 ]
 
 #: RFC 9110 §7.6.1, and the proxy-era names still seen.
@@ -62,6 +64,14 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # client sets itself.
 _NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "expect"}
 _NOT_RETURNED = HOP_BY_HOP | {"set-cookie", "content-length"}
+
+
+def with_query(url: str, query: Mapping[str, str]) -> str:
+    """``url`` with ``query`` (a credential placed in the query) added after its own query
+    parameters, which are kept byte for byte."""
+    if not query:
+        return url
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(dict(query))
 
 
 def apply_placement(request: httpx.Request, placement: Placement) -> None:

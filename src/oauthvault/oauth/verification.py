@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlencode
 
+from oauthvault.oauth.api_calls import with_query
 from oauthvault.oauth.token_request import HttpRequest, HttpResponse
-from oauthvault.providers.credentials import CredentialSpec
+from oauthvault.providers.credentials import CredentialSpec, VerifyRequest
 
 __all__ = ["REFUSED_STATUSES", "Verdict", "verify_credential"]
 
@@ -46,12 +46,22 @@ def verify_credential(
     request = spec.verify
     if request is None:
         return Verdict("skipped", "the provider documents no verification request")
-    placement = spec.placement(credentials, params, access_token)
-    url = spec.url(request.path, params, credentials)
-    if placement.query:
-        url += ("&" if "?" in url else "?") + urlencode(dict(placement.query))
-    answer = yield HttpRequest(request.method, url, headers=_with_accept(placement.headers))
+    answer = yield _placed(spec, request, credentials, params, access_token)
     return verdict_of(answer, request.ok)
+
+
+def _placed(
+    spec: CredentialSpec,
+    request: VerifyRequest,
+    credentials: Mapping[str, str],
+    params: Mapping[str, str],
+    access_token: str | None,
+) -> HttpRequest:
+    """``request`` (the entry's verification or revocation) on the API base URL, the
+    credential placed as the catalog says."""
+    placement = spec.placement(credentials, params, access_token)
+    url = with_query(spec.url(request.path, params, credentials), placement.query)
+    return HttpRequest(request.method, url, headers=_with_accept(placement.headers))
 
 
 def _with_accept(headers: Mapping[str, str]) -> dict[str, str]:
@@ -85,9 +95,5 @@ def revoke_credential(
     request = spec.revocation
     if request is None:
         return None
-    placement = spec.placement(credentials, params, access_token)
-    url = spec.url(request.path, params, credentials)
-    if placement.query:
-        url += ("&" if "?" in url else "?") + urlencode(dict(placement.query))
-    answer = yield HttpRequest(request.method, url, headers=_with_accept(placement.headers))
+    answer = yield _placed(spec, request, credentials, params, access_token)
     return answer.failure is None and 200 <= answer.status < 300

@@ -52,7 +52,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -81,6 +81,7 @@ from oauthvault.oauth.api_calls import (
     retry_sleep,
     returned_headers,
     should_verify,
+    with_query,
 )
 from oauthvault.oauth.guarded_transport import AddressRefused, AsyncGuardedTransport
 from oauthvault.providers.api_targets import TargetRefused, allows_redirect, build_url
@@ -219,12 +220,6 @@ class _Call:
         self.trail.record_call(self.caller, *self.ids, call, source=self.source)
 
 
-def _with_query(url: str, query: dict[str, str]) -> str:
-    if not query:
-        return url
-    return url + ("&" if urlsplit(url).query else "?") + urlencode(query)
-
-
 def create_proxy_router(
     vault: AsyncOAuthTokenCache,
     clients: ProxyClients,
@@ -307,7 +302,7 @@ def create_proxy_router(
         try:
             access = _aimed(access, api_host)
             call.host = urlsplit(access.target.base_url).hostname
-            url = _with_query(build_url(access.target, tail, query), dict(access.placement.query))
+            url = with_query(build_url(access.target, tail, query), access.placement.query)
         except TargetRefused as error:
             return _vault_problem(400, "target_refused", error.detail, reason=error.code)
         call.target(url)
@@ -373,9 +368,7 @@ def create_proxy_router(
                 except VaultError as error:
                     return _vault_error(error)
                 access = _aimed(access, api_host)  # checked above: the same host
-                url = _with_query(
-                    build_url(access.target, tail, query), dict(access.placement.query)
-                )
+                url = with_query(build_url(access.target, tail, query), access.placement.query)
                 call.target(url)
                 continue
             if should_verify(status, renewable=renewable):
